@@ -1,0 +1,43 @@
+/* main.c — the tollgate binary: dispatch to a subcommand. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+
+#define TOLLGATE_VERSION "0.1.0"
+
+/* Add a line here when a subcommand lands (and its prototype to cli.h). */
+static const cli_cmd_t commands[] = {
+    {NULL, NULL, NULL},
+};
+
+static void usage(FILE *out) {
+    fprintf(out, "tollgate %s — run a language model as a production service on CPU\n\n"
+                 "usage: tollgate COMMAND [options]   (tollgate COMMAND --help for details)\n\n"
+                 "commands:\n",
+            TOLLGATE_VERSION);
+    for (const cli_cmd_t *c = commands; c->name; c++)
+        fprintf(out, "  %-10s %s\n", c->name, c->summary);
+    fprintf(out, "  %-10s %s\n", "version", "print the version");
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    const char *name = argv[1];
+    if (!strcmp(name, "--help") || !strcmp(name, "-h") || !strcmp(name, "help")) {
+        usage(stdout);
+        return 0;
+    }
+    if (!strcmp(name, "version") || !strcmp(name, "--version")) {
+        printf("tollgate %s\n", TOLLGATE_VERSION);
+        return 0;
+    }
+    for (const cli_cmd_t *c = commands; c->name; c++)
+        if (!strcmp(c->name, name))
+            return c->fn(argc - 1, argv + 1);
+    fprintf(stderr, "tollgate: unknown command '%s'; run 'tollgate --help' for the list\n", name);
+    return 2;
+}
