@@ -51,7 +51,7 @@ int main(void) {
     CHECK_EQ_INT(b.len, 40000);
     bad = 0;
     for (int i = 0; i < 10000; i++) {
-        char t[8];
+        char t[16];
         snprintf(t, sizeof t, "%04d", i);
         bad += memcmp(b.data + 4 * i, t, 4) != 0;
     }
