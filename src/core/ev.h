@@ -17,7 +17,8 @@ typedef void (*ev_timer_cb)(ev_loop_t *loop, void *arg);
 typedef void (*ev_wakeup_cb)(ev_loop_t *loop, void *arg);
 
 /* A timer embedded in the caller's struct (no allocation per timer).
- * Zero-initialise it (or ev_timer_init) before first use. */
+ * Zero-initialise it (or ev_timer_init) before first use. The owner must stop
+ * it before freeing the struct that holds it. */
 typedef struct ev_timer {
     uint64_t when_ns; /* monotonic deadline */
     size_t heap_idx;  /* position in the loop's heap, SIZE_MAX when not armed */
@@ -40,8 +41,10 @@ int ev_io_mod(ev_loop_t *loop, int fd, uint32_t events);
 int ev_io_del(ev_loop_t *loop, int fd);
 
 void ev_timer_init(ev_timer_t *t);
-/* (Re)arm t to fire once after delay_ms. Re-arming an armed timer moves it. */
-void ev_timer_start(ev_loop_t *loop, ev_timer_t *t, uint64_t delay_ms, ev_timer_cb cb, void *arg);
+/* (Re)arm t to fire once after delay_ms (counted from ev_now_ns). Re-arming an
+ * armed timer moves it. A timer is disarmed before its cb runs, so the cb may
+ * re-arm it. 0, -EINVAL (cb NULL) or -ENOMEM (heap growth; t stays disarmed). */
+int ev_timer_start(ev_loop_t *loop, ev_timer_t *t, uint64_t delay_ms, ev_timer_cb cb, void *arg);
 void ev_timer_stop(ev_loop_t *loop, ev_timer_t *t);
 int ev_timer_active(const ev_timer_t *t);
 
