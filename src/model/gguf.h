@@ -100,6 +100,9 @@ int gguf_get_bool(const gguf_file_t *f, const char *key, int *out);
 int gguf_arr_str(const gguf_kv_t *kv, uint64_t i, gguf_str_t *out);
 int gguf_arr_f32(const gguf_kv_t *kv, uint64_t i, float *out);
 int gguf_arr_i32(const gguf_kv_t *kv, uint64_t i, int32_t *out);
+/* Sequential walk of a string array in O(1) per element (gguf_arr_str is O(i)): set *cur to
+ * NULL, then call once per element, at most arr_count times. 0, or -1 when not a string array. */
+int gguf_arr_str_next(const gguf_kv_t *kv, const uint8_t **cur, gguf_str_t *out);
 const gguf_tensor_t *gguf_find_tensor(const gguf_file_t *f, const char *name);
 /* NUL-terminated copy of a gguf_str into dst (truncating); returns dst. */
 char *gguf_str_copy(gguf_str_t s, char *dst, size_t cap);
@@ -123,5 +126,7 @@ int gguf_w_copy_kv(gguf_writer_t *w, const gguf_kv_t *kv);
 int gguf_w_tensor(gguf_writer_t *w, const char *name, int type, uint32_t n_dims,
                   const int64_t *ne, const void *data, size_t size);
 int gguf_w_write(gguf_writer_t *w, const char *path, char *err, size_t errlen);
+/* The same file in memory: *out is malloc'd (caller frees). 0 or -ENOMEM. */
+int gguf_w_to_mem(gguf_writer_t *w, void **out, size_t *len);
 
 #endif
