@@ -41,7 +41,9 @@ typedef struct json_doc {
 
 /* Parse src[0..len) (one value, surrounding whitespace allowed) into toks[0..cap).
  * Validates UTF-8 and escapes. Returns the token count, or a JSON_ERR_*; on
- * error *err_pos (if not NULL) is the byte offset of the problem. */
+ * error *err_pos (if not NULL) is the byte offset of the problem (len when the
+ * text ends too early). max_depth <= 0 means 128. doc (may be NULL) is filled
+ * on success only. Never allocates; src need not be NUL-terminated. */
 int json_parse(const char *src, size_t len, json_tok_t *toks, size_t cap, int max_depth,
                json_doc_t *doc, size_t *err_pos);
 
@@ -81,5 +83,9 @@ void json_w_double(json_w_t *w, double v);               /* shortest round-trip 
 void json_w_bool(json_w_t *w, int v);
 void json_w_null(json_w_t *w);
 void json_w_raw(json_w_t *w, const char *json, size_t n); /* an already-encoded value */
+
+/* Format a double as json_w_double does (shortest of %.15g/%.16g/%.17g that reads back
+ * exactly; "null" for NaN/inf) into out; returns the length. */
+int json_fmt_double(double v, char out[32]);
 
 #endif
