@@ -19,7 +19,10 @@ typedef struct http1_header {
     size_t value_len;
 } http1_header_t;
 
-/* Facts about the body and connection, derived from the headers while parsing. */
+/* Facts about the body and connection, derived from the headers while parsing.
+ * Request: content_length -1 and chunked 0 means no body. Response: status
+ * 1xx/204/304 report content_length 0 (never a body); otherwise -1 and chunked
+ * 0 means the body runs until the connection closes (keep_alive is then 0). */
 typedef struct http1_framing {
     int64_t content_length; /* -1 when absent */
     int chunked;            /* Transfer-Encoding: chunked */
@@ -52,7 +55,12 @@ typedef struct http1_response {
  * (the body starts there), HTTP1_INCOMPLETE, HTTP1_ERR or HTTP1_TOO_MANY.
  * Conflicting framing (Content-Length with chunked, two different lengths,
  * an unknown transfer-coding) is HTTP1_ERR. The caller enforces the head-size
- * limit: if INCOMPLETE and len exceeds its limit, answer 431. */
+ * limit: if INCOMPLETE and len exceeds its limit, answer 431. Stateless: call
+ * again from the start of the head with more bytes. On any non-positive return
+ * num_headers is left at its input capacity, so the struct can be reused as is.
+ * Strict: CRLF line ends only, no obs-fold, token method/names, no CTL in values,
+ * HTTP/1.0 and 1.1 only, Transfer-Encoding must be exactly "chunked" (and is an
+ * error in HTTP/1.0). Empty lines before the request-line are skipped. */
 int http1_parse_request(const char *buf, size_t len, http1_request_t *req);
 
 /* Parse a response head; same contract. */
@@ -75,7 +83,10 @@ typedef struct http1_chunked {
  * Returns HTTP1_INCOMPLETE (body not finished: call again with the next bytes),
  * HTTP1_ERR (malformed, or over max_body), or >= 0 when the body is complete:
  * the number of bytes following it (the next pipelined message), which were
- * moved to directly after the decoded data: buf[*len .. *len + ret). */
+ * moved to directly after the decoded data: buf[*len .. *len + ret).
+ * Chunk extensions and trailer fields are validated and dropped. After an ERR,
+ * d->max_body && d->remaining > d->max_body - d->total tells "too large" (413)
+ * from "malformed" (400). */
 ssize_t http1_decode_chunked(http1_chunked_t *d, char *buf, size_t *len);
 
 /* Reason phrase for a status code ("OK", "Too Many Requests"...; "Unknown"). */
