@@ -8,6 +8,7 @@
 void pool_registry_init(pool_registry_t *r) {
     pthread_mutex_init(&r->mu, NULL);
     r->head = NULL;
+    r->count = 0;
 }
 
 void pool_registry_free(pool_registry_t *r) {
@@ -32,6 +33,7 @@ pool_addr_t *pool_registry_get(pool_registry_t *r, const char *host, uint16_t po
     if (!a && (a = calloc(1, sizeof *a))) {
         snprintf(a->host, sizeof a->host, "%s", host);
         a->port = port;
+        a->id = r->count++;
         snprintf(a->name, sizeof a->name, strchr(host, ':') ? "[%s]:%u" : "%s:%u", host,
                  (unsigned)port);
         atomic_init(&a->outstanding, 0);

@@ -25,6 +25,8 @@ typedef struct pool_addr {
     char host[POOL_HOST_MAX]; /* numeric IPv4/IPv6 or a name, as configured */
     uint16_t port;
     char name[POOL_HOST_MAX + 8];   /* "host:port", for logs, metrics and the admin API */
+    uint32_t id;                    /* 0, 1, 2... in registration order: index for per-worker
+                                       tables such as connection pools */
     atomic_uint outstanding;        /* requests in flight to it, all workers */
     atomic_uint fails;              /* consecutive failures since the last success */
     atomic_uint ejections;          /* consecutive ejections, for the backoff */
@@ -42,6 +44,7 @@ typedef struct pool_addr {
 typedef struct pool_registry {
     pthread_mutex_t mu;
     pool_addr_t *head;
+    uint32_t count; /* entries so far; ids are 0..count-1 */
 } pool_registry_t;
 
 void pool_registry_init(pool_registry_t *r);
