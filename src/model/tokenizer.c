@@ -20,7 +20,7 @@ struct tokenizer {
     float *score;
     uint8_t *type;         /* enum tok_type */
     uint8_t *attr;         /* ATTR_* */
-    int32_t *hash;         /* open addressing, -1 empty; text -> id */
+    uint64_t *hash;        /* open addressing, text -> id: (hash << 32 | id + 1), 0 empty */
     uint32_t hmask;
     int32_t *special;      /* control/user-defined/unknown ids, longest text first */
     int n_special;
@@ -68,11 +68,15 @@ static uint32_t hash_bytes(const char *s, size_t n) {
 }
 
 int32_t tok_lookup(const tokenizer_t *t, const char *s, size_t len) {
-    uint32_t i = hash_bytes(s, len) & t->hmask;
+    uint32_t h = hash_bytes(s, len), i = h & t->hmask;
     for (;;) {
-        int32_t id = t->hash[i];
-        if (id < 0) return -1;
-        if (t->text_len[id] == len && !memcmp(t->arena + t->text_off[id], s, len)) return id;
+        uint64_t e = t->hash[i];
+        if (!e) return -1;
+        /* the stored hash skips most string compares */
+        int32_t id = (int32_t)(uint32_t)e - 1;
+        if ((uint32_t)(e >> 32) == h && t->text_len[id] == len &&
+            !memcmp(t->arena + t->text_off[id], s, len))
+            return id;
         i = (i + 1) & t->hmask;
     }
 }
@@ -81,11 +85,13 @@ int32_t tok_lookup(const tokenizer_t *t, const char *s, size_t len) {
 static void hash_insert(tokenizer_t *t, int32_t id) {
     const char *s = t->arena + t->text_off[id];
     size_t len = t->text_len[id];
-    uint32_t i = hash_bytes(s, len) & t->hmask;
+    uint32_t h = hash_bytes(s, len), i = h & t->hmask;
     for (;;) {
-        int32_t cur = t->hash[i];
-        if (cur < 0 || (t->text_len[cur] == len && !memcmp(t->arena + t->text_off[cur], s, len))) {
-            t->hash[i] = id;
+        uint64_t e = t->hash[i];
+        int32_t cur = (int32_t)(uint32_t)e - 1;
+        if (!e || ((uint32_t)(e >> 32) == h && t->text_len[cur] == len &&
+                   !memcmp(t->arena + t->text_off[cur], s, len))) {
+            t->hash[i] = (uint64_t)h << 32 | (uint32_t)(id + 1);
             return;
         }
         i = (i + 1) & t->hmask;
@@ -175,7 +181,7 @@ int tok_load(const gguf_file_t *f, tokenizer_t **out, char *err, size_t errlen) 
         return load_fail(err, errlen, -EINVAL, "vocabulary too large");
     }
     uint32_t hsize = 1;
-    while (hsize < (uint32_t)n * 2) hsize <<= 1;
+    while (hsize < (uint32_t)n * 4) hsize <<= 1; /* load <= 1/4: misses stop early */
     t->hmask = hsize - 1;
     t->arena = malloc(total * 2 + 2);
     t->text_off = malloc((size_t)n * sizeof *t->text_off);
@@ -185,14 +191,13 @@ int tok_load(const gguf_file_t *f, tokenizer_t **out, char *err, size_t errlen) 
     t->score = malloc((size_t)n * sizeof *t->score);
     t->type = malloc((size_t)n);
     t->attr = calloc((size_t)n, 1);
-    t->hash = malloc((size_t)hsize * sizeof *t->hash);
+    t->hash = calloc((size_t)hsize, sizeof *t->hash);
     t->special = malloc((size_t)n * sizeof *t->special);
     if (!t->arena || !t->text_off || !t->text_len || !t->piece_off || !t->piece_len ||
         !t->score || !t->type || !t->attr || !t->hash || !t->special) {
         tok_free(t);
         return load_fail(err, errlen, -ENOMEM, "out of memory");
     }
-    memset(t->hash, 0xff, (size_t)hsize * sizeof *t->hash);
 
     size_t pos = 0;
     cur = NULL;
