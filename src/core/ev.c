@@ -39,6 +39,7 @@ struct ev_loop {
     size_t heap_len, heap_cap;
 
     uint64_t now_ns; /* cached monotonic time of this iteration */
+    int running;     /* inside ev_run (now_ns is then kept fresh per iteration) */
 
     atomic_int stop;         /* set by ev_stop from any thread */
     atomic_int wake_pending; /* set by ev_wakeup from any thread */
@@ -256,6 +257,8 @@ int ev_timer_start(ev_loop_t *loop, ev_timer_t *t, uint64_t delay_ms, ev_timer_c
      * re-armed with 0 delay from its own callback fires on the next iteration
      * instead of looping forever in this one. */
     uint64_t d = delay_ms > UINT64_MAX / 2000000u ? UINT64_MAX / 2 : delay_ms * 1000000u;
+    if (!loop->running)
+        loop->now_ns = ev_clock_ns(); /* armed during set-up: don't count from a stale time */
     uint64_t when = loop->now_ns + (d ? d : 1);
     if (timer_in_heap(loop, t)) {
         uint64_t old = t->when_ns;
@@ -377,6 +380,7 @@ static void dispatch(ev_loop_t *loop, const struct epoll_event *e) {
 
 int ev_run(ev_loop_t *loop) {
     int rc = 0;
+    loop->running = 1;
     for (;;) {
         loop->now_ns = ev_clock_ns();
         run_timers(loop);
@@ -401,5 +405,6 @@ int ev_run(ev_loop_t *loop) {
     }
     /* Consume the stop request so the loop can be run again. */
     atomic_store_explicit(&loop->stop, 0, memory_order_relaxed);
+    loop->running = 0;
     return rc;
 }

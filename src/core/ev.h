@@ -41,7 +41,8 @@ int ev_io_mod(ev_loop_t *loop, int fd, uint32_t events);
 int ev_io_del(ev_loop_t *loop, int fd);
 
 void ev_timer_init(ev_timer_t *t);
-/* (Re)arm t to fire once after delay_ms (counted from ev_now_ns). Re-arming an
+/* (Re)arm t to fire once after delay_ms (counted from ev_now_ns inside ev_run,
+ * from the current time outside it). Re-arming an
  * armed timer moves it. A timer is disarmed before its cb runs, so the cb may
  * re-arm it. 0, -EINVAL (cb NULL) or -ENOMEM (heap growth; t stays disarmed). */
 int ev_timer_start(ev_loop_t *loop, ev_timer_t *t, uint64_t delay_ms, ev_timer_cb cb, void *arg);

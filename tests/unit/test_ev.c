@@ -483,6 +483,59 @@ static void test_now_cached(void) {
     ev_loop_free(loop);
 }
 
+/* A timer armed outside ev_run counts from the time it is armed, not from
+ * the loop's last (possibly old) iteration. */
+static void test_arm_outside_run(void) {
+    ev_loop_t *loop = ev_loop_new();
+    ev_timer_t t;
+    ev_timer_init(&t);
+    struct timespec ts = {0, 30 * 1000000};
+    nanosleep(&ts, NULL); /* the loop's cached time is now 30 ms old */
+    uint64_t t0 = ev_clock_ns();
+    ev_timer_start(loop, &t, 20, stop_cb, NULL);
+    ev_run(loop);
+    CHECK(ev_clock_ns() - t0 >= 20 * 1000000ull);
+    ev_loop_free(loop);
+}
+
+/* The fd table grows past its initial size; a high fd still dispatches. */
+#define NPIPES 150
+static int many_hits, many_fd_seen;
+static void many_cb(ev_loop_t *loop, int fd, uint32_t events, void *arg) {
+    many_hits++;
+    many_fd_seen = fd;
+    char b[4];
+    CHECK_EQ_INT(read(fd, b, sizeof b), 1);
+    ev_stop(loop);
+}
+static void test_many_fds(void) {
+    ev_loop_t *loop = ev_loop_new();
+    int p[NPIPES][2];
+    int ok = 0;
+    for (int i = 0; i < NPIPES; i++) {
+        ok += pipe2(p[i], O_NONBLOCK) == 0;
+        ok += ev_io_add(loop, p[i][0], EV_READ, many_cb, NULL) == 0;
+    }
+    CHECK_EQ_INT(ok, 2 * NPIPES);
+    CHECK(p[NPIPES - 1][0] > 256);
+    CHECK_EQ_INT(write(p[NPIPES - 1][1], "z", 1), 1);
+    ev_timer_t g;
+    ev_timer_init(&g);
+    guard_fired = 0;
+    ev_timer_start(loop, &g, 2000, guard_cb, NULL);
+    ev_run(loop);
+    CHECK(!guard_fired);
+    CHECK_EQ_INT(many_hits, 1);
+    CHECK_EQ_INT(many_fd_seen, p[NPIPES - 1][0]);
+    ev_timer_stop(loop, &g);
+    for (int i = 0; i < NPIPES; i++) {
+        ev_io_del(loop, p[i][0]);
+        close(p[i][0]);
+        close(p[i][1]);
+    }
+    ev_loop_free(loop);
+}
+
 int main(void) {
     test_io_pipe();
     test_io_write_mod();
@@ -494,5 +547,7 @@ int main(void) {
     test_wakeup_thread();
     test_delete_during_dispatch();
     test_now_cached();
+    test_arm_outside_run();
+    test_many_fds();
     return check_summary("test_ev");
 }
