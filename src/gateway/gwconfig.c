@@ -194,6 +194,10 @@ int gwconfig_validate(gw_config_t *cfg, char *err, size_t errlen) {
         if (r->nvariants == 0)
             return fail(err, errlen, cfg, r->where,
                         "routes.%s.variants: at least one variant is needed", r->model);
+        if (r->nvariants > GW_MAX_VARIANTS)
+            return fail(err, errlen, cfg, r->where,
+                        "routes.%s.variants: %zu variants, at most %d", r->model, r->nvariants,
+                        GW_MAX_VARIANTS);
         for (size_t j = 0; j < r->nvariants; j++) {
             gw_variant_cfg_t *v = &r->variants[j];
             for (size_t k = 0; k < j; k++)

@@ -8,6 +8,7 @@
 #include "gateway/pool.h"
 
 #define GWCONFIG_ERR_MAX 512 /* room for one "FILE:LINE: field: message" */
+#define GW_MAX_VARIANTS  64  /* per route */
 
 /* Defaults, applied by gwconfig_defaults() and written down in docs/gateway.md. */
 #define GW_DEF_PORT            8080

@@ -1,0 +1,242 @@
+/* gateway.c — the gateway process: owns the listeners, the current config generation and its
+ * swaps (reload), and starts and stops the workers, the admin API and the health checker. */
+#include "gateway/gateway.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/httpd.h"
+#include "gateway/admin.h"
+#include "gateway/health.h"
+#include "gateway/proxy.h"
+
+struct gateway {
+    char *config_path;
+    pool_registry_t reg;           /* every upstream address, shared by all generations */
+    pthread_mutex_t mu;            /* guards cur and serialises reloads; never on the request path */
+    snapshot_t *cur;               /* the current generation (one reference held here) */
+    atomic_uint_fast64_t gen;      /* cur->generation, readable without the lock */
+    httpd_t *main;
+    httpd_t *admin;                /* NULL when the admin API is off */
+    int threads;
+    _Atomic(proxy_worker_t *) *workers; /* slot per worker thread, set by the thread itself */
+    health_t *health;
+    int started;
+    atomic_int stopped;
+};
+
+static void *worker_init(int idx, ev_loop_t *loop, void *arg) {
+    gateway_t *gw = arg;
+    proxy_worker_t *w = proxy_worker_new(gw, idx, loop);
+    if (w && idx < gw->threads)
+        atomic_store(&gw->workers[idx], w);
+    return w;
+}
+
+static void worker_fini(int idx, void *data, void *arg) {
+    gateway_t *gw = arg;
+    if (idx < gw->threads)
+        atomic_store(&gw->workers[idx], NULL);
+    proxy_worker_free(data);
+}
+
+static int ncores(void) {
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 1;
+}
+
+int gateway_new(const gateway_opts_t *opts, gateway_t **out, char *err, size_t errlen) {
+    gw_config_t cfg;
+    int rc = gwconfig_load(opts->config_path, &cfg, err, errlen);
+    if (rc)
+        return rc;
+    gateway_t *gw = calloc(1, sizeof *gw);
+    if (!gw) {
+        gwconfig_free(&cfg);
+        return -ENOMEM;
+    }
+    pool_registry_init(&gw->reg);
+    pthread_mutex_init(&gw->mu, NULL);
+    gw->config_path = strdup(opts->config_path);
+    gw->threads = opts->threads > 0 ? opts->threads : cfg.threads > 0 ? cfg.threads : ncores();
+    gw->workers = calloc((size_t)gw->threads, sizeof *gw->workers);
+
+    /* Listener settings are fixed for the process: copy them before the config moves. */
+    char host[POOL_HOST_MAX], ahost[POOL_HOST_MAX];
+    snprintf(host, sizeof host, "%s", opts->host ? opts->host : cfg.listen.host);
+    snprintf(ahost, sizeof ahost, "%s", cfg.admin.listen.host);
+    int port = opts->port >= 0 ? opts->port : cfg.listen.port;
+    int aport = opts->admin_port >= 0 ? opts->admin_port : cfg.admin.listen.port;
+    int admin_on = cfg.admin.enabled;
+    size_t max_body = cfg.max_body_bytes;
+
+    if (!gw->config_path || !gw->workers ||
+        (rc = snapshot_new(&cfg, &gw->reg, 1, &gw->cur)) != 0) {
+        snprintf(err, errlen, "out of memory");
+        gwconfig_free(&cfg);
+        gateway_free(gw);
+        return -ENOMEM;
+    }
+    atomic_init(&gw->gen, 1);
+
+    httpd_config_t hc = {
+        .host = host,
+        .port = port,
+        .threads = gw->threads,
+        .max_body_bytes = max_body,
+        .handler = proxy_handle,
+        .worker_init = worker_init,
+        .worker_fini = worker_fini,
+        .worker_arg = gw,
+    };
+    if ((rc = httpd_new(&hc, &gw->main)) != 0) {
+        snprintf(err, errlen, "cannot listen on %s:%d: %s", host, port, strerror(-rc));
+        gateway_free(gw);
+        return rc;
+    }
+    if (admin_on) {
+        httpd_config_t ac = {
+            .host = ahost,
+            .port = aport,
+            .threads = 1,
+            .max_body_bytes = 65536,
+            .handler = admin_handle,
+            .handler_arg = gw,
+        };
+        if ((rc = httpd_new(&ac, &gw->admin)) != 0) {
+            snprintf(err, errlen, "cannot listen on %s:%d (admin): %s", ahost, aport,
+                     strerror(-rc));
+            gateway_free(gw);
+            return rc;
+        }
+    }
+    *out = gw;
+    return 0;
+}
+
+int gateway_start(gateway_t *gw) {
+    int rc = httpd_start(gw->main);
+    if (rc)
+        return rc;
+    gw->started = 1;
+    if (gw->admin && (rc = httpd_start(gw->admin)) != 0)
+        return rc;
+    return health_start(gw, &gw->health);
+}
+
+int gateway_port(const gateway_t *gw) {
+    return httpd_port(gw->main);
+}
+
+int gateway_admin_port(const gateway_t *gw) {
+    return gw->admin ? httpd_port(gw->admin) : -1;
+}
+
+int gateway_threads(const gateway_t *gw) {
+    return gw->threads;
+}
+
+snapshot_t *gateway_acquire(gateway_t *gw) {
+    pthread_mutex_lock(&gw->mu);
+    snapshot_t *s = snapshot_ref(gw->cur);
+    pthread_mutex_unlock(&gw->mu);
+    return s;
+}
+
+uint64_t gateway_generation(gateway_t *gw) {
+    return atomic_load_explicit(&gw->gen, memory_order_acquire);
+}
+
+/* Append "; NAME changed (takes effect on restart)" for start-up settings that differ. */
+static void note_restart_only(const gw_config_t *a, const gw_config_t *b, char *msg,
+                              size_t msglen) {
+    size_t n = strlen(msg);
+    if (strcmp(a->listen.host, b->listen.host) || a->listen.port != b->listen.port)
+        n += (size_t)snprintf(msg + n, n < msglen ? msglen - n : 0,
+                              "; listen changed (takes effect on restart)");
+    if (a->threads != b->threads && n < msglen)
+        n += (size_t)snprintf(msg + n, msglen - n, "; threads changed (takes effect on restart)");
+    if ((a->admin.enabled != b->admin.enabled || a->admin.listen.port != b->admin.listen.port ||
+         strcmp(a->admin.listen.host, b->admin.listen.host)) &&
+        n < msglen)
+        n += (size_t)snprintf(msg + n, msglen - n,
+                              "; admin listener changed (takes effect on restart)");
+    if (a->max_body_bytes != b->max_body_bytes && n < msglen)
+        snprintf(msg + n, msglen - n, "; max_body_bytes changed (takes effect on restart)");
+}
+
+int gateway_reload(gateway_t *gw, char *msg, size_t msglen) {
+    gw_config_t cfg;
+    /* Built and validated off to the side: a broken file never touches the current one. */
+    int rc = gwconfig_load(gw->config_path, &cfg, msg, msglen);
+    if (rc)
+        return rc;
+    pthread_mutex_lock(&gw->mu);
+    snapshot_t *old = gw->cur, *s;
+    char notes[256] = "";
+    note_restart_only(&old->cfg, &cfg, notes, sizeof notes);
+    size_t nr = cfg.nroutes, nb = cfg.nbackends;
+    rc = snapshot_new(&cfg, &gw->reg, old->generation + 1, &s);
+    if (rc == 0) {
+        gw->cur = s;
+        atomic_store_explicit(&gw->gen, s->generation, memory_order_release);
+    }
+    pthread_mutex_unlock(&gw->mu);
+    if (rc) {
+        snprintf(msg, msglen, "%s: out of memory building the new config; the old one is kept",
+                 gw->config_path);
+        return rc;
+    }
+    snapshot_unref(old); /* freed when the last in-flight request on it finishes */
+    snprintf(msg, msglen, "generation %llu: %zu route%s, %zu backend%s%s",
+             (unsigned long long)s->generation, nr, nr == 1 ? "" : "s", nb, nb == 1 ? "" : "s",
+             notes);
+    return 0;
+}
+
+void gateway_stop(gateway_t *gw, uint32_t drain_ms) {
+    if (atomic_exchange(&gw->stopped, 1))
+        return;
+    health_stop(gw->health);
+    /* The admin API goes first and completely: it reads the workers' counters, which
+     * go away with the workers. */
+    if (gw->admin) {
+        httpd_stop(gw->admin, 0);
+        httpd_wait(gw->admin);
+    }
+    httpd_stop(gw->main, drain_ms);
+}
+
+void gateway_wait(gateway_t *gw) {
+    if (gw->admin)
+        httpd_wait(gw->admin);
+    httpd_wait(gw->main);
+    health_wait(gw->health);
+}
+
+void gateway_free(gateway_t *gw) {
+    if (!gw)
+        return;
+    httpd_free(gw->admin);
+    httpd_free(gw->main);
+    health_free(gw->health);
+    snapshot_unref(gw->cur);
+    pool_registry_free(&gw->reg);
+    pthread_mutex_destroy(&gw->mu);
+    free(gw->workers);
+    free(gw->config_path);
+    free(gw);
+}
+
+void gateway_stats(gateway_t *gw, gateway_stats_t *out) {
+    memset(out, 0, sizeof *out);
+    for (int i = 0; i < gw->threads; i++) {
+        proxy_worker_t *w = atomic_load(&gw->workers[i]);
+        if (w)
+            proxy_worker_stats(w, out);
+    }
+}

@@ -1,0 +1,808 @@
+/* proxy.c — the gateway's request path on one worker: parse, route, forward with deadlines
+ * and safe retries, stream SSE through event by event, read usage, account. */
+#define _GNU_SOURCE /* memmem */
+#include "gateway/proxy.h"
+
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "core/httpc.h"
+#include "gateway/pool.h"
+#include "gateway/route.h"
+
+#define TOKS_INITIAL 4096
+#define TOKS_MAX     (1u << 20)
+#define JSON_DEPTH   64
+#define KEEP_BYTES   (256u * 1024) /* request buffers larger than this are freed on reuse */
+
+/* Why the gateway itself cancelled an upstream attempt. */
+enum { R_NONE, R_RETRY, R_TTFT, R_TOTAL, R_CLIENT };
+
+/* Per-worker counters; written by the worker, read by the admin thread (relaxed). */
+typedef struct proxy_counters {
+    atomic_uint_fast64_t requests, errors, retries, client_cancels, prompt_tokens,
+        completion_tokens;
+} proxy_counters_t;
+
+/* One proxied request. Taken from the worker's free list with its buffers, so the steady
+ * state allocates nothing. Lives until both the client side is finished (response sent,
+ * or on_close) and no upstream attempt is in flight. */
+typedef struct preq {
+    proxy_worker_t *w;
+    httpd_req_t *req;       /* NULL once the client side is finished or gone */
+    snapshot_t *snap;       /* the generation this request started on (a reference) */
+    snap_route_t *route;
+    const gw_variant_cfg_t *variant;
+    snap_backend_t *backend;
+    pool_addr_t *addr;      /* address of the current attempt */
+    httpc_req_t *up;        /* current attempt; NULL when none in flight */
+    uint64_t tried;         /* bitmask of address indexes tried */
+    uint64_t deadline_ttft; /* monotonic ns; per attempt */
+    uint64_t deadline_total;
+    int attempts;
+    int reason;             /* R_*: why we cancelled `up` */
+    int status;             /* upstream status of the current attempt, 0 before the head */
+    int is_sse;             /* upstream answered text/event-stream */
+    int stream;             /* client asked for a stream */
+    int client_usage;       /* client asked for stream_options.include_usage */
+    int committed;          /* response head sent to the client: no retry any more */
+    int64_t prompt_tokens, completion_tokens;
+    char ctype[96];         /* upstream Content-Type */
+    buf_t body;             /* upstream request body */
+    buf_t hdrs;             /* upstream extra headers */
+    buf_t resp;             /* non-stream: the upstream body; stream: bytes of a partial event */
+    ev_timer_t timer;       /* the next deadline */
+    struct preq *next;      /* free list */
+} preq_t;
+
+struct proxy_worker {
+    gateway_t *gw;
+    int idx;
+    ev_loop_t *loop;
+    snapshot_t *snap;       /* this worker's reference to the newest generation it has seen */
+    uint64_t gen;
+    httpc_pool_t **pools;   /* by pool_addr id; created on first use */
+    size_t npools;
+    uint32_t rnd;           /* xorshift state */
+    json_tok_t *toks;       /* scratch for parsing bodies; grows on demand, kept */
+    size_t ntoks;
+    buf_t scratch;          /* scratch for small responses and names */
+    preq_t *free;
+    proxy_counters_t c;
+};
+
+static void attempt_start(preq_t *p);
+static void deadline_cb(ev_loop_t *loop, void *arg);
+
+/* ---------- pure helpers ---------- */
+
+int proxy_rewrite_body(const json_doc_t *d, const char *upstream_model, int add_usage,
+                       buf_t *out) {
+    if (d->ntoks == 0 || d->toks[0].type != JSON_OBJECT)
+        return -EINVAL;
+    const json_tok_t *t = d->toks;
+    int rc = buf_append(out, "{", 1), saw_so = 0;
+    uint32_t i = 1;
+    for (uint32_t k = 0; k < t[0].size; k++) {
+        uint32_t key = i, val = i + 1;
+        i = t[val].next;
+        if (k)
+            rc |= buf_append(out, ",", 1);
+        /* Key with its quotes, as sent. */
+        rc |= buf_append(out, d->src + t[key].start - 1, t[key].end - t[key].start + 2);
+        rc |= buf_append(out, ":", 1);
+        if (upstream_model && json_str_eq(d, (int)key, "model")) {
+            json_w_t jw;
+            json_w_init(&jw, out);
+            json_w_str(&jw, upstream_model);
+        } else if (add_usage && json_str_eq(d, (int)key, "stream_options")) {
+            saw_so = 1;
+            rc |= buf_append(out, "{", 1);
+            if (t[val].type == JSON_OBJECT) {
+                uint32_t j = val + 1;
+                for (uint32_t m = 0; m < t[val].size; m++) {
+                    uint32_t sk = j, sv = j + 1;
+                    j = t[sv].next;
+                    if (json_str_eq(d, (int)sk, "include_usage"))
+                        continue;
+                    rc |= buf_append(out, d->src + t[sk].start - 1, t[sv].end - t[sk].start + 1);
+                    rc |= buf_append(out, ",", 1);
+                }
+            }
+            rc |= buf_appends(out, "\"include_usage\":true}");
+        } else {
+            rc |= buf_append(out, d->src + t[val].start, t[val].end - t[val].start);
+        }
+    }
+    if (add_usage && !saw_so)
+        rc |= buf_appends(out, t[0].size ? ",\"stream_options\":{\"include_usage\":true}"
+                                         : "\"stream_options\":{\"include_usage\":true}");
+    rc |= buf_append(out, "}", 1);
+    return rc ? -ENOMEM : 0;
+}
+
+size_t proxy_sse_event_len(const char *p, size_t n) {
+    int line_empty = 1;
+    size_t i = 0;
+    while (i < n) {
+        char c = p[i];
+        if (c == '\r' || c == '\n') {
+            size_t eol = i + 1;
+            if (c == '\r') {
+                if (i + 1 >= n)
+                    return 0; /* a LF may follow: wait and see */
+                if (p[i + 1] == '\n')
+                    eol++;
+            }
+            if (line_empty)
+                return eol;
+            line_empty = 1;
+            i = eol;
+            continue;
+        }
+        line_empty = 0;
+        i++;
+    }
+    return 0;
+}
+
+int proxy_sse_usage(const char *ev, size_t len, json_tok_t *toks, size_t cap, int64_t *prompt,
+                    int64_t *completion, int *usage_only) {
+    /* Cheap test first: nearly every event is a token delta without a usage object. */
+    if (!memmem(ev, len, "\"usage\"", 7))
+        return 0;
+    const char *p = ev, *end = ev + len;
+    while (p < end) {
+        const char *eol = p;
+        while (eol < end && *eol != '\n' && *eol != '\r') eol++;
+        if (eol - p > 5 && !memcmp(p, "data:", 5)) {
+            const char *s = p + 5;
+            if (s < eol && *s == ' ')
+                s++;
+            json_doc_t d;
+            if (json_parse(s, (size_t)(eol - s), toks, cap, JSON_DEPTH, &d, NULL) <= 0 ||
+                toks[0].type != JSON_OBJECT)
+                return 0;
+            int u = json_obj_get(&d, 0, "usage");
+            if (u < 0 || d.toks[u].type != JSON_OBJECT)
+                return 0;
+            int pt = json_obj_get(&d, u, "prompt_tokens");
+            int ct = json_obj_get(&d, u, "completion_tokens");
+            int64_t v;
+            *prompt = pt >= 0 && json_get_i64(&d, pt, &v) == 0 ? v : -1;
+            *completion = ct >= 0 && json_get_i64(&d, ct, &v) == 0 ? v : -1;
+            int ch = json_obj_get(&d, 0, "choices");
+            *usage_only = ch < 0 || (d.toks[ch].type == JSON_ARRAY && d.toks[ch].size == 0);
+            return 1;
+        }
+        p = eol + 1;
+    }
+    return 0;
+}
+
+/* ---------- worker ---------- */
+
+proxy_worker_t *proxy_worker_new(gateway_t *gw, int idx, ev_loop_t *loop) {
+    proxy_worker_t *w = calloc(1, sizeof *w);
+    if (!w)
+        return NULL;
+    w->gw = gw;
+    w->idx = idx;
+    w->loop = loop;
+    w->rnd = 0x9e3779b9u ^ (uint32_t)(idx * 7919 + 1) ^ (uint32_t)ev_clock_ns();
+    if (!w->rnd)
+        w->rnd = 1;
+    w->ntoks = TOKS_INITIAL;
+    w->toks = malloc(w->ntoks * sizeof *w->toks);
+    buf_init(&w->scratch);
+    if (!w->toks) {
+        free(w);
+        return NULL;
+    }
+    w->snap = gateway_acquire(gw);
+    w->gen = w->snap->generation;
+    return w;
+}
+
+void proxy_worker_free(proxy_worker_t *w) {
+    if (!w)
+        return;
+    /* Freeing a pool cancels its requests: their on_done releases the preqs. */
+    for (size_t i = 0; i < w->npools; i++) httpc_pool_free(w->pools[i]);
+    free(w->pools);
+    while (w->free) {
+        preq_t *p = w->free;
+        w->free = p->next;
+        buf_free(&p->body);
+        buf_free(&p->hdrs);
+        buf_free(&p->resp);
+        free(p);
+    }
+    snapshot_unref(w->snap);
+    buf_free(&w->scratch);
+    free(w->toks);
+    free(w);
+}
+
+void proxy_worker_stats(proxy_worker_t *w, gateway_stats_t *acc) {
+    acc->requests += atomic_load_explicit(&w->c.requests, memory_order_relaxed);
+    acc->errors += atomic_load_explicit(&w->c.errors, memory_order_relaxed);
+    acc->retries += atomic_load_explicit(&w->c.retries, memory_order_relaxed);
+    acc->client_cancels += atomic_load_explicit(&w->c.client_cancels, memory_order_relaxed);
+    acc->prompt_tokens += atomic_load_explicit(&w->c.prompt_tokens, memory_order_relaxed);
+    acc->completion_tokens += atomic_load_explicit(&w->c.completion_tokens, memory_order_relaxed);
+}
+
+static void count(atomic_uint_fast64_t *c, uint64_t n) {
+    atomic_fetch_add_explicit(c, n, memory_order_relaxed);
+}
+
+/* Pick up a new config generation if one was published: one relaxed load per request,
+ * the gateway's lock only when the number changed. */
+static void worker_refresh(proxy_worker_t *w) {
+    if (gateway_generation(w->gw) == w->gen)
+        return;
+    snapshot_t *s = gateway_acquire(w->gw);
+    snapshot_unref(w->snap);
+    w->snap = s;
+    w->gen = s->generation;
+}
+
+/* The worker's connection pool to an address, made on first use. */
+static httpc_pool_t *worker_pool(proxy_worker_t *w, pool_addr_t *a, const gw_backend_cfg_t *b) {
+    if (a->id >= w->npools) {
+        size_t n = a->id + 8;
+        httpc_pool_t **np = realloc(w->pools, n * sizeof *np);
+        if (!np)
+            return NULL;
+        memset(np + w->npools, 0, (n - w->npools) * sizeof *np);
+        w->pools = np;
+        w->npools = n;
+    }
+    if (!w->pools[a->id]) {
+        httpc_pool_opts_t o = {.max_conns = b->max_conns, .max_idle = 256};
+        if (httpc_pool_new(w->loop, a->host, a->port, &o, &w->pools[a->id]) != 0)
+            return NULL;
+    }
+    return w->pools[a->id];
+}
+
+/* Parse a body into the worker's token array, growing it when the body has more values. */
+static int worker_parse(proxy_worker_t *w, const char *s, size_t len, json_doc_t *d) {
+    for (;;) {
+        int n = json_parse(s, len, w->toks, w->ntoks, JSON_DEPTH, d, NULL);
+        if (n != JSON_ERR_NOMEM || w->ntoks >= TOKS_MAX)
+            return n;
+        json_tok_t *nt = realloc(w->toks, w->ntoks * 4 * sizeof *nt);
+        if (!nt)
+            return JSON_ERR_NOMEM;
+        w->toks = nt;
+        w->ntoks *= 4;
+    }
+}
+
+static preq_t *preq_get(proxy_worker_t *w) {
+    preq_t *p = w->free;
+    if (p) {
+        w->free = p->next;
+    } else if ((p = calloc(1, sizeof *p))) {
+        buf_init(&p->body);
+        buf_init(&p->hdrs);
+        buf_init(&p->resp);
+    } else {
+        return NULL;
+    }
+    buf_t body = p->body, hdrs = p->hdrs, resp = p->resp;
+    memset(p, 0, sizeof *p);
+    p->body = body;
+    p->hdrs = hdrs;
+    p->resp = resp;
+    p->w = w;
+    ev_timer_init(&p->timer);
+    return p;
+}
+
+static void keep_or_free(buf_t *b) {
+    if (b->cap > KEEP_BYTES)
+        buf_free(b);
+    else
+        buf_reset(b);
+}
+
+static void preq_release(preq_t *p) {
+    proxy_worker_t *w = p->w;
+    ev_timer_stop(w->loop, &p->timer);
+    snapshot_unref(p->snap);
+    p->snap = NULL;
+    keep_or_free(&p->body);
+    keep_or_free(&p->hdrs);
+    keep_or_free(&p->resp);
+    p->next = w->free;
+    w->free = p;
+}
+
+/* ---------- account ---------- */
+
+/* The last stage: counters now; metrics, budgets and the request log hang here later. */
+static void stage_account(preq_t *p, int status) {
+    proxy_counters_t *c = &p->w->c;
+    count(&c->requests, 1);
+    if (status >= 400)
+        count(&c->errors, 1);
+    if (p->prompt_tokens > 0)
+        count(&c->prompt_tokens, (uint64_t)p->prompt_tokens);
+    if (p->completion_tokens > 0)
+        count(&c->completion_tokens, (uint64_t)p->completion_tokens);
+}
+
+/* ---------- answering the client ---------- */
+
+static void add_variant_header(preq_t *p) {
+    if (p->variant)
+        httpd_add_header(p->req, "x-tollgate-variant", p->variant->name);
+}
+
+/* Finish with an error of the gateway's own and release (no attempt in flight). */
+static void fail_request(preq_t *p, int status, const char *code, const char *msg) {
+    if (p->req) {
+        if (p->committed) {
+            /* Mid-stream: the status is gone; an error event tells OpenAI clients. */
+            buf_t *b = &p->w->scratch;
+            buf_reset(b);
+            json_w_t jw;
+            json_w_init(&jw, b);
+            buf_appends(b, "data: ");
+            json_w_obj_begin(&jw);
+            json_w_key(&jw, "error");
+            json_w_obj_begin(&jw);
+            json_w_key(&jw, "message");
+            json_w_str(&jw, msg);
+            json_w_key(&jw, "type");
+            json_w_str(&jw, "server_error");
+            json_w_key(&jw, "code");
+            json_w_str(&jw, code);
+            json_w_obj_end(&jw);
+            json_w_obj_end(&jw);
+            buf_appends(b, "\n\n");
+            if (httpd_stream_write(p->req, b->data, b->len) >= 0)
+                httpd_stream_end(p->req);
+            else
+                httpd_abort(p->req);
+        } else {
+            add_variant_header(p);
+            httpd_error_ex(p->req, status, status >= 500 ? "server_error" : "invalid_request_error",
+                           msg, NULL, code);
+        }
+        p->req = NULL;
+    }
+    stage_account(p, status);
+    preq_release(p);
+}
+
+/* Send the head of a streamed response (once). 0, or -1 when the client is gone. */
+static int commit_stream(preq_t *p) {
+    if (p->committed)
+        return 0;
+    p->committed = 1;
+    add_variant_header(p);
+    if (httpd_stream_begin(p->req, p->status, p->ctype[0] ? p->ctype : "text/event-stream") < 0)
+        return -1;
+    /* The first event is out: only the total deadline is left. */
+    uint64_t now = ev_now_ns(p->w->loop);
+    uint64_t left = p->deadline_total > now ? (p->deadline_total - now) / 1000000 + 1 : 0;
+    ev_timer_start(p->w->loop, &p->timer, left, deadline_cb, p);
+    return 0;
+}
+
+/* Forward the complete events in p->resp; keep a partial one. Strips the usage-only
+ * event when the client did not ask for usage. 0, or -1 when the client is gone. */
+static int forward_events(preq_t *p, int final) {
+    const char *s = p->resp.data;
+    size_t n = p->resp.len, off = 0, from = 0;
+    while (off < n) {
+        size_t el = proxy_sse_event_len(s + off, n - off);
+        if (el == 0) {
+            if (!final)
+                break;
+            el = n - off; /* the stream ended inside an event: pass on what there is */
+        }
+        int64_t pt, ct;
+        int only;
+        if (proxy_sse_usage(s + off, el, p->w->toks, p->w->ntoks, &pt, &ct, &only) == 1) {
+            p->prompt_tokens = pt;
+            p->completion_tokens = ct;
+            if (only && !p->client_usage) {
+                if (off > from) {
+                    if (commit_stream(p) < 0 || httpd_stream_write(p->req, s + from, off - from) < 0)
+                        return -1;
+                }
+                from = off + el;
+            }
+        }
+        off += el;
+    }
+    if (off > from) {
+        if (commit_stream(p) < 0 || httpd_stream_write(p->req, s + from, off - from) < 0)
+            return -1;
+    }
+    buf_consume(&p->resp, off);
+    return 0;
+}
+
+/* ---------- upstream callbacks ---------- */
+
+static void up_head(void *arg, const http1_response_t *res) {
+    preq_t *p = arg;
+    p->status = res->status;
+    const http1_header_t *ct = http1_find_header(res->headers, res->num_headers, "content-type");
+    size_t l = ct ? ct->value_len : 0;
+    if (l >= sizeof p->ctype)
+        l = sizeof p->ctype - 1;
+    memcpy(p->ctype, ct ? ct->value : "", l);
+    p->ctype[l] = '\0';
+    p->is_sse = l >= 17 && !strncasecmp(p->ctype, "text/event-stream", 17);
+    /* Overloaded or broken upstream: try elsewhere while the budget allows. */
+    if ((p->status == 502 || p->status == 503 || p->status == 504) &&
+        (uint32_t)p->attempts < p->route->cfg->retry.max_attempts &&
+        route_budget_withdraw(&p->route->budget)) {
+        p->reason = R_RETRY;
+        httpc_cancel(p->up); /* on_done follows once this callback returns */
+    }
+}
+
+static void up_body(void *arg, const char *data, size_t len) {
+    preq_t *p = arg;
+    if (p->reason || !p->req)
+        return;
+    if (buf_append(&p->resp, data, len) < 0 ||
+        (!(p->stream && p->is_sse) && p->resp.len > PROXY_MAX_RESPONSE)) {
+        p->reason = R_TOTAL; /* treated as a failed attempt, no retry */
+        httpc_cancel(p->up);
+        return;
+    }
+    if (p->stream && p->is_sse && p->status == 200 && forward_events(p, 0) < 0) {
+        httpd_abort(p->req);
+        p->req = NULL;
+        p->reason = R_CLIENT;
+        httpc_cancel(p->up);
+    }
+}
+
+static void finish_ok(preq_t *p) {
+    if (p->stream && p->is_sse && p->status == 200) {
+        if (forward_events(p, 1) < 0 || (!p->committed && commit_stream(p) < 0))
+            httpd_abort(p->req);
+        else
+            httpd_stream_end(p->req);
+    } else {
+        json_doc_t d;
+        if (p->status == 200 && worker_parse(p->w, p->resp.data ? p->resp.data : "", p->resp.len,
+                                             &d) > 0) {
+            int u = json_obj_get(&d, 0, "usage");
+            int64_t v;
+            int t;
+            if (u >= 0 && (t = json_obj_get(&d, u, "prompt_tokens")) >= 0 &&
+                json_get_i64(&d, t, &v) == 0)
+                p->prompt_tokens = v;
+            if (u >= 0 && (t = json_obj_get(&d, u, "completion_tokens")) >= 0 &&
+                json_get_i64(&d, t, &v) == 0)
+                p->completion_tokens = v;
+        }
+        add_variant_header(p);
+        httpd_respond(p->req, p->status, p->ctype[0] ? p->ctype : NULL, p->resp.data, p->resp.len);
+    }
+    p->req = NULL;
+    stage_account(p, p->status);
+    preq_release(p);
+}
+
+static void up_done(void *arg, const httpc_done_t *done) {
+    preq_t *p = arg;
+    proxy_worker_t *w = p->w;
+    uint64_t now = ev_now_ns(w->loop);
+    int reason = p->reason;
+    p->up = NULL;
+    p->reason = R_NONE;
+    pool_end(p->addr);
+    const pool_eject_cfg_t *ej = &p->backend->cfg->eject;
+
+    if (!p->req) { /* the client went away: not the upstream's fault */
+        count(&w->c.client_cancels, 1);
+        stage_account(p, 499);
+        preq_release(p);
+        return;
+    }
+    if (done->result == HTTPC_OK && reason == R_NONE) {
+        pool_report(p->addr, p->status < 500, now, ej);
+        finish_ok(p);
+        return;
+    }
+    /* The attempt failed. Blame the address unless the failure is the total deadline
+     * running out on a response that was already flowing. */
+    int total = reason == R_TOTAL || done->result == HTTPC_ERR_TOTAL_TIMEOUT;
+    if (!(total && p->committed))
+        pool_report(p->addr, 0, now, ej);
+    if (p->committed) {
+        fail_request(p, 502, total ? "total_timeout" : "upstream_error",
+                     total ? "the response did not finish within the route's total deadline"
+                           : "the upstream connection failed mid-response");
+        return;
+    }
+    /* Nothing was sent to the client yet: another attempt is safe. */
+    int may_retry = reason == R_RETRY;
+    if (!may_retry && !total && (uint32_t)p->attempts < p->route->cfg->retry.max_attempts &&
+        now + 1000000 < p->deadline_total)
+        may_retry = route_budget_withdraw(&p->route->budget);
+    if (may_retry && now < p->deadline_total) {
+        count(&w->c.retries, 1);
+        attempt_start(p);
+        return;
+    }
+    char msg[256];
+    const gw_deadlines_t *dl = &p->route->cfg->deadlines;
+    if (total) {
+        snprintf(msg, sizeof msg, "the upstream did not answer within the route's total deadline "
+                                  "(%u ms)", dl->total_ms);
+        fail_request(p, 504, "total_timeout", msg);
+    } else if (reason == R_TTFT) {
+        snprintf(msg, sizeof msg, "no first token from the upstream within the route's ttft "
+                                  "deadline (%u ms)", dl->ttft_ms);
+        fail_request(p, 504, "ttft_timeout", msg);
+    } else {
+        snprintf(msg, sizeof msg, "upstream %s failed: %s (after %d attempt%s)", p->addr->name,
+                 httpc_result_name(done->result), p->attempts, p->attempts == 1 ? "" : "s");
+        fail_request(p, done->result == HTTPC_ERR_CONNECT_TIMEOUT ? 504 : 502,
+                     "upstream_unavailable", msg);
+    }
+}
+
+static void deadline_cb(ev_loop_t *loop, void *arg) {
+    preq_t *p = arg;
+    if (!p->up)
+        return;
+    p->reason = ev_now_ns(loop) >= p->deadline_total || p->committed ? R_TOTAL : R_TTFT;
+    httpc_cancel(p->up); /* up_done runs now and may release p */
+}
+
+static void client_gone(httpd_req_t *req, void *arg) {
+    preq_t *p = arg;
+    p->req = NULL;
+    if (p->up) {
+        p->reason = R_CLIENT;
+        httpc_cancel(p->up); /* up_done releases p */
+    } else {
+        preq_release(p);
+    }
+}
+
+/* Start one attempt on the least-loaded usable address of the variant's backend. */
+static void attempt_start(preq_t *p) {
+    proxy_worker_t *w = p->w;
+    snap_backend_t *b = p->backend;
+    uint64_t now = ev_now_ns(w->loop);
+    int i = pool_pick(b->addrs, b->naddrs, now, route_rand(&w->rnd), p->tried);
+    if (i < 0) {
+        fail_request(p, 503, "no_upstream", "the backend pool has no addresses");
+        return;
+    }
+    p->tried |= 1ull << i;
+    p->addr = b->addrs[i];
+    p->status = 0;
+    p->is_sse = 0;
+    p->ctype[0] = '\0';
+    buf_reset(&p->resp);
+    httpc_pool_t *hp = worker_pool(w, p->addr, b->cfg);
+    const gw_deadlines_t *dl = &p->route->cfg->deadlines;
+    uint64_t left_ms = p->deadline_total > now ? (p->deadline_total - now) / 1000000 : 0;
+    if (!hp || left_ms == 0) {
+        fail_request(p, hp ? 504 : 502, hp ? "total_timeout" : "upstream_unavailable",
+                     hp ? "the route's total deadline passed before an attempt could start"
+                        : "cannot reach the upstream (address does not resolve)");
+        return;
+    }
+    httpc_request_t r = {
+        .method = "POST",
+        .path = httpd_req_path(p->req),
+        .raw_headers = p->hdrs.data,
+        .raw_headers_len = p->hdrs.len,
+        .body = p->body.data,
+        .body_len = p->body.len,
+        .connect_timeout_ms = dl->connect_ms,
+        .total_timeout_ms = (uint32_t)left_ms,
+        .flags = HTTPC_F_RETRY_STALE, /* nothing sent to the client: a resend is safe */
+    };
+    static const httpc_callbacks_t cbs = {up_head, up_body, up_done};
+    p->attempts++;
+    pool_begin(p->addr);
+    int rc = httpc_request(hp, &r, &cbs, p, &p->up);
+    if (rc < 0) {
+        pool_end(p->addr);
+        p->up = NULL;
+        fail_request(p, 502, "upstream_unavailable", "cannot start the upstream request");
+        return;
+    }
+    /* Streams first wait for their first event (per attempt, so that a retry gets its own
+     * time to first token), everything for the total deadline. */
+    p->deadline_ttft = now + (uint64_t)dl->ttft_ms * 1000000;
+    uint64_t when = p->stream && !p->committed && p->deadline_ttft < p->deadline_total
+                        ? p->deadline_ttft
+                        : p->deadline_total;
+    uint64_t delay = when > now ? (when - now + 999999) / 1000000 : 0;
+    ev_timer_start(w->loop, &p->timer, delay, deadline_cb, p);
+}
+
+/* ---------- the stages ---------- */
+
+/* Authenticate: services and keys (issue 4) map the bearer key to a service here.
+ * Until they exist every caller is the anonymous service. 0 = go on. */
+static int stage_authenticate(preq_t *p) {
+    (void)p;
+    return 0;
+}
+
+/* Admit: per-service limits and budgets (issue 4) decide here. 0 = go on. */
+static int stage_admit(preq_t *p) {
+    (void)p;
+    return 0;
+}
+
+static void answer_models(proxy_worker_t *w, httpd_req_t *req, const char *one) {
+    buf_t *b = &w->scratch;
+    buf_reset(b);
+    json_w_t jw;
+    json_w_init(&jw, b);
+    snapshot_t *s = w->snap;
+    if (!one) {
+        json_w_obj_begin(&jw);
+        json_w_key(&jw, "object");
+        json_w_str(&jw, "list");
+        json_w_key(&jw, "data");
+        json_w_arr_begin(&jw);
+    }
+    int found = 0;
+    for (size_t i = 0; i < s->cfg.nroutes; i++) {
+        const char *m = s->cfg.routes[i].model;
+        if (one && strcmp(one, m))
+            continue;
+        found = 1;
+        json_w_obj_begin(&jw);
+        json_w_key(&jw, "id");
+        json_w_str(&jw, m);
+        json_w_key(&jw, "object");
+        json_w_str(&jw, "model");
+        json_w_key(&jw, "created");
+        json_w_i64(&jw, 0);
+        json_w_key(&jw, "owned_by");
+        json_w_str(&jw, "tollgate");
+        json_w_obj_end(&jw);
+    }
+    if (!one) {
+        json_w_arr_end(&jw);
+        json_w_obj_end(&jw);
+    } else if (!found) {
+        buf_reset(b);
+        buf_appendf(b, "The model `%s` does not exist or you do not have access to it.", one);
+        httpd_error_ex(req, 404, "invalid_request_error", b->data, "model", "model_not_found");
+        return;
+    }
+    httpd_respond(req, 200, "application/json", b->data, b->len);
+}
+
+static void method_not_allowed(httpd_req_t *req, const char *allow) {
+    httpd_add_header(req, "Allow", allow);
+    httpd_error_ex(req, 405, "invalid_request_error", "method not allowed for this URL; see Allow",
+                   NULL, "method_not_allowed");
+}
+
+void proxy_handle(httpd_req_t *req, void *arg) {
+    (void)arg;
+    proxy_worker_t *w = httpd_req_worker_data(req);
+    const char *path = httpd_req_path(req), *method = httpd_req_method(req);
+    worker_refresh(w);
+
+    /* Parse: which endpoint. */
+    if (!strcmp(path, "/v1/models") || !strncmp(path, "/v1/models/", 11)) {
+        if (strcmp(method, "GET") && strcmp(method, "HEAD"))
+            return method_not_allowed(req, "GET");
+        return answer_models(w, req, path[10] == '/' ? path + 11 : NULL);
+    }
+    if (strcmp(path, "/v1/chat/completions") && strcmp(path, "/v1/completions")) {
+        buf_reset(&w->scratch);
+        buf_appendf(&w->scratch, "Unknown request URL: %s %s", method, path);
+        httpd_error_ex(req, 404, "invalid_request_error", w->scratch.data, NULL, "unknown_url");
+        return;
+    }
+    if (strcmp(method, "POST"))
+        return method_not_allowed(req, "POST");
+
+    size_t len;
+    const char *body = httpd_req_body(req, &len);
+    json_doc_t d;
+    int n = worker_parse(w, body, len, &d);
+    if (n <= 0 || d.toks[0].type != JSON_OBJECT) {
+        httpd_error_ex(req, 400, "invalid_request_error",
+                       n == JSON_ERR_NOMEM ? "the request body has too many JSON values"
+                                           : "the request body is not a valid JSON object",
+                       NULL, "invalid_json");
+        return;
+    }
+    int mt = json_obj_get(&d, 0, "model");
+    if (mt < 0 || d.toks[mt].type != JSON_STRING) {
+        httpd_error_ex(req, 400, "invalid_request_error",
+                       "you must provide a model parameter (a string)", "model", NULL);
+        return;
+    }
+    int st = json_obj_get(&d, 0, "stream");
+    int stream = st >= 0 && json_get_bool(&d, st) == 1;
+    int so = json_obj_get(&d, 0, "stream_options"), iu = so >= 0 ? json_obj_get(&d, so, "include_usage") : -1;
+    buf_t *name = &w->scratch;
+    buf_reset(name);
+    if (json_str_unescape(&d, mt, name) < 0) {
+        httpd_error(req, 500, "server_error", "out of memory");
+        return;
+    }
+    snap_route_t *route = snapshot_route(w->snap, name->data, name->len);
+    if (!route) {
+        char msg[320];
+        snprintf(msg, sizeof msg, "The model `%.200s` does not exist or you do not have access to it.",
+                 name->data);
+        httpd_error_ex(req, 404, "invalid_request_error", msg, "model", "model_not_found");
+        return;
+    }
+
+    preq_t *p = preq_get(w);
+    if (!p) {
+        httpd_error(req, 503, "server_error", "the gateway is out of memory");
+        return;
+    }
+    p->req = req;
+    p->snap = snapshot_ref(w->snap);
+    p->route = route;
+    p->stream = stream;
+    p->client_usage = iu >= 0 && json_get_bool(&d, iu) == 1;
+    p->prompt_tokens = p->completion_tokens = -1;
+
+    if (stage_authenticate(p) || stage_admit(p)) {
+        preq_release(p);
+        return;
+    }
+
+    /* Route: a variant by weight, its backend pool. */
+    const gw_route_cfg_t *rc = route->cfg;
+    uint32_t weights[GW_MAX_VARIANTS];
+    size_t nv = rc->nvariants < GW_MAX_VARIANTS ? rc->nvariants : GW_MAX_VARIANTS;
+    for (size_t i = 0; i < nv; i++)
+        weights[i] = atomic_load_explicit(&route->weights[i], memory_order_relaxed);
+    int vi = route_pick_variant(weights, nv, route_rand(&w->rnd));
+    if (vi < 0) {
+        p->req = NULL;
+        preq_release(p);
+        httpd_error_ex(req, 503, "server_error", "every variant of this model has weight 0",
+                       "model", "no_variant");
+        return;
+    }
+    p->variant = &rc->variants[vi];
+    p->backend = &w->snap->backends[p->variant->backend_idx];
+
+    /* Forward: the upstream body and headers, then the first attempt. */
+    if (proxy_rewrite_body(&d, p->variant->upstream_model, stream, &p->body) < 0 ||
+        buf_appends(&p->hdrs, "Content-Type: application/json\r\n") < 0 ||
+        buf_appends(&p->hdrs, stream ? "Accept: text/event-stream\r\n"
+                                     : "Accept: application/json\r\n") < 0 ||
+        (p->backend->cfg->api_key &&
+         buf_appendf(&p->hdrs, "Authorization: Bearer %s\r\n", p->backend->cfg->api_key) < 0)) {
+        p->req = NULL;
+        preq_release(p);
+        httpd_error(req, 500, "server_error", "out of memory");
+        return;
+    }
+    uint64_t start = httpd_req_start_ns(req);
+    p->deadline_total = start + (uint64_t)rc->deadlines.total_ms * 1000000;
+    route_budget_deposit(&route->budget, rc->retry.budget_percent, rc->retry.budget_burst);
+    httpd_req_on_close(req, client_gone, p);
+    attempt_start(p);
+}

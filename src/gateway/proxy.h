@@ -1,0 +1,52 @@
+/* proxy.h — the gateway's request path on a worker thread: parse → authenticate → admit →
+ * route → forward → account, for /v1/chat/completions, /v1/completions and /v1/models. */
+#ifndef TOLLGATE_GATEWAY_PROXY_H
+#define TOLLGATE_GATEWAY_PROXY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/buf.h"
+#include "core/ev.h"
+#include "core/httpd.h"
+#include "core/json.h"
+#include "gateway/gateway.h"
+
+#define PROXY_MAX_RESPONSE (16u << 20) /* a non-streamed upstream body larger than this: 502 */
+
+typedef struct proxy_worker proxy_worker_t;
+
+/* One per worker thread, made on that thread (httpd's worker_init) and freed there. */
+proxy_worker_t *proxy_worker_new(gateway_t *gw, int idx, ev_loop_t *loop);
+/* Cancels what is still in flight upstream and frees the connection pools. */
+void proxy_worker_free(proxy_worker_t *w);
+
+/* The httpd handler of the main listener (arg unused; the worker comes from
+ * httpd_req_worker_data). */
+void proxy_handle(httpd_req_t *req, void *arg);
+
+/* Add this worker's counters to *acc (relaxed atomic reads: any thread). */
+void proxy_worker_stats(proxy_worker_t *w, gateway_stats_t *acc);
+
+/* --- pure helpers, exposed for the unit tests --- */
+
+/* Write the upstream request body for a parsed client body (an object): the model
+ * replaced by upstream_model when not NULL, and when add_usage is set,
+ * stream_options.include_usage forced to true (other stream_options kept). Every other
+ * member is copied byte for byte. 0, -EINVAL (not an object) or -ENOMEM. */
+int proxy_rewrite_body(const json_doc_t *d, const char *upstream_model, int add_usage,
+                       buf_t *out);
+
+/* Look at one raw SSE event (its lines, blank-line terminator optional) for a usage
+ * object. Returns 1 when one was found (*prompt, *completion set, -1 for a field that is
+ * missing) and *usage_only says whether the event carries nothing else for the client
+ * (an empty "choices" array, as OpenAI's final usage chunk has); 0 when the event has no
+ * usage. toks/cap: scratch for the JSON parser. */
+int proxy_sse_usage(const char *ev, size_t len, json_tok_t *toks, size_t cap, int64_t *prompt,
+                    int64_t *completion, int *usage_only);
+
+/* Length of the first complete SSE event in p[0..n) including its blank-line
+ * terminator (LF LF, CRLF CRLF, or CR CR mixes), or 0 when none is complete yet. */
+size_t proxy_sse_event_len(const char *p, size_t n);
+
+#endif
