@@ -8,6 +8,7 @@
 
 /* Add a line here when a subcommand lands (and its prototype to cli.h). */
 static const cli_cmd_t commands[] = {
+    {"gateway", cmd_gateway, "the LLM gateway: OpenAI-compatible proxy with routing, pools, deadlines, live reload"},
     {NULL, NULL, NULL},
 };
 
