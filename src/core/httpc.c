@@ -131,6 +131,7 @@ static void queue_push(httpc_pool_t *p, httpc_req_t *r) {
     p->q_tail = r;
     r->state = REQ_QUEUED;
     r->in_queue = 1;
+    p->st.queued++;
 }
 
 static void queue_remove(httpc_pool_t *p, httpc_req_t *r) {
@@ -361,6 +362,8 @@ static void conn_open(httpc_pool_t *p, httpc_req_t *r) {
         return;
     }
     p->open++;
+    if (p->open > p->st.peak_conns)
+        p->st.peak_conns = p->open;
     p->st.connects++;
     c->state = CONN_CONNECTING;
     c->req = r;

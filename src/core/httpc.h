@@ -115,6 +115,8 @@ typedef struct httpc_pool_stats {
     uint64_t connects;   /* connections opened */
     uint64_t reuses;     /* requests served on an already-used connection */
     uint64_t retries;    /* stale-reuse resends */
+    uint64_t queued;     /* requests that waited for a connection slot (max_conns reached) */
+    uint32_t peak_conns; /* most connections open at once */
     uint32_t open_conns; /* currently open */
     uint32_t idle_conns; /* currently idle */
 } httpc_pool_stats_t;
