@@ -134,6 +134,14 @@ static int ld_map(ld_t *l, yaml_node_t *n, ld_pair_fn fn, void *arg) {
         const char *key = scalar(k);
         if (!key)
             return ld_fail(l, k, "keys must be plain strings");
+        /* YAML lets a later duplicate win silently; in a config that hides a mistake. */
+        for (yaml_node_pair_t *q = n->data.mapping.pairs.start; q < p; q++) {
+            yaml_node_t *qk = yaml_document_get_node(l->doc, q->key);
+            if (scalar(qk) && !strcmp(scalar(qk), key)) {
+                ld_push(l, "%s%s", l->path[0] ? "." : "", key);
+                return ld_fail(l, k, "given twice (first at line %d)", ld_line(qk));
+            }
+        }
         int rc = fn(l, key, k, v, arg);
         if (rc)
             return rc;

@@ -80,6 +80,13 @@ static void deadline_cb(ev_loop_t *loop, void *arg);
 
 /* ---------- pure helpers ---------- */
 
+/* Append a value's text as sent (a STRING token's span excludes its quotes). */
+static int append_raw(buf_t *out, const json_doc_t *d, uint32_t tok) {
+    const json_tok_t *t = &d->toks[tok];
+    int q = t->type == JSON_STRING;
+    return buf_append(out, d->src + t->start - q, t->end - t->start + 2 * (size_t)q);
+}
+
 int proxy_rewrite_body(const json_doc_t *d, const char *upstream_model, int add_usage,
                        buf_t *out) {
     if (d->ntoks == 0 || d->toks[0].type != JSON_OBJECT)
@@ -92,8 +99,7 @@ int proxy_rewrite_body(const json_doc_t *d, const char *upstream_model, int add_
         i = t[val].next;
         if (k)
             rc |= buf_append(out, ",", 1);
-        /* Key with its quotes, as sent. */
-        rc |= buf_append(out, d->src + t[key].start - 1, t[key].end - t[key].start + 2);
+        rc |= append_raw(out, d, key);
         rc |= buf_append(out, ":", 1);
         if (upstream_model && json_str_eq(d, (int)key, "model")) {
             json_w_t jw;
@@ -109,13 +115,15 @@ int proxy_rewrite_body(const json_doc_t *d, const char *upstream_model, int add_
                     j = t[sv].next;
                     if (json_str_eq(d, (int)sk, "include_usage"))
                         continue;
-                    rc |= buf_append(out, d->src + t[sk].start - 1, t[sv].end - t[sk].start + 1);
+                    rc |= append_raw(out, d, sk);
+                    rc |= buf_append(out, ":", 1);
+                    rc |= append_raw(out, d, sv);
                     rc |= buf_append(out, ",", 1);
                 }
             }
             rc |= buf_appends(out, "\"include_usage\":true}");
         } else {
-            rc |= buf_append(out, d->src + t[val].start, t[val].end - t[val].start);
+            rc |= append_raw(out, d, val);
         }
     }
     if (add_usage && !saw_so)

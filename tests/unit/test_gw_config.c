@@ -137,6 +137,9 @@ static void test_errors(void) {
                "bad.yaml:5: routes.m.retry.max_attempts: 0 out of range");
     expect_err(BK RT "    retry: {max_tries: 2}\n",
                "bad.yaml:8: routes.m.retry.max_tries: unknown key \"max_tries\"");
+    expect_err(BK RT "routes: {}\n", "bad.yaml:8: routes: given twice (first at line 4)");
+    expect_err(BK "routes:\n  m:\n    variants:\n      v: {backend: a, weight: 1, weight: 2}\n",
+               "bad.yaml:7: routes.m.variants.v.weight: given twice");
     expect_err(BK "routes:\n  m:\n    variants: [a]\n",
                "bad.yaml:6: routes.m.variants: expected a map");
 }
