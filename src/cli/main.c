@@ -8,6 +8,7 @@
 
 /* Add a line here when a subcommand lands (and its prototype to cli.h). */
 static const cli_cmd_t commands[] = {
+    {"quantize", cmd_quantize, "rewrite a GGUF model with its weights in another type (Q4_K_M, Q8_0, ...)"},
     {"bench", cmd_bench, "LLM-aware load generator: TTFT / TPOT / e2e percentiles, open or closed loop"},
     {"gateway", cmd_gateway, "the LLM gateway: OpenAI-compatible proxy with routing, pools, deadlines, live reload"},
     {NULL, NULL, NULL},
