@@ -42,6 +42,7 @@ typedef struct gw_admin_cfg {
     int enabled;  /* 0 when the section is absent or `enabled: false` */
     gw_listen_t listen; /* default 127.0.0.1:GW_DEF_ADMIN_PORT */
     char *key;    /* bearer key for the admin API (from `key` or the env var in `key_env`) */
+    int key_from_env; /* key came from key_env's variable, which wins over `key` */
     gw_where_t where;
 } gw_admin_cfg_t;
 

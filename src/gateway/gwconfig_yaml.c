@@ -173,16 +173,21 @@ static int admin_pair(ld_t *l, const char *key, yaml_node_t *k, yaml_node_t *v, 
     } else if (!strcmp(key, "enabled")) {
         FIELD(l, key, ld_bool(l, v, &a->enabled));
     } else if (!strcmp(key, "key")) {
-        FIELD(l, key, ld_str(l, v, &a->key));
+        if (!a->key_from_env) /* a key from the environment wins over the file's */
+            FIELD(l, key, ld_str(l, v, &a->key));
     } else if (!strcmp(key, "key_env")) {
         const char *var = scalar(v), *val = var ? getenv(var) : NULL;
-        size_t old = ld_push(l, ".%s", key);
-        if (!val || !*val)
-            return ld_fail(l, v, "environment variable %s is not set", var ? var : "(none)");
-        ld_pop(l, old);
-        free(a->key);
-        if (!(a->key = strdup(val)))
-            return -ENOMEM;
+        if (!var || !*var) {
+            size_t old = ld_push(l, ".%s", key);
+            (void)old;
+            return ld_fail(l, v, "expected the name of an environment variable");
+        }
+        if (val && *val) {
+            free(a->key);
+            if (!(a->key = strdup(val)))
+                return -ENOMEM;
+            a->key_from_env = 1;
+        }
     } else {
         return ld_unknown(l, k, key, "listen, enabled, key, key_env");
     }
