@@ -685,6 +685,8 @@ static void drain_timeout_cb(ev_loop_t *loop, void *arg) {
 
 static void wakeup_cb(ev_loop_t *loop, void *arg) {
     httpd_worker_t *w = arg;
+    if (w->h->cfg.on_wakeup)
+        w->h->cfg.on_wakeup(w->idx, w->data, w->h->cfg.worker_arg);
     if (!atomic_load(&w->h->stopping) || w->draining)
         return;
     w->draining = 1;
@@ -874,6 +876,15 @@ int httpd_start(httpd_t *h) {
 
 int httpd_port(const httpd_t *h) {
     return h->port;
+}
+
+int httpd_workers(const httpd_t *h) {
+    return h->nworkers;
+}
+
+void httpd_wakeup(httpd_t *h, int worker) {
+    if (worker >= 0 && worker < h->nworkers && h->workers[worker].loop)
+        ev_wakeup(h->workers[worker].loop);
 }
 
 void httpd_stop(httpd_t *h, uint32_t drain_ms) {

@@ -37,6 +37,8 @@ typedef void (*httpd_drain_fn)(httpd_req_t *req, void *arg);
  * The value returned by init is available as httpd_req_worker_data(). */
 typedef void *(*httpd_worker_init_fn)(int worker, ev_loop_t *loop, void *arg);
 typedef void (*httpd_worker_fini_fn)(int worker, void *worker_data, void *arg);
+/* A worker was woken by httpd_wakeup (on that worker's thread). */
+typedef void (*httpd_wakeup_fn)(int worker, void *worker_data, void *arg);
 
 typedef struct httpd_config {
     const char *host;            /* bind address, numeric IPv4/IPv6; NULL = 127.0.0.1 */
@@ -54,7 +56,8 @@ typedef struct httpd_config {
     void *handler_arg;
     httpd_worker_init_fn worker_init; /* optional */
     httpd_worker_fini_fn worker_fini; /* optional */
-    void *worker_arg;
+    httpd_wakeup_fn on_wakeup;        /* optional */
+    void *worker_arg;                 /* passed to the three above */
 } httpd_config_t;
 
 /* Create the server and bind one listening socket per worker (so a bind error
@@ -64,6 +67,10 @@ int httpd_new(const httpd_config_t *cfg, httpd_t **out);
 int httpd_start(httpd_t *h);
 /* The bound port (useful with port 0). */
 int httpd_port(const httpd_t *h);
+int httpd_workers(const httpd_t *h);
+/* Thread-safe: make worker i call cfg.on_wakeup soon on its own thread
+ * (several calls may coalesce into one). */
+void httpd_wakeup(httpd_t *h, int worker);
 /* Begin stopping; thread-safe, returns at once. Listeners close, idle
  * connections close, in-flight requests finish (their connections then close)
  * for up to drain_ms; whatever remains is closed then (on_close fires).
