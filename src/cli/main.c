@@ -11,6 +11,7 @@ static const cli_cmd_t commands[] = {
     {"quantize", cmd_quantize, "rewrite a GGUF model with its weights in another type (Q4_K_M, Q8_0, ...)"},
     {"bench", cmd_bench, "LLM-aware load generator: TTFT / TPOT / e2e percentiles, open or closed loop"},
     {"gateway", cmd_gateway, "the LLM gateway: OpenAI-compatible proxy with routing, pools, deadlines, live reload"},
+    {"sim", cmd_sim, "simulated OpenAI/vLLM upstream: configurable TTFT, inter-token latency, failures"},
     {NULL, NULL, NULL},
 };
 
