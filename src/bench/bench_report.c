@@ -185,7 +185,7 @@ int bench_report_json(buf_t *out, const bench_cfg_t *c, const bench_result_t *r)
     for (int s = 0; s < BENCH_MAX_STATUS; s++) {
         if (!r->by_status[s])
             continue;
-        char k[8];
+        char k[16];
         snprintf(k, sizeof k, "%d", s);
         json_w_key(&w, k);
         json_w_i64(&w, (int64_t)r->by_status[s]);
