@@ -376,6 +376,40 @@ static void test_errors(void) {
     unlink(o2);
 }
 
+/* BF16 sources (common in converted checkpoints) read as the top half of a float. */
+static void test_bf16_source(void) {
+    char in[1024], out[1024], err[256];
+    uint16_t bf[256 * 2];
+    float want[256 * 2];
+    for (int i = 0; i < 512; i++) {
+        want[i] = (float)(i - 256) / 64.0f; /* exact in bfloat16: 8 significant bits */
+        uint32_t bits;
+        memcpy(&bits, &want[i], sizeof bits);
+        bf[i] = (uint16_t)(bits >> 16);
+    }
+    gguf_writer_t *w = gguf_writer_new();
+    int64_t ne[4] = {256, 2, 1, 1};
+    gguf_w_str(w, "general.architecture", "llama");
+    CHECK_EQ_INT(gguf_w_tensor(w, "blk.0.attn_q.weight", GGML_TYPE_BF16, 2, ne, bf, sizeof bf), 0);
+    CHECK_EQ_INT(gguf_w_write(w, tmp_file("bf16.gguf", in, sizeof in), err, sizeof err), 0);
+    gguf_writer_free(w);
+    const char *argv[] = {"quantize", "-q", in, tmp_file("bf16-out.gguf", out, sizeof out), "F16"};
+    CHECK_EQ_INT(run(5, argv), 0);
+    gguf_file_t f;
+    if (gguf_open(out, &f, err, sizeof err)) {
+        CHECK_MSG(0, "%s", err);
+        return;
+    }
+    const gguf_tensor_t *t = gguf_find_tensor(&f, "blk.0.attn_q.weight");
+    CHECK(t && t->type == GGML_TYPE_F16);
+    if (t && t->type == GGML_TYPE_F16) {
+        float got[512];
+        quant_dequantize_row(GGML_TYPE_F16, t->data, got, 512);
+        CHECK(memcmp(got, want, sizeof want) == 0);
+    }
+    gguf_close(&f);
+}
+
 int main(void) {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/test_quantize.XXXXXX");
     if (!mkdtemp(tmpdir)) {
@@ -386,6 +420,7 @@ int main(void) {
     test_other_types();
     test_mix_rules();
     test_errors();
+    test_bf16_source();
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
     if (system(cmd) != 0)
