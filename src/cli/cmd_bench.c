@@ -40,8 +40,9 @@ static void usage(FILE *out) {
             "  --requests N         send N requests in total (with --duration: whichever first)\n"
             "  --threads T          sender threads, one event loop each [2]\n"
             "  --connections N      cap on open connections, all threads; requests beyond it\n"
-            "                       wait for one (counted from their send time) [open loop:\n"
-            "                       1024; closed loop: C, one per request in flight]\n"
+            "                       wait for one, their latency still counted from their\n"
+            "                       scheduled time [open loop: 256; closed loop: C]. Raise it\n"
+            "                       for long streamed requests (rate x duration in flight)\n"
             "  --max-inflight N     open loop: cap on requests in flight; later ones wait and\n"
             "                       still count from their scheduled time [4096]\n"
             "  --timeout S          per-request timeout (connect, first byte, total) [30]\n"
@@ -234,10 +235,10 @@ int cmd_bench(int argc, char **argv) {
     if (duration == 0 && requests == 0)
         duration = 10;
     /* An open loop against a server that falls behind would otherwise open a
-     * connection per waiting request; past ~1k, connecting costs more than it
-     * measures. */
+     * connection per waiting request, and on loopback hundreds of busy
+     * connections cost more than they measure (see docs/bench.md). */
     if (rate > 0 && connections == 0)
-        connections = 1024;
+        connections = 256;
 
     rc = 1;
     if (body_file) {
