@@ -12,6 +12,7 @@ static const cli_cmd_t commands[] = {
     {"bench", cmd_bench, "LLM-aware load generator: TTFT / TPOT / e2e percentiles, open or closed loop"},
     {"gateway", cmd_gateway, "the LLM gateway: OpenAI-compatible proxy with routing, pools, deadlines, live reload"},
     {"sim", cmd_sim, "simulated OpenAI/vLLM upstream: configurable TTFT, inter-token latency, failures"},
+    {"serve", cmd_serve, "OpenAI-compatible inference server for GGUF models on CPU"},
     {NULL, NULL, NULL},
 };
 

@@ -1,0 +1,158 @@
+/* cmd_serve.c — `tollgate serve`: command line and signals around the inference server (src/engine/server.h). */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli/cli.h"
+#include "engine/server.h"
+
+static void usage(FILE *out) {
+    fprintf(out,
+            "usage: tollgate serve -m MODEL.gguf [options]\n"
+            "\n"
+            "OpenAI-compatible inference server for GGUF models on CPU (architectures llama\n"
+            "and phi3; F32, F16, Q8_0, Q4_0, Q4_K, Q5_K, Q6_K weights). The listener comes up\n"
+            "first and the model loads in the background: GET /health answers 503\n"
+            "{\"status\":\"loading\"} until it is ready, then 200 {\"status\":\"ok\"}.\n"
+            "\n"
+            "options:\n"
+            "  -m, --model FILE        the GGUF model (required)\n"
+            "  --host ADDR             listen address [127.0.0.1]\n"
+            "  --port N                listen port, 0 = any free port [8080]\n"
+            "  --threads N             compute threads for the forward pass [cores]\n"
+            "                          (accepted; the forward pass is single-threaded today)\n"
+            "  --http-threads N        HTTP worker threads, one event loop each [2]\n"
+            "  -c, --ctx N             context length in tokens (prompt + completion)\n"
+            "                          [the model's, at most %d]\n"
+            "  --chat-template NAME    llama2, mistral, phi3 or chatml [from the file's\n"
+            "                          tokenizer.chat_template, else by architecture]\n"
+            "  --model-name NAME       the name served in \"model\" and /v1/models\n"
+            "                          [the file's base name without .gguf]\n"
+            "  --max-queue N           requests waiting for the engine before new ones get\n"
+            "                          503 [%d]\n"
+            "  --drain-ms N            on SIGTERM/SIGINT, let in-flight requests finish for\n"
+            "                          up to N ms [10000]\n"
+            "  -h, --help              this text\n"
+            "\n"
+            "endpoints:\n"
+            "  POST /v1/chat/completions   chat (template applied), streaming or not\n"
+            "  POST /v1/completions        raw prompt, streaming or not\n"
+            "  GET  /v1/models             the served model\n"
+            "  POST /tokenize              {\"content\", \"add_special\", \"parse_special\"} -> {\"tokens\"}\n"
+            "  POST /detokenize            {\"tokens\"} -> {\"content\"}\n"
+            "  GET  /health                503 while loading, 200 when ready\n"
+            "  GET  /metrics               Prometheus text, vLLM's metric names\n"
+            "\n"
+            "Sampling fields: temperature, top_p, top_k, min_p, seed, stop, max_tokens\n"
+            "(max_completion_tokens), logprobs/top_logprobs, stream_options.include_usage;\n"
+            "n must be 1. See docs/serve.md.\n"
+            "\n"
+            "On start it prints one line to stdout: listening on HOST:PORT\n"
+            "\n"
+            "exit status: 0 after a clean stop, 1 when the model cannot be loaded or the\n"
+            "port cannot be bound, 2 on a usage error.\n",
+            SERVER_DEFAULT_CTX_CAP, SERVER_DEFAULT_MAX_QUEUE);
+}
+
+static int parse_int(const char *s, int lo, int hi, int *out) {
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < lo || v > hi) return -1;
+    *out = (int)v;
+    return 0;
+}
+
+enum { O_HOST = 256, O_PORT, O_THREADS, O_HTTP_THREADS, O_TMPL, O_NAME, O_QUEUE, O_DRAIN };
+
+int cmd_serve(int argc, char **argv) {
+    static const struct option longopts[] = {
+        {"model", required_argument, NULL, 'm'},
+        {"host", required_argument, NULL, O_HOST},
+        {"port", required_argument, NULL, O_PORT},
+        {"threads", required_argument, NULL, O_THREADS},
+        {"http-threads", required_argument, NULL, O_HTTP_THREADS},
+        {"ctx", required_argument, NULL, 'c'},
+        {"chat-template", required_argument, NULL, O_TMPL},
+        {"model-name", required_argument, NULL, O_NAME},
+        {"max-queue", required_argument, NULL, O_QUEUE},
+        {"drain-ms", required_argument, NULL, O_DRAIN},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    server_opts_t o = {.port = 8080};
+    int drain_ms = 10000, c, bad = 0;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "m:c:h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'm': o.model_path = optarg; break;
+        case O_HOST: o.host = optarg; break;
+        case O_PORT: bad |= parse_int(optarg, 0, 65535, &o.port) ? 1 : 0; break;
+        case O_THREADS: bad |= parse_int(optarg, 1, 1024, &o.threads) ? 2 : 0; break;
+        case O_HTTP_THREADS: bad |= parse_int(optarg, 1, 256, &o.http_threads) ? 4 : 0; break;
+        case 'c': bad |= parse_int(optarg, 16, 1 << 20, &o.ctx) ? 8 : 0; break;
+        case O_TMPL: o.chat_template = optarg; break;
+        case O_NAME: o.model_name = optarg; break;
+        case O_QUEUE: bad |= parse_int(optarg, 1, 1 << 20, &o.max_queue) ? 16 : 0; break;
+        case O_DRAIN: bad |= parse_int(optarg, 0, 3600000, &drain_ms) ? 32 : 0; break;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (bad) {
+        fprintf(stderr, "tollgate serve: invalid number for %s; see tollgate serve --help\n",
+                bad & 1 ? "--port (0-65535)" : bad & 2 ? "--threads" : bad & 4 ? "--http-threads"
+                : bad & 8 ? "--ctx (>= 16)" : bad & 16 ? "--max-queue" : "--drain-ms");
+        return 2;
+    }
+    if (optind < argc) {
+        fprintf(stderr, "tollgate serve: unexpected argument '%s'\n", argv[optind]);
+        return 2;
+    }
+    if (!o.model_path) {
+        fprintf(stderr, "tollgate serve: a model is required: tollgate serve -m MODEL.gguf\n");
+        return 2;
+    }
+
+    /* Signals go to this thread only: block them before any thread exists. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    char err[512];
+    server_t *s = NULL;
+    int rc = server_new(&o, &s, err, sizeof err);
+    if (rc) {
+        fprintf(stderr, "tollgate serve: %s\n", err);
+        return rc == -EINVAL ? 2 : 1;
+    }
+    if ((rc = server_start(s)) != 0) {
+        fprintf(stderr, "tollgate serve: cannot start: %s\n", strerror(-rc));
+        server_free(s);
+        return 1;
+    }
+    printf("listening on %s:%d\n", o.host ? o.host : "127.0.0.1", server_port(s));
+    fflush(stdout);
+
+    int status = 0;
+    const struct timespec tick = {0, 100 * 1000 * 1000};
+    for (;;) {
+        int sig = sigtimedwait(&set, NULL, &tick);
+        if (sig == SIGINT || sig == SIGTERM) break;
+        if (server_state(s) == SERVER_FAILED) { /* a server without its model is useless */
+            fprintf(stderr, "tollgate serve: %s\n", server_error(s));
+            status = 1;
+            break;
+        }
+    }
+    server_stop(s, status ? 0 : (uint32_t)drain_ms);
+    server_free(s);
+    return status;
+}
