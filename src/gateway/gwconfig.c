@@ -235,5 +235,8 @@ int gwconfig_validate(gw_config_t *cfg, char *err, size_t errlen) {
                         "routes.%s.retry.budget_percent: %u out of range (0-100)", r->model,
                         r->retry.budget_percent);
     }
+    if (cfg->nroutes == 0)
+        return fail(err, errlen, cfg, nowhere,
+                    "routes: none defined; add at least one model (see docs/gateway.md)");
     return 0;
 }

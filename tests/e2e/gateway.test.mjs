@@ -318,7 +318,7 @@ test('a broken config at start: exit 2 naming line and field', async () => {
   p.stderr.on('data', (d) => { err += d; });
   const code = await new Promise((r) => p.on('exit', r));
   assert.equal(code, 2);
-  assert.match(err, /bad\.yaml:8: routes\.m\.variants\.v\.weight: expected a non-negative integer/);
+  assert.match(err, /bad\.yaml:8: routes\.m\.variants\.v\.weight: expected an integer between 0 and 1000000, got "lots"/);
 });
 
 test('bad requests get OpenAI-style errors', async () => {

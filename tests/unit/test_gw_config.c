@@ -105,11 +105,11 @@ static void expect_err(const char *text, const char *want) {
 
 static void test_errors(void) {
     expect_err("listen: [1\n", "bad.yaml:2: YAML syntax");
-    expect_err("", "bad.yaml:1: the file is empty");
-    expect_err("lisen: 1.2.3.4:5\n", "bad.yaml:1: lisen: unknown key \"lisen\"");
+    expect_err("", "bad.yaml: routes: none defined");
+    expect_err("lisen: 1.2.3.4:5\n", "bad.yaml:1: unknown field \"lisen\" (expected one of: listen,");
     expect_err("listen: localhost\n", "bad.yaml:1: listen: expected host:port");
-    expect_err("threads: -1\n", "bad.yaml:1: threads: expected a non-negative integer");
-    expect_err("threads: 1000\n", "bad.yaml:1: threads: 1000 is too large");
+    expect_err("threads: -1\n", "bad.yaml:1: threads: expected an integer between 0 and 256, got \"-1\"");
+    expect_err("threads: 1000\n", "bad.yaml:1: threads: expected an integer between 0 and 256, got \"1000\"");
     expect_err(BK RT "admin:\n  listen: 127.0.0.1:9\n", "bad.yaml:8: admin.key: the admin API needs a key");
     expect_err("admin:\n  key_env: TOLLGATE_TEST_UNSET_VAR\n",
                "bad.yaml:1: admin.key: the admin API needs a key");
@@ -117,9 +117,9 @@ static void test_errors(void) {
     expect_err("backends:\n  a:\n    addresses: [127.0.0.1:1, 'x:99999']\n",
                "bad.yaml:3: backends.a.addresses[1]: expected host:port with a port 1-65535, got \"x:99999\"");
     expect_err("backends:\n  a:\n    adresses: [127.0.0.1:1]\n",
-               "bad.yaml:3: backends.a.adresses: unknown key \"adresses\"");
+               "bad.yaml:3: backends.a: unknown field \"adresses\"");
     expect_err("backends:\n  a:\n    health_check: {path: /h}\n",
-               "bad.yaml:2: backends.a.addresses: at least one host:port is needed");
+               "bad.yaml:2: backends.a: missing required field \"addresses\"");
     expect_err("backends:\n  a:\n    addresses: [127.0.0.1:1, 127.0.0.1:1]\n",
                "bad.yaml:3: backends.a.addresses[1]: 127.0.0.1:1 is listed twice");
     expect_err("backends:\n  a:\n    addresses: [127.0.0.1:1]\n    health_check: {path: h}\n",
@@ -127,20 +127,20 @@ static void test_errors(void) {
     expect_err(BK "routes:\n  m:\n    variants:\n      v: {backend: b}\n",
                "bad.yaml:7: routes.m.variants.v.backend: \"b\" is not defined under backends");
     expect_err(BK "routes:\n  m:\n    variants:\n      v: {weight: 3}\n",
-               "bad.yaml:7: routes.m.variants.v.backend: missing");
+               "bad.yaml:7: routes.m.variants.v: missing required field \"backend\"");
     expect_err(BK "routes:\n  m:\n    variants:\n      v: {backend: a, weight: ten}\n",
-               "bad.yaml:7: routes.m.variants.v.weight: expected a non-negative integer, got \"ten\"");
+               "bad.yaml:7: routes.m.variants.v.weight: expected an integer between 0 and 1000000, got \"ten\"");
     expect_err(BK "routes:\n  m:\n    deadlines: {total_ms: 5}\n",
-               "bad.yaml:5: routes.m.variants: missing");
+               "bad.yaml:5: routes.m: missing required field \"variants\"");
     expect_err(BK RT "    deadlines: {ttft_ms: 50, total_ms: 10}\n",
                "bad.yaml:5: routes.m.deadlines.ttft_ms: 50 is larger than total_ms 10");
     expect_err(BK RT "    retry: {max_attempts: 0}\n",
                "bad.yaml:5: routes.m.retry.max_attempts: 0 out of range");
     expect_err(BK RT "    retry: {max_tries: 2}\n",
-               "bad.yaml:8: routes.m.retry.max_tries: unknown key \"max_tries\"");
-    expect_err(BK RT "routes: {}\n", "bad.yaml:8: routes: given twice (first at line 4)");
+               "bad.yaml:8: routes.m.retry: unknown field \"max_tries\"");
+    expect_err(BK RT "routes: {}\n", "bad.yaml:8: duplicate key \"routes\" (first at line 4)");
     expect_err(BK "routes:\n  m:\n    variants:\n      v: {backend: a, weight: 1, weight: 2}\n",
-               "bad.yaml:7: routes.m.variants.v.weight: given twice");
+               "bad.yaml:7: duplicate key \"weight\"");
     expect_err(BK "routes:\n  m:\n    variants: [a]\n",
                "bad.yaml:6: routes.m.variants: expected a map");
 }
