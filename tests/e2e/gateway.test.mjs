@@ -240,7 +240,7 @@ test('deadlines: time to first token and total', async () => {
   await assert.rejects(client.chat.completions.create(chat('slow')), (e) => e.status === 504 && e.code === 'total_timeout');
 });
 
-test('a client disconnecting mid-stream cancels the upstream request', async () => {
+test('a client disconnecting cancels the upstream request (mid-stream and while waiting)', async () => {
   const before = (await admin('GET', '/stats')).json.client_cancels;
   const sim = sims.b;
   await fetch(`http://127.0.0.1:${sim.port}/sim/config`, { method: 'POST', body: JSON.stringify({ itl_ms: 100, output: 'fixed:100' }) });
@@ -252,12 +252,25 @@ test('a client disconnecting mid-stream cancels the upstream request', async () 
   stream.controller.abort();
   await until(async () => (await admin('GET', '/stats')).json.client_cancels > before, 5000, 'the gateway to see the disconnect');
   // The upstream's request ends long before its 10 s of tokens: it was cancelled.
-  await until(async () => {
+  const running = async () => {
     const m = await (await fetch(`http://127.0.0.1:${sim.port}/metrics`)).text();
     const line = m.split('\n').find((l) => l.startsWith('vllm:num_requests_running'));
-    return line && Number(line.trim().split(/\s+/).pop()) === 0;
-  }, 3000, 'the upstream request to be cancelled');
-  await fetch(`http://127.0.0.1:${sim.port}/sim/config`, { method: 'POST', body: JSON.stringify({ itl_ms: 0, output: 'fixed:16' }) });
+    return line ? Number(line.trim().split(/\s+/).pop()) : -1;
+  };
+  await until(async () => (await running()) === 0, 3000, 'the upstream request to be cancelled');
+
+  // The same for a non-streamed request still waiting for its answer.
+  await fetch(`http://127.0.0.1:${sim.port}/sim/config`, { method: 'POST', body: JSON.stringify({ ttft_ms: 10000 }) });
+  const ac = new AbortController();
+  const pending = fetch(`http://127.0.0.1:${gw.port}/v1/chat/completions`, {
+    method: 'POST', body: JSON.stringify(chat('m')), signal: ac.signal,
+  }).catch(() => 'aborted');
+  await until(async () => (await running()) === 1, 3000, 'the upstream request to start');
+  ac.abort();
+  assert.equal(await pending, 'aborted');
+  await until(async () => (await running()) === 0, 3000, 'the waiting upstream request to be cancelled');
+
+  await fetch(`http://127.0.0.1:${sim.port}/sim/config`, { method: 'POST', body: JSON.stringify({ itl_ms: 0, ttft_ms: 0, output: 'fixed:16' }) });
   await admin('PUT', '/routes/m/weights', { stable: 80, canary: 20 });
 });
 
