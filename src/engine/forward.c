@@ -1,0 +1,215 @@
+/* forward.c — the transformer forward pass for one token of one sequence (llama and phi3). */
+#include "engine/forward.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/matvec.h"
+#include "engine/quant.h"
+
+/* The numerics follow the reference engine step by step where it is free to do so
+ * (double-precision sums in RMSNorm and softmax, RoPE angles by repeated multiplication,
+ * f16 K/V cache, f16 query and probabilities in the two attention products, activations
+ * quantized to the weight's vec-dot type): these random test models have logits with a
+ * standard deviation of ~12, so small differences in the residual stream show up as
+ * visible log-probability differences. */
+
+/* o (n) = x * (1 / sqrt(mean(x^2) + eps)) * w, summing squares in double as the reference. */
+static void rmsnorm(float *o, const float *x, const float *w, int n, float eps) {
+    double ss = 0.0;
+    for (int i = 0; i < n; i++) ss += (double)(x[i] * x[i]);
+    float mean = (float)(ss / n);
+    float scale = 1.0f / sqrtf(mean + eps);
+    for (int i = 0; i < n; i++) o[i] = (x[i] * scale) * w[i];
+}
+
+/* cs (n_rot) = interleaved cos, sin of pos * base^(-2i/n_rot), i = 0..n_rot/2-1; the angle
+ * is advanced by repeated multiplication in float, exactly as the reference computes it. */
+static void rope_angles(float *cs, int pos, int n_rot, float base) {
+    float theta_scale = powf(base, -2.0f / (float)n_rot);
+    float theta = (float)pos;
+    for (int i = 0; i < n_rot; i += 2) {
+        cs[i] = cosf(theta);
+        cs[i + 1] = sinf(theta);
+        theta *= theta_scale;
+    }
+}
+
+/* Rotate the first n_rot dims of each of n_heads vectors of hd floats in v. Adjacent pairs
+ * (2i, 2i+1) for llama (GGUF files hold Q/K rows permuted for this), halves (i, i+n_rot/2)
+ * for NEOX (phi3). */
+static void rope_apply(float *v, int n_heads, int hd, int n_rot, int neox, const float *cs) {
+    for (int h = 0; h < n_heads; h++) {
+        float *p = v + (size_t)h * hd;
+        for (int i = 0; i < n_rot; i += 2) {
+            float c = cs[i], s = cs[i + 1];
+            int a = neox ? i / 2 : i, b = neox ? i / 2 + n_rot / 2 : i + 1;
+            float x0 = p[a], x1 = p[b];
+            p[a] = x0 * c - x1 * s;
+            p[b] = x0 * s + x1 * c;
+        }
+    }
+}
+
+static float silu(float x) { return x / (1.0f + expf(-x)); }
+
+/* Round to half precision and back (the reference converts the f32 operand of a product
+ * with an f16 tensor to f16 first). */
+static float f16_round(float x) { return quant_f16_to_f32(quant_f32_to_f16(x)); }
+
+/* Causal multi-head attention of the current token over positions lo..pos of one layer.
+ * q (H*hd) roped query, scaled by `scale` inside the softmax; out (H*hd). */
+static void attention(const model_t *m, forward_state_t *s, int layer, int pos, const float *q,
+                      float scale, float *out) {
+    const model_hparams_t *hp = &m->hp;
+    int hd = hp->head_dim, kv_dim = hp->n_head_kv * hd, group = hp->n_head / hp->n_head_kv;
+    int lo = 0;
+    if (hp->sliding_window > 0 && pos - hp->sliding_window + 1 > 0) lo = pos - hp->sliding_window + 1;
+    size_t loff = (size_t)layer * s->n_ctx * kv_dim;
+    float qh[hd]; /* (hd) one head of q in f16 precision */
+    for (int h = 0; h < hp->n_head; h++) {
+        const float *qs = q + (size_t)h * hd;
+        float *att = s->att + (size_t)h * s->n_ctx; /* (C) scores of this head */
+        int kvh = h / group;
+        for (int i = 0; i < hd; i++) qh[i] = f16_round(qs[i]);
+        float max = -INFINITY;
+        for (int t = lo; t <= pos; t++) {
+            const uint16_t *k = s->key_cache + loff + (size_t)t * kv_dim + (size_t)kvh * hd;
+            float dot = 0.0f;
+            for (int i = 0; i < hd; i++) dot += qh[i] * quant_f16_to_f32(k[i]);
+            att[t] = dot * scale;
+            if (att[t] > max) max = att[t];
+        }
+        double sum = 0.0;
+        for (int t = lo; t <= pos; t++) {
+            att[t] = expf(att[t] - max);
+            sum += att[t];
+        }
+        float inv = (float)(1.0 / sum);
+        float *o = out + (size_t)h * hd;
+        memset(o, 0, (size_t)hd * sizeof *o);
+        for (int t = lo; t <= pos; t++) {
+            float p = f16_round(att[t] * inv);
+            const uint16_t *v = s->val_cache + loff + (size_t)t * kv_dim + (size_t)kvh * hd;
+            for (int i = 0; i < hd; i++) o[i] += p * quant_f16_to_f32(v[i]);
+        }
+    }
+}
+
+const float *forward(const model_t *m, forward_state_t *s, int token, int pos) {
+    const model_hparams_t *hp = &m->hp;
+    int D = hp->n_embd, hd = hp->head_dim, kv_dim = hp->n_head_kv * hd, F = hp->n_ff;
+    if (token < 0 || token >= hp->n_vocab || pos < 0 || pos >= s->n_ctx) return NULL;
+    float *x = s->x, *q = s->qkv, *k = s->qkv + D, *v = s->qkv + D + kv_dim;
+
+    /* x (D) = token_embd[token] */
+    quant_dequantize_row(m->tok_embd.type,
+                         (const uint8_t *)m->tok_embd.data + (size_t)token * m->tok_embd.row_bytes,
+                         x, D);
+    rope_angles(s->rope, pos, hp->n_rot, hp->rope_base);
+    /* llama scales scores inside the softmax; phi3 scales q before the product */
+    float inv_sqrt = 1.0f / sqrtf((float)hd);
+
+    for (int l = 0; l < hp->n_layer; l++) {
+        const model_layer_t *w = &m->layers[l];
+        rmsnorm(s->xb, x, w->attn_norm, D, hp->norm_eps);
+        if (m->arch == MODEL_ARCH_PHI3) {
+            matvec(&w->wqkv, s->xb, s->qkv, s->xq); /* (D + 2*KV) */
+        } else {
+            matvec(&w->wq, s->xb, q, s->xq); /* (D) */
+            matvec(&w->wk, s->xb, k, s->xq); /* (KV) */
+            matvec(&w->wv, s->xb, v, s->xq); /* (KV) */
+        }
+        rope_apply(q, hp->n_head, hd, hp->n_rot, hp->rope_neox, s->rope);
+        rope_apply(k, hp->n_head_kv, hd, hp->n_rot, hp->rope_neox, s->rope);
+        float scale = inv_sqrt;
+        if (m->arch == MODEL_ARCH_PHI3) {
+            for (int i = 0; i < D; i++) q[i] *= inv_sqrt;
+            scale = 1.0f;
+        }
+        /* store k, v at pos in the f16 cache */
+        size_t off = ((size_t)l * s->n_ctx + pos) * kv_dim;
+        for (int i = 0; i < kv_dim; i++) {
+            s->key_cache[off + i] = quant_f32_to_f16(k[i]);
+            s->val_cache[off + i] = quant_f32_to_f16(v[i]);
+        }
+        attention(m, s, l, pos, q, scale, s->xb);
+        matvec(&w->wo, s->xb, s->xb2, s->xq);
+        for (int i = 0; i < D; i++) x[i] += s->xb2[i];
+
+        rmsnorm(s->xb, x, w->ffn_norm, D, hp->norm_eps);
+        float *gate = s->hb, *up = s->hb + F; /* (F) each */
+        if (m->arch == MODEL_ARCH_PHI3) {
+            matvec(&w->w_up, s->xb, s->hb, s->xq); /* (2F): gate then up */
+        } else {
+            matvec(&w->w_gate, s->xb, gate, s->xq);
+            matvec(&w->w_up, s->xb, up, s->xq);
+        }
+        for (int i = 0; i < F; i++) gate[i] = silu(gate[i]) * up[i];
+        matvec(&w->w_down, gate, s->xb2, s->xq);
+        for (int i = 0; i < D; i++) x[i] += s->xb2[i];
+    }
+    rmsnorm(x, x, m->output_norm, D, hp->norm_eps);
+    matvec(&m->output, x, s->logits, s->xq);
+    return s->logits;
+}
+
+static size_t max_sz(size_t a, size_t b) { return a > b ? a : b; }
+
+int forward_state_new(const model_t *m, int n_ctx, forward_state_t **out) {
+    const model_hparams_t *hp = &m->hp;
+    *out = NULL;
+    if (n_ctx <= 0) n_ctx = hp->n_ctx_train;
+    if (n_ctx <= 0 || n_ctx > (1 << 22)) return -EINVAL;
+    forward_state_t *s = calloc(1, sizeof *s);
+    if (!s) return -ENOMEM;
+    size_t D = (size_t)hp->n_embd, F = (size_t)hp->n_ff, C = (size_t)n_ctx;
+    size_t KV = (size_t)hp->n_head_kv * hp->head_dim, L = (size_t)hp->n_layer;
+    s->n_ctx = n_ctx;
+    /* the activation scratch must fit the widest quantized input of any matrix */
+    size_t xq = matvec_xq_bytes(m->output.type, m->output.cols);
+    for (size_t l = 0; l < L; l++) {
+        const model_layer_t *w = &m->layers[l];
+        const model_tensor_t *ts[] = {&w->wq, &w->wk, &w->wv, &w->wqkv, &w->wo,
+                                      &w->w_gate, &w->w_up, &w->w_down};
+        for (size_t i = 0; i < sizeof ts / sizeof ts[0]; i++)
+            if (ts[i]->data) xq = max_sz(xq, matvec_xq_bytes(ts[i]->type, ts[i]->cols));
+    }
+    s->xq_bytes = xq;
+    s->x = calloc(D, sizeof(float));
+    s->xb = calloc(D, sizeof(float));
+    s->xb2 = calloc(D, sizeof(float));
+    s->qkv = calloc(D + 2 * KV, sizeof(float));
+    s->hb = calloc(2 * F, sizeof(float));
+    s->att = calloc((size_t)hp->n_head * C, sizeof(float));
+    s->rope = calloc((size_t)hp->n_rot, sizeof(float));
+    s->xq = aligned_alloc(64, (xq + 63) / 64 * 64 + 64);
+    s->key_cache = calloc(L * C * KV, sizeof(uint16_t));
+    s->val_cache = calloc(L * C * KV, sizeof(uint16_t));
+    s->logits = calloc((size_t)hp->n_vocab, sizeof(float));
+    if (!s->x || !s->xb || !s->xb2 || !s->qkv || !s->hb || !s->att || !s->rope || !s->xq ||
+        !s->key_cache || !s->val_cache || !s->logits) {
+        forward_state_free(s);
+        return -ENOMEM;
+    }
+    *out = s;
+    return 0;
+}
+
+void forward_state_free(forward_state_t *s) {
+    if (!s) return;
+    free(s->x);
+    free(s->xb);
+    free(s->xb2);
+    free(s->qkv);
+    free(s->hb);
+    free(s->att);
+    free(s->rope);
+    free(s->xq);
+    free(s->key_cache);
+    free(s->val_cache);
+    free(s->logits);
+    free(s);
+}

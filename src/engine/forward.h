@@ -1,0 +1,42 @@
+/* forward.h — one sequence's run state (KV cache, scratch) and the token-by-token forward pass. */
+#ifndef TOLLGATE_ENGINE_FORWARD_H
+#define TOLLGATE_ENGINE_FORWARD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "engine/model.h"
+
+/* Shapes use the legend of model.h, plus C = n_ctx (positions the state can hold).
+ *
+ * The KV cache holds keys and values in IEEE half precision, as the reference engine
+ * does by default (it matters for matching its numbers; it also halves the memory). */
+typedef struct forward_state {
+    int n_ctx;           /* C: positions 0..C-1 can be computed */
+    float *x;            /* (D) residual stream */
+    float *xb;           /* (D) normed input of a block / attention output */
+    float *xb2;          /* (D) output of a projection before the residual add */
+    float *qkv;          /* (D + 2*KV) q, k, v of the current token, contiguous */
+    float *hb;           /* (2*F) feed-forward: gate then up (llama writes both halves) */
+    float *att;          /* (H, C) attention scores, then probabilities */
+    float *rope;         /* (n_rot) cos, sin pairs for the current position */
+    void *xq;            /* activation row quantized to a weight's vec-dot type (bytes) */
+    size_t xq_bytes;
+    uint16_t *key_cache; /* (L, C, KV) f16 */
+    uint16_t *val_cache; /* (L, C, KV) f16 */
+    float *logits;       /* (V) output of the last forward() */
+} forward_state_t;
+
+/* Allocate a state for sequences of up to n_ctx positions (all allocation happens here;
+ * forward() never allocates). n_ctx <= 0 means the model's training context. 0, or
+ * -EINVAL / -ENOMEM. The state is tied to the model's shapes, not to the model object:
+ * it can be reused for a new sequence by starting again at pos 0. */
+int forward_state_new(const model_t *m, int n_ctx, forward_state_t **out);
+void forward_state_free(forward_state_t *s);
+
+/* Run one token at position pos (the KV cache must hold positions 0..pos-1 of the same
+ * sequence) and return the logits (V floats, owned by the state, valid until the next
+ * call), or NULL when token or pos is out of range. */
+const float *forward(const model_t *m, forward_state_t *s, int token, int pos);
+
+#endif

@@ -1,0 +1,208 @@
+/* matvec.c — weight-times-activation products in the reference engine's accumulation order (scalar). */
+#include "engine/matvec.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "engine/quant.h"
+#include "engine/quant_blocks.h"
+
+/* Why the order matters: with activations quantized to 8 bits before every product, a
+ * difference of one ulp in a matvec output can move a later activation across a rounding
+ * boundary; on the random reference models that shifts log-probabilities by ~0.1 nats.
+ * quant_vec_dot sums one float per block; the reference's x86 kernels keep 8 (or 16)
+ * float lanes, each fed by a fused multiply-add of its own integer partial sum, and add
+ * the lanes at the end in a fixed tree. Integer partial sums are exact in any order, so
+ * only the lane assignment and the float steps are reproduced here.
+ *
+ * Lane of element e within a block, for the 8-lane kernels: (e % 32) / 4 (the int32 lane
+ * of a 256-bit multiply-add over 32 consecutive bytes). */
+
+/* The reference's hsum of an 8-lane accumulator: high half + low half, then pairs. */
+static float hsum8(const float *a) {
+    float t0 = a[4] + a[0], t1 = a[5] + a[1], t2 = a[6] + a[2], t3 = a[7] + a[3];
+    return (t0 + t2) + (t1 + t3);
+}
+
+/* A 16-lane reduction as _mm512_reduce_add_ps: halves, quarters, then pairs. */
+static float hsum16(float *a) {
+    for (int i = 0; i < 8; i++) a[i] = a[i + 8] + a[i];
+    for (int i = 0; i < 4; i++) a[i] = a[i + 4] + a[i];
+    return (a[0] + a[2]) + (a[1] + a[3]);
+}
+
+/* F16 x F16: 16 lanes, lane = i % 16, FMA per element. */
+static float dot_f16(int64_t n, const uint16_t *w, const uint16_t *x) {
+    float acc[16] = {0};
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        for (int l = 0; l < 16; l++)
+            acc[l] = fmaf(quant_f16_to_f32(w[i + l]), quant_f16_to_f32(x[i + l]), acc[l]);
+    float s = hsum16(acc);
+    for (; i < n; i++) s += quant_f16_to_f32(w[i]) * quant_f16_to_f32(x[i]);
+    return s;
+}
+
+/* Q8_0 x Q8_0: per block, lane l takes the products of elements 4l..4l+3, scaled
+ * by d_w * d_x with one FMA. q[32] are the weight's signed values of the block. */
+static void lanes_q0(float *acc, const int8_t *q, const block_q8_0 *x, float d) {
+    for (int l = 0; l < 8; l++) {
+        int32_t s = 0;
+        for (int j = 4 * l; j < 4 * l + 4; j++) s += (int32_t)q[j] * x->qs[j];
+        acc[l] = fmaf(d, (float)s, acc[l]);
+    }
+}
+
+static float dot_q8_0(int64_t nb, const block_q8_0 *w, const block_q8_0 *x) {
+    float acc[8] = {0};
+    for (int64_t b = 0; b < nb; b++)
+        lanes_q0(acc, w[b].qs, &x[b], quant_f16_to_f32(w[b].d) * quant_f16_to_f32(x[b].d));
+    return hsum8(acc);
+}
+
+/* Q4_0 x Q8_0: the reference repacks Q4_0 rows for its x86 kernels, which take one exact
+ * integer sum per block and one FMA with d_w * d_x (measured: the 8-lane order above
+ * matches the reference worse on Q4_0 files, this one as well as any variant tried). */
+static float dot_q4_0(int64_t nb, const block_q4_0 *w, const block_q8_0 *x) {
+    float sum = 0.0f;
+    for (int64_t b = 0; b < nb; b++) {
+        int32_t s = 0;
+        for (int j = 0; j < QUANT_QK4_0 / 2; j++)
+            s += ((w[b].qs[j] & 15) - 8) * x[b].qs[j] +
+                 ((w[b].qs[j] >> 4) - 8) * x[b].qs[j + QUANT_QK4_0 / 2];
+        sum = fmaf((float)s, quant_f16_to_f32(w[b].d) * quant_f16_to_f32(x[b].d), sum);
+    }
+    return sum;
+}
+
+/* The 6-bit scales and mins of Q4_K/Q5_K sub-block s (0..7). */
+static void k_scale_min(const uint8_t *q, int s, int *sc, int *m) {
+    if (s < 4) {
+        *sc = q[s] & 63;
+        *m = q[s + 4] & 63;
+    } else {
+        *sc = (q[s + 4] & 15) | ((q[s - 4] >> 6) << 4);
+        *m = (q[s + 4] >> 4) | ((q[s] >> 6) << 4);
+    }
+}
+
+/* Lane sums of sc(e) * q(e) * x(e) over a 256-element super-block; q in natural order. */
+static void lanes_k(int32_t *lane, const uint8_t *q, const int *sc_of_e16, const int8_t *x) {
+    for (int l = 0; l < 8; l++) lane[l] = 0;
+    for (int e = 0; e < QUANT_QK_K; e++)
+        lane[(e % 32) / 4] += sc_of_e16[e / 16] * (int32_t)q[e] * x[e];
+}
+
+/* Q4_K / Q5_K (q holds 4- or 5-bit codes already unpacked): acc += d * lanes; the mins
+ * term per the reference: Q4_K keeps 4 float lanes of pairs of sub-blocks, Q5_K one
+ * float of the exact integer total. */
+static float dot_k_asym(int64_t nb, int type, const void *wv, const block_q8_K *x) {
+    float acc[8] = {0}, acc_m[4] = {0}, summs = 0.0f;
+    uint8_t q[QUANT_QK_K];
+    int sc16[16];
+    for (int64_t b = 0; b < nb; b++) {
+        const uint8_t *scales, *qs, *qh = NULL;
+        uint16_t hd, hdmin;
+        if (type == GGML_TYPE_Q4_K) {
+            const block_q4_K *w = (const block_q4_K *)wv + b;
+            scales = w->scales, qs = w->qs, hd = w->d, hdmin = w->dmin;
+        } else {
+            const block_q5_K *w = (const block_q5_K *)wv + b;
+            scales = w->scales, qs = w->qs, qh = w->qh, hd = w->d, hdmin = w->dmin;
+        }
+        /* unpack: chunk c of 64 elements = 32 low nibbles then 32 high nibbles */
+        for (int c = 0; c < 4; c++)
+            for (int l = 0; l < 32; l++) {
+                q[64 * c + l] = qs[32 * c + l] & 15;
+                q[64 * c + 32 + l] = qs[32 * c + l] >> 4;
+                if (qh) {
+                    q[64 * c + l] |= ((qh[l] >> (2 * c)) & 1) << 4;
+                    q[64 * c + 32 + l] |= ((qh[l] >> (2 * c + 1)) & 1) << 4;
+                }
+            }
+        int sc[8], mn[8];
+        for (int s = 0; s < 8; s++) {
+            k_scale_min(scales, s, &sc[s], &mn[s]);
+            sc16[2 * s] = sc16[2 * s + 1] = sc[s];
+        }
+        float d = x[b].d * quant_f16_to_f32(hd);
+        float dmin = -x[b].d * quant_f16_to_f32(hdmin);
+        int32_t lane[8], q8s[8];
+        lanes_k(lane, q, sc16, x[b].qs);
+        for (int s = 0; s < 8; s++) q8s[s] = x[b].bsums[2 * s] + x[b].bsums[2 * s + 1];
+        if (type == GGML_TYPE_Q4_K) {
+            for (int k = 0; k < 4; k++)
+                acc_m[k] = fmaf(dmin, (float)(mn[2 * k] * q8s[2 * k] + mn[2 * k + 1] * q8s[2 * k + 1]),
+                                acc_m[k]);
+        } else {
+            int32_t tot = 0;
+            for (int s = 0; s < 8; s++) tot += mn[s] * q8s[s];
+            summs += dmin * (float)tot;
+        }
+        for (int l = 0; l < 8; l++) acc[l] = fmaf(d, (float)lane[l], acc[l]);
+    }
+    if (type == GGML_TYPE_Q4_K) summs = (acc_m[0] + acc_m[2]) + (acc_m[1] + acc_m[3]);
+    return hsum8(acc) + summs;
+}
+
+static float dot_q6_K(int64_t nb, const block_q6_K *w, const block_q8_K *x) {
+    float acc[8] = {0};
+    int32_t lane[8];
+    for (int64_t b = 0; b < nb; b++) {
+        for (int l = 0; l < 8; l++) lane[l] = 0;
+        for (int h = 0; h < 2; h++) { /* halves of 128 */
+            const uint8_t *ql = w[b].ql + 64 * h, *qh = w[b].qh + 32 * h;
+            for (int l = 0; l < 32; l++) {
+                int q[4] = {
+                    (ql[l] & 15) | (((qh[l] >> 0) & 3) << 4),
+                    (ql[l + 32] & 15) | (((qh[l] >> 2) & 3) << 4),
+                    (ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4),
+                    (ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4),
+                };
+                for (int k = 0; k < 4; k++) {
+                    int e = 128 * h + 32 * k + l;
+                    lane[(e % 32) / 4] += w[b].scales[e / 16] * (q[k] - 32) * x[b].qs[e];
+                }
+            }
+        }
+        float d = x[b].d * quant_f16_to_f32(w[b].d);
+        for (int l = 0; l < 8; l++) acc[l] = fmaf(d, (float)lane[l], acc[l]);
+    }
+    return hsum8(acc);
+}
+
+float matvec_dot(int type, int64_t n, const void *w, const void *xq) {
+    switch (type) {
+    case GGML_TYPE_F16:
+        return dot_f16(n, w, xq);
+    case GGML_TYPE_Q8_0:
+        return dot_q8_0(n / QUANT_QK8_0, w, xq);
+    case GGML_TYPE_Q4_0:
+        return dot_q4_0(n / QUANT_QK4_0, w, xq);
+    case GGML_TYPE_Q4_K:
+    case GGML_TYPE_Q5_K:
+        return dot_k_asym(n / QUANT_QK_K, type, w, xq);
+    case GGML_TYPE_Q6_K:
+        return dot_q6_K(n / QUANT_QK_K, w, xq);
+    default:
+        return quant_vec_dot(type, n, w, xq);
+    }
+}
+
+size_t matvec_xq_bytes(int weight_type, int64_t cols) {
+    int vt = quant_vec_dot_type(weight_type);
+    if (vt == GGML_TYPE_F32) return 0; /* x is used as it is */
+    return ggml_row_bytes(vt, cols);
+}
+
+void matvec(const model_tensor_t *W, const float *x, float *y, void *xq) {
+    int vt = quant_vec_dot_type(W->type);
+    const void *xv = x;
+    if (vt != GGML_TYPE_F32) {
+        quant_quantize_row(vt, x, xq, W->cols);
+        xv = xq;
+    }
+    const uint8_t *row = W->data;
+    for (int64_t r = 0; r < W->rows; r++, row += W->row_bytes)
+        y[r] = matvec_dot(W->type, W->cols, row, xv);
+}

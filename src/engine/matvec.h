@@ -1,0 +1,29 @@
+/* matvec.h — y = W x for one activation row: the one place every weight product of the forward pass goes through. */
+#ifndef TOLLGATE_ENGINE_MATVEC_H
+#define TOLLGATE_ENGINE_MATVEC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "engine/model.h"
+
+/* Bytes of scratch matvec() needs to hold x quantized for weights of `weight_type` with
+ * `cols` columns (0 for F32 weights, which use x as it is). */
+size_t matvec_xq_bytes(int weight_type, int64_t cols);
+
+/* y (W->rows) = W (rows, cols) . x (cols).
+ *
+ * As the reference engine does, x is first converted to quant_vec_dot_type(W->type)
+ * (8-bit blocks for quantized weights, f16 for F16) into xq (matvec_xq_bytes bytes), and
+ * each row is an integer/float dot product with it. The float accumulation follows the
+ * reference's x86 kernels lane by lane (8 float lanes with an FMA per block for Q8_0 and
+ * the K-quants, one FMA per block for Q4_0, 16 lanes for F16), so that results agree to
+ * the last bit in most cases: on the random test models a one-ulp difference before an 8-bit activation
+ * quantization can flip a rounding and move a log-probability by 0.1 nats. */
+void matvec(const model_tensor_t *W, const float *x, float *y, void *xq);
+
+/* The dot product of one row of W (type, n columns) with x already converted to the
+ * vec-dot type, in the same order as matvec. */
+float matvec_dot(int type, int64_t n, const void *w, const void *xq);
+
+#endif
