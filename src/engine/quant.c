@@ -117,6 +117,22 @@ static void quantize_q8_0(const float *x, block_q8_0 *y, int64_t nb) {
     }
 }
 
+/* The reference engine's x86 activation path (what produced the reference outputs):
+ * the multiplier is 127/amax rather than 1/(amax/127), which can differ by an ulp,
+ * and rounding is to nearest-even (a vector round), not half away from zero. */
+static void quantize_q8_0_act(const float *x, block_q8_0 *y, int64_t nb) {
+    for (int64_t b = 0; b < nb; b++, x += QUANT_QK8_0) {
+        float amax = 0.0f;
+        for (int j = 0; j < QUANT_QK8_0; j++)
+            amax = fmaxf(amax, fabsf(x[j]));
+        float d = amax / 127.0f;
+        float id = amax != 0.0f ? 127.0f / amax : 0.0f;
+        y[b].d = quant_f32_to_f16(d);
+        for (int j = 0; j < QUANT_QK8_0; j++)
+            y[b].qs[j] = (int8_t)clamp_to_int(rintf(x[j] * id), -128, 127);
+    }
+}
+
 static void dequantize_q8_0(const block_q8_0 *x, float *y, int64_t nb) {
     for (int64_t b = 0; b < nb; b++) {
         float d = quant_f16_to_f32(x[b].d);
@@ -282,6 +298,15 @@ int quant_quantize_row(int type, const float *src, void *dst, int64_t n) {
         return 0;
     }
     return -1;
+}
+
+int quant_quantize_row_act(int type, const float *src, void *dst, int64_t n) {
+    if (type != GGML_TYPE_Q8_0)
+        return quant_quantize_row(type, src, dst, n);
+    if (n < 0 || n % QUANT_QK8_0)
+        return -1;
+    quantize_q8_0_act(src, dst, n / QUANT_QK8_0);
+    return 0;
 }
 
 float quant_vec_dot(int type, int64_t n, const void *w, const void *x) {

@@ -17,6 +17,11 @@ void quant_dequantize_row(int type, const void *src, float *dst, int64_t n);
 /* Reference quantizer (round-to-nearest with the format's scale search). 0, or -1
  * if the type cannot be written. */
 int quant_quantize_row(int type, const float *src, void *dst, int64_t n);
+/* Activation quantizer, for the row converted before quant_vec_dot: as the reference
+ * engine's x86 path converts activations. Differs from quant_quantize_row only for
+ * Q8_0 (scale 127/absmax and ties to even there, 1/d and ties away in the file
+ * quantizer: about 4 quants in a million come out different). 0, or -1. */
+int quant_quantize_row_act(int type, const float *src, void *dst, int64_t n);
 
 /* The type activations are converted to before a dot product with weights of
  * `type`, as the reference engine does (Q8_0 for Q4_0/Q8_0, Q8_K for K-quants,

@@ -643,6 +643,90 @@ static void test_ref_files(void) {
     gguf_close(&b);
 }
 
+/* The activation quantizer: Q8_0 as the reference engine's x86 path (127/amax, ties to
+ * even); every other type exactly as quant_quantize_row. */
+static void test_act_quantizer(void) {
+    float x[64];
+    for (int j = 0; j < 64; j++)
+        x[j] = 0.0f;
+    x[0] = 127.0f; /* amax 127: multiplier exactly 1, so the ties below are exact */
+    x[1] = 0.5f;
+    x[2] = 1.5f;
+    x[3] = -2.5f;
+    x[4] = 3.49f;
+    block_q8_0 act[2], file[2];
+    CHECK_EQ_INT(quant_quantize_row_act(GGML_TYPE_Q8_0, x, act, 64), 0);
+    CHECK_EQ_INT(quant_quantize_row(GGML_TYPE_Q8_0, x, file, 64), 0);
+    CHECK_EQ_INT(act[0].qs[0], 127);
+    CHECK_EQ_INT(act[0].qs[1], 0);  /* ties to even */
+    CHECK_EQ_INT(act[0].qs[2], 2);
+    CHECK_EQ_INT(act[0].qs[3], -2);
+    CHECK_EQ_INT(act[0].qs[4], 3);
+    CHECK_EQ_INT(file[0].qs[1], 1); /* ties away from zero */
+    CHECK_EQ_INT(file[0].qs[3], -3);
+    CHECK_EQ_INT(act[0].d, file[0].d);
+    CHECK_EQ_INT(act[1].d, 0); /* all-zero block */
+    CHECK_EQ_INT(quant_quantize_row_act(GGML_TYPE_Q8_0, x, act, 33), -1);
+
+    /* random rows: every quant is round-to-even of x * (127 / amax), the formula the
+     * reference's vector code evaluates */
+    enum { N = 32 * 512 };
+    float *r = malloc(N * sizeof *r);
+    block_q8_0 *q = malloc(N / 32 * sizeof *q);
+    rng_t g = {99};
+    fill(&g, r, N, 1.0f);
+    quant_quantize_row_act(GGML_TYPE_Q8_0, r, q, N);
+    int bad = 0;
+    for (int b = 0; b < N / 32; b++) {
+        float amax = 0;
+        for (int j = 0; j < 32; j++)
+            amax = fmaxf(amax, fabsf(r[32 * b + j]));
+        float id = 127.0f / amax;
+        for (int j = 0; j < 32; j++)
+            bad += q[b].qs[j] != (int)nearbyintf(r[32 * b + j] * id);
+        bad += q[b].d != quant_f32_to_f16(amax / 127.0f);
+    }
+    CHECK_EQ_INT(bad, 0);
+
+    /* the multiplier is 127/amax, not 1/(amax/127): find a block where the two round
+     * a value differently and check which one was used */
+    int found = 0;
+    for (int k = 1; k < 20000 && !found; k++) {
+        float amax = 1.0f + (float)k * 1e-4f, id1 = 127.0f / amax, id2 = 1.0f / (amax / 127.0f);
+        if (id1 == id2)
+            continue;
+        for (int m = 0; m < 126 && !found; m++) {
+            float x0 = ((float)m + 0.5f) / id1;
+            float cand[3] = {nextafterf(x0, 0.0f), x0, nextafterf(x0, 200.0f)};
+            for (int c = 0; c < 3 && !found; c++) {
+                if (rintf(cand[c] * id1) == rintf(cand[c] * id2))
+                    continue;
+                float blk[32] = {amax, cand[c]};
+                block_q8_0 one;
+                quant_quantize_row_act(GGML_TYPE_Q8_0, blk, &one, 32);
+                CHECK_EQ_INT(one.qs[1], (int)rintf(cand[c] * id1));
+                found = 1;
+            }
+        }
+    }
+    CHECK(found);
+
+    /* other types: byte-identical to quant_quantize_row */
+    int types[] = {GGML_TYPE_F16, GGML_TYPE_F32, GGML_TYPE_Q8_K};
+    uint8_t *a = malloc(N * 4), *b = malloc(N * 4);
+    for (int t = 0; t < 3; t++) {
+        size_t bytes = types[t] == GGML_TYPE_F32 ? N * 4 : types[t] == GGML_TYPE_F16 ? N * 2
+                                                                                    : N / 256 * sizeof(block_q8_K);
+        CHECK_EQ_INT(quant_quantize_row_act(types[t], r, a, N), 0);
+        CHECK_EQ_INT(quant_quantize_row(types[t], r, b, N), 0);
+        CHECK(memcmp(a, b, bytes) == 0);
+    }
+    free(a);
+    free(b);
+    free(r);
+    free(q);
+}
+
 static void test_api_errors(void) {
     float x[64] = {0}, y[64];
     unsigned char q[512];
@@ -681,6 +765,7 @@ int main(void) {
     test_roundtrip();
     test_vec_dot();
     test_api_errors();
+    test_act_quantizer();
     test_ref_files();
     return check_summary("test_quant");
 }
