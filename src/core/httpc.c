@@ -412,8 +412,9 @@ static void conn_response_done(httpc_conn_t *c) {
     c->req = NULL;
     r->conn = NULL;
     ev_timer_stop(p->loop, &r->t_phase);
-    if (!c->keep_alive || c->rbuf.len) {
-        /* rbuf.len: bytes after the response we did not ask for: unsafe to reuse. */
+    if (!c->keep_alive || c->rbuf.len || r->woff < r->wbuf.len) {
+        /* rbuf.len: bytes after the response we did not ask for; woff: the server
+         * answered before reading all of our request. Either way unsafe to reuse. */
         c->req = NULL;
         conn_close(c);
     } else if (p->q_head) {
