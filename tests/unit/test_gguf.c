@@ -415,7 +415,45 @@ static void test_ref_truncation(const char *name) {
         }
         memcpy(mem + o, &save, 4);
     }
-    CHECK(ok >= 0);
+    CHECK(ok >= 0); /* the point is no crash or over-read under ASan */
+
+    /* Targeted corruptions of every tensor record: each must be rejected, naming it. */
+    CHECK_EQ_INT(gguf_parse(mem, len, &f, err, sizeof err), 0);
+    uint64_t nt = f.n_tensors;
+    size_t *at = malloc((size_t)nt * sizeof *at);
+    uint32_t *nd = malloc((size_t)nt * sizeof *nd);
+    for (uint64_t i = 0; i < nt; i++) {
+        at[i] = (size_t)((const uint8_t *)f.tensors[i].name.ptr - mem) + f.tensors[i].name.len;
+        nd[i] = f.tensors[i].n_dims;
+    }
+    gguf_close(&f);
+    int rejected = 0, named = 0;
+    for (uint64_t i = 0; i < nt; i++) {
+        size_t type_at = at[i] + 4 + 8 * nd[i], off_at = type_at + 4;
+        struct { size_t pos; uint32_t val; } cases[] = {
+            {at[i], 9},              /* n_dims */
+            {at[i] + 4, 0},          /* ne[0] = 0 (low word; high word is 0 already) */
+            {type_at, 99},           /* unknown type */
+            {off_at, 1},             /* misaligned offset (low word) */
+            {off_at + 4, 0x7fffffffu}, /* offset far outside */
+        };
+        for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+            uint32_t save;
+            memcpy(&save, mem + cases[c].pos, 4);
+            memcpy(mem + cases[c].pos, &cases[c].val, 4);
+            if (gguf_parse(mem, len, &f, err, sizeof err) == 0) {
+                gguf_close(&f);
+            } else {
+                rejected++;
+                if (strstr(err, "tensor")) named++;
+            }
+            memcpy(mem + cases[c].pos, &save, 4);
+        }
+    }
+    CHECK_EQ_INT(rejected, (int)nt * 5);
+    CHECK_EQ_INT(named, (int)nt * 5);
+    free(at);
+    free(nd);
     free(mem);
 }
 
