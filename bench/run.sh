@@ -14,7 +14,7 @@ B=${TOLLGATE_BUILD:-build}
 TG="$ROOT/$B/tollgate"
 SECS=${BENCH_SECONDS:-10}
 DOC="$ROOT/docs/benchmarks.md"
-ALL_SECTIONS="ceilings"
+ALL_SECTIONS="ceilings gateway"
 WORK=$(mktemp -d /tmp/tollgate-bench.XXXXXX)
 SERVER_PIDS=()
 
@@ -195,6 +195,9 @@ NGINX
   } >>"$out"
   write_section ceilings "$out"
 }
+
+# Sections kept in their own files.
+. "$ROOT/bench/gateway.sh"
 
 # ---- main ------------------------------------------------------------------------------
 [ -x "$TG" ] || { log "no binary at $TG: run make first"; exit 1; }

@@ -1,0 +1,169 @@
+# gateway.sh — the `gateway` section of bench/run.sh (sourced by it; uses its helpers):
+# what tollgate gateway costs. The same load straight at tollgate sim, through tollgate
+# gateway, and through nginx as a plain reverse proxy, side by side in one run:
+# saturation throughput, p50/p99 at fixed offered rates, the gateway's added latency,
+# and its memory with 1,000 open connections.
+
+# nginx as a plain keep-alive reverse proxy to 127.0.0.1:$2 on port $1, one worker.
+gw_nginx_conf() {
+  local port=$1 upstream=$2 d=$3
+  cat <<NGINX
+worker_processes 1;
+daemon off;
+pid $d/nginx.pid;
+error_log $d/error.log warn;
+events { worker_connections 8192; }
+http {
+  access_log off;
+  client_body_temp_path $d/body;
+  proxy_temp_path $d/proxy;
+  fastcgi_temp_path $d/fastcgi;
+  uwsgi_temp_path $d/uwsgi;
+  scgi_temp_path $d/scgi;
+  keepalive_requests 1000000;
+  upstream sim { server 127.0.0.1:$upstream; keepalive 256; }
+  server {
+    listen 127.0.0.1:$port;
+    location / {
+      proxy_pass http://sim;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_buffering off;
+    }
+  }
+}
+NGINX
+}
+
+# gw_added OUT.json BASE.json LABEL: one row of "target minus direct" latency.
+gw_added() {
+  node -e '
+    const fs = require("fs");
+    const [a, b, label] = process.argv.slice(1);
+    const A = JSON.parse(fs.readFileSync(a, "utf8")).latency_ms.e2e;
+    const B = JSON.parse(fs.readFileSync(b, "utf8")).latency_ms.e2e;
+    const us = (x) => ((x) * 1000).toFixed(0);
+    console.log(`| ${label} | ${us(A.p50 - B.p50)} | ${us(A.p99 - B.p99)} |`);
+  ' "$1" "$2" "$3"
+}
+
+# gw_rss_with_conns PID PORT N: open N keep-alive connections to PORT (each sends one
+# request for /v1/models and stays open), then print PID's resident memory in MB.
+gw_rss_with_conns() {
+  local pid=$1 port=$2 n=$3
+  node -e '
+    const net = require("net");
+    const [pid, port, n] = process.argv.slice(1).map(Number);
+    const fs = require("fs");
+    const socks = [];
+    let answered = 0;
+    for (let i = 0; i < n; i++) {
+      const s = net.connect(port, "127.0.0.1", () =>
+        s.write("GET /v1/models HTTP/1.1\r\nHost: x\r\n\r\n"));
+      s.once("data", () => { if (++answered === n) done(); });
+      s.on("error", () => {});
+      socks.push(s);
+    }
+    const timer = setTimeout(done, 10000);
+    function done() {
+      clearTimeout(timer);
+      const st = fs.readFileSync(`/proc/${pid}/status`, "utf8");
+      const kb = Number(st.match(/VmRSS:\s+(\d+)/)[1]);
+      console.log(`${(kb / 1024).toFixed(1)} ${answered}`);
+      socks.forEach((s) => s.destroy());
+    }
+  ' "$pid" "$port" "$n"
+}
+
+section_gateway() {
+  local out="$WORK/gateway.md" d="$WORK/gateway" info nginx
+  mkdir -p "$d"
+  info=$(machine)
+  nginx=$(command -v nginx || ls /usr/sbin/nginx 2>/dev/null || true)
+
+  start_server gw-sim "$TG" sim --port 0 --threads 1 --ttft-ms 0 --itl-ms 0
+  local sim_port=$SERVER_PORT sim_pid=$SERVER_PID
+  cat >"$d/tollgate.yaml" <<YAML
+listen: 127.0.0.1:0
+threads: 1
+backends:
+  sim:
+    addresses: [127.0.0.1:$sim_port]
+    health_check: false
+routes:
+  tollgate-sim:
+    variants:
+      only: {backend: sim}
+YAML
+  start_server gateway "$TG" gateway -c "$d/tollgate.yaml"
+  local gw_port=$SERVER_PORT gw_pid=$SERVER_PID
+  local ng_port="" ng_pid=""
+  if [ -n "$nginx" ]; then
+    ng_port=$(free_port)
+    gw_nginx_conf "$ng_port" "$sim_port" "$d" >"$d/nginx.conf"
+    READY_PORT=$ng_port start_server gw-nginx "$nginx" -c "$d/nginx.conf" -p "$d"
+    ng_pid=$SERVER_PID
+  fi
+
+  local targets="direct gateway" t port
+  [ -n "$ng_port" ] && targets="$targets nginx"
+  for t in $targets; do
+    case $t in direct) port=$sim_port ;; gateway) port=$gw_port ;; nginx) port=$ng_port ;; esac
+    local url="http://127.0.0.1:$port"
+    run_bench "$d/$t-sat.json" --url "$url" --threads 1 --concurrency 64 --duration "$SECS"
+    run_bench "$d/$t-sat-stream.json" --url "$url" --threads 1 --concurrency 64 --duration "$SECS" --stream
+    for r in 1000 5000; do
+      run_bench "$d/$t-r$r.json" --url "$url" --threads 1 --rate "$r" --duration "$SECS"
+      run_bench "$d/$t-r$r-stream.json" --url "$url" --threads 1 --rate "$r" --duration "$SECS" --stream
+    done
+  done
+
+  local mem
+  mem=$(gw_rss_with_conns "$gw_pid" "$gw_port" 1000)
+
+  {
+    echo "## Gateway overhead: direct vs tollgate gateway vs nginx"
+    echo
+    echo "$info"
+    echo
+    echo "One \`tollgate sim\` (1 thread, no latency, 16 tokens per answer) behind: nothing"
+    echo "(direct), \`tollgate gateway\` (1 worker thread, one route, health checks off) and"
+    echo "nginx (1 worker, keep-alive upstream, proxy_buffering off) as the reference for"
+    echo "what a plain reverse proxy costs. One load-generator thread, ${SECS} s per row."
+    echo "Saturation rows are closed loop with 64 connections; fixed-rate rows are open"
+    echo "loop (Poisson arrivals, latency from each scheduled send time). Simulator, proxy"
+    echo "and load generator share the 2 cores, so absolute numbers are floors."
+    echo
+    echo "$TABLE_HEAD"
+    for t in $targets; do
+      row "$t, saturation" "$d/$t-sat.json"
+      row "$t, saturation, streaming" "$d/$t-sat-stream.json"
+      for r in 1000 5000; do
+        row "$t, $r req/s" "$d/$t-r$r.json"
+        row "$t, $r req/s, streaming" "$d/$t-r$r-stream.json"
+      done
+    done
+    echo
+    echo "Added latency (target minus direct, e2e, microseconds):"
+    echo
+    echo "| target, load | added p50 µs | added p99 µs |"
+    echo "|---|---:|---:|"
+    for t in gateway ${ng_port:+nginx}; do
+      for r in 1000 5000; do
+        gw_added "$d/$t-r$r.json" "$d/direct-r$r.json" "$t, $r req/s"
+        gw_added "$d/$t-r$r-stream.json" "$d/direct-r$r-stream.json" "$t, $r req/s, streaming"
+      done
+    done
+    echo
+    echo "Gateway resident memory with 1,000 open keep-alive client connections (each"
+    echo "served one request): ${mem%% *} MB (${mem##* } of 1000 answered)."
+    echo
+    echo "Targets (issue 3): throughput at least 80% of nginx's; added p99 under 100 µs at"
+    echo "1,000 req/s; under 50 MB with 1,000 connections."
+  } >"$out"
+
+  [ -n "$ng_pid" ] && stop_server "$ng_pid"
+  stop_server "$gw_pid"
+  stop_server "$sim_pid"
+  write_section gateway "$out"
+}
