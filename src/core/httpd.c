@@ -531,11 +531,21 @@ static void conn_io(ev_loop_t *loop, int fd, uint32_t events, void *arg) {
         conn_gone(c);
         return;
     }
-    if (conn_process(c) < 0)
-        return;
-    if (conn_flush(c) < 0) {
-        conn_gone(c);
-        return;
+    for (;;) {
+        if (conn_process(c) < 0)
+            return;
+        int had = out_pending(c);
+        if (conn_flush(c) < 0) {
+            conn_gone(c);
+            return;
+        }
+        /* Drained right here (the socket took it all): a streaming handler
+         * waiting for on_drain must hear of it too, or it would wait forever. */
+        if (had && !out_pending(c) && c->state == ST_HANDLER && c->on_drain) {
+            c->on_drain(c, c->on_drain_arg);
+            continue;
+        }
+        break;
     }
     if (c->state == ST_CLOSING && !out_pending(c))
         conn_start_linger(c);

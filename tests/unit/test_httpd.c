@@ -53,6 +53,25 @@ static void stream_tick(ev_loop_t *loop, void *arg) {
     free(j);
 }
 
+/* /big: 4 MiB streamed in 64 KiB pieces, pausing whenever 256 KiB are queued
+ * and resuming from on_drain, the way a proxy relays a fast upstream. */
+#define BIG_TOTAL (4u << 20)
+static char big_piece[65536];
+
+static void big_pump(httpd_req_t *req, void *arg) {
+    job_t *j = arg;
+    while (j->step < (int)(BIG_TOTAL / sizeof big_piece)) {
+        long pending = httpd_stream_write(req, big_piece, sizeof big_piece);
+        j->step++;
+        if (pending < 0)
+            return; /* gone: on_close frees j */
+        if (pending > 256 * 1024)
+            return; /* wait for on_drain */
+    }
+    httpd_stream_end(req);
+    free(j);
+}
+
 static job_t *job_new(httpd_req_t *req) {
     job_t *j = calloc(1, sizeof *j);
     j->req = req;
@@ -84,6 +103,16 @@ static void handler(httpd_req_t *req, void *arg) {
         job_t *j = job_new(req);
         httpd_stream_begin(req, 200, "text/event-stream");
         ev_timer_start(httpd_req_loop(req), &j->timer, 5, stream_tick, j);
+    } else if (!strcmp(p, "/big")) {
+        job_t *j = job_new(req);
+        memset(big_piece, 'x', sizeof big_piece); /* text: the test client uses strstr */
+        httpd_req_on_drain(req, big_pump, j);
+        httpd_stream_begin(req, 200, "application/octet-stream");
+        big_pump(req, j);
+    } else if (!strcmp(p, "/bigrespond")) {
+        static char body[3u << 20];
+        memset(body, 'b', sizeof body);
+        httpd_respond(req, 200, "application/octet-stream", body, sizeof body);
     } else if (!strcmp(p, "/hang")) {
         job_new(req); /* never answers: only on_close frees it */
     } else if (!strcmp(p, "/abort")) {
@@ -444,6 +473,87 @@ static void test_graceful_stop(httpd_t *h, int port) {
     close(busy);
 }
 
+/* Read a whole chunked or sized response of any length, counting body bytes. */
+static long read_big(int fd, int chunked) {
+    static rbuf_t rb;
+    rb.n = 0;
+    rb.d[0] = 0;
+    char *e;
+    while (!(e = strstr(rb.d, "\r\n\r\n")))
+        if (fill(fd, &rb) < 0)
+            return -1;
+    long total = 0, want = -1;
+    const char *cl = strcasestr(rb.d, "content-length:");
+    if (cl && cl < e)
+        want = strtol(cl + 15, NULL, 10);
+    eat(&rb, (size_t)(e - rb.d) + 4);
+    if (!chunked) {
+        total = (long)rb.n;
+        rb.n = 0;
+        while (total < want) {
+            if (fill(fd, &rb) < 0)
+                return -1;
+            total += (long)rb.n;
+            rb.n = 0;
+        }
+        return total;
+    }
+    for (;;) {
+        char *le;
+        while (!(le = strstr(rb.d, "\r\n")))
+            if (fill(fd, &rb) < 0)
+                return -1;
+        size_t sz = strtoul(rb.d, NULL, 16);
+        eat(&rb, (size_t)(le - rb.d) + 2);
+        if (sz == 0)
+            return total;
+        size_t left = sz + 2;
+        while (left) {
+            if (rb.n == 0 && fill(fd, &rb) < 0)
+                return -1;
+            size_t k = rb.n < left ? rb.n : left;
+            eat(&rb, k);
+            left -= k;
+        }
+        total += (long)sz;
+    }
+}
+
+static void test_big_and_conn_limit(void) {
+    httpd_config_t cfg = {.threads = 1, .max_conns = 2, .handler = handler};
+    httpd_t *h = NULL;
+    CHECK_EQ_INT(httpd_new(&cfg, &h), 0);
+    if (!h)
+        return;
+    CHECK_EQ_INT(httpd_start(h), 0);
+    int port = httpd_port(h);
+    int a = connect_to(port), b = connect_to(port);
+    /* a large streamed answer with backpressure, then a large plain one, same connection */
+    send_str(a, "GET /big HTTP/1.1\r\nHost: x\r\n\r\n");
+    sleep_ms(100); /* let the server fill the socket and wait for EPOLLOUT */
+    CHECK_EQ_INT(read_big(a, 1), BIG_TOTAL);
+    send_str(a, "GET /bigrespond HTTP/1.1\r\nHost: x\r\n\r\n");
+    CHECK_EQ_INT(read_big(a, 0), 3u << 20);
+    /* a third connection is over max_conns: 503 and closed */
+    int c = connect_to(port);
+    rbuf_t rb = {.n = 0};
+    resp_t r;
+    CHECK_EQ_INT(read_resp(c, &rb, &r), 0);
+    CHECK_EQ_INT(r.status, 503);
+    close(c);
+    close(b);
+    /* once one leaves, new connections are served again */
+    sleep_ms(100);
+    c = connect_to(port);
+    rb.n = 0;
+    send_str(c, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
+    CHECK_EQ_INT(read_resp(c, &rb, &r), 0);
+    CHECK_EQ_INT(r.status, 200);
+    close(c);
+    close(a);
+    httpd_free(h); /* hard stop with no drain */
+}
+
 int main(void) {
     httpd_config_t cfg = {
         .host = "127.0.0.1",
@@ -478,5 +588,6 @@ int main(void) {
     test_disconnect(port);
     test_graceful_stop(h, port);
     httpd_free(h);
+    test_big_and_conn_limit();
     return check_summary("test_httpd");
 }
