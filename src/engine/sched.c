@@ -130,8 +130,9 @@ static void post(sched_t *s, sched_job_t *j, const char *text, size_t len, const
     if (wake && s->cfg.wake) s->cfg.wake(worker, s->cfg.wake_arg);
 }
 
-/* Finish a running sequence (any reason) and post its final state. */
-static void end_seq(sched_t *s, seq_t *q, int error) {
+/* Finish a running sequence (any reason) and post its final state. `left` sequences run
+ * on: the gauge drops before the client can see its answer. */
+static void end_seq(sched_t *s, seq_t *q, int error, int left) {
     sched_job_t *j = q->job;
     gen_finish_t f = q->inited ? q->g.finish : GEN_RUNNING;
     int n_gen = q->inited ? q->g.n_gen : 0;
@@ -143,6 +144,8 @@ static void end_seq(sched_t *s, seq_t *q, int error) {
     if (q->inited) gen_free(&q->g);
     q->inited = 0;
     q->job = NULL;
+    atomic_store(&s->n_running, left);
+    gauge(s->cfg.metrics.running, left);
     post(s, j, NULL, 0, NULL, 1, f, error, n_gen);
 }
 
@@ -150,13 +153,13 @@ static void end_seq(sched_t *s, seq_t *q, int error) {
 static int step(sched_t *s, seq_t *q) {
     sched_job_t *j = q->job;
     if (atomic_load(&j->cancel)) {
-        end_seq(s, q, -ECANCELED);
+        end_seq(s, q, -ECANCELED, s->n_run - 1);
         return 0;
     }
     if (!q->inited) {
         int rc = gen_init(&q->g, s->m, s->tok, s->fs, j->prompt, j->n_prompt, &j->gp);
         if (rc) {
-            end_seq(s, q, rc);
+            end_seq(s, q, rc, s->n_run - 1);
             return 0;
         }
         q->inited = 1;
@@ -165,7 +168,7 @@ static int step(sched_t *s, seq_t *q) {
     }
     if (q->g.n_past < q->g.n_prompt) {
         int rc = gen_prefill(&q->g, s->cfg.prefill_chunk);
-        if (rc < 0) end_seq(s, q, rc);
+        if (rc < 0) end_seq(s, q, rc, s->n_run - 1);
         return rc >= 0;
     }
     buf_reset(&q->piece);
@@ -185,7 +188,7 @@ static int step(sched_t *s, seq_t *q) {
         return 1;
     }
     if (q->piece.len || tok) post(s, j, q->piece.data, q->piece.len, tok, 0, GEN_RUNNING, 0, 0);
-    end_seq(s, q, rc < 0 ? rc : 0);
+    end_seq(s, q, rc < 0 ? rc : 0, s->n_run - 1);
     return 0;
 }
 
@@ -231,7 +234,10 @@ static void *engine_main(void *arg) {
             gauge(s->cfg.metrics.running, s->n_run);
         }
     }
-    while (s->n_run > 0) end_seq(s, &s->run[--s->n_run], -ECANCELED);
+    while (s->n_run > 0) {
+        s->n_run--;
+        end_seq(s, &s->run[s->n_run], -ECANCELED, s->n_run);
+    }
     atomic_store(&s->n_running, 0);
     pthread_mutex_lock(&s->mu);
     sched_job_t *j, *list = NULL, **tail = &list;
