@@ -47,11 +47,16 @@ chat_tmpl_t chat_template_by_name(const char *name) {
 
 const char *chat_template_name(chat_tmpl_t id) {
     switch (id) {
-    case CHAT_TMPL_LLAMA2: return "llama2";
-    case CHAT_TMPL_MISTRAL: return "mistral";
-    case CHAT_TMPL_PHI3: return "phi3";
-    case CHAT_TMPL_CHATML: return "chatml";
-    default: return "unknown";
+    case CHAT_TMPL_LLAMA2:
+        return "llama2";
+    case CHAT_TMPL_MISTRAL:
+        return "mistral";
+    case CHAT_TMPL_PHI3:
+        return "phi3";
+    case CHAT_TMPL_CHATML:
+        return "chatml";
+    default:
+        return "unknown";
     }
 }
 
@@ -110,8 +115,10 @@ static int apply_inst(int llama2, const chat_msg_t *m, size_t n, buf_t *out) {
             rc |= buf_appends(&c, user);
             if (llama2 && started) rc |= buf_appends(out, "<s>");
             rc |= buf_appends(out, "[INST] ");
-            if (llama2) rc |= append_strip(out, c.data ? c.data : "", c.len);
-            else rc |= buf_append(out, c.data, c.len);
+            if (llama2)
+                rc |= append_strip(out, c.data ? c.data : "", c.len);
+            else
+                rc |= buf_append(out, c.data, c.len);
             rc |= buf_appends(out, " [/INST]");
             buf_free(&c);
             buf_reset(&turn);
@@ -151,8 +158,7 @@ int chat_apply(chat_tmpl_t id, const chat_msg_t *msgs, size_t n, int add_generat
         break;
     case CHAT_TMPL_CHATML:
         for (size_t i = 0; i < n; i++)
-            rc |= buf_appendf(out, "<|im_start|>%s\n%s<|im_end|>\n", msgs[i].role,
-                              msgs[i].content);
+            rc |= buf_appendf(out, "<|im_start|>%s\n%s<|im_end|>\n", msgs[i].role, msgs[i].content);
         if (add_generation_prompt) rc |= buf_appends(out, "<|im_start|>assistant\n");
         break;
     default:

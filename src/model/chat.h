@@ -1,4 +1,5 @@
-/* chat.h — chat templates (Llama-2, Mistral, Phi-3, ChatML): detect from a model file, render messages to a prompt. */
+/* chat.h — chat templates (Llama-2, Mistral, Phi-3, ChatML): detect from a model file, render
+ * messages to a prompt. */
 #ifndef TOLLGATE_MODEL_CHAT_H
 #define TOLLGATE_MODEL_CHAT_H
 

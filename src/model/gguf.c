@@ -109,8 +109,8 @@ static int rd_str(rd_t *r, gguf_str_t *s, const char *what) {
     uint64_t len;
     if (rd_u64(r, &len, what)) return -1;
     if (len > r->size - r->pos)
-        return rd_fail(r, "%s at offset %zu: string length %llu runs past the end of the file", what,
-                       at, (unsigned long long)len);
+        return rd_fail(r, "%s at offset %zu: string length %llu runs past the end of the file",
+                       what, at, (unsigned long long)len);
     s->ptr = (const char *)r->base + r->pos;
     s->len = len;
     r->pos += (size_t)len;
@@ -120,28 +120,78 @@ static int rd_str(rd_t *r, gguf_str_t *s, const char *what) {
 /* Size of a fixed-size value type, 0 for STRING/ARRAY, -1 for unknown. */
 static int vtype_size(uint32_t t) {
     switch (t) {
-    case GGUF_U8: case GGUF_I8: case GGUF_BOOL: return 1;
-    case GGUF_U16: case GGUF_I16: return 2;
-    case GGUF_U32: case GGUF_I32: case GGUF_F32: return 4;
-    case GGUF_U64: case GGUF_I64: case GGUF_F64: return 8;
-    case GGUF_STRING: case GGUF_ARRAY: return 0;
-    default: return -1;
+    case GGUF_U8:
+    case GGUF_I8:
+    case GGUF_BOOL:
+        return 1;
+    case GGUF_U16:
+    case GGUF_I16:
+        return 2;
+    case GGUF_U32:
+    case GGUF_I32:
+    case GGUF_F32:
+        return 4;
+    case GGUF_U64:
+    case GGUF_I64:
+    case GGUF_F64:
+        return 8;
+    case GGUF_STRING:
+    case GGUF_ARRAY:
+        return 0;
+    default:
+        return -1;
     }
 }
 
 /* Widen a scalar at p of type t into kv->num. */
 static void widen(gguf_kv_t *kv, uint32_t t, const uint8_t *p) {
     switch (t) {
-    case GGUF_U8: case GGUF_BOOL: kv->num.u = p[0]; break;
-    case GGUF_I8: kv->num.i = (int8_t)p[0]; break;
-    case GGUF_U16: { uint16_t v; memcpy(&v, p, 2); kv->num.u = v; break; }
-    case GGUF_I16: { int16_t v; memcpy(&v, p, 2); kv->num.i = v; break; }
-    case GGUF_U32: { uint32_t v; memcpy(&v, p, 4); kv->num.u = v; break; }
-    case GGUF_I32: { int32_t v; memcpy(&v, p, 4); kv->num.i = v; break; }
-    case GGUF_F32: { float v; memcpy(&v, p, 4); kv->num.f = v; break; }
-    case GGUF_U64: memcpy(&kv->num.u, p, 8); break;
-    case GGUF_I64: memcpy(&kv->num.i, p, 8); break;
-    case GGUF_F64: memcpy(&kv->num.f, p, 8); break;
+    case GGUF_U8:
+    case GGUF_BOOL:
+        kv->num.u = p[0];
+        break;
+    case GGUF_I8:
+        kv->num.i = (int8_t)p[0];
+        break;
+    case GGUF_U16: {
+        uint16_t v;
+        memcpy(&v, p, 2);
+        kv->num.u = v;
+        break;
+    }
+    case GGUF_I16: {
+        int16_t v;
+        memcpy(&v, p, 2);
+        kv->num.i = v;
+        break;
+    }
+    case GGUF_U32: {
+        uint32_t v;
+        memcpy(&v, p, 4);
+        kv->num.u = v;
+        break;
+    }
+    case GGUF_I32: {
+        int32_t v;
+        memcpy(&v, p, 4);
+        kv->num.i = v;
+        break;
+    }
+    case GGUF_F32: {
+        float v;
+        memcpy(&v, p, 4);
+        kv->num.f = v;
+        break;
+    }
+    case GGUF_U64:
+        memcpy(&kv->num.u, p, 8);
+        break;
+    case GGUF_I64:
+        memcpy(&kv->num.i, p, 8);
+        break;
+    case GGUF_F64:
+        memcpy(&kv->num.f, p, 8);
+        break;
     }
 }
 
@@ -177,16 +227,19 @@ static int read_kv(rd_t *r, gguf_kv_t *kv, uint64_t idx) {
     size_t left = r->size - r->pos;
     if (es > 0) {
         if (kv->arr_count > left / (size_t)es)
-            return rd_fail(r, "metadata '%.*s' at offset %zu: array of %llu elements runs past the "
-                           "end of the file", ks, kv->key.ptr, at,
-                           (unsigned long long)kv->arr_count);
+            return rd_fail(r,
+                           "metadata '%.*s' at offset %zu: array of %llu elements runs past the "
+                           "end of the file",
+                           ks, kv->key.ptr, at, (unsigned long long)kv->arr_count);
         r->pos += (size_t)kv->arr_count * (size_t)es;
         return 0;
     }
     /* strings: each needs at least its 8-byte length */
     if (kv->arr_count > left / 8)
-        return rd_fail(r, "metadata '%.*s' at offset %zu: array of %llu strings runs past the end "
-                       "of the file", ks, kv->key.ptr, at, (unsigned long long)kv->arr_count);
+        return rd_fail(r,
+                       "metadata '%.*s' at offset %zu: array of %llu strings runs past the end "
+                       "of the file",
+                       ks, kv->key.ptr, at, (unsigned long long)kv->arr_count);
     for (uint64_t i = 0; i < kv->arr_count; i++) {
         gguf_str_t s;
         if (rd_str(r, &s, "array string")) return -1;
@@ -275,7 +328,8 @@ static int read_tensor(rd_t *r, gguf_tensor_t *t, uint64_t idx) {
         return rd_fail(r, "tensor '%.*s' at offset %zu: unknown tensor type %u", ns, t->name.ptr,
                        at, t->type);
     if (t->ne[0] % ti->elems)
-        return rd_fail(r, "tensor '%.*s': row length %lld is not a multiple of the %s block size %d",
+        return rd_fail(r,
+                       "tensor '%.*s': row length %lld is not a multiple of the %s block size %d",
                        ns, t->name.ptr, (long long)t->ne[0], ti->name, ti->elems);
     if (rd_u64(r, &t->offset, "tensor offset")) return -1;
     uint64_t blocks = total / (uint64_t)ti->elems;
@@ -370,9 +424,11 @@ int gguf_parse(const void *data, size_t size, gguf_file_t *f, char *err, size_t 
         }
         uint64_t avail = size - data_off;
         if (t->offset > avail || t->size > avail - t->offset) {
-            rd_fail(&r, "tensor '%.*s': data [%llu, +%zu) lies outside the file (data section "
-                    "at %llu, file %zu bytes)", ns, t->name.ptr, (unsigned long long)t->offset,
-                    t->size, (unsigned long long)data_off, size);
+            rd_fail(&r,
+                    "tensor '%.*s': data [%llu, +%zu) lies outside the file (data section "
+                    "at %llu, file %zu bytes)",
+                    ns, t->name.ptr, (unsigned long long)t->offset, t->size,
+                    (unsigned long long)data_off, size);
             goto fail;
         }
         t->data = f->base + data_off + t->offset;
@@ -569,8 +625,12 @@ static int wb_put(wbuf_t *b, const void *p, size_t n) {
     return 0;
 }
 
-static int wb_u32(wbuf_t *b, uint32_t v) { return wb_put(b, &v, 4); }
-static int wb_u64(wbuf_t *b, uint64_t v) { return wb_put(b, &v, 8); }
+static int wb_u32(wbuf_t *b, uint32_t v) {
+    return wb_put(b, &v, 4);
+}
+static int wb_u64(wbuf_t *b, uint64_t v) {
+    return wb_put(b, &v, 8);
+}
 static int wb_str(wbuf_t *b, const char *s, size_t n) {
     return wb_u64(b, n) ? -ENOMEM : wb_put(b, s, n);
 }
@@ -584,9 +644,9 @@ typedef struct wtensor {
 } wtensor_t;
 
 struct gguf_writer {
-    wbuf_t kvs;      /* serialized metadata: key, type, value, in insertion order */
+    wbuf_t kvs; /* serialized metadata: key, type, value, in insertion order */
     uint64_t n_kv;
-    char **keys;     /* to reject duplicates */
+    char **keys; /* to reject duplicates */
     wtensor_t *t;
     size_t n_t, cap_t;
     uint32_t alignment;
@@ -680,8 +740,8 @@ int gguf_w_copy_kv(gguf_writer_t *w, const gguf_kv_t *kv) {
     return rc ? rc : wb_put(&w->kvs, kv->raw, value_len(kv));
 }
 
-int gguf_w_tensor(gguf_writer_t *w, const char *name, int type, uint32_t n_dims,
-                  const int64_t *ne, const void *data, size_t size) {
+int gguf_w_tensor(gguf_writer_t *w, const char *name, int type, uint32_t n_dims, const int64_t *ne,
+                  const void *data, size_t size) {
     if (!type_info(type) || n_dims < 1 || n_dims > GGUF_MAX_DIMS) return -EINVAL;
     int64_t total = 1;
     for (uint32_t d = 0; d < n_dims; d++) {
@@ -718,7 +778,9 @@ int gguf_w_tensor(gguf_writer_t *w, const char *name, int type, uint32_t n_dims,
     return 0;
 }
 
-static size_t align_up(size_t x, size_t a) { return (x + a - 1) / a * a; }
+static size_t align_up(size_t x, size_t a) {
+    return (x + a - 1) / a * a;
+}
 
 /* Layout: header, metadata, tensor infos, padding to the alignment, then each tensor's
  * data padded to the alignment (the order llama.cpp's writer uses). */

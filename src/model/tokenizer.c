@@ -1,4 +1,5 @@
-/* tokenizer.c — SentencePiece-BPE encode/decode over a GGUF vocabulary, matching llama.cpp's SPM path. */
+/* tokenizer.c — SentencePiece-BPE encode/decode over a GGUF vocabulary, matching llama.cpp's SPM
+ * path. */
 #define _GNU_SOURCE /* memmem, qsort_r */
 #include "model/tokenizer.h"
 
@@ -13,25 +14,25 @@
 #define ATTR_EOG 4    /* generation ends here */
 
 struct tokenizer {
-    int n;                 /* vocabulary size */
-    char *arena;           /* token texts then pieces, each NUL-terminated */
+    int n;       /* vocabulary size */
+    char *arena; /* token texts then pieces, each NUL-terminated */
     uint32_t *text_off, *text_len;
     uint32_t *piece_off, *piece_len; /* decoded form (see tok_piece) */
     float *score;
-    uint8_t *type;         /* enum tok_type */
-    uint8_t *attr;         /* ATTR_* */
-    uint64_t *hash;        /* open addressing, text -> id: (hash << 32 | id + 1), 0 empty */
+    uint8_t *type;  /* enum tok_type */
+    uint8_t *attr;  /* ATTR_* */
+    uint64_t *hash; /* open addressing, text -> id: (hash << 32 | id + 1), 0 empty */
     uint32_t hmask;
-    int32_t *special;      /* control/user-defined/unknown ids, longest text first */
+    int32_t *special; /* control/user-defined/unknown ids, longest text first */
     int n_special;
     uint8_t special_first[32]; /* bitmap: first bytes of special token texts */
-    int32_t byte_id[256];  /* byte fallback token for each byte */
+    int32_t byte_id[256];      /* byte fallback token for each byte */
     int32_t bos, eos, unk, eot, eom;
     int add_bos, add_eos, add_space_prefix;
 };
 
 typedef struct frag {
-    int32_t id;    /* special token, or -1 for raw text */
+    int32_t id; /* special token, or -1 for raw text */
     uint32_t off, len;
 } frag_t;
 
@@ -132,8 +133,8 @@ static int cmp_special(const void *a, const void *b, void *ctx) {
 
 /* Strings the reference treats as end of generation / end of turn when found in the
  * vocabulary (its text-based auto-detection), in our order of preference for tok_eot. */
-static const char *const EOG_TEXTS[] = {"<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>",
-                                        "<|endoftext|>", "<EOT>", "<|eom_id|>"};
+static const char *const EOG_TEXTS[] = {"<|eot_id|>",    "<|im_end|>", "<|end|>",   "<end_of_turn>",
+                                        "<|endoftext|>", "<EOT>",      "<|eom_id|>"};
 
 static int is_ws(char c) {
     return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r';
@@ -146,14 +147,17 @@ int tok_load(const gguf_file_t *f, tokenizer_t **out, char *err, size_t errlen) 
         return load_fail(err, errlen, -EINVAL, "no tokenizer.ggml.model in the file");
     if (!gguf_str_eq(model, "llama")) {
         char m[64], msg[160];
-        snprintf(msg, sizeof msg, "tokenizer model '%s' is not supported (only SentencePiece "
-                 "'llama')", gguf_str_copy(model, m, sizeof m));
+        snprintf(msg, sizeof msg,
+                 "tokenizer model '%s' is not supported (only SentencePiece "
+                 "'llama')",
+                 gguf_str_copy(model, m, sizeof m));
         return load_fail(err, errlen, -ENOTSUP, msg);
     }
     const gguf_kv_t *toks = gguf_find(f, "tokenizer.ggml.tokens");
     if (!toks || toks->type != GGUF_ARRAY || toks->arr_type != GGUF_STRING || !toks->arr_count ||
         toks->arr_count > (1u << 24))
-        return load_fail(err, errlen, -EINVAL, "tokenizer.ggml.tokens missing or not a string array");
+        return load_fail(err, errlen, -EINVAL,
+                         "tokenizer.ggml.tokens missing or not a string array");
     int n = (int)toks->arr_count;
     const gguf_kv_t *scores = gguf_find(f, "tokenizer.ggml.scores");
     const gguf_kv_t *types = gguf_find(f, "tokenizer.ggml.token_type");
@@ -193,8 +197,8 @@ int tok_load(const gguf_file_t *f, tokenizer_t **out, char *err, size_t errlen) 
     t->attr = calloc((size_t)n, 1);
     t->hash = calloc((size_t)hsize, sizeof *t->hash);
     t->special = malloc((size_t)n * sizeof *t->special);
-    if (!t->arena || !t->text_off || !t->text_len || !t->piece_off || !t->piece_len ||
-        !t->score || !t->type || !t->attr || !t->hash || !t->special) {
+    if (!t->arena || !t->text_off || !t->text_len || !t->piece_off || !t->piece_len || !t->score ||
+        !t->type || !t->attr || !t->hash || !t->special) {
         tok_free(t);
         return load_fail(err, errlen, -ENOMEM, "out of memory");
     }
@@ -336,7 +340,9 @@ void tok_free(tokenizer_t *t) {
 
 /* ---- workspace ---------------------------------------------------------------------- */
 
-tok_work_t *tok_work_new(void) { return calloc(1, sizeof(tok_work_t)); }
+tok_work_t *tok_work_new(void) {
+    return calloc(1, sizeof(tok_work_t));
+}
 
 void tok_work_free(tok_work_t *w) {
     if (!w) return;
@@ -527,8 +533,8 @@ static int partition(const tokenizer_t *t, tok_work_t *w, const char *text, size
     return 0;
 }
 
-int tok_encode_w(const tokenizer_t *t, tok_work_t *w, const char *text, size_t len,
-                 int add_special, int parse_special, int32_t *out, int cap) {
+int tok_encode_w(const tokenizer_t *t, tok_work_t *w, const char *text, size_t len, int add_special,
+                 int parse_special, int32_t *out, int cap) {
     if (len > (size_t)INT_MAX / 8) return -E2BIG;
     emit_t e = {out, out ? cap : 0, 0};
     if (add_special && t->add_bos && t->bos >= 0) emit(&e, t->bos);
@@ -549,7 +555,8 @@ int tok_encode_w(const tokenizer_t *t, tok_work_t *w, const char *text, size_t l
                 prev_special = 1;
                 continue;
             }
-            int rc = spm_run(t, w, text + fr->off, fr->len, t->add_space_prefix && prev_special, &e);
+            int rc =
+                spm_run(t, w, text + fr->off, fr->len, t->add_space_prefix && prev_special, &e);
             if (rc) return rc;
             prev_special = 0;
         }
@@ -611,7 +618,9 @@ int tok_detokenize(const tokenizer_t *t, const int32_t *ids, int n, int remove_s
     return 0;
 }
 
-void tok_stream_init(tok_stream_t *s) { memset(s, 0, sizeof *s); }
+void tok_stream_init(tok_stream_t *s) {
+    memset(s, 0, sizeof *s);
+}
 
 static const char REPL[3] = {(char)0xEF, (char)0xBF, (char)0xBD}; /* U+FFFD */
 
@@ -623,15 +632,20 @@ static int utf8_check(const uint8_t *p, size_t n) {
     if (c < 0x80) return 1;
     int need;
     uint8_t lo = 0x80, hi = 0xBF; /* range of the second byte */
-    if (c >= 0xC2 && c <= 0xDF) need = 2;
+    if (c >= 0xC2 && c <= 0xDF)
+        need = 2;
     else if (c >= 0xE0 && c <= 0xEF) {
         need = 3;
-        if (c == 0xE0) lo = 0xA0;       /* no overlongs */
-        else if (c == 0xED) hi = 0x9F;  /* no surrogates */
+        if (c == 0xE0)
+            lo = 0xA0; /* no overlongs */
+        else if (c == 0xED)
+            hi = 0x9F; /* no surrogates */
     } else if (c >= 0xF0 && c <= 0xF4) {
         need = 4;
-        if (c == 0xF0) lo = 0x90;
-        else if (c == 0xF4) hi = 0x8F;  /* <= U+10FFFF */
+        if (c == 0xF0)
+            lo = 0x90;
+        else if (c == 0xF4)
+            hi = 0x8F; /* <= U+10FFFF */
     } else {
         return -1;
     }
@@ -720,14 +734,30 @@ int tok_stream_flush(tok_stream_t *s, buf_t *out) {
 
 /* ---- accessors ---------------------------------------------------------------------- */
 
-int tok_n_vocab(const tokenizer_t *t) { return t->n; }
-int32_t tok_bos(const tokenizer_t *t) { return t->bos; }
-int32_t tok_eos(const tokenizer_t *t) { return t->eos; }
-int32_t tok_eot(const tokenizer_t *t) { return t->eot; }
-int32_t tok_unk(const tokenizer_t *t) { return t->unk; }
-int tok_add_bos(const tokenizer_t *t) { return t->add_bos; }
-int tok_add_eos(const tokenizer_t *t) { return t->add_eos; }
-int tok_type(const tokenizer_t *t, int32_t id) { return id >= 0 && id < t->n ? t->type[id] : -1; }
+int tok_n_vocab(const tokenizer_t *t) {
+    return t->n;
+}
+int32_t tok_bos(const tokenizer_t *t) {
+    return t->bos;
+}
+int32_t tok_eos(const tokenizer_t *t) {
+    return t->eos;
+}
+int32_t tok_eot(const tokenizer_t *t) {
+    return t->eot;
+}
+int32_t tok_unk(const tokenizer_t *t) {
+    return t->unk;
+}
+int tok_add_bos(const tokenizer_t *t) {
+    return t->add_bos;
+}
+int tok_add_eos(const tokenizer_t *t) {
+    return t->add_eos;
+}
+int tok_type(const tokenizer_t *t, int32_t id) {
+    return id >= 0 && id < t->n ? t->type[id] : -1;
+}
 int tok_is_eog(const tokenizer_t *t, int32_t id) {
     return id >= 0 && id < t->n && (t->attr[id] & ATTR_EOG);
 }

@@ -1,4 +1,5 @@
-/* tokenizer.h — SentencePiece-BPE tokenizer from a GGUF vocabulary (encode, pieces, streaming decode). */
+/* tokenizer.h — SentencePiece-BPE tokenizer from a GGUF vocabulary (encode, pieces, streaming
+ * decode). */
 #ifndef TOLLGATE_MODEL_TOKENIZER_H
 #define TOLLGATE_MODEL_TOKENIZER_H
 
@@ -46,8 +47,8 @@ void tok_work_free(tok_work_t *w);
  * Writes at most cap ids to out (out may be NULL when cap is 0) and returns the total
  * count, which may exceed cap: call again with a larger array. Negative errno on
  * allocation failure. */
-int tok_encode_w(const tokenizer_t *t, tok_work_t *w, const char *text, size_t len,
-                 int add_special, int parse_special, int32_t *out, int cap);
+int tok_encode_w(const tokenizer_t *t, tok_work_t *w, const char *text, size_t len, int add_special,
+                 int parse_special, int32_t *out, int cap);
 /* The same with a temporary workspace (allocates; reentrant). */
 int tok_encode(const tokenizer_t *t, const char *text, size_t len, int add_special,
                int parse_special, int32_t *out, int cap);

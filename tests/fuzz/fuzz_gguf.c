@@ -1,4 +1,5 @@
-/* fuzz_gguf.c — libFuzzer target: gguf_parse on arbitrary bytes; every accepted file is walked in full. */
+/* fuzz_gguf.c — libFuzzer target: gguf_parse on arbitrary bytes; every accepted file is walked in
+ * full. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,14 +17,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         for (uint64_t i = 0; i < f.n_kv; i++) {
             const gguf_kv_t *kv = &f.kv[i];
             if (kv->key.len) sink += (uint8_t)kv->key.ptr[kv->key.len - 1];
-            if (kv->type == GGUF_STRING && kv->str.len) sink += (uint8_t)kv->str.ptr[kv->str.len - 1];
+            if (kv->type == GGUF_STRING && kv->str.len)
+                sink += (uint8_t)kv->str.ptr[kv->str.len - 1];
             if (kv->type != GGUF_ARRAY) continue;
             const uint8_t *cur = NULL;
             for (uint64_t k = 0; k < kv->arr_count; k++) {
                 gguf_str_t s;
                 float fl;
                 int32_t iv;
-                if (gguf_arr_str_next(kv, &cur, &s) == 0 && s.len) sink += (uint8_t)s.ptr[s.len - 1];
+                if (gguf_arr_str_next(kv, &cur, &s) == 0 && s.len)
+                    sink += (uint8_t)s.ptr[s.len - 1];
                 if (gguf_arr_f32(kv, k, &fl) == 0) sink += (uint64_t)(fl == fl);
                 if (gguf_arr_i32(kv, k, &iv) == 0) sink += (uint64_t)iv;
             }
@@ -45,7 +48,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         for (uint64_t i = 0; i < f.n_tensors && ok; i++) {
             const gguf_tensor_t *t = &f.tensors[i];
             char name[256];
-            if (t->name.len >= sizeof name || memchr(t->name.ptr, 0, t->name.len)) { ok = 0; break; }
+            if (t->name.len >= sizeof name || memchr(t->name.ptr, 0, t->name.len)) {
+                ok = 0;
+                break;
+            }
             gguf_str_copy(t->name, name, sizeof name);
             ok = gguf_w_tensor(w, name, (int)t->type, t->n_dims, t->ne, t->data, t->size) == 0;
         }

@@ -1,4 +1,5 @@
-/* fuzz_tokenizer.c — libFuzzer target: encode arbitrary bytes with a synthetic SPM vocabulary, decode back. */
+/* fuzz_tokenizer.c — libFuzzer target: encode arbitrary bytes with a synthetic SPM vocabulary,
+ * decode back. */
 #define _GNU_SOURCE /* memmem */
 #include <stdint.h>
 #include <stdio.h>
@@ -15,9 +16,24 @@
  * tokens only, so text without parse_special round-trips) and "phi3" (general.name
  * turns on whitespace stripping after specials, and </s> is user-defined). */
 static tokenizer_t *build(int phi3) {
-    static const char *const extra[] = {
-        "\xe2\x96\x81", "\xe2\x96\x81" "a", "\xe2\x96\x81" "ab", "ab", "bc", "abc", "a", "b", "c",
-        "\xc3\xa9", "\xe2\x96\x81\xe2\x96\x81", "<", "s", ">", "|", "\xe6\x95\xb0"};
+    static const char *const extra[] = {"\xe2\x96\x81",
+                                        "\xe2\x96\x81"
+                                        "a",
+                                        "\xe2\x96\x81"
+                                        "ab",
+                                        "ab",
+                                        "bc",
+                                        "abc",
+                                        "a",
+                                        "b",
+                                        "c",
+                                        "\xc3\xa9",
+                                        "\xe2\x96\x81\xe2\x96\x81",
+                                        "<",
+                                        "s",
+                                        ">",
+                                        "|",
+                                        "\xe6\x95\xb0"};
     static const char *const specials[] = {"<|user|>", "<|end|>", "<|assistant|>", "[INST]"};
     const char *toks[512];
     float scores[512];
@@ -59,8 +75,11 @@ static tokenizer_t *build(int phi3) {
 
 static int valid_utf8(const unsigned char *p, size_t n) {
     for (size_t i = 0; i < n;) {
-        unsigned c = p[i], need = c < 0x80 ? 1 : c >= 0xC2 && c <= 0xDF ? 2 : c >= 0xE0 && c <= 0xEF ? 3
-                                           : c >= 0xF0 && c <= 0xF4 ? 4 : 0;
+        unsigned c = p[i], need = c < 0x80                 ? 1
+                                  : c >= 0xC2 && c <= 0xDF ? 2
+                                  : c >= 0xE0 && c <= 0xEF ? 3
+                                  : c >= 0xF0 && c <= 0xF4 ? 4
+                                                           : 0;
         if (!need || i + need > n) return 0;
         for (unsigned k = 1; k < need; k++)
             if ((p[i + k] & 0xC0) != 0x80) return 0;
@@ -106,8 +125,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
      * their lead byte alone, so a bad lead swallows the next bytes, even an escaped space):
      * decoding gives the input back exactly, unless the text holds U+2581 itself (it
      * decodes to a space, as in SentencePiece) */
-    if (!(flags & 1) && !parse_special && !add_special && valid_utf8((const unsigned char *)text, len) &&
-        !memmem(text, len, "\xe2\x96\x81", 3) &&
+    if (!(flags & 1) && !parse_special && !add_special &&
+        valid_utf8((const unsigned char *)text, len) && !memmem(text, len, "\xe2\x96\x81", 3) &&
         (dec.len != len || (len && memcmp(dec.data, text, len))))
         abort();
     tok_stream_t s;

@@ -31,7 +31,10 @@ static void *read_all(const char *path, size_t *len) {
 }
 
 static void test_type_table(void) {
-    static const struct { int t, e, b; const char *n; } want[] = {
+    static const struct {
+        int t, e, b;
+        const char *n;
+    } want[] = {
         {GGML_TYPE_F32, 1, 4, "F32"},       {GGML_TYPE_F16, 1, 2, "F16"},
         {GGML_TYPE_BF16, 1, 2, "BF16"},     {GGML_TYPE_Q4_0, 32, 18, "Q4_0"},
         {GGML_TYPE_Q4_1, 32, 20, "Q4_1"},   {GGML_TYPE_Q5_0, 32, 22, "Q5_0"},
@@ -189,7 +192,8 @@ static void test_errors(void) {
     CHECK(strstr(err, "version 1") != NULL);
 
     memcpy(c, mem, len);
-    c[4] = 0; c[7] = 3; /* big-endian version 3 */
+    c[4] = 0;
+    c[7] = 3; /* big-endian version 3 */
     CHECK_EQ_INT(gguf_parse(c, len, &f, err, sizeof err), -1);
     CHECK(strstr(err, "big-endian") != NULL);
 
@@ -430,11 +434,14 @@ static void test_ref_truncation(const char *name) {
     int rejected = 0, named = 0;
     for (uint64_t i = 0; i < nt; i++) {
         size_t type_at = at[i] + 4 + 8 * nd[i], off_at = type_at + 4;
-        struct { size_t pos; uint32_t val; } cases[] = {
-            {at[i], 9},              /* n_dims */
-            {at[i] + 4, 0},          /* ne[0] = 0 (low word; high word is 0 already) */
-            {type_at, 99},           /* unknown type */
-            {off_at, 1},             /* misaligned offset (low word) */
+        struct {
+            size_t pos;
+            uint32_t val;
+        } cases[] = {
+            {at[i], 9},                /* n_dims */
+            {at[i] + 4, 0},            /* ne[0] = 0 (low word; high word is 0 already) */
+            {type_at, 99},             /* unknown type */
+            {off_at, 1},               /* misaligned offset (low word) */
             {off_at + 4, 0x7fffffffu}, /* offset far outside */
         };
         for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {

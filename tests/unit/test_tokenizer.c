@@ -1,4 +1,5 @@
-/* test_tokenizer.c — SPM tokenizer against the reference vectors (vocab tests and ref JSON), decoding. */
+/* test_tokenizer.c — SPM tokenizer against the reference vectors (vocab tests and ref JSON),
+ * decoding. */
 #define _GNU_SOURCE
 #include <stdint.h>
 #include <stdlib.h>
@@ -46,7 +47,8 @@ static tokenizer_t *load(const char *rel, gguf_file_t *f) {
 static void fmt_ids(const int32_t *ids, int n, char *out, size_t cap) {
     size_t o = 0;
     out[0] = 0;
-    for (int i = 0; i < n && o + 16 < cap; i++) o += (size_t)snprintf(out + o, cap - o, " %d", ids[i]);
+    for (int i = 0; i < n && o + 16 < cap; i++)
+        o += (size_t)snprintf(out + o, cap - o, " %d", ids[i]);
 }
 
 /* The vocab test files: inputs separated by "\n__ggml_vocab_test__\n" (the newline before
@@ -82,8 +84,8 @@ static int run_vocab_vectors(const char *vocab) {
         snprintf(want, sizeof want, "%.*s", (int)(nl - o), o);
         if (strcmp(got, want)) {
             bad++;
-            fprintf(stderr, "%s: input %d \"%.*s\"\n  got %s\n want %s\n", vocab, count,
-                    (int)len, p, got, want);
+            fprintf(stderr, "%s: input %d \"%.*s\"\n  got %s\n want %s\n", vocab, count, (int)len,
+                    p, got, want);
         }
         /* parse_special does not matter for these inputs, nor does the count-only call */
         int32_t ids2[4096];
@@ -94,7 +96,8 @@ static int run_vocab_vectors(const char *vocab) {
         buf_reset(&dec);
         CHECK_EQ_INT(tok_detokenize(t, ids, n, 0, 0, &dec), 0);
         CHECK_MSG(dec.len == len && (len == 0 || !memcmp(dec.data, p, len)),
-                  "%s: detokenize of input %d gives \"%s\"", vocab, count, dec.data ? dec.data : "");
+                  "%s: detokenize of input %d gives \"%s\"", vocab, count,
+                  dec.data ? dec.data : "");
         count++;
         p = s + sizeof SEP - 1;
         o = nl + 1;
@@ -154,8 +157,9 @@ static int run_ref_json(const char *model) {
         char gs[8192], ws[8192];
         fmt_ids(got, ng, gs, sizeof gs);
         fmt_ids(want, nw, ws, sizeof ws);
-        CHECK_MSG(!strcmp(gs, ws), "%s: \"%s\" (add_special %d parse_special %d)\n  got %s\n want %s",
-                  model, text.data ? text.data : "", as, ps, gs, ws);
+        CHECK_MSG(!strcmp(gs, ws),
+                  "%s: \"%s\" (add_special %d parse_special %d)\n  got %s\n want %s", model,
+                  text.data ? text.data : "", as, ps, gs, ws);
         count++;
     }
     CHECK(count >= 10);
@@ -297,8 +301,9 @@ static void test_stream_tokens(void) {
     /* steady-state speed: counting tokens of a ~1 KB prompt in microseconds */
     char prompt[1100];
     size_t pl = 0;
-    while (pl < 1000) pl += (size_t)snprintf(prompt + pl, sizeof prompt - pl, "%s",
-                                             "Normalize the order: lgr pep pzza x2, 1 coke. ");
+    while (pl < 1000)
+        pl += (size_t)snprintf(prompt + pl, sizeof prompt - pl, "%s",
+                               "Normalize the order: lgr pep pzza x2, 1 coke. ");
     tok_work_t *w = tok_work_new();
     int32_t out[2048];
     int n0 = tok_encode_w(t, w, prompt, pl, 1, 1, out, 2048);
@@ -337,9 +342,9 @@ int main(void) {
     snprintf(g_ref, sizeof g_ref, "%s", r && *r ? r : "../shared/ref");
     int nv = run_vocab_vectors("tokenizer/ggml-vocab-llama-spm.gguf");
     nv += run_vocab_vectors("tokenizer/ggml-vocab-phi-3.gguf");
-    static const char *const models[] = {"llama-tiny-F16", "llama-tiny-Q8_0", "llama-tiny-Q4_0",
-                                         "llama-tiny-Q4_K_M", "llama-tiny-Q6_K",
-                                         "phi3-tiny-Q4_K_M", "phi3-tiny-Q8_0"};
+    static const char *const models[] = {"llama-tiny-F16",    "llama-tiny-Q8_0", "llama-tiny-Q4_0",
+                                         "llama-tiny-Q4_K_M", "llama-tiny-Q6_K", "phi3-tiny-Q4_K_M",
+                                         "phi3-tiny-Q8_0"};
     int nj = 0;
     for (size_t i = 0; i < sizeof models / sizeof models[0]; i++) nj += run_ref_json(models[i]);
     printf("reference vectors: %d vocab-test inputs, %d ref.json tokenize entries\n", nv, nj);
