@@ -13,6 +13,7 @@ static const cli_cmd_t commands[] = {
     {"gateway", cmd_gateway, "the LLM gateway: OpenAI-compatible proxy with routing, pools, deadlines, live reload"},
     {"sim", cmd_sim, "simulated OpenAI/vLLM upstream: configurable TTFT, inter-token latency, failures"},
     {"serve", cmd_serve, "OpenAI-compatible inference server for GGUF models on CPU"},
+    {"up", cmd_up, "run the local stack (upstream, gateway) in the foreground until Ctrl-C"},
     {NULL, NULL, NULL},
 };
 
