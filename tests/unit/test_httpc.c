@@ -195,16 +195,24 @@ typedef struct result {
     buf_t body;
     int pieces;
     int cancel_in_body;      /* call httpc_cancel from the first on_body */
+    int cancel_in_head;      /* call httpc_cancel from on_head */
     int signal_stream;       /* set srv->stream_go on the first piece */
     httpc_req_t *handle;
     srv_t *srv;
     ev_loop_t *loop;
     int *stop_after;         /* decremented on done; loop stops at 0 */
+    int chain;               /* on_done submits another GET /cl this many times */
+    int chain_reused;        /* chained requests that ran on a reused connection */
+    httpc_pool_t *pool;
 } result_t;
+
+static void on_done(void *arg, const httpc_done_t *d);
 
 static void on_head(void *arg, const http1_response_t *res) {
     result_t *r = arg;
     r->status_at_head = res->status;
+    if (r->cancel_in_head)
+        httpc_cancel(r->handle);
 }
 
 static void on_body(void *arg, const char *data, size_t len) {
@@ -220,10 +228,21 @@ static void on_body(void *arg, const char *data, size_t len) {
         httpc_cancel(r->handle);
 }
 
+static const httpc_callbacks_t CBS;
+
 static void on_done(void *arg, const httpc_done_t *d) {
     result_t *r = arg;
     r->done++;
     r->d = *d;
+    if (r->done > 1 && d->reused)
+        r->chain_reused++;
+    if (r->chain > 0 && d->result == HTTPC_OK) {
+        /* Submitting from on_done: the connection is already back in the pool. */
+        r->chain--;
+        httpc_request_t q = {.method = "GET", .path = "/cl"};
+        CHECK_EQ_INT(httpc_request(r->pool, &q, &CBS, r, &r->handle), 0);
+        return;
+    }
     if (r->stop_after && --*r->stop_after == 0)
         ev_stop(r->loop);
 }
@@ -506,6 +525,22 @@ static void test_cancel_and_stream(ev_loop_t *loop, srv_t *s) {
     CHECK_EQ_INT(r.d.result, HTTPC_ERR_CANCELLED);
     CHECK_EQ_INT(r.pieces, 1);
     buf_free(&r.body);
+
+    /* Cancel from inside on_head (the gateway does this to retry elsewhere on a 503):
+     * no body, CANCELLED, and the connection is not reused. */
+    httpc_pool_stats_t st0, st1;
+    httpc_pool_stats(pool, &st0);
+    res_init(&r, s);
+    r.cancel_in_head = 1;
+    do_request(loop, pool, "GET", "/cl", 0, &r);
+    CHECK_EQ_INT(r.done, 1);
+    CHECK_EQ_INT(r.d.result, HTTPC_ERR_CANCELLED);
+    CHECK_EQ_INT(r.d.status, 200);
+    CHECK_EQ_INT(r.pieces, 0);
+    httpc_pool_stats(pool, &st1);
+    CHECK_EQ_INT(st1.idle_conns, 0);
+    CHECK_EQ_INT(st1.open_conns, 0);
+    buf_free(&r.body);
     httpc_pool_free(pool);
 }
 
@@ -533,6 +568,17 @@ static void test_queue(ev_loop_t *loop, srv_t *s) {
     }
     CHECK_EQ_INT(atomic_load(&s->accepts) - before, 1);
     CHECK_EQ_INT(httpc_pool_outstanding(pool), 0);
+
+    /* A request submitted from on_done gets the connection just released. */
+    res_init(&r[0], s);
+    r[0].chain = 5;
+    r[0].pool = pool;
+    do_request(loop, pool, "GET", "/cl", 0, &r[0]);
+    CHECK_EQ_INT(r[0].done, 6);
+    CHECK_EQ_INT(r[0].d.result, HTTPC_OK);
+    CHECK_EQ_INT(r[0].chain_reused, 5);
+    CHECK_EQ_INT(atomic_load(&s->accepts) - before, 1);
+    buf_free(&r[0].body);
 
     /* Pool free cancels what is still outstanding. */
     httpc_request_t h = {.method = "GET", .path = "/hang"};
