@@ -18,5 +18,6 @@ int cmd_gateway(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_quantize(int argc, char **argv);
 int cmd_up(int argc, char **argv);
+int cmd_keygen(int argc, char **argv);
 
 #endif

@@ -14,6 +14,7 @@ static const cli_cmd_t commands[] = {
     {"sim", cmd_sim, "simulated OpenAI/vLLM upstream: configurable TTFT, inter-token latency, failures"},
     {"serve", cmd_serve, "OpenAI-compatible inference server for GGUF models on CPU"},
     {"up", cmd_up, "run the local stack (upstream, gateway) in the foreground until Ctrl-C"},
+    {"keygen", cmd_keygen, "make a new API key for a service and print the hash the config wants"},
     {NULL, NULL, NULL},
 };
 
