@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "core/log.h"
 #include "gateway/gateway.h"
 #include "gateway/gwconfig.h"
 
@@ -34,12 +35,14 @@ static void usage(FILE *out) {
             "  --drain-ms N        on SIGTERM/SIGINT, let in-flight requests finish for up\n"
             "                      to N ms before closing them [10000]\n"
             "  --check             validate the config, print what it defines, and exit\n"
+            "  --log-level L       debug, info, warn, error or off [info]; logs are JSON\n"
+            "                      lines on stderr\n"
             "  -h, --help          this text\n"
             "\n"
             "signals:\n"
             "  SIGHUP              reload the config file: a valid one takes over for new\n"
             "                      requests (in-flight ones finish on the old); a broken one\n"
-            "                      is refused with its line and field on stderr, the old kept\n"
+            "                      is refused with its line and field (logged), the old kept\n"
             "  SIGTERM, SIGINT     stop accepting, drain, exit 0\n"
             "\n"
             "admin API (when the config has an admin section; key in Authorization: Bearer):\n"
@@ -65,7 +68,7 @@ static int parse_int(const char *s, int lo, int hi, int *out) {
 }
 
 int cmd_gateway(int argc, char **argv) {
-    enum { O_HOST = 256, O_PORT, O_ADMIN_PORT, O_THREADS, O_DRAIN, O_CHECK };
+    enum { O_HOST = 256, O_PORT, O_ADMIN_PORT, O_THREADS, O_DRAIN, O_CHECK, O_LOG };
     static const struct option longopts[] = {
         {"config", required_argument, NULL, 'c'},
         {"host", required_argument, NULL, O_HOST},
@@ -74,6 +77,7 @@ int cmd_gateway(int argc, char **argv) {
         {"threads", required_argument, NULL, O_THREADS},
         {"drain-ms", required_argument, NULL, O_DRAIN},
         {"check", no_argument, NULL, O_CHECK},
+        {"log-level", required_argument, NULL, O_LOG},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -90,6 +94,11 @@ int cmd_gateway(int argc, char **argv) {
         case O_THREADS: bad = parse_int(optarg, 1, 256, &o.threads); break;
         case O_DRAIN: bad = parse_int(optarg, 0, 3600000, &drain_ms); break;
         case O_CHECK: check = 1; break;
+        case O_LOG:
+            bad = log_level_parse(optarg) < 0;
+            if (!bad)
+                log_set_level((log_level_t)log_level_parse(optarg));
+            break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -147,6 +156,9 @@ int cmd_gateway(int argc, char **argv) {
         printf("tollgate gateway listening on %s:%d admin off threads %d\n", host,
                gateway_port(gw), gateway_threads(gw));
     fflush(stdout);
+    log_info("gateway started", LOG_STR("config", o.config_path), LOG_INT("port", gateway_port(gw)),
+             LOG_INT("admin_port", gateway_admin_port(gw)), LOG_INT("threads", gateway_threads(gw)),
+             LOG_INT("routes", (int64_t)s->cfg.nroutes));
     snapshot_unref(s);
 
     for (;;) {
@@ -154,13 +166,11 @@ int cmd_gateway(int argc, char **argv) {
         if (sigwait(&set, &sig) != 0)
             continue;
         if (sig == SIGHUP) {
-            rc = gateway_reload(gw, err, sizeof err);
-            fprintf(stderr, "tollgate gateway: reload %s: %s\n",
-                    rc ? "refused, the running config is kept" : "done", err);
+            gateway_reload(gw, err, sizeof err); /* logs the outcome itself */
             continue;
         }
-        fprintf(stderr, "tollgate gateway: %s, draining for up to %d ms\n",
-                sig == SIGINT ? "SIGINT" : "SIGTERM", drain_ms);
+        log_info("stopping", LOG_STR("signal", sig == SIGINT ? "SIGINT" : "SIGTERM"),
+                 LOG_INT("drain_ms", drain_ms));
         break;
     }
     gateway_stop(gw, (uint32_t)drain_ms);

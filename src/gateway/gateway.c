@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "core/httpd.h"
+#include "core/log.h"
 #include "gateway/admin.h"
 #include "gateway/health.h"
 #include "gateway/proxy.h"
@@ -173,8 +174,10 @@ int gateway_reload(gateway_t *gw, char *msg, size_t msglen) {
     gw_config_t cfg;
     /* Built and validated off to the side: a broken file never touches the current one. */
     int rc = gwconfig_load(gw->config_path, &cfg, msg, msglen);
-    if (rc)
+    if (rc) {
+        log_warn("config refused, the running one is kept", LOG_STR("error", msg));
         return rc;
+    }
     pthread_mutex_lock(&gw->mu);
     snapshot_t *old = gw->cur, *s;
     char notes[256] = "";
@@ -195,6 +198,7 @@ int gateway_reload(gateway_t *gw, char *msg, size_t msglen) {
     snprintf(msg, msglen, "generation %llu: %zu route%s, %zu backend%s%s",
              (unsigned long long)s->generation, nr, nr == 1 ? "" : "s", nb, nb == 1 ? "" : "s",
              notes);
+    log_info("config reloaded", LOG_INT("generation", s->generation), LOG_STR("summary", msg));
     return 0;
 }
 

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "core/ev.h"
+#include "core/log.h"
 
 #define TICK_MS 50 /* how often the thread looks for due checks */
 
@@ -101,7 +102,16 @@ static void check_round(health_t *h) {
             if (h->due[a->id] > now)
                 continue;
             h->due[a->id] = now + (uint64_t)hc->interval_ms * 1000000;
-            pool_set_health(a, health_check_once(a->host, a->port, hc->path, hc->timeout_ms));
+            int up = health_check_once(a->host, a->port, hc->path, hc->timeout_ms);
+            int was = atomic_load_explicit(&a->health, memory_order_relaxed);
+            pool_set_health(a, up);
+            if (up != was) {
+                if (up)
+                    log_info("upstream up", LOG_STR("address", a->name), LOG_STR("backend", b->cfg->name));
+                else
+                    log_warn("upstream down", LOG_STR("address", a->name), LOG_STR("backend", b->cfg->name),
+                             LOG_STR("check", hc->path));
+            }
         }
     }
     snapshot_unref(s);

@@ -11,6 +11,7 @@
 #include <strings.h>
 
 #include "core/httpc.h"
+#include "core/log.h"
 #include "gateway/pool.h"
 #include "gateway/route.h"
 
@@ -532,8 +533,15 @@ static void up_done(void *arg, const httpc_done_t *done) {
     /* The attempt failed. Blame the address unless the failure is the total deadline
      * running out on a response that was already flowing. */
     int total = reason == R_TOTAL || done->result == HTTPC_ERR_TOTAL_TIMEOUT;
-    if (!(total && p->committed))
-        pool_report(p->addr, 0, now, ej);
+    if (!(total && p->committed)) {
+        if (pool_report(p->addr, 0, now, ej))
+            log_warn("upstream ejected", LOG_STR("address", p->addr->name),
+                     LOG_STR("backend", p->backend->cfg->name),
+                     LOG_STR("last_error", reason == R_RETRY  ? "5xx"
+                                           : reason == R_TTFT ? "ttft_timeout"
+                                                              : httpc_result_name(done->result)),
+                     LOG_INT("consecutive_failures", ej->failures));
+    }
     if (p->committed) {
         fail_request(p, 502, total ? "total_timeout" : "upstream_error",
                      total ? "the response did not finish within the route's total deadline"
@@ -796,11 +804,14 @@ void proxy_handle(httpd_req_t *req, void *arg) {
     p->variant = &rc->variants[vi];
     p->backend = &w->snap->backends[p->variant->backend_idx];
 
-    /* Forward: the upstream body and headers, then the first attempt. */
+    /* Forward: the upstream body and headers (a client's request id travels along, for
+     * tracing across the hop), then the first attempt. */
+    const char *rid = httpd_req_header(req, "x-request-id");
     if (proxy_rewrite_body(&d, p->variant->upstream_model, stream, &p->body) < 0 ||
         buf_appends(&p->hdrs, "Content-Type: application/json\r\n") < 0 ||
         buf_appends(&p->hdrs, stream ? "Accept: text/event-stream\r\n"
                                      : "Accept: application/json\r\n") < 0 ||
+        (rid && strlen(rid) <= 128 && buf_appendf(&p->hdrs, "X-Request-Id: %s\r\n", rid) < 0) ||
         (p->backend->cfg->api_key &&
          buf_appendf(&p->hdrs, "Authorization: Bearer %s\r\n", p->backend->cfg->api_key) < 0)) {
         p->req = NULL;
