@@ -29,6 +29,7 @@ struct tokenizer {
     int32_t byte_id[256];      /* byte fallback token for each byte */
     int32_t bos, eos, unk, eot, eom;
     int add_bos, add_eos, add_space_prefix;
+    int words_independent; /* no token has U+2581 after another character */
 };
 
 typedef struct frag {
@@ -219,6 +220,15 @@ int tok_load(const gguf_file_t *f, tokenizer_t **out, char *err, size_t errlen) 
         t->score[i] = sc;
         t->type[i] = (uint8_t)(ty >= 0 && ty <= TOK_TYPE_BYTE ? ty : TOK_TYPE_UNDEFINED);
         hash_insert(t, i);
+    }
+
+    t->words_independent = 1;
+    for (int i = 0; i < n && t->words_independent; i++) {
+        const char *x = t->arena + t->text_off[i];
+        uint32_t k = 0, len = t->text_len[i];
+        while (k + 3 <= len && !memcmp(x + k, SPACE_MARK, 3)) k += 3; /* leading run */
+        for (; k + 3 <= len; k++)
+            if (!memcmp(x + k, SPACE_MARK, 3)) t->words_independent = 0;
     }
 
     t->bos = opt_id(f, "tokenizer.ggml.bos_token_id", 1, n);
@@ -423,6 +433,11 @@ static inline void emit(emit_t *e, int32_t id) {
     e->n++;
 }
 
+/* Symbol i is exactly U+2581 (an escaped space). */
+static int is_mark(const tok_work_t *w, int32_t i) {
+    return w->syms[i].n == 3 && !memcmp(w->text + w->syms[i].off, SPACE_MARK, 3);
+}
+
 /* One run of text between special tokens: escape, split into characters, merge. */
 static int spm_run(const tokenizer_t *t, tok_work_t *w, const char *s, size_t len, int prefix,
                    emit_t *e) {
@@ -448,31 +463,46 @@ static int spm_run(const tokenizer_t *t, tok_work_t *w, const char *s, size_t le
     for (uint32_t off = 0; off < tl;) {
         uint32_t n = utf8_len_lead((uint8_t)w->text[off]);
         if (n > tl - off) n = (uint32_t)(tl - off);
+        w->syms[ns++] = (sym_t){-1, -1, off, n};
         off += n;
-        w->syms[ns] = (sym_t){ns - 1, off == tl ? -1 : ns + 1, off - n, n};
-        ns++;
     }
-    w->hn = 0;
-    for (int32_t i = 1; i < ns; i++) try_bigram(t, w, i - 1, i);
-    while (w->hn) {
-        bigram_t b = heap_pop(w);
-        sym_t *l = &w->syms[b.left], *r = &w->syms[b.right];
-        if (!l->n || !r->n || l->n + r->n != b.size) continue; /* stale */
-        l->n += r->n;
-        r->n = 0;
-        l->next = r->next;
-        if (r->next >= 0) w->syms[r->next].prev = b.left;
-        try_bigram(t, w, l->prev, b.left);
-        try_bigram(t, w, b.left, l->next);
-    }
-    for (int32_t i = 0; i != -1; i = w->syms[i].next) {
-        const sym_t *y = &w->syms[i];
-        int32_t id = tok_lookup(t, w->text + y->off, y->n);
-        if (id >= 0) {
-            emit(e, id);
-        } else {
-            for (uint32_t k = 0; k < y->n; k++) emit(e, t->byte_id[(uint8_t)w->text[y->off + k]]);
+    /* Merge word by word when the vocabulary allows it: if no token has U+2581 after
+     * another character, no merge can span a boundary "x|U+2581" (x not U+2581), so
+     * the words are independent and small heaps give the same result as one big one. */
+    for (int32_t s0 = 0; s0 < ns;) {
+        int32_t s1 = s0 + 1;
+        if (t->words_independent)
+            while (s1 < ns && !(is_mark(w, s1) && !is_mark(w, s1 - 1))) s1++;
+        else
+            s1 = ns;
+        for (int32_t i = s0; i < s1; i++) {
+            w->syms[i].prev = i > s0 ? i - 1 : -1;
+            w->syms[i].next = i + 1 < s1 ? i + 1 : -1;
         }
+        w->hn = 0;
+        for (int32_t i = s0 + 1; i < s1; i++) try_bigram(t, w, i - 1, i);
+        while (w->hn) {
+            bigram_t b = heap_pop(w);
+            sym_t *l = &w->syms[b.left], *r = &w->syms[b.right];
+            if (!l->n || !r->n || l->n + r->n != b.size) continue; /* stale */
+            l->n += r->n;
+            r->n = 0;
+            l->next = r->next;
+            if (r->next >= 0) w->syms[r->next].prev = b.left;
+            try_bigram(t, w, l->prev, b.left);
+            try_bigram(t, w, b.left, l->next);
+        }
+        for (int32_t i = s0; i != -1; i = w->syms[i].next) {
+            const sym_t *y = &w->syms[i];
+            int32_t id = tok_lookup(t, w->text + y->off, y->n);
+            if (id >= 0) {
+                emit(e, id);
+            } else {
+                for (uint32_t k = 0; k < y->n; k++)
+                    emit(e, t->byte_id[(uint8_t)w->text[y->off + k]]);
+            }
+        }
+        s0 = s1;
     }
     return 0;
 }

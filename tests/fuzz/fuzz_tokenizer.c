@@ -49,6 +49,8 @@ static tokenizer_t *build(int phi3) {
     }
     for (size_t i = 0; i < sizeof extra / sizeof extra[0]; i++)
         toks[n] = extra[i], types[n] = 1, scores[n++] = -(float)(i % 5);
+    if (phi3) /* a token with U+2581 after a character: merges may span words */
+        toks[n] = "c\xe2\x96\x81", types[n] = 1, scores[n++] = 1;
     for (size_t i = 0; i < sizeof specials / sizeof specials[0]; i++)
         toks[n] = specials[i], types[n] = 3, scores[n++] = 0;
     gguf_writer_t *w = gguf_writer_new();

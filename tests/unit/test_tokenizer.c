@@ -337,6 +337,54 @@ static void test_reject(void) {
     free(mem);
 }
 
+/* A vocabulary where a token spans a word boundary ("a▁"): the word-by-word shortcut
+ * must switch off and the merge happen as in one whole-text pass. */
+static void test_cross_word_merge(void) {
+    const char *toks[] = {"<unk>",
+                          "<s>",
+                          "</s>",
+                          "\xe2\x96\x81",
+                          "a",
+                          "b",
+                          "\xe2\x96\x81"
+                          "a",
+                          "a\xe2\x96\x81",
+                          "\xe2\x96\x81"
+                          "b"};
+    float sc[] = {0, 0, 0, -1, -1, -1, -3, -2, -3};
+    int32_t ty[] = {2, 3, 3, 1, 1, 1, 1, 1, 1};
+    for (int with_span = 0; with_span < 2; with_span++) {
+        gguf_writer_t *w = gguf_writer_new();
+        gguf_w_str(w, "tokenizer.ggml.model", "llama");
+        gguf_w_arr_str(w, "tokenizer.ggml.tokens", toks, with_span ? 9 : 7);
+        gguf_w_arr_f32(w, "tokenizer.ggml.scores", sc, with_span ? 9 : 7);
+        gguf_w_arr_i32(w, "tokenizer.ggml.token_type", ty, with_span ? 9 : 7);
+        void *mem;
+        size_t len;
+        gguf_w_to_mem(w, &mem, &len);
+        gguf_writer_free(w);
+        gguf_file_t f;
+        char err[256];
+        tokenizer_t *t = NULL;
+        CHECK_EQ_INT(gguf_parse(mem, len, &f, err, sizeof err), 0);
+        CHECK_EQ_INT(tok_load(&f, &t, err, sizeof err), 0);
+        int32_t ids[16];
+        /* "a b" -> ▁ a ▁ b. With "a▁" (score -2, best) it merges first: ▁ | a▁ | b.
+         * Without it: ▁a, ▁ then b (no "▁b" token in the 7-token vocab). */
+        int n = tok_encode(t, "a b", 3, 0, 0, ids, 16);
+        if (with_span) {
+            int32_t want[] = {3, 7, 5};
+            CHECK(n == 3 && !memcmp(ids, want, sizeof want));
+        } else {
+            int32_t want[] = {6, 3, 5};
+            CHECK(n == 3 && !memcmp(ids, want, sizeof want));
+        }
+        tok_free(t);
+        gguf_close(&f);
+        free(mem);
+    }
+}
+
 int main(void) {
     const char *r = getenv("TOLLGATE_REF");
     snprintf(g_ref, sizeof g_ref, "%s", r && *r ? r : "../shared/ref");
@@ -352,5 +400,6 @@ int main(void) {
     test_stream();
     test_stream_tokens();
     test_reject();
+    test_cross_word_merge();
     return check_summary("test_tokenizer");
 }
