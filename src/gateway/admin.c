@@ -12,6 +12,7 @@
 #include "core/ev.h"
 #include "core/json.h"
 #include "gateway/gateway.h"
+#include "gateway/keys.h"
 
 int admin_key_equal(const char *given, const char *want) {
     size_t gl = strlen(given), wl = strlen(want);
@@ -22,12 +23,23 @@ int admin_key_equal(const char *given, const char *want) {
     return diff == 0;
 }
 
+/* The admin key is configured either as "sha256:<hex>" (the digest of the key, as
+ * `tollgate keygen` prints it: the file never holds the secret) or as the key itself. */
 static int authorized(httpd_req_t *req, const snapshot_t *s) {
-    const char *h = httpd_req_header(req, "authorization");
-    const char *want = s->cfg.admin.key;
-    if (!h || !want || strncasecmp(h, "Bearer ", 7))
+    const char *h = httpd_req_header(req, "authorization"), *want = s->cfg.admin.key;
+    size_t len;
+    const char *key = h ? keys_bearer(h, &len) : NULL;
+    uint8_t wd[KEYS_HASH_LEN], gd[KEYS_HASH_LEN];
+    if (!key || !want || len > KEYS_MAX_KEY)
         return 0;
-    return admin_key_equal(h + 7, want);
+    if (keys_parse_hash(want, wd) == 0) {
+        keys_sha256(key, len, gd);
+        return keys_ct_equal(gd, wd, KEYS_HASH_LEN);
+    }
+    char given[KEYS_MAX_KEY + 1];
+    memcpy(given, key, len);
+    given[len] = '\0';
+    return admin_key_equal(given, want);
 }
 
 static void respond_json(httpd_req_t *req, int status, buf_t *b) {

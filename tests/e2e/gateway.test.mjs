@@ -7,6 +7,7 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createHash } from 'node:crypto';
 import OpenAI from 'openai';
 
 const BIN = process.env.TOLLGATE_BIN;
@@ -53,7 +54,7 @@ threads: 2
 max_body_bytes: 4096
 admin:
   listen: 127.0.0.1:0
-  key: ${ADMIN_KEY}
+  key: sha256:${createHash('sha256').update(ADMIN_KEY).digest('hex')}
 backends:
   pool_a:
     addresses: [127.0.0.1:${s.a1.port}, 127.0.0.1:${s.a2.port}]
@@ -351,9 +352,11 @@ test('bad requests get OpenAI-style errors', async () => {
   await expectErr(wrong, 405);
   await expectErr(await fetch(`${base}/v1/chat/completions`, { method: 'POST', body: JSON.stringify(chat('m', { pad: 'x'.repeat(8192) })) }), 413);
   await expectErr(await fetch(`${base}/v1/nothing`), 404);
-  // Admin needs its key.
+  // Admin needs its key (configured as its SHA-256 only).
   const noKey = await fetch(`http://127.0.0.1:${gw.admin}/config`);
   assert.equal(noKey.status, 401);
+  const wrongKey = await fetch(`http://127.0.0.1:${gw.admin}/config`, { headers: { authorization: `Bearer ${ADMIN_KEY}x` } });
+  assert.equal(wrongKey.status, 401);
 });
 
 test('SIGTERM: the gateway drains and exits 0', async () => {
