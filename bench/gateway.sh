@@ -75,6 +75,11 @@ gw_rss_with_conns() {
   ' "$pid" "$port" "$n"
 }
 
+# CPU seconds (user + system) used so far by PID and its children threads, in ms.
+gw_cpu_ms() {
+  awk -v hz="$(getconf CLK_TCK)" '{printf "%d", ($14 + $15) * 1000 / hz}' "/proc/$1/stat"
+}
+
 section_gateway() {
   local out="$WORK/gateway.md" d="$WORK/gateway" info nginx
   mkdir -p "$d"
@@ -104,14 +109,21 @@ YAML
     READY_PORT=$ng_port start_server gw-nginx "$nginx" -c "$d/nginx.conf" -p "$d"
     ng_pid=$SERVER_PID
   fi
+  # nginx serves from its worker process, a child of the master we started.
+  local ng_worker=""
+  [ -n "$ng_pid" ] && ng_worker=$(pgrep -P "$ng_pid" | head -1)
 
   local targets="direct gateway" t port
   [ -n "$ng_port" ] && targets="$targets nginx"
   for t in $targets; do
     case $t in direct) port=$sim_port ;; gateway) port=$gw_port ;; nginx) port=$ng_port ;; esac
-    local url="http://127.0.0.1:$port"
+    local url="http://127.0.0.1:$port" cpid="" c0=0
+    case $t in gateway) cpid=$gw_pid ;; nginx) cpid=$ng_worker ;; esac
+    [ -n "$cpid" ] && c0=$(gw_cpu_ms "$cpid")
     run_bench "$d/$t-sat.json" --url "$url" --threads 1 --concurrency 64 --duration "$SECS"
+    [ -n "$cpid" ] && { echo "$(( $(gw_cpu_ms "$cpid") - c0 ))" >"$d/$t-sat.cpu"; c0=$(gw_cpu_ms "$cpid"); }
     run_bench "$d/$t-sat-stream.json" --url "$url" --threads 1 --concurrency 64 --duration "$SECS" --stream
+    [ -n "$cpid" ] && echo "$(( $(gw_cpu_ms "$cpid") - c0 ))" >"$d/$t-sat-stream.cpu"
     for r in 1000 5000; do
       run_bench "$d/$t-r$r.json" --url "$url" --threads 1 --rate "$r" --duration "$SECS"
       run_bench "$d/$t-r$r-stream.json" --url "$url" --threads 1 --rate "$r" --duration "$SECS" --stream
@@ -153,6 +165,18 @@ YAML
         gw_added "$d/$t-r$r.json" "$d/direct-r$r.json" "$t, $r req/s"
         gw_added "$d/$t-r$r-stream.json" "$d/direct-r$r-stream.json" "$t, $r req/s, streaming"
       done
+    done
+    echo
+    echo "Proxy CPU time per request during the saturation rows (user + system of the"
+    echo "proxy process only; less sensitive to other work on the machine than latency):"
+    echo
+    echo "| proxy | not streaming µs/request | streaming µs/request |"
+    echo "|---|---:|---:|"
+    for t in gateway ${ng_port:+nginx}; do
+      local a b
+      a=$(node -e 'const fs=require("fs");const [c,j]=process.argv.slice(1);const r=JSON.parse(fs.readFileSync(j,"utf8"));console.log((Number(fs.readFileSync(c,"utf8"))*1000/Math.max(1,r.requests.ok)).toFixed(1))' "$d/$t-sat.cpu" "$d/$t-sat.json" 2>/dev/null || echo -)
+      b=$(node -e 'const fs=require("fs");const [c,j]=process.argv.slice(1);const r=JSON.parse(fs.readFileSync(j,"utf8"));console.log((Number(fs.readFileSync(c,"utf8"))*1000/Math.max(1,r.requests.ok)).toFixed(1))' "$d/$t-sat-stream.cpu" "$d/$t-sat-stream.json" 2>/dev/null || echo -)
+      echo "| $t | $a | $b |"
     done
     echo
     echo "Gateway resident memory with 1,000 open keep-alive client connections (each"
