@@ -108,7 +108,10 @@ const gguf_tensor_t *gguf_find_tensor(const gguf_file_t *f, const char *name);
 char *gguf_str_copy(gguf_str_t s, char *dst, size_t cap);
 int gguf_str_eq(gguf_str_t s, const char *z);
 
-/* Writer: collect metadata and tensors, then write a v3 file. */
+/* Bytes of a parsed kv's value after its type field (what gguf_w_copy_kv copies). */
+size_t gguf_kv_value_len(const gguf_kv_t *kv);
+
+/* Writer (gguf_write.c): collect metadata and tensors, then write a v3 file. */
 typedef struct gguf_writer gguf_writer_t;
 gguf_writer_t *gguf_writer_new(void);
 void gguf_writer_free(gguf_writer_t *w);
