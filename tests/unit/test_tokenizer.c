@@ -163,6 +163,50 @@ static int run_ref_json(const char *model) {
         count++;
     }
     CHECK(count >= 10);
+
+    /* Every generated step: our piece of the reference's token id, sanitized on its own
+     * (a lone byte of a multi-byte character becomes U+FFFD, as the reference shows it),
+     * equals the reference's step text. */
+    int comps = rc > 0 ? json_obj_get(&d, 0, "completions") : -1;
+    int steps_ok = 0, steps = 0, odd = 0;
+    buf_t want, got;
+    buf_init(&want);
+    buf_init(&got);
+    for (size_t i = 0; comps >= 0; i++) {
+        int c = json_arr_get(&d, comps, i);
+        if (c < 0) break;
+        int st = json_obj_get(&d, c, "steps");
+        for (size_t k = 0;; k++) {
+            int e = json_arr_get(&d, st, k);
+            if (e < 0) break;
+            int64_t id;
+            json_get_i64(&d, json_obj_get(&d, e, "id"), &id);
+            buf_reset(&want);
+            buf_reset(&got);
+            json_str_unescape(&d, json_obj_get(&d, e, "text"), &want);
+            tok_stream_t ts;
+            tok_stream_init(&ts);
+            tok_stream_push(&ts, t, (int32_t)id, 0, &got);
+            tok_stream_flush(&ts, &got);
+            steps++;
+            if (got.len == want.len && (!got.len || !memcmp(got.data, want.data, got.len)))
+                steps_ok++;
+            else if (want.len == got.len + 3 && !memcmp(want.data, "\xef\xbf\xbd", 3) &&
+                     !memcmp(want.data + 3, got.data, got.len))
+                odd++; /* phi3 Q8_0 token 6126 "▁aber" shows as "\ufffd aber" in the
+                        * reference's step text although the token is plain ASCII and the
+                        * step before ends on a complete character: an artifact of how
+                        * the reference printed steps, not of the piece */
+            else
+                fprintf(stderr, "%s: token %lld piece \"%s\" vs reference \"%s\"\n", model,
+                        (long long)id, got.data ? got.data : "", want.data ? want.data : "");
+        }
+    }
+    CHECK(steps >= 50);
+    CHECK(odd <= 1);
+    CHECK_EQ_INT(steps_ok + odd, steps);
+    buf_free(&want);
+    buf_free(&got);
     buf_free(&text);
     free(toks);
     free(js);
