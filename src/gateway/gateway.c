@@ -7,17 +7,20 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/httpd.h"
 #include "core/log.h"
 #include "gateway/admin.h"
+#include "gateway/govern.h"
 #include "gateway/health.h"
 #include "gateway/proxy.h"
 
 struct gateway {
     char *config_path;
     pool_registry_t reg;           /* every upstream address, shared by all generations */
+    gov_t gov;                     /* services' limiter state, shared by all generations */
     pthread_mutex_t mu;            /* guards cur and serialises reloads; never on the request path */
     snapshot_t *cur;               /* the current generation (one reference held here) */
     atomic_uint_fast64_t gen;      /* cur->generation, readable without the lock */
@@ -61,6 +64,7 @@ int gateway_new(const gateway_opts_t *opts, gateway_t **out, char *err, size_t e
         return -ENOMEM;
     }
     pool_registry_init(&gw->reg);
+    gov_init(&gw->gov);
     pthread_mutex_init(&gw->mu, NULL);
     gw->config_path = strdup(opts->config_path);
     gw->threads = opts->threads > 0 ? opts->threads : cfg.threads > 0 ? cfg.threads : ncores();
@@ -76,6 +80,7 @@ int gateway_new(const gateway_opts_t *opts, gateway_t **out, char *err, size_t e
     size_t max_body = cfg.max_body_bytes;
 
     if (!gw->config_path || !gw->workers ||
+        gov_bind(&gw->gov, cfg.gov, ev_clock_ns(), time(NULL)) != 0 ||
         (rc = snapshot_new(&cfg, &gw->reg, 1, &gw->cur)) != 0) {
         snprintf(err, errlen, "out of memory");
         gwconfig_free(&cfg);
@@ -148,6 +153,10 @@ snapshot_t *gateway_acquire(gateway_t *gw) {
     return s;
 }
 
+struct gov *gateway_gov(gateway_t *gw) {
+    return &gw->gov;
+}
+
 uint64_t gateway_generation(gateway_t *gw) {
     return atomic_load_explicit(&gw->gen, memory_order_acquire);
 }
@@ -183,7 +192,11 @@ int gateway_reload(gateway_t *gw, char *msg, size_t msglen) {
     char notes[256] = "";
     note_restart_only(&old->cfg, &cfg, notes, sizeof notes);
     size_t nr = cfg.nroutes, nb = cfg.nbackends;
-    rc = snapshot_new(&cfg, &gw->reg, old->generation + 1, &s);
+    rc = gov_bind(&gw->gov, cfg.gov, ev_clock_ns(), time(NULL));
+    if (rc)
+        gwconfig_free(&cfg);
+    else
+        rc = snapshot_new(&cfg, &gw->reg, old->generation + 1, &s);
     if (rc == 0) {
         gw->cur = s;
         atomic_store_explicit(&gw->gen, s->generation, memory_order_release);
@@ -230,6 +243,7 @@ void gateway_free(gateway_t *gw) {
     health_free(gw->health);
     snapshot_unref(gw->cur);
     pool_registry_free(&gw->reg);
+    gov_destroy(&gw->gov);
     pthread_mutex_destroy(&gw->mu);
     free(gw->workers);
     free(gw->config_path);

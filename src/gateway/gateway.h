@@ -40,6 +40,8 @@ int gateway_reload(gateway_t *gw, char *msg, size_t msglen);
 
 /* The current generation, with a reference for the caller (snapshot_unref when done). */
 snapshot_t *gateway_acquire(gateway_t *gw);
+/* The governance runtime (services' limiter state, rejection counters): govern.h. */
+struct gov *gateway_gov(gateway_t *gw);
 /* Its number: workers compare it with theirs (one relaxed load) to notice a new one. */
 uint64_t gateway_generation(gateway_t *gw);
 

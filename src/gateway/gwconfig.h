@@ -111,6 +111,7 @@ typedef struct gw_config {
     size_t nbackends;
     gw_route_cfg_t *routes;
     size_t nroutes;
+    struct gov_cfg *gov;     /* services, keys, limits, tokenizers, redis (govcfg.h); NULL: none */
 } gw_config_t;
 
 /* Fill cfg with defaults and no backends or routes (all pointers owned by cfg). */

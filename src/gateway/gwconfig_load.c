@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "core/config.h"
+#include "gateway/govcfg.h"
 
 /* Errors and the buffer they go to, threaded through the walk. */
 typedef struct ld {
@@ -175,7 +176,8 @@ static int load_backend(ld_t *l, const cfg_node_t *n, gw_backend_cfg_t *b) {
 }
 
 static int load_route(ld_t *l, const cfg_node_t *n, gw_route_cfg_t *r) {
-    static const char *const keys[] = {"variants", "deadlines", "retry", NULL};
+    static const char *const keys[] = {"variants", "deadlines", "retry", "tokenizer",
+                                       "chat_template", NULL}; /* the last two: govcfg.c */
     static const char *const vkeys[] = {"backend", "weight", "upstream_model", NULL};
     static const char *const dkeys[] = {"connect_ms", "ttft_ms", "total_ms", NULL};
     static const char *const rkeys[] = {"max_attempts", "budget_percent", "budget_burst", NULL};
@@ -235,7 +237,7 @@ static int section(ld_t *l, const cfg_node_t *n, size_t *count) {
 
 static int load_tree(ld_t *l, const cfg_node_t *root, gw_config_t *c) {
     static const char *const keys[] = {"listen", "threads", "max_body_bytes", "admin",
-                                       "backends", "routes", NULL};
+                                       "backends", "routes", "services", "redis", NULL};
     int rc = cfg_check_keys(root, keys, l->err, l->errlen);
     int64_t threads;
     uint64_t body;
@@ -268,7 +270,8 @@ static int load_tree(ld_t *l, const cfg_node_t *root, gw_config_t *c) {
         if ((rc = load_route(l, rs->items[i], &c->routes[i])))
             return rc;
     }
-    return 0;
+    /* Governance: services, keys, limits, route tokenizers, redis. */
+    return govcfg_load(root, c->path, &c->gov, l->err, l->errlen);
 }
 
 /* Common tail of both loaders: walk the tree, validate, clean up on error. */
