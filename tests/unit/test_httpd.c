@@ -40,6 +40,21 @@ static void slow_tick(ev_loop_t *loop, void *arg) {
     free(j);
 }
 
+/* /late: answers after 100 ms without registering on_close (the server keeps
+ * the request valid until then even if the client left). */
+typedef struct late {
+    httpd_req_t *req;
+    ev_timer_t timer;
+} late_t;
+static atomic_int late_rc = 1;
+
+static void late_tick(ev_loop_t *loop, void *arg) {
+    late_t *l = arg;
+    (void)loop;
+    atomic_store(&late_rc, httpd_respond(l->req, 200, "text/plain", "late", 4));
+    free(l);
+}
+
 static void stream_tick(ev_loop_t *loop, void *arg) {
     job_t *j = arg;
     static const char *words[] = {"one ", "two ", "three"};
@@ -113,6 +128,19 @@ static void handler(httpd_req_t *req, void *arg) {
         static char body[3u << 20];
         memset(body, 'b', sizeof body);
         httpd_respond(req, 200, "application/octet-stream", body, sizeof body);
+    } else if (!strcmp(p, "/late")) {
+        late_t *l = calloc(1, sizeof *l);
+        l->req = req;
+        ev_timer_init(&l->timer);
+        ev_timer_start(httpd_req_loop(req), &l->timer, 100, late_tick, l);
+    } else if (!strcmp(p, "/whoami")) {
+        char peer[64], out[256];
+        httpd_req_peer(req, peer, sizeof peer);
+        const char *n, *v;
+        httpd_req_header_at(req, 0, &n, &v);
+        snprintf(out, sizeof out, "%s %s %s %s=%s %zu", httpd_req_method(req), httpd_req_path(req),
+                 strncmp(peer, "127.0.0.1:", 10) ? "?" : "local", n, v, httpd_req_header_count(req));
+        httpd_respond(req, 200, "text/plain", out, strlen(out));
     } else if (!strcmp(p, "/hang")) {
         job_new(req); /* never answers: only on_close frees it */
     } else if (!strcmp(p, "/abort")) {
@@ -285,6 +313,27 @@ static void test_basic(int port) {
     send_str(fd, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
     CHECK_EQ_INT(read_resp(fd, &rb, &r), 0);
     CHECK_EQ_STR(r.body, "hello");
+
+    /* request accessors */
+    send_str(fd, "DELETE /whoami?q HTTP/1.1\r\nHost: x\r\nX-A: 1\r\n\r\n");
+    CHECK_EQ_INT(read_resp(fd, &rb, &r), 0);
+    CHECK_EQ_STR(r.body, "DELETE /whoami local Host=x 2");
+    /* Connection: close from the client is honoured */
+    send_str(fd, "GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    CHECK_EQ_INT(read_resp(fd, &rb, &r), 0);
+    CHECK(strstr(r.head, "Connection: close") != NULL);
+    CHECK(sees_close(fd));
+    close(fd);
+
+    /* HTTP/1.0 with keep-alive stays open */
+    fd = connect_to(port);
+    rb.n = 0;
+    send_str(fd, "GET /hello HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+    CHECK_EQ_INT(read_resp(fd, &rb, &r), 0);
+    CHECK(strstr(r.head, "Connection: keep-alive") != NULL);
+    send_str(fd, "GET /hello HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+    CHECK_EQ_INT(read_resp(fd, &rb, &r), 0);
+    CHECK_EQ_STR(r.body, "hello");
     close(fd);
 
     /* HTTP/1.0 without keep-alive closes after the response */
@@ -440,6 +489,15 @@ static void test_disconnect(int port) {
         sleep_ms(10);
     }
     CHECK_MSG(seen, "on_close did not fire after the client disconnected");
+
+    /* no on_close: the handler answers after the client left; the answer goes nowhere */
+    atomic_store(&late_rc, 1);
+    fd = connect_to(port);
+    send_str(fd, "GET /late HTTP/1.1\r\nHost: x\r\n\r\n");
+    close(fd);
+    for (int i = 0; i < 500 && atomic_load(&late_rc) == 1; i++)
+        sleep_ms(10);
+    CHECK_EQ_INT(atomic_load(&late_rc), -EPIPE);
 
     /* a client leaving mid-stream also fires on_close */
     before = atomic_load(&closes_seen);
