@@ -9,9 +9,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "core/httpc.h"
 #include "core/log.h"
+#include "gateway/govern.h"
 #include "gateway/pool.h"
 #include "gateway/route.h"
 
@@ -52,6 +54,7 @@ typedef struct preq {
     int client_usage;       /* client asked for stream_options.include_usage */
     int committed;          /* response head sent to the client: no retry any more */
     int64_t prompt_tokens, completion_tokens;
+    gov_ticket_t gt;        /* governance charges to correct at the end (govern.h) */
     char ctype[96];         /* upstream Content-Type */
     buf_t body;             /* upstream request body */
     buf_t hdrs;             /* upstream extra headers */
@@ -70,6 +73,7 @@ struct proxy_worker {
     size_t npools;
     uint32_t rnd;           /* xorshift state */
     json_tok_t *toks;       /* scratch for parsing bodies; grows on demand, kept */
+    tokcount_work_t *tcw;   /* scratch for counting prompt tokens (governance) */
     size_t ntoks;
     buf_t scratch;          /* scratch for small responses and names */
     preq_t *free;
@@ -208,7 +212,10 @@ proxy_worker_t *proxy_worker_new(gateway_t *gw, int idx, ev_loop_t *loop) {
     w->ntoks = TOKS_INITIAL;
     w->toks = malloc(w->ntoks * sizeof *w->toks);
     buf_init(&w->scratch);
-    if (!w->toks) {
+    w->tcw = tokcount_work_new();
+    if (!w->toks || !w->tcw) {
+        tokcount_work_free(w->tcw);
+        free(w->toks);
         free(w);
         return NULL;
     }
@@ -233,6 +240,7 @@ void proxy_worker_free(proxy_worker_t *w) {
     }
     snapshot_unref(w->snap);
     buf_free(&w->scratch);
+    tokcount_work_free(w->tcw);
     free(w->toks);
     free(w);
 }
@@ -325,6 +333,8 @@ static void keep_or_free(buf_t *b) {
 static void preq_release(preq_t *p) {
     proxy_worker_t *w = p->w;
     ev_timer_stop(w->loop, &p->timer);
+    if (p->gt.st) /* ended without an account stage (client gone early): give it all back */
+        gov_finish(gateway_gov(w->gw), &p->gt, -1, -1, 499, ev_now_ns(w->loop), time(NULL));
     snapshot_unref(p->snap);
     p->snap = NULL;
     keep_or_free(&p->body);
@@ -346,6 +356,10 @@ static void stage_account(preq_t *p, int status) {
         count(&c->prompt_tokens, (uint64_t)p->prompt_tokens);
     if (p->completion_tokens > 0)
         count(&c->completion_tokens, (uint64_t)p->completion_tokens);
+    /* Correct the reservation with the usage the upstream reported. */
+    if (p->gt.st)
+        gov_finish(gateway_gov(p->w->gw), &p->gt, p->prompt_tokens, p->completion_tokens, status,
+                   ev_now_ns(p->w->loop), time(NULL));
 }
 
 /* ---------- answering the client ---------- */
@@ -653,16 +667,57 @@ static void attempt_start(preq_t *p) {
 
 /* ---------- the stages ---------- */
 
-/* Authenticate: services and keys (issue 4) map the bearer key to a service here.
- * Until they exist every caller is the anonymous service. 0 = go on. */
-static int stage_authenticate(preq_t *p) {
-    (void)p;
-    return 0;
+static void add_header_cb(void *arg, const char *name, const char *value) {
+    httpd_add_header(arg, name, value);
 }
 
-/* Admit: per-service limits and budgets (issue 4) decide here. 0 = go on. */
-static int stage_admit(preq_t *p) {
-    (void)p;
+/* Answer a governance refusal: OpenAI error JSON, Retry-After and x-ratelimit-* headers. */
+static void gov_refuse(httpd_req_t *req, const gov_decision_t *d, const gov_service_cfg_t *svc) {
+    gov_headers(d, svc, add_header_cb, req);
+    httpd_error_ex(req, d->status, d->type, d->message, d->param, d->code);
+}
+
+/* Authenticate: with services configured, the bearer key names the service (401 when
+ * missing or unknown). Returns the service index, -1 for anonymous (no services), or -2
+ * when the request has been answered. */
+static int stage_authenticate(proxy_worker_t *w, httpd_req_t *req) {
+    gov_cfg_t *gc = w->snap->cfg.gov;
+    if (!gc || !gc->nservices)
+        return -1;
+    gov_decision_t d;
+    int s = gov_authenticate(gateway_gov(w->gw), gc, httpd_req_header(req, "authorization"), &d);
+    if (s < 0) {
+        gov_refuse(req, &d, NULL);
+        return -2;
+    }
+    return s;
+}
+
+/* Admit: count the prompt, apply the per-request limits, charge the service's rate limits
+ * and budget (p->gt), and make max_tokens what the service allows. On success *d may now
+ * point into p->resp (a rewritten body). 0 = go on; -1 = answered. */
+static int stage_admit(preq_t *p, json_doc_t *d, int service, int is_chat) {
+    gov_cfg_t *gc = p->snap->cfg.gov;
+    if (!gc)
+        return 0;
+    proxy_worker_t *w = p->w;
+    gov_decision_t gd;
+    const gov_service_cfg_t *svc = service >= 0 ? &gc->services[service] : NULL;
+    if (gov_admit(gateway_gov(w->gw), gc, service, govcfg_tokenizer(gc, p->route->cfg->model),
+                  w->tcw, d, is_chat, ev_now_ns(w->loop), time(NULL), &p->gt, &gd)) {
+        gov_refuse(p->req, &gd, svc);
+        return -1;
+    }
+    if (svc)
+        gov_headers(&gd, svc, add_header_cb, p->req);
+    if (gd.set_max_tokens >= 0) {
+        buf_reset(&p->resp);
+        if (gov_rewrite_max_tokens(d, gd.max_tokens_key, gd.set_max_tokens, &p->resp) < 0 ||
+            worker_parse(w, p->resp.data, p->resp.len, d) <= 0) {
+            httpd_error(p->req, 500, "server_error", "out of memory");
+            return -1;
+        }
+    }
     return 0;
 }
 
@@ -719,6 +774,9 @@ void proxy_handle(httpd_req_t *req, void *arg) {
     proxy_worker_t *w = httpd_req_worker_data(req);
     const char *path = httpd_req_path(req), *method = httpd_req_method(req);
     worker_refresh(w);
+    int service = stage_authenticate(w, req);
+    if (service == -2)
+        return;
 
     /* Parse: which endpoint. */
     if (!strcmp(path, "/v1/models") || !strncmp(path, "/v1/models/", 11)) {
@@ -769,6 +827,13 @@ void proxy_handle(httpd_req_t *req, void *arg) {
         httpd_error_ex(req, 404, "invalid_request_error", msg, "model", "model_not_found");
         return;
     }
+    if (service >= 0) {
+        gov_decision_t gd;
+        if (gov_check_model(gateway_gov(w->gw), w->snap->cfg.gov, service, name->data, &gd)) {
+            gov_refuse(req, &gd, NULL);
+            return;
+        }
+    }
 
     preq_t *p = preq_get(w);
     if (!p) {
@@ -782,7 +847,7 @@ void proxy_handle(httpd_req_t *req, void *arg) {
     p->client_usage = iu >= 0 && json_get_bool(&d, iu) == 1;
     p->prompt_tokens = p->completion_tokens = -1;
 
-    if (stage_authenticate(p) || stage_admit(p)) {
+    if (stage_admit(p, &d, service, !strcmp(path, "/v1/chat/completions"))) {
         preq_release(p);
         return;
     }
