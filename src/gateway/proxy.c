@@ -582,6 +582,11 @@ static void up_done(void *arg, const httpc_done_t *done) {
         snprintf(msg, sizeof msg, "no first token from the upstream within the route's ttft "
                                   "deadline (%u ms)", dl->ttft_ms);
         fail_request(p, 504, "ttft_timeout", msg);
+    } else if (reason == R_RETRY) {
+        snprintf(msg, sizeof msg, "upstream %s answered %d and the deadline left no time to try "
+                                  "again (after %d attempt%s)", p->addr->name, p->status,
+                 p->attempts, p->attempts == 1 ? "" : "s");
+        fail_request(p, 502, "upstream_unavailable", msg);
     } else {
         snprintf(msg, sizeof msg, "upstream %s failed: %s (after %d attempt%s)", p->addr->name,
                  httpc_result_name(done->result), p->attempts, p->attempts == 1 ? "" : "s");

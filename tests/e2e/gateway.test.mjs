@@ -8,6 +8,7 @@ import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
+import http from 'node:http';
 import OpenAI from 'openai';
 
 const BIN = process.env.TOLLGATE_BIN;
@@ -67,6 +68,13 @@ backends:
     health_check: false
   stall:
     addresses: [127.0.0.1:${s.stall.port}]
+  flaky:
+    addresses: [127.0.0.1:${s.broken.port}, 127.0.0.1:${s.b.port}]
+    health_check: false
+    ejection: {consecutive_failures: 0}
+  broken:
+    addresses: [127.0.0.1:${s.broken.port}]
+    health_check: false
 routes:
   m:
     variants:
@@ -82,6 +90,14 @@ routes:
     variants:
       only: {backend: stall}
     deadlines: {connect_ms: 200, ttft_ms: 1000, total_ms: 1500}
+  flaky:
+    variants:
+      only: {backend: flaky}
+    retry: {max_attempts: 2, budget_percent: 100, budget_burst: 1000}
+  noretry:
+    variants:
+      only: {backend: broken}
+    retry: {max_attempts: 1}
 `;
 }
 
@@ -115,6 +131,17 @@ before(async () => {
   sims.b = await startSim();
   sims.slow = await startSim(0, ['--ttft-ms', '3000']);
   sims.stall = await startSim(0, ['--stall-rate', '1', '--itl-ms', '5']);
+  // An upstream that is up but overloaded: every request gets 503.
+  const broken = http.createServer((req, res) => {
+    sims.broken.hits++;
+    req.resume();
+    req.on('end', () => {
+      res.writeHead(503, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ error: { message: 'overloaded', type: 'server_error', param: null, code: null } }));
+    });
+  });
+  await new Promise((r) => broken.listen(0, '127.0.0.1', r));
+  sims.broken = { server: broken, port: broken.address().port, hits: 0 };
   cfgPath = join(dir, 'tollgate.yaml');
   writeFileSync(cfgPath, config(sims));
   const { p, m } = await start(['gateway', '-c', cfgPath], /listening on [\d.]+:(\d+) admin [\d.]+:(\d+) threads (\d+)/);
@@ -124,6 +151,7 @@ before(async () => {
 
 after(async () => {
   for (const p of [...procs]) await stop(p);
+  if (sims.broken) sims.broken.server.close();
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
@@ -169,7 +197,7 @@ test('completions and models endpoints', async () => {
   assert.equal(typeof r.choices[0].text, 'string');
   const models = await client.models.list();
   const ids = models.data.map((x) => x.id).sort();
-  assert.deepEqual(ids, ['m', 'slow', 'stall']);
+  assert.deepEqual(ids, ['flaky', 'm', 'noretry', 'slow', 'stall']);
   const one = await client.models.retrieve('m');
   assert.equal(one.id, 'm');
 });
@@ -226,6 +254,23 @@ test('an upstream address going down and coming back', async () => {
   for (let i = 0; i < 20; i++) await client.chat.completions.create(chat('m', { max_tokens: 1 }));
   const afterCount = (await state()).requests;
   assert.ok(afterCount > before, 'the recovered address gets traffic again');
+});
+
+test('a 503 is retried on another address within the budget; without retries it passes through', async () => {
+  const before = (await admin('GET', '/stats')).json.retries;
+  const hits0 = sims.broken.hits;
+  for (let i = 0; i < 20; i++) {
+    const r = await client.chat.completions.create(chat('flaky', { max_tokens: 1 }));
+    assert.equal(r.object, 'chat.completion');
+  }
+  const tried = sims.broken.hits - hits0;
+  assert.ok(tried > 0, 'the overloaded address was tried');
+  assert.equal((await admin('GET', '/stats')).json.retries - before, tried, 'each 503 was retried once');
+  const st = (await admin('GET', '/upstreams')).json.flaky.find((x) => x.address === `127.0.0.1:${sims.broken.port}`);
+  assert.ok(st.failures >= tried);
+  // max_attempts 1: the upstream's own error reaches the client unchanged.
+  await assert.rejects(client.chat.completions.create(chat('noretry')),
+    (e) => e.status === 503 && e.message.includes('overloaded'));
 });
 
 test('deadlines: time to first token and total', async () => {
