@@ -131,11 +131,9 @@ static int64_t max_tokens_of(const json_doc_t *body, const char **key) {
     return -1;
 }
 
-static void fmt_wait(uint64_t ns, char out[32]) { rl_fmt_duration(ns, out); }
-
-int gov_admit(gov_t *g, const gov_cfg_t *cfg, int service, const tokcount_t *tc,
-              tokcount_work_t *w, const json_doc_t *body, int is_chat, uint64_t now_ns,
-              int64_t unix_s, gov_ticket_t *t, gov_decision_t *d) {
+int gov_admit_request(gov_t *g, const gov_cfg_t *cfg, int service, const tokcount_t *tc,
+                      tokcount_work_t *w, const json_doc_t *body, int is_chat, gov_ticket_t *t,
+                      gov_decision_t *d) {
     decision_init(d);
     memset(t, 0, sizeof *t);
     t->prompt = -1;
@@ -151,11 +149,9 @@ int gov_admit(gov_t *g, const gov_cfg_t *cfg, int service, const tokcount_t *tc,
     if (service < 0 || !cfg || (size_t)service >= cfg->nservices)
         return 0;
     const gov_service_cfg_t *sc = &cfg->services[service];
-    gov_state_t *st = sc->state;
     t->svc = sc;
     const char *param = is_chat ? "messages" : "prompt";
 
-    /* Per-request limits first: they need no shared state. */
     if (sc->max_prompt_tokens && (uint64_t)prompt > sc->max_prompt_tokens) {
         snprintf(d->message, sizeof d->message,
                  "This request's prompt is %lld tokens%s, over the limit of %llu prompt tokens "
@@ -187,46 +183,38 @@ int gov_admit(gov_t *g, const gov_cfg_t *cfg, int service, const tokcount_t *tc,
     } else {
         allowance = (uint64_t)mt;
     }
-    uint64_t cost = (uint64_t)prompt + allowance;
+    t->allowance = allowance;
+    t->cost = (uint64_t)prompt + allowance;
+    return 0;
+}
 
-    /* Budget and rate limits together under the service's lock: all or nothing. */
-    pthread_mutex_lock(&st->mu);
-    if (!budget_take(&st->budget, sc->daily_tokens, cost, unix_s)) {
-        uint64_t used = budget_used(&st->budget, unix_s);
-        pthread_mutex_unlock(&st->mu);
+int gov_refusal(gov_t *g, const gov_service_cfg_t *sc, const gov_ticket_t *t, int verdict,
+                uint64_t budget_used_now, int64_t unix_s, gov_decision_t *d) {
+    uint64_t cost = t->cost, allowance = t->allowance;
+    long long prompt = t->prompt > 0 ? t->prompt : 0;
+    if (verdict == GOV_V_BUDGET) {
         uint64_t left = budget_until_midnight_s(unix_s);
         d->retry_after_s = left;
         snprintf(d->message, sizeof d->message,
                  "Service `%s` has used %llu of its daily budget of %llu tokens; this request "
                  "needs up to %llu (prompt %lld + max_tokens %llu). The budget resets at 00:00 "
                  "UTC, in %lluh%02llum.",
-                 sc->name, (unsigned long long)used, (unsigned long long)sc->daily_tokens,
-                 (unsigned long long)cost, (long long)prompt, (unsigned long long)allowance,
+                 sc->name, (unsigned long long)budget_used_now, (unsigned long long)sc->daily_tokens,
+                 (unsigned long long)cost, prompt, (unsigned long long)allowance,
                  (unsigned long long)(left / 3600), (unsigned long long)(left / 60 % 60));
         return refuse(g, d, 429, GOV_R_BUDGET, "insufficient_quota", "daily_budget_exceeded", NULL);
     }
-    int v = rl_admit(&st->rl, &sc->rl, cost, now_ns, &d->rl);
-    if (v != RL_OK)
-        budget_adjust(&st->budget, budget_day(unix_s), -(int64_t)cost, unix_s);
-    pthread_mutex_unlock(&st->mu);
-    d->rl_headers = sc->rl.rpm || sc->rl.tpm;
-    if (v == RL_OK) {
-        t->st = st;
-        t->charged = cost;
-        t->day = budget_day(unix_s);
-        return 0;
-    }
     char wait[32];
-    fmt_wait(d->rl.retry_ns, wait);
+    rl_fmt_duration(d->rl.retry_ns, wait);
     d->retry_after_s = rl_retry_after_s(d->rl.retry_ns);
-    switch (v) {
+    switch (verdict) {
     case RL_TOO_LARGE:
         snprintf(d->message, sizeof d->message,
                  "This request needs up to %llu tokens (prompt %lld + max_tokens %llu), more than "
                  "service `%s` may use at once (tokens per minute burst %llu). Reduce max_tokens "
                  "or the prompt.",
-                 (unsigned long long)cost, (long long)prompt, (unsigned long long)allowance,
-                 sc->name, (unsigned long long)(sc->rl.tpm_burst ? sc->rl.tpm_burst : sc->rl.tpm));
+                 (unsigned long long)cost, prompt, (unsigned long long)allowance, sc->name,
+                 (unsigned long long)(sc->rl.tpm_burst ? sc->rl.tpm_burst : sc->rl.tpm));
         d->retry_after_s = 0;
         return refuse(g, d, 400, GOV_R_TOO_LARGE, "invalid_request_error", "request_too_large",
                       NULL);
@@ -249,10 +237,52 @@ int gov_admit(gov_t *g, const gov_cfg_t *cfg, int service, const tokcount_t *tc,
                  "Remaining %llu, Requested %llu (prompt %lld + max_tokens %llu). Please try "
                  "again in %s.",
                  sc->name, (unsigned long long)sc->rl.tpm,
-                 (unsigned long long)d->rl.remaining_tokens, (unsigned long long)cost,
-                 (long long)prompt, (unsigned long long)allowance, wait);
+                 (unsigned long long)d->rl.remaining_tokens, (unsigned long long)cost, prompt,
+                 (unsigned long long)allowance, wait);
         return refuse(g, d, 429, GOV_R_TOKENS, "tokens", "rate_limit_exceeded", NULL);
     }
+}
+
+int gov_admit_local(gov_t *g, gov_ticket_t *t, uint64_t now_ns, int64_t unix_s,
+                    gov_decision_t *d) {
+    const gov_service_cfg_t *sc = t->svc;
+    if (!sc)
+        return 0;
+    gov_state_t *st = sc->state;
+    uint64_t cost = t->cost;
+    /* Budget and rate limits together under the service's lock: all or nothing. */
+    pthread_mutex_lock(&st->mu);
+    if (!budget_take(&st->budget, sc->daily_tokens, cost, unix_s)) {
+        uint64_t used = budget_used(&st->budget, unix_s);
+        pthread_mutex_unlock(&st->mu);
+        return gov_refusal(g, sc, t, GOV_V_BUDGET, used, unix_s, d);
+    }
+    int v = rl_admit(&st->rl, &sc->rl, cost, now_ns, &d->rl);
+    if (v != RL_OK)
+        budget_adjust(&st->budget, budget_day(unix_s), -(int64_t)cost, unix_s);
+    pthread_mutex_unlock(&st->mu);
+    d->rl_headers = sc->rl.rpm || sc->rl.tpm;
+    if (v == RL_OK) {
+        t->st = st;
+        t->charged = cost;
+        t->day = budget_day(unix_s);
+        return 0;
+    }
+    return gov_refusal(g, sc, t, v, 0, unix_s, d);
+}
+
+int gov_admit(gov_t *g, const gov_cfg_t *cfg, int service, const tokcount_t *tc,
+              tokcount_work_t *w, const json_doc_t *body, int is_chat, uint64_t now_ns,
+              int64_t unix_s, gov_ticket_t *t, gov_decision_t *d) {
+    int rc = gov_admit_request(g, cfg, service, tc, w, body, is_chat, t, d);
+    if (rc)
+        return rc;
+    int64_t keep = d->set_max_tokens;
+    const char *key = d->max_tokens_key;
+    rc = gov_admit_local(g, t, now_ns, unix_s, d);
+    d->set_max_tokens = keep;
+    d->max_tokens_key = key;
+    return rc;
 }
 
 void gov_finish(gov_t *g, gov_ticket_t *t, int64_t prompt, int64_t completion, int status,

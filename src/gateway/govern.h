@@ -68,6 +68,10 @@ typedef struct gov_ticket {
     int64_t day;            /* budget day of the reservation */
     int64_t prompt;         /* counted prompt tokens, -1 when not counted */
     int exact;              /* prompt counted with the tokenizer */
+    uint64_t allowance;     /* completion tokens reserved */
+    uint64_t cost;          /* prompt + allowance: what admission charges */
+    int shared;             /* charged in Redis (govshared.h), not in st */
+    char lease[40];         /* shared: the concurrency lease to give back */
 } gov_ticket_t;
 
 /* What the admission decided; on refusal everything the error response needs. */
@@ -92,6 +96,21 @@ int gov_authenticate(gov_t *g, const gov_cfg_t *cfg, const char *authorization,
 /* 403 unless service may use model. 0 or -1 with *d filled. */
 int gov_check_model(gov_t *g, const gov_cfg_t *cfg, int service, const char *model,
                     gov_decision_t *d);
+
+/* The two halves of gov_admit, for callers that charge the service elsewhere (Redis):
+ * gov_admit_request counts the prompt and applies the per-request limits (no shared state;
+ * fills t->cost, t->allowance, d->set_max_tokens); gov_admit_local charges the local
+ * limiter. Each returns 0 or the refusal status with d filled. */
+int gov_admit_request(gov_t *g, const gov_cfg_t *cfg, int service, const tokcount_t *tc,
+                      tokcount_work_t *w, const json_doc_t *body, int is_chat, gov_ticket_t *t,
+                      gov_decision_t *d);
+int gov_admit_local(gov_t *g, gov_ticket_t *t, uint64_t now_ns, int64_t unix_s,
+                    gov_decision_t *d);
+/* Fill d for a refusal by verdict (rl_verdict_t, or GOV_V_BUDGET with the budget used),
+ * d->rl holding the limiter's numbers. Counts it. Returns the status. */
+#define GOV_V_BUDGET 100
+int gov_refusal(gov_t *g, const gov_service_cfg_t *sc, const gov_ticket_t *t, int verdict,
+                uint64_t budget_used_now, int64_t unix_s, gov_decision_t *d);
 
 /* Admit a parsed request body (chat when is_chat, else completion) for service (-1: no
  * services configured, only counting). tc: the route's tokenizer or NULL (estimate). On
