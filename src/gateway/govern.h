@@ -52,6 +52,9 @@ typedef struct gov {
     atomic_uint_fast64_t rejected[GOV_R_COUNT];
     atomic_uint_fast64_t estimated; /* prompts counted by estimate (no tokenizer) */
     atomic_uint_fast64_t exact;     /* prompts counted exactly */
+    atomic_uint_fast64_t redis_fallbacks;        /* admissions decided locally: Redis down */
+    atomic_uint_fast64_t redis_ups, redis_downs; /* connection health transitions */
+    atomic_uint_fast64_t redis_lost_corrections; /* end-of-request corrections not applied */
 } gov_t;
 
 int gov_init(gov_t *g);
