@@ -374,3 +374,38 @@ test('phi3: chat applies the Phi-3 template; /tokenize matches the reference; gr
   compareWithReference(c, comp.choices[0].logprobs, comp.choices[0].text);
   s.proc.kill('SIGTERM');
 });
+
+test('command line: --help, usage errors, a missing or corrupt model exits 1 naming it', async () => {
+  const { spawnSync } = await import('node:child_process');
+  const help = spawnSync(BIN, ['serve', '--help'], { encoding: 'utf8' });
+  assert.equal(help.status, 0);
+  for (const f of ['--model', '--host', '--port', '--threads', '--ctx', '--chat-template', '--model-name', '--max-queue', '/tokenize', '/metrics'])
+    assert.ok(help.stdout.includes(f), f);
+  assert.equal(spawnSync(BIN, ['serve'], { encoding: 'utf8' }).status, 2);
+  assert.equal(spawnSync(BIN, ['serve', '-m', LLAMA, '--port', 'x'], { encoding: 'utf8' }).status, 2);
+  const tmpl = spawnSync(BIN, ['serve', '-m', LLAMA, '--chat-template', 'nope'], { encoding: 'utf8' });
+  assert.equal(tmpl.status, 2);
+  assert.match(tmpl.stderr, /unknown chat template 'nope'/);
+  for (const bad of ['/nonexistent/model.gguf', `${REF}/expected/llama-tiny-Q8_0.ref.json`]) {
+    const r = spawnSync(BIN, ['serve', '-m', bad, '--port', '0'], { encoding: 'utf8', timeout: 20000 });
+    assert.equal(r.status, 1, r.stderr);
+    assert.match(r.stdout, /listening on/); // the listener was up while it loaded
+    assert.ok(r.stderr.includes(bad), r.stderr);
+  }
+});
+
+test('SIGTERM lets an in-flight stream finish, then exits 0', async () => {
+  const s = await startServe(['-m', LLAMA, '--model-name', 'drain']);
+  await waitHealthy(s.url);
+  const exited = new Promise((res) => s.proc.on('exit', (code) => res(code)));
+  const stream = await s.client.completions.create({ model: 'drain', prompt: 'Once upon a time', max_tokens: 30, temperature: 0, stream: true });
+  let text = '', finish = null, n = 0;
+  for await (const c of stream) {
+    if (++n === 1) s.proc.kill('SIGTERM');
+    text += c.choices[0]?.text ?? '';
+    finish = c.choices[0]?.finish_reason ?? finish;
+  }
+  assert.equal(finish, 'length');
+  assert.ok(text.length > 0);
+  assert.equal(await exited, 0);
+});
