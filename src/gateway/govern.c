@@ -285,17 +285,19 @@ int gov_admit(gov_t *g, const gov_cfg_t *cfg, int service, const tokcount_t *tc,
     return rc;
 }
 
+uint64_t gov_actual(const gov_ticket_t *t, int64_t prompt, int64_t completion, int status) {
+    if (prompt < 0 && completion < 0)
+        return status >= 200 && status < 300 ? t->charged : 0;
+    return (uint64_t)(prompt >= 0 ? prompt : t->prompt > 0 ? t->prompt : 0) +
+           (uint64_t)(completion > 0 ? completion : 0);
+}
+
 void gov_finish(gov_t *g, gov_ticket_t *t, int64_t prompt, int64_t completion, int status,
                 uint64_t now_ns, int64_t unix_s) {
     (void)g;
     if (!t->st)
         return;
-    uint64_t actual;
-    if (prompt < 0 && completion < 0)
-        actual = status >= 200 && status < 300 ? t->charged : 0;
-    else
-        actual = (uint64_t)(prompt >= 0 ? prompt : t->prompt > 0 ? t->prompt : 0) +
-                 (uint64_t)(completion > 0 ? completion : 0);
+    uint64_t actual = gov_actual(t, prompt, completion, status);
     gov_state_t *st = t->st;
     pthread_mutex_lock(&st->mu);
     rl_finish(&st->rl, &t->svc->rl, t->charged, actual, now_ns);

@@ -127,6 +127,10 @@ int gov_admit(gov_t *g, const gov_cfg_t *cfg, int service, const tokcount_t *tc,
 void gov_finish(gov_t *g, gov_ticket_t *t, int64_t prompt, int64_t completion, int status,
                 uint64_t now_ns, int64_t unix_s);
 
+/* The tokens a finished request is charged: prompt + completion as reported upstream; with
+ * no usage, the reservation for a 2xx and nothing otherwise. */
+uint64_t gov_actual(const gov_ticket_t *t, int64_t prompt, int64_t completion, int status);
+
 /* Call add(name, value) for Retry-After (refusals) and the six x-ratelimit-* headers. */
 typedef void (*gov_header_fn)(void *arg, const char *name, const char *value);
 void gov_headers(const gov_decision_t *d, const gov_service_cfg_t *svc, gov_header_fn add,

@@ -14,6 +14,7 @@
 #include "core/httpc.h"
 #include "core/log.h"
 #include "gateway/govern.h"
+#include "gateway/govshared.h"
 #include "gateway/pool.h"
 #include "gateway/route.h"
 
@@ -55,6 +56,8 @@ typedef struct preq {
     int committed;          /* response head sent to the client: no retry any more */
     int64_t prompt_tokens, completion_tokens;
     gov_ticket_t gt;        /* governance charges to correct at the end (govern.h) */
+    int64_t gov_wait;       /* > 0: waiting for the shared (Redis) admission with this handle */
+    int gov_shared;         /* admission still to be charged in Redis before the first attempt */
     char ctype[96];         /* upstream Content-Type */
     buf_t body;             /* upstream request body */
     buf_t hdrs;             /* upstream extra headers */
@@ -74,6 +77,7 @@ struct proxy_worker {
     uint32_t rnd;           /* xorshift state */
     json_tok_t *toks;       /* scratch for parsing bodies; grows on demand, kept */
     tokcount_work_t *tcw;   /* scratch for counting prompt tokens (governance) */
+    gov_shared_t *shared;   /* limits shared through Redis (config `redis:`); NULL: local only */
     size_t ntoks;
     buf_t scratch;          /* scratch for small responses and names */
     preq_t *free;
@@ -221,12 +225,19 @@ proxy_worker_t *proxy_worker_new(gateway_t *gw, int idx, ev_loop_t *loop) {
     }
     w->snap = gateway_acquire(gw);
     w->gen = w->snap->generation;
+    /* Redis is a start-up setting: the worker keeps the connection it made here. */
+    gov_cfg_t *gc = w->snap->cfg.gov;
+    if (gc && gc->redis_host && gov_shared_new(loop, gateway_gov(gw), gc, idx, &w->shared) < 0)
+        log_warn("cannot set up the redis client: limits stay local", LOG_INT("worker", idx));
     return w;
 }
 
 void proxy_worker_free(proxy_worker_t *w) {
     if (!w)
         return;
+    /* Admissions waiting for Redis are dropped first: their requests go with the pools. */
+    gov_shared_free(w->shared);
+    w->shared = NULL;
     /* Freeing a pool cancels its requests: their on_done releases the preqs. */
     for (size_t i = 0; i < w->npools; i++) httpc_pool_free(w->pools[i]);
     free(w->pools);
@@ -333,7 +344,13 @@ static void keep_or_free(buf_t *b) {
 static void preq_release(preq_t *p) {
     proxy_worker_t *w = p->w;
     ev_timer_stop(w->loop, &p->timer);
-    if (p->gt.st) /* ended without an account stage (client gone early): give it all back */
+    if (p->gov_wait && w->shared)
+        gov_shared_cancel(w->shared, p->gov_wait);
+    p->gov_wait = 0;
+    /* Ended without an account stage (client gone early): give it all back. */
+    if (p->gt.shared && w->shared)
+        gov_shared_finish(w->shared, &p->gt, 0, time(NULL));
+    if (p->gt.st)
         gov_finish(gateway_gov(w->gw), &p->gt, -1, -1, 499, ev_now_ns(w->loop), time(NULL));
     snapshot_unref(p->snap);
     p->snap = NULL;
@@ -357,6 +374,10 @@ static void stage_account(preq_t *p, int status) {
     if (p->completion_tokens > 0)
         count(&c->completion_tokens, (uint64_t)p->completion_tokens);
     /* Correct the reservation with the usage the upstream reported. */
+    if (p->gt.shared && p->w->shared)
+        gov_shared_finish(p->w->shared, &p->gt,
+                          gov_actual(&p->gt, p->prompt_tokens, p->completion_tokens, status),
+                          time(NULL));
     if (p->gt.st)
         gov_finish(gateway_gov(p->w->gw), &p->gt, p->prompt_tokens, p->completion_tokens, status,
                    ev_now_ns(p->w->loop), time(NULL));
@@ -707,14 +728,28 @@ static int stage_admit(preq_t *p, json_doc_t *d, int service, int is_chat) {
         return 0;
     proxy_worker_t *w = p->w;
     gov_decision_t gd;
+    gov_t *g = gateway_gov(w->gw);
     const gov_service_cfg_t *svc = service >= 0 ? &gc->services[service] : NULL;
-    if (gov_admit(gateway_gov(w->gw), gc, service, govcfg_tokenizer(gc, p->route->cfg->model),
-                  w->tcw, d, is_chat, ev_now_ns(w->loop), time(NULL), &p->gt, &gd)) {
-        gov_refuse(p->req, &gd, svc);
-        return -1;
+    const tokcount_t *tc = govcfg_tokenizer(gc, p->route->cfg->model);
+    if (svc && gov_shared_up(w->shared)) {
+        /* Shared limits: the per-request checks now, the charge in Redis just before the
+         * first attempt (attempt_admitted), once the body no longer needs the parser. */
+        if (gov_admit_request(g, gc, service, tc, w->tcw, d, is_chat, &p->gt, &gd)) {
+            gov_refuse(p->req, &gd, svc);
+            return -1;
+        }
+        p->gov_shared = 1;
+    } else {
+        if (svc && w->shared) /* configured but unreachable: local limits, counted */
+            atomic_fetch_add_explicit(&g->redis_fallbacks, 1, memory_order_relaxed);
+        if (gov_admit(g, gc, service, tc, w->tcw, d, is_chat, ev_now_ns(w->loop), time(NULL),
+                      &p->gt, &gd)) {
+            gov_refuse(p->req, &gd, svc);
+            return -1;
+        }
+        if (svc)
+            gov_headers(&gd, svc, add_header_cb, p->req);
     }
-    if (svc)
-        gov_headers(&gd, svc, add_header_cb, p->req);
     if (gd.set_max_tokens >= 0) {
         buf_reset(&p->resp);
         if (gov_rewrite_max_tokens(d, gd.max_tokens_key, gd.set_max_tokens, &p->resp) < 0 ||
@@ -724,6 +759,40 @@ static int stage_admit(preq_t *p, json_doc_t *d, int service, int is_chat) {
         }
     }
     return 0;
+}
+
+/* The shared admission answered: refuse, or start the first attempt. */
+static void shared_decided(void *arg, gov_decision_t *d) {
+    preq_t *p = arg;
+    p->gov_wait = 0;
+    if (d->status) {
+        gov_refuse(p->req, d, p->gt.svc);
+        p->req = NULL;
+        preq_release(p);
+        return;
+    }
+    gov_headers(d, p->gt.svc, add_header_cb, p->req);
+    attempt_start(p);
+}
+
+/* The first attempt, after the shared admission when there is one. */
+static void first_attempt(preq_t *p) {
+    if (!p->gov_shared)
+        return attempt_start(p);
+    p->gov_shared = 0;
+    proxy_worker_t *w = p->w;
+    int64_t h = gov_shared_admit(w->shared, &p->gt, time(NULL), shared_decided, p);
+    if (h > 0) {
+        p->gov_wait = h;
+        return;
+    }
+    /* Redis went away since the request arrived: decide locally. */
+    gov_t *g = gateway_gov(w->gw);
+    atomic_fetch_add_explicit(&g->redis_fallbacks, 1, memory_order_relaxed);
+    gov_decision_t d;
+    memset(&d, 0, sizeof d);
+    gov_admit_local(g, &p->gt, ev_now_ns(w->loop), time(NULL), &d);
+    shared_decided(p, &d);
 }
 
 static void answer_models(proxy_worker_t *w, httpd_req_t *req, const char *one) {
@@ -893,5 +962,5 @@ void proxy_handle(httpd_req_t *req, void *arg) {
     p->deadline_total = start + (uint64_t)rc->deadlines.total_ms * 1000000;
     route_budget_deposit(&route->budget, rc->retry.budget_percent, rc->retry.budget_burst);
     httpd_req_on_close(req, client_gone, p);
-    attempt_start(p);
+    first_attempt(p);
 }

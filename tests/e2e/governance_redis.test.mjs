@@ -1,0 +1,136 @@
+// governance_redis.test.mjs — two gateway processes sharing one redis-server enforce one limit
+// (not twice it); with Redis killed they keep serving on local limits; when it is back they
+// share again. The OpenAI client is the caller.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createHash } from 'node:crypto';
+import net from 'node:net';
+import OpenAI from 'openai';
+
+const BIN = process.env.TOLLGATE_BIN;
+const KEY = 'tg-shared-e2e-key';
+const procs = new Set();
+let dir, sim, redis, redisPort, gws = [];
+
+function start(cmd, args, re) {
+  const p = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  procs.add(p);
+  p.stderrText = '';
+  p.stderr.on('data', (d) => { p.stderrText += d; });
+  return new Promise((resolve, reject) => {
+    let out = '';
+    const timer = setTimeout(() => reject(new Error(`${cmd} ${args[0]} did not start: ${p.stderrText}`)), 10000);
+    p.stdout.on('data', (d) => {
+      out += d;
+      const m = out.match(re);
+      if (m) { clearTimeout(timer); resolve({ p, m }); }
+    });
+    p.on('exit', (code) => { clearTimeout(timer); procs.delete(p); reject(new Error(`${cmd} exited ${code}: ${p.stderrText}`)); });
+  });
+}
+
+function stop(p) {
+  return new Promise((resolve) => {
+    if (p.exitCode !== null || p.signalCode !== null) return resolve();
+    p.removeAllListeners('exit');
+    p.on('exit', () => { procs.delete(p); resolve(); });
+    p.kill('SIGKILL');
+  });
+}
+
+const freePort = () => new Promise((resolve) => {
+  const s = net.createServer();
+  s.listen(0, '127.0.0.1', () => { const { port } = s.address(); s.close(() => resolve(port)); });
+});
+
+const startRedis = () => start('redis-server', ['--port', String(redisPort), '--bind', '127.0.0.1',
+  '--save', '', '--appendonly', 'no'], /Ready to accept connections/);
+
+async function until(fn, ms = 5000, what = 'condition') {
+  const end = Date.now() + ms;
+  for (;;) {
+    if (await fn()) return;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+const client = (gw) => new OpenAI({ baseURL: `http://127.0.0.1:${gw.port}/v1`, apiKey: KEY, maxRetries: 0, timeout: 10000 });
+async function ask(gw) {
+  try {
+    await client(gw).chat.completions.create({ model: 'm', messages: [{ role: 'user', content: 'hi' }], max_tokens: 2 });
+    return 200;
+  } catch (e) {
+    return e.status ?? 0;
+  }
+}
+
+before(async () => {
+  assert.ok(BIN, 'TOLLGATE_BIN must point at the tollgate binary');
+  dir = mkdtempSync(join(tmpdir(), 'tollgate-govr-'));
+  redisPort = await freePort();
+  redis = await startRedis();
+  sim = await start(BIN, ['sim', '--port', '0', '--threads', '1'], /listening on [\d.]+:(\d+)/);
+  const cfg = `listen: 127.0.0.1:0
+threads: 2
+admin: {enabled: false}
+backends:
+  sim: {addresses: [127.0.0.1:${sim.m[1]}], health_check: false}
+routes:
+  m: {variants: {v: {backend: sim}}}
+redis: {address: 127.0.0.1:${redisPort}, key_prefix: e2e${process.pid}, timeout_ms: 200}
+services:
+  orders:
+    keys: [sha256:${createHash('sha256').update(KEY).digest('hex')}]
+    limits: {requests_per_minute: 4}
+`;
+  const path = join(dir, 'gw.yaml');
+  writeFileSync(path, cfg);
+  for (let i = 0; i < 2; i++) {
+    const { p, m } = await start(BIN, ['gateway', '-c', path], /listening on [\d.]+:(\d+)/);
+    gws.push({ p, port: Number(m[1]) });
+  }
+});
+
+after(async () => {
+  for (const p of [...procs]) await stop(p);
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+test('two gateways sharing one redis enforce one limit, not two', async () => {
+  // The gateways connect to Redis in the background: the first request may come before.
+  await new Promise((r) => setTimeout(r, 300));
+  const codes = [];
+  for (let i = 0; i < 10; i++) codes.push(await ask(gws[i % 2]));
+  assert.equal(codes.filter((c) => c === 200).length, 4, `codes ${codes}`);
+  assert.equal(codes.filter((c) => c === 429).length, 6, `codes ${codes}`);
+  assert.deepEqual(codes.slice(0, 4), [200, 200, 200, 200]);
+  // The refusal carries the shared limiter's numbers.
+  const r = await fetch(`http://127.0.0.1:${gws[1].port}/v1/chat/completions`, {
+    method: 'POST', headers: { authorization: `Bearer ${KEY}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'hi' }], max_tokens: 2 }) });
+  assert.equal(r.status, 429);
+  assert.equal(r.headers.get('x-ratelimit-limit-requests'), '4');
+  assert.equal(r.headers.get('x-ratelimit-remaining-requests'), '0');
+  const ra = Number(r.headers.get('retry-after'));
+  assert.ok(ra >= 1 && ra <= 15, `Retry-After ${ra}`); // one request per 15 s
+});
+
+test('redis killed: both keep serving on local limits; restarted: shared again', async () => {
+  await stop(redis.p);
+  // Each gateway now has its own, fresh local limit (4 per process): served, not failed.
+  const during = [];
+  for (let i = 0; i < 4; i++) during.push(await ask(gws[i % 2]));
+  assert.deepEqual(during, [200, 200, 200, 200]);
+  for (const g of gws) assert.equal(g.p.exitCode, null, 'gateway still running');
+  redis = await startRedis();
+  // A fresh Redis has full buckets; once both are back, 4 pass in all across the two.
+  await new Promise((r) => setTimeout(r, 2500)); // reconnect backoff is at most 2 s
+  const after = [];
+  for (let i = 0; i < 8; i++) after.push(await ask(gws[i % 2]));
+  assert.equal(after.filter((c) => c === 200).length, 4, `codes ${after}`);
+});
