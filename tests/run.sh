@@ -14,7 +14,7 @@ for t in "$B"/tests/test_*; do
   [ -x "$t" ] || continue
   n=$(basename "$t")
   [ -n "$pat" ] && [[ "$n" != *$pat* ]] && continue
-  out=$("$t" 2>&1); rc=$?
+  out=$(timeout -k 5 600 "$t" 2>&1); rc=$?  # a hung test fails instead of stalling CI
   line=$(printf '%s\n' "$out" | grep -E '^[a-z0-9_]+: [0-9]+ passed, [0-9]+ failed$' | tail -1)
   if [ -z "$line" ]; then
     printf '%s\n' "$out" | tail -20
@@ -33,7 +33,10 @@ if [ -e "${e2e[0]}" ]; then
   sel=()
   for f in "${e2e[@]}"; do [ -z "$pat" ] || [[ "$f" == *$pat* ]] && sel+=("$f"); done
   if ((${#sel[@]})); then
-    out=$(node --test --test-reporter=tap --test-concurrency=1 "${sel[@]}" 2>&1); rc=$?
+    # Bounded: one test may take 2 minutes, the whole e2e run 20 (a hang must fail, not stall CI).
+    out=$(timeout -k 10 1200 node --test --test-reporter=tap --test-concurrency=1 \
+            --test-timeout=120000 --test-force-exit "${sel[@]}" 2>&1); rc=$?
+    [ "$rc" = 124 ] && echo "e2e: timed out after 20 minutes"
     p=$(grep -E '^# pass [0-9]+' <<<"$out" | awk '{print $3}'); f=$(grep -E '^# fail [0-9]+' <<<"$out" | awk '{print $3}')
     p=${p:-0}; f=${f:-0}
     if [ "$rc" != 0 ] || [ "$f" != 0 ]; then
