@@ -111,3 +111,34 @@ uint64_t fairq_next_deadline(const fairq_t *q) {
             d = q->flows[i].head->deadline_ns;
     return d;
 }
+
+int fairq_gate_init(fairq_gate_t *g, size_t nflows, const uint32_t *weights, uint32_t max_in_flight,
+                    size_t max_waiting, uint32_t timeout_ms) {
+    memset(g, 0, sizeof *g);
+    g->max_in_flight = max_in_flight ? max_in_flight : 1;
+    g->timeout_ms = timeout_ms;
+    return fairq_init(&g->q, nflows, weights, max_waiting);
+}
+
+void fairq_gate_free(fairq_gate_t *g) { fairq_free(&g->q); }
+
+int fairq_gate_enter(fairq_gate_t *g, fairq_item_t *it, int flow, uint64_t now_ns) {
+    /* Nobody waiting and a slot free: straight through (the common, unloaded case). */
+    if (g->in_flight < g->max_in_flight && g->q.len == 0) {
+        g->in_flight++;
+        return 1;
+    }
+    int rc = fairq_push(&g->q, it, flow, now_ns + (uint64_t)g->timeout_ms * 1000000);
+    return rc < 0 ? rc : 0;
+}
+
+fairq_item_t *fairq_gate_leave(fairq_gate_t *g) {
+    if (g->in_flight)
+        g->in_flight--;
+    if (g->in_flight >= g->max_in_flight)
+        return NULL;
+    fairq_item_t *it = fairq_pop(&g->q);
+    if (it)
+        g->in_flight++;
+    return it;
+}

@@ -53,4 +53,23 @@ fairq_item_t *fairq_expired(fairq_t *q, uint64_t now_ns);
 /* The earliest deadline among the heads, UINT64_MAX when empty (to arm one timer). */
 uint64_t fairq_next_deadline(const fairq_t *q);
 
+/* A gate in front of a backend pool: at most max_in_flight requests pass at once, the rest
+ * wait in the fair queue. Single-threaded like the queue (one per worker and backend). */
+typedef struct fairq_gate {
+    fairq_t q;
+    uint32_t max_in_flight;
+    uint32_t in_flight;
+    uint32_t timeout_ms; /* how long a request may wait */
+} fairq_gate_t;
+
+int fairq_gate_init(fairq_gate_t *g, size_t nflows, const uint32_t *weights, uint32_t max_in_flight,
+                    size_t max_waiting, uint32_t timeout_ms);
+void fairq_gate_free(fairq_gate_t *g);
+/* A request wants in: 1 = go now (a slot is taken), 0 = queued (it will come out of
+ * fairq_gate_leave or fairq_expired), -ENOSPC = queue full (answer at once). */
+int fairq_gate_enter(fairq_gate_t *g, fairq_item_t *it, int flow, uint64_t now_ns);
+/* A request that held a slot is done. Returns the next waiting item, which now holds the
+ * slot (start it), or NULL. */
+fairq_item_t *fairq_gate_leave(fairq_gate_t *g);
+
 #endif

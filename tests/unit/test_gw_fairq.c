@@ -109,7 +109,34 @@ static void test_bounds_deadlines_remove(void) {
     fairq_free(&q);
 }
 
+static void test_gate(void) {
+    fairq_gate_t g;
+    CHECK_EQ_INT(fairq_gate_init(&g, 2, NULL, 2, 3, 100), 0);
+    CHECK_EQ_INT(fairq_gate_enter(&g, &items[0], 0, 0), 1);
+    CHECK_EQ_INT(fairq_gate_enter(&g, &items[1], 0, 0), 1);
+    CHECK_EQ_INT(fairq_gate_enter(&g, &items[2], 0, 0), 0); /* both slots busy: waits */
+    CHECK_EQ_INT(fairq_gate_enter(&g, &items[3], 0, 0), 0);
+    CHECK_EQ_INT(fairq_gate_enter(&g, &items[4], 1, 0), 0);
+    CHECK_EQ_INT(fairq_gate_enter(&g, &items[5], 1, 0), -ENOSPC);
+    CHECK_EQ_INT(items[2].deadline_ns, 100000000);
+    /* A slot frees: the fair choice gets it (flow 1's first before flow 0's second). */
+    CHECK(fairq_gate_leave(&g) == &items[2]);
+    CHECK(fairq_gate_leave(&g) == &items[4]);
+    CHECK_EQ_INT(g.in_flight, 2);
+    CHECK(fairq_gate_leave(&g) == &items[3]);
+    CHECK(fairq_gate_leave(&g) == NULL);
+    CHECK(fairq_gate_leave(&g) == NULL);
+    CHECK_EQ_INT(g.in_flight, 0);
+    /* Waiting requests keep their turn: a newcomer does not jump a non-empty queue. */
+    fairq_gate_enter(&g, &items[0], 0, 0);
+    fairq_gate_enter(&g, &items[1], 0, 0);
+    fairq_gate_enter(&g, &items[2], 0, 0);
+    CHECK(fairq_gate_leave(&g) == &items[2]);
+    fairq_gate_free(&g);
+}
+
 int main(void) {
+    test_gate();
     test_flood_vs_trickle();
     test_weights();
     test_idle_earns_nothing();
