@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "cli/cli.h"
+#include "core/log.h"
 #include "engine/server.h"
 
 static void usage(FILE *out) {
@@ -36,6 +37,8 @@ static void usage(FILE *out) {
             "                          503 [%d]\n"
             "  --drain-ms N            on SIGTERM/SIGINT, let in-flight requests finish for\n"
             "                          up to N ms [10000]\n"
+            "  --log-level LEVEL       debug, info, warn, error or off [info]; logs are JSON\n"
+            "                          lines on stderr, one per finished request at info\n"
             "  -h, --help              this text\n"
             "\n"
             "endpoints:\n"
@@ -67,7 +70,7 @@ static int parse_int(const char *s, int lo, int hi, int *out) {
     return 0;
 }
 
-enum { O_HOST = 256, O_PORT, O_THREADS, O_HTTP_THREADS, O_TMPL, O_NAME, O_QUEUE, O_DRAIN };
+enum { O_HOST = 256, O_PORT, O_THREADS, O_HTTP_THREADS, O_TMPL, O_NAME, O_QUEUE, O_DRAIN, O_LOG };
 
 int cmd_serve(int argc, char **argv) {
     static const struct option longopts[] = {
@@ -81,6 +84,7 @@ int cmd_serve(int argc, char **argv) {
         {"model-name", required_argument, NULL, O_NAME},
         {"max-queue", required_argument, NULL, O_QUEUE},
         {"drain-ms", required_argument, NULL, O_DRAIN},
+        {"log-level", required_argument, NULL, O_LOG},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -99,6 +103,13 @@ int cmd_serve(int argc, char **argv) {
         case O_NAME: o.model_name = optarg; break;
         case O_QUEUE: bad |= parse_int(optarg, 1, 1 << 20, &o.max_queue) ? 16 : 0; break;
         case O_DRAIN: bad |= parse_int(optarg, 0, 3600000, &drain_ms) ? 32 : 0; break;
+        case O_LOG:
+            if (log_level_parse(optarg) < 0) {
+                fprintf(stderr, "tollgate serve: --log-level: debug, info, warn, error or off\n");
+                return 2;
+            }
+            log_set_level((log_level_t)log_level_parse(optarg));
+            break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }

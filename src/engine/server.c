@@ -1,4 +1,4 @@
-/* server.c — the inference server: routes, request contexts between HTTP loops and the engine thread, background load, metrics. */
+/* server.c — the inference server: lifecycle (listener, background load, engine), routes, the small endpoints, metrics. */
 #include "engine/server.h"
 
 #include <errno.h>
@@ -9,78 +9,16 @@
 #include <string.h>
 #include <time.h>
 
-#include "core/httpd.h"
-#include "core/json.h"
-#include "core/metrics.h"
-#include "engine/model.h"
-#include "engine/oai.h"
-#include "engine/sched.h"
-#include "model/chat.h"
-#include "model/tokenizer.h"
+#include "core/log.h"
+#include "engine/server_priv.h"
 
-struct server {
-    server_opts_t opts;
-    char *model_path, *host, *tmpl_name;
-    char model_name[256];
-    httpd_t *httpd;
-    sched_t *sched;
-    metrics_registry_t *reg;
-    sched_metrics_t sm;
-    atomic_int state;        /* server_state_t; READY publishes model, tok, tmpl, n_ctx */
-    char err[512];           /* why loading failed; written before state becomes FAILED */
-    pthread_t loader;
-    int loader_started, stopped;
-    model_t model;
-    tokenizer_t *tok;
-    chat_tmpl_t tmpl;
-    int n_ctx;
-    int64_t created;             /* unix time the server started (/v1/models) */
-    atomic_uint_fast64_t counter; /* request ids and default seeds */
-};
+/* --- helpers shared with server_gen.c --- */
 
-/* Per HTTP worker, owned by its thread. */
-typedef struct worker {
-    server_t *srv;
-    int idx;
-    json_tok_t *toks;  /* JSON token scratch, grown to the largest body seen */
-    size_t cap;
-    tok_work_t *tw;    /* tokenizer scratch */
-    buf_t out;         /* response scratch */
-} worker_t;
-
-/* One generation request. Lives from submission until the engine is done with it AND the
- * client is answered or gone (see sched_job_t); only its worker's thread touches it. */
-typedef struct sreq {
-    sched_job_t job;   /* first: the scheduler hands back this pointer */
-    worker_t *w;
-    httpd_req_t *req;  /* NULL once the response is complete or the client went away */
-    oai_request_t oreq;
-    oai_resp_t resp;
-    char id[48];
-    int32_t *ids;      /* prompt */
-    int stream;
-    int write_failed;  /* the stream is broken: generate nothing more, wait for on_close */
-    buf_t text;        /* non-streamed: the whole completion */
-    gen_token_t *toks; /* non-streamed: every token (logprobs) */
-    int n_toks, cap_toks;
-} sreq_t;
-
-/* --- small helpers --- */
-
-static void sreq_free(sreq_t *r) {
-    oai_request_free(&r->oreq);
-    sched_job_release(&r->job);
-    buf_free(&r->text);
-    free(r->toks);
-    free(r->ids);
-    free(r);
-}
-
-static void respond_json(httpd_req_t *req, int status, buf_t *b) {
+void server_respond_json(httpd_req_t *req, int status, buf_t *b) {
     httpd_respond(req, status, "application/json", b->data ? b->data : "", b->len);
 }
 
-static uint64_t next_rand(server_t *s) {
+uint64_t server_next_rand(server_t *s) {
     uint64_t z = atomic_fetch_add(&s->counter, 1) + 0x9E3779B97F4A7C15ull * (uint64_t)s->created;
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
     z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
@@ -88,7 +26,7 @@ static uint64_t next_rand(server_t *s) {
 }
 
 /* Parse the body into the worker's token scratch. 0, or answers 400 itself and returns -1. */
-static int parse_body(worker_t *w, httpd_req_t *req, json_doc_t *d) {
+int server_parse_body(worker_t *w, httpd_req_t *req, json_doc_t *d) {
     size_t len, err_pos = 0;
     const char *body = httpd_req_body(req, &len);
     size_t need = len / 2 + 8; /* a value takes at least one byte and a separator */
@@ -111,8 +49,8 @@ static int parse_body(worker_t *w, httpd_req_t *req, json_doc_t *d) {
 }
 
 /* Tokenize into a heap array sized to fit. The count, or negative errno. */
-static int encode(worker_t *w, const char *text, size_t len, int add_special, int parse_special,
-                  int32_t **out) {
+int server_encode(worker_t *w, const char *text, size_t len, int add_special,
+                  int parse_special, int32_t **out) {
     const tokenizer_t *t = w->srv->tok;
     int cap = (int)(len / 2) + 16;
     for (int tries = 0; tries < 2; tries++) {
@@ -130,7 +68,7 @@ static int encode(worker_t *w, const char *text, size_t len, int add_special, in
     return -EIO;
 }
 
-static int not_ready(server_t *s, httpd_req_t *req) {
+int server_not_ready(server_t *s, httpd_req_t *req) {
     int st = atomic_load(&s->state);
     if (st == SERVER_READY) return 0;
     httpd_add_header(req, "Retry-After", "1");
@@ -139,255 +77,13 @@ static int not_ready(server_t *s, httpd_req_t *req) {
     return 1;
 }
 
-/* --- generation requests --- */
-
-static void on_close(httpd_req_t *req, void *arg) {
-    sreq_t *r = arg;
-    r->req = NULL;
-    atomic_store(&r->job.cancel, 1); /* the engine drops it at its next step */
-    if (r->job.done) sreq_free(r);
-}
-
-static void stream_write(sreq_t *r, buf_t *b) {
-    if (r->write_failed || !b->len) return;
-    if (httpd_stream_write(r->req, b->data, b->len) < 0) {
-        r->write_failed = 1; /* on_close follows; stop generating now */
-        atomic_store(&r->job.cancel, 1);
-    }
-}
-
-static const char *error_text(int err, int *status, const char **type) {
-    *status = 500;
-    *type = "server_error";
-    switch (err) {
-    case -E2BIG:
-        *status = 400;
-        *type = "invalid_request_error";
-        return "the prompt does not fit in the context";
-    case -ECANCELED:
-        *status = 503;
-        *type = "unavailable_error";
-        return "the server is shutting down";
-    case -EINVAL: return "a token is out of the vocabulary's range";
-    case -ENOMEM: return "out of memory";
-    default: return "generation failed";
-    }
-}
-
-/* Output of r's job arrived (on r's worker thread). */
-static void deliver(sched_job_t *job, void *arg) {
-    sreq_t *r = (sreq_t *)job;
-    worker_t *w = r->w;
-    (void)arg;
-    if (!r->req) { /* client gone: drop the output; free once the engine is done */
-        buf_reset(&job->text);
-        job->n_toks = 0;
-        if (job->done) sreq_free(r);
-        return;
-    }
-    buf_t *out = &w->out;
-    buf_reset(out);
-    const char *finish = job->done && !job->error ? gen_finish_reason(job->finish) : NULL;
-    if (r->stream) {
-        if (job->text.len || job->n_toks)
-            oai_chunk(&r->resp, out, 0, job->text.data, job->text.len, job->toks, job->n_toks, NULL);
-        if (job->done) {
-            if (job->error) {
-                int st;
-                const char *type;
-                oai_error_event(out, "server_error", error_text(job->error, &st, &type));
-            } else {
-                oai_chunk(&r->resp, out, 0, NULL, 0, NULL, 0, finish);
-                if (r->oreq.include_usage) oai_usage_chunk(&r->resp, out, job->n_prompt, job->n_gen);
-            }
-            buf_appends(out, "data: [DONE]\n\n");
-        }
-        stream_write(r, out);
-        buf_reset(&job->text);
-        job->n_toks = 0;
-        if (job->done) {
-            httpd_stream_end(r->req);
-            sreq_free(r);
-        }
-        return;
-    }
-    buf_append(&r->text, job->text.data, job->text.len);
-    for (int i = 0; i < job->n_toks; i++) {
-        if (r->n_toks == r->cap_toks) {
-            int nc = r->cap_toks ? r->cap_toks * 2 : 32;
-            gen_token_t *t = realloc(r->toks, (size_t)nc * sizeof *t);
-            if (!t) break;
-            r->toks = t;
-            r->cap_toks = nc;
-        }
-        r->toks[r->n_toks++] = job->toks[i];
-    }
-    buf_reset(&job->text);
-    job->n_toks = 0;
-    if (!job->done) return;
-    if (job->error) {
-        int st;
-        const char *type, *msg = error_text(job->error, &st, &type);
-        httpd_error(r->req, st, type, msg);
-    } else {
-        oai_response(&r->resp, out, r->text.data, r->text.len, r->toks, r->n_toks, finish,
-                     job->n_prompt, job->n_gen);
-        respond_json(r->req, 200, out);
-    }
-    sreq_free(r);
-}
-
-static void on_wakeup(int worker, void *wdata, void *arg) {
-    server_t *s = arg;
-    if (s->sched) sched_drain(s->sched, worker, deliver, wdata);
-}
-
-/* Render and tokenize the prompt into r->ids. 0, or answers the error and returns -1. */
-static int build_prompt(worker_t *w, httpd_req_t *req, sreq_t *r) {
-    server_t *s = w->srv;
-    oai_request_t *o = &r->oreq;
-    int n;
-    if (o->kind == OAI_CHAT) {
-        buf_t p;
-        buf_init(&p);
-        int rc = chat_apply(s->tmpl, o->msgs, o->n_msgs, 1, &p);
-        if (rc) {
-            buf_free(&p);
-            httpd_error_ex(req, rc == -EINVAL ? 400 : 500, "invalid_request_error",
-                           rc == -EINVAL ? "the messages cannot be rendered with this model's chat template"
-                                         : "out of memory",
-                           "messages", NULL);
-            return -1;
-        }
-        n = encode(w, p.data ? p.data : "", p.len, 1, 1, &r->ids);
-        buf_free(&p);
-    } else if (o->prompt) {
-        n = encode(w, o->prompt, strlen(o->prompt), 1, 1, &r->ids);
-    } else {
-        int nv = tok_n_vocab(s->tok);
-        for (int i = 0; i < o->n_prompt_ids; i++)
-            if (o->prompt_ids[i] >= nv) {
-                httpd_error_ex(req, 400, "invalid_request_error",
-                               "a prompt token id is outside the vocabulary", "prompt", NULL);
-                return -1;
-            }
-        r->ids = o->prompt_ids;
-        o->prompt_ids = NULL;
-        n = o->n_prompt_ids;
-    }
-    if (n < 0) {
-        httpd_error(req, 500, "server_error", "tokenization failed");
-        return -1;
-    }
-    r->job.n_prompt = n;
-    char msg[256];
-    if (n >= s->n_ctx) {
-        snprintf(msg, sizeof msg,
-                 "This model's maximum context length is %d tokens. However, your %s resulted in "
-                 "%d tokens.",
-                 s->n_ctx, o->kind == OAI_CHAT ? "messages" : "prompt", n);
-        httpd_error_ex(req, 400, "invalid_request_error", msg,
-                       o->kind == OAI_CHAT ? "messages" : "prompt", "context_length_exceeded");
-        return -1;
-    }
-    if (o->max_tokens > 0 && (int64_t)n + o->max_tokens > s->n_ctx) {
-        snprintf(msg, sizeof msg,
-                 "This model's maximum context length is %d tokens. However, you requested %lld "
-                 "tokens (%d in the %s, %d in the completion).",
-                 s->n_ctx, (long long)n + o->max_tokens, n,
-                 o->kind == OAI_CHAT ? "messages" : "prompt", o->max_tokens);
-        httpd_error_ex(req, 400, "invalid_request_error", msg, "max_tokens",
-                       "context_length_exceeded");
-        return -1;
-    }
-    return 0;
-}
-
-static void handle_generate(worker_t *w, httpd_req_t *req, oai_kind_t kind) {
-    server_t *s = w->srv;
-    if (not_ready(s, req)) return;
-    json_doc_t d;
-    if (parse_body(w, req, &d)) return;
-    sreq_t *r = calloc(1, sizeof *r);
-    if (!r) {
-        httpd_error(req, 500, "server_error", "out of memory");
-        return;
-    }
-    r->w = w;
-    sched_job_init(&r->job);
-    oai_request_init(&r->oreq);
-    buf_init(&r->text);
-    char err[256];
-    const char *param = NULL;
-    int rc = oai_parse(kind, &d, &r->oreq, err, sizeof err, &param);
-    if (rc) {
-        httpd_error_ex(req, rc == -EINVAL ? 400 : 500, "invalid_request_error",
-                       rc == -EINVAL ? err : "out of memory", param, NULL);
-        sreq_free(r);
-        return;
-    }
-    if (build_prompt(w, req, r)) {
-        sreq_free(r);
-        return;
-    }
-    oai_request_t *o = &r->oreq;
-    gen_params_t *gp = &r->job.gp;
-    gp->max_tokens = o->max_tokens > 0 ? o->max_tokens : 0;
-    gp->sp.temperature = o->temperature;
-    gp->sp.top_p = o->top_p;
-    gp->sp.top_k = o->top_k;
-    gp->sp.min_p = o->min_p;
-    gp->sp.seed = o->has_seed ? o->seed : next_rand(s);
-    gp->sp.want_logprobs = o->logprobs;
-    gp->sp.n_top = o->top_logprobs;
-    for (int i = 0; i < o->n_stop; i++) gp->stop[i] = o->stop[i];
-    gp->n_stop = o->n_stop;
-    r->job.prompt = r->ids;
-    r->job.worker = w->idx;
-    r->job.arrival_ns = httpd_req_start_ns(req);
-    r->stream = o->stream;
-
-    snprintf(r->id, sizeof r->id, "%s%016llx", kind == OAI_CHAT ? "chatcmpl-" : "cmpl-",
-             (unsigned long long)next_rand(s));
-    r->resp = (oai_resp_t){.kind = kind, .id = r->id, .created = (int64_t)time(NULL),
-                           .model = s->model_name, .tok = s->tok, .logprobs = o->logprobs,
-                           .top_logprobs = o->top_logprobs, .include_usage = o->include_usage};
-    rc = sched_submit(s->sched, &r->job);
-    if (rc) {
-        char msg[128];
-        snprintf(msg, sizeof msg, "the server is busy: %d requests are already waiting",
-                 sched_waiting(s->sched));
-        httpd_add_header(req, "Retry-After", "1");
-        httpd_error(req, 503, "unavailable_error",
-                    rc == -EAGAIN ? msg : "the server is shutting down");
-        sreq_free(r);
-        return;
-    }
-    /* from here the job belongs to the engine as well: free only through deliver/on_close */
-    r->req = req;
-    httpd_req_on_close(req, on_close, r);
-    if (r->stream) {
-        httpd_add_header(req, "Cache-Control", "no-cache");
-        if (httpd_stream_begin(req, 200, "text/event-stream") < 0) {
-            r->write_failed = 1;
-            atomic_store(&r->job.cancel, 1);
-            return;
-        }
-        if (kind == OAI_CHAT) { /* OpenAI opens the stream with the role */
-            buf_reset(&w->out);
-            oai_chunk(&r->resp, &w->out, 1, "", 0, NULL, 0, NULL);
-            stream_write(r, &w->out);
-        }
-    }
-}
-
 /* --- the other endpoints --- */
 
 static void handle_tokenize(worker_t *w, httpd_req_t *req) {
     server_t *s = w->srv;
-    if (not_ready(s, req)) return;
+    if (server_not_ready(s, req)) return;
     json_doc_t d;
-    if (parse_body(w, req, &d)) return;
+    if (server_parse_body(w, req, &d)) return;
     int c = json_obj_get(&d, 0, "content");
     if (c < 0 || d.toks[c].type != JSON_STRING) {
         httpd_error_ex(req, 400, "invalid_request_error", "'content' must be a string", "content",
@@ -413,7 +109,7 @@ static void handle_tokenize(worker_t *w, httpd_req_t *req) {
     buf_init(&text);
     int32_t *ids = NULL;
     int n = json_str_unescape(&d, c, &text) ? -ENOMEM
-                                             : encode(w, text.data ? text.data : "", text.len,
+                                             : server_encode(w, text.data ? text.data : "", text.len,
                                                       add_special, parse_special, &ids);
     buf_free(&text);
     if (n < 0) {
@@ -443,14 +139,14 @@ static void handle_tokenize(worker_t *w, httpd_req_t *req) {
     json_w_arr_end(&jw);
     json_w_obj_end(&jw);
     free(ids);
-    respond_json(req, 200, &w->out);
+    server_respond_json(req, 200, &w->out);
 }
 
 static void handle_detokenize(worker_t *w, httpd_req_t *req) {
     server_t *s = w->srv;
-    if (not_ready(s, req)) return;
+    if (server_not_ready(s, req)) return;
     json_doc_t d;
-    if (parse_body(w, req, &d)) return;
+    if (server_parse_body(w, req, &d)) return;
     int t = json_obj_get(&d, 0, "tokens");
     if (t < 0 || d.toks[t].type != JSON_ARRAY) {
         httpd_error_ex(req, 400, "invalid_request_error", "'tokens' must be an array of token ids",
@@ -482,7 +178,7 @@ static void handle_detokenize(worker_t *w, httpd_req_t *req) {
     json_w_strn(&jw, text.data ? text.data : "", text.len);
     json_w_obj_end(&jw);
     buf_free(&text);
-    respond_json(req, 200, &w->out);
+    server_respond_json(req, 200, &w->out);
 }
 
 static void handle_models(worker_t *w, httpd_req_t *req) {
@@ -511,7 +207,7 @@ static void handle_models(worker_t *w, httpd_req_t *req) {
     json_w_obj_end(&jw);
     json_w_arr_end(&jw);
     json_w_obj_end(&jw);
-    respond_json(req, 200, &w->out);
+    server_respond_json(req, 200, &w->out);
 }
 
 static void handle_health(worker_t *w, httpd_req_t *req) {
@@ -565,8 +261,8 @@ static void handler(httpd_req_t *req, void *arg) {
             return;
         }
         switch (ROUTES[i].r) {
-        case R_CHAT: handle_generate(w, req, OAI_CHAT); return;
-        case R_COMPL: handle_generate(w, req, OAI_COMPLETION); return;
+        case R_CHAT: server_handle_generate(w, req, OAI_CHAT); return;
+        case R_COMPL: server_handle_generate(w, req, OAI_COMPLETION); return;
         case R_TOKENIZE: handle_tokenize(w, req); return;
         case R_DETOKENIZE: handle_detokenize(w, req); return;
         case R_MODELS: handle_models(w, req); return;
@@ -633,9 +329,10 @@ static void *loader_main(void *arg) {
         goto fail;
     }
     s->n_ctx = sched_n_ctx(s->sched);
-    fprintf(stderr, "tollgate serve: loaded %s (%s, %d layers, vocab %d), context %d, chat template %s\n",
-            s->model_path, s->model.arch_name, s->model.hp.n_layer, s->model.hp.n_vocab, s->n_ctx,
-            chat_template_name(s->tmpl));
+    log_info("model loaded", LOG_STR("file", s->model_path), LOG_STR("arch", s->model.arch_name),
+             LOG_INT("layers", s->model.hp.n_layer), LOG_INT("vocab", s->model.hp.n_vocab),
+             LOG_INT("context", s->n_ctx), LOG_STR("chat_template", chat_template_name(s->tmpl)),
+             LOG_STR("model_name", s->model_name));
     atomic_store(&s->state, SERVER_READY);
     return NULL;
 fail:
@@ -725,7 +422,7 @@ int server_new(const server_opts_t *opts, server_t **out, char *err, size_t errl
                          .handler = handler,
                          .worker_init = worker_init,
                          .worker_fini = worker_fini,
-                         .on_wakeup = on_wakeup,
+                         .on_wakeup = server_on_wakeup,
                          .worker_arg = s};
     if ((rc = httpd_new(&hc, &s->httpd)) != 0) {
         snprintf(err, errlen, "cannot listen on %s:%d: %s", s->host, opts->port, strerror(-rc));
@@ -761,12 +458,6 @@ const char *server_error(const server_t *s) {
     return s->err;
 }
 
-/* A job handed back after the HTTP workers are gone: nobody else will free it. */
-static void orphan(sched_job_t *job, void *arg) {
-    (void)arg;
-    if (job->done) sreq_free((sreq_t *)job);
-}
-
 void server_stop(server_t *s, uint32_t drain_ms) {
     if (!s || s->stopped) return;
     s->stopped = 1;
@@ -779,7 +470,7 @@ void server_stop(server_t *s, uint32_t drain_ms) {
     if (s->sched) {
         sched_stop(s->sched); /* posts the remaining jobs as cancelled */
         for (int i = 0; i < (s->opts.http_threads > 0 ? s->opts.http_threads : HTTPD_DEFAULT_THREADS); i++)
-            sched_drain(s->sched, i, orphan, NULL);
+            sched_drain(s->sched, i, server_orphan, NULL);
     }
 }
 
