@@ -10,7 +10,10 @@
 #include "engine/server_priv.h"
 
 /* One generation request. Lives from submission until the engine is done with it AND the
- * client is answered or gone (see sched_job_t); only its worker's thread touches it. */
+ * client is answered or gone (see sched_job_t); only its worker's thread touches it.
+ * Allocation: one calloc per request plus its strings, prompt ids and output buffers --
+ * a handful of mallocs against milliseconds of forward pass per token; a per-worker free
+ * list can take them off when batching makes requests cheap. */
 typedef struct sreq {
     sched_job_t job;   /* first: the scheduler hands back this pointer */
     worker_t *w;
