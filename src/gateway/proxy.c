@@ -367,6 +367,7 @@ static void keep_or_free(buf_t *b) {
 }
 
 static void gate_leave(wgate_t *g);
+static void gated_start(preq_t *p);
 
 static void preq_release(preq_t *p) {
     proxy_worker_t *w = p->w;
