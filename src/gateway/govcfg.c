@@ -166,6 +166,35 @@ static int load_tokenizers(const cfg_node_t *routes, const char *config_path, go
     return 0;
 }
 
+static int load_queues(const cfg_node_t *n, const cfg_node_t *backends, gov_cfg_t *g,
+                       char *err, size_t errlen) {
+    static const char *const keys[] = {"max_in_flight", "max_waiting", "timeout_ms", NULL};
+    if (n->type != CFG_MAP)
+        return cfg_err(n, err, errlen, "expected a mapping of backend name: {max_in_flight, max_waiting, timeout_ms}");
+    if (!(g->queues = calloc(n->n ? n->n : 1, sizeof *g->queues)))
+        return -ENOMEM;
+    for (size_t i = 0; i < n->n; i++) {
+        const cfg_node_t *q = n->items[i];
+        gov_queue_cfg_t *qc = &g->queues[i];
+        if (!(qc->backend = strdup(q->key)))
+            return -ENOMEM;
+        g->nqueues = i + 1;
+        if (!backends || backends->type != CFG_MAP || !cfg_get(backends, q->key))
+            return cfg_err(q, err, errlen, "no backend named \"%s\"", q->key);
+        int64_t mf, mw, to;
+        int rc = cfg_check_keys(q, keys, err, errlen);
+        if (rc || (rc = cfg_require(q, "max_in_flight", err, errlen)) ||
+            (rc = cfg_int(q, "max_in_flight", 0, 1, 100000, &mf, err, errlen)) ||
+            (rc = cfg_int(q, "max_waiting", GOV_DEF_QUEUE_WAITING, 0, 1000000, &mw, err, errlen)) ||
+            (rc = cfg_int(q, "timeout_ms", GOV_DEF_QUEUE_TIMEOUT, 1, 600000, &to, err, errlen)))
+            return rc;
+        qc->max_in_flight = (uint32_t)mf;
+        qc->max_waiting = (uint32_t)mw;
+        qc->timeout_ms = (uint32_t)to;
+    }
+    return 0;
+}
+
 int govcfg_load(const cfg_node_t *root, const char *config_path, gov_cfg_t **out, char *err,
                 size_t errlen) {
     *out = NULL;
@@ -193,11 +222,14 @@ int govcfg_load(const cfg_node_t *root, const char *config_path, gov_cfg_t **out
     }
     if (rd && !rd->is_null && (rc = load_redis(rd, g, err, errlen)))
         goto done;
+    const cfg_node_t *fq = cfg_get(root, "fair_queue");
+    if (fq && !fq->is_null && (rc = load_queues(fq, cfg_get(root, "backends"), g, err, errlen)))
+        goto done;
     rc = load_tokenizers(routes, config_path, g, err, errlen);
 done:
     if (rc == -ENOMEM)
         snprintf(err, errlen, "%s: out of memory", config_path);
-    if (rc || (!g->nservices && !g->ntoks && !g->redis_host)) {
+    if (rc || (!g->nservices && !g->ntoks && !g->redis_host && !g->nqueues)) {
         govcfg_free(g);
         return rc;
     }
@@ -223,6 +255,8 @@ void govcfg_free(gov_cfg_t *g) {
     free(g->toks);
     free(g->redis_host);
     free(g->redis_prefix);
+    for (size_t i = 0; i < g->nqueues; i++) free(g->queues[i].backend);
+    free(g->queues);
     free(g);
 }
 
@@ -239,5 +273,12 @@ const tokcount_t *govcfg_tokenizer(const gov_cfg_t *g, const char *model) {
     for (size_t i = 0; g && i < g->ntoks; i++)
         if (!strcmp(g->toks[i].model, model))
             return g->toks[i].tc;
+    return NULL;
+}
+
+const gov_queue_cfg_t *govcfg_queue(const gov_cfg_t *g, const char *backend) {
+    for (size_t i = 0; g && i < g->nqueues; i++)
+        if (!strcmp(g->queues[i].backend, backend))
+            return &g->queues[i];
     return NULL;
 }

@@ -38,6 +38,18 @@ typedef struct gov_route_tok {
     tokcount_t *tc;              /* owned; NULL = estimate */
 } gov_route_tok_t;
 
+/* A backend pool's fair queue: beyond max_in_flight requests (per worker thread, as the
+ * backend's max_connections) the rest wait in per-service weighted fair order. */
+typedef struct gov_queue_cfg {
+    char *backend;               /* backend name */
+    uint32_t max_in_flight;
+    uint32_t max_waiting;        /* per worker; beyond: 429 queue_full at once */
+    uint32_t timeout_ms;         /* waiting longer: 503 queue_timeout */
+} gov_queue_cfg_t;
+
+#define GOV_DEF_QUEUE_WAITING  256
+#define GOV_DEF_QUEUE_TIMEOUT  2000
+
 typedef struct gov_cfg {
     gov_service_cfg_t *services; /* NULL/0: no services section, every caller anonymous */
     size_t nservices;
@@ -48,6 +60,8 @@ typedef struct gov_cfg {
     uint16_t redis_port;
     char *redis_prefix;          /* key prefix, default "tollgate" */
     uint32_t redis_timeout_ms;
+    gov_queue_cfg_t *queues;     /* fair_queue section */
+    size_t nqueues;
 } gov_cfg_t;
 
 /* Read `services`, `redis` and the routes' `tokenizer` / `chat_template` from a config root
@@ -61,6 +75,8 @@ void govcfg_free(gov_cfg_t *g);
 
 /* The service allowed to use model? (NULL models list: everything.) */
 int govcfg_model_allowed(const gov_service_cfg_t *s, const char *model);
+/* The fair-queue settings of a backend; NULL when it has none. */
+const gov_queue_cfg_t *govcfg_queue(const gov_cfg_t *g, const char *backend);
 /* The tokenizer of a route model; NULL when it has none. */
 const tokcount_t *govcfg_tokenizer(const gov_cfg_t *g, const char *model);
 
