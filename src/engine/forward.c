@@ -53,52 +53,122 @@ static void rope_apply(float *v, int n_heads, int hd, int n_rot, int neox, const
     }
 }
 
-static float silu(float x) { return x / (1.0f + expf(-x)); }
+/* exp as the reference's vectorised kernels compute it (ggml_v_expf: a degree-5 polynomial
+ * on a Cody-Waite reduced argument, with FMAs); softmax and SiLU use it, and matching its
+ * last bit matters for the same reason as the matvec order (see matvec.h). */
+static float v_expf(float x) {
+    const float r = 0x1.8p23f;
+    float z = fmaf(x, 0x1.715476p+0f, r);
+    float n = z - r;
+    float b = fmaf(-n, 0x1.7f7d1cp-20f, fmaf(-n, 0x1.62e4p-1f, x));
+    if (fabsf(n) > 192.0f) return n <= 0.0f ? 0.0f : INFINITY;
+    float u = b * b;
+    float j = fmaf(fmaf(fmaf(0x1.0e4020p-7f, b, 0x1.573e2ep-5f), u, fmaf(0x1.555e66p-3f, b, 0x1.fffdb6p-2f)),
+                   u, fmaf(0x1.ffffecp-1f, b, 1.0f));
+    return ldexpf(j, (int)n);
+}
+
+static float silu(float x) { return x / (1.0f + v_expf(-x)); }
 
 /* Round to half precision and back (the reference converts the f32 operand of a product
  * with an f16 tensor to f16 first). */
 static float f16_round(float x) { return quant_f16_to_f32(quant_f32_to_f16(x)); }
 
+/* The reference's f16 dot products inside attention take two routes: a prompt (several
+ * tokens) goes through a tiled kernel keeping 16 float lanes with FMA (lane = i % 16);
+ * a single token goes through its vector dot, which keeps four 16-lane accumulators over
+ * chunks of 64 and adds the rest in double. Both are reproduced. a, b (n) floats that
+ * are exactly representable in f16. */
+static float reduce16(float *acc) {
+    for (int i = 0; i < 8; i++) acc[i] = acc[i + 8] + acc[i];
+    for (int i = 0; i < 4; i++) acc[i] = acc[i + 4] + acc[i];
+    return (acc[0] + acc[2]) + (acc[1] + acc[3]);
+}
+
+static float dot_f16_tiled(int n, const float *a, int sa, const float *b) {
+    float acc[16] = {0};
+    int i = 0;
+    for (; i + 16 <= n; i += 16)
+        for (int l = 0; l < 16; l++) acc[l] = fmaf(a[(size_t)(i + l) * sa], b[i + l], acc[l]);
+    float r = reduce16(acc);
+    for (; i < n; i++) r += a[(size_t)i * sa] * b[i];
+    return r;
+}
+
+static float dot_f16_vec(int n, const float *a, int sa, const float *b) {
+    double sum = 0.0;
+    int i = 0, np = n & ~63;
+    if (np) {
+        float acc[4][16] = {{0}};
+        for (; i < np; i += 64)
+            for (int j = 0; j < 4; j++)
+                for (int l = 0; l < 16; l++)
+                    acc[j][l] = fmaf(a[(size_t)(i + 16 * j + l) * sa], b[i + 16 * j + l], acc[j][l]);
+        for (int l = 0; l < 16; l++) {
+            acc[0][l] = acc[0][l] + acc[2][l];
+            acc[1][l] = acc[1][l] + acc[3][l];
+            acc[0][l] = acc[0][l] + acc[1][l];
+        }
+        sum = reduce16(acc[0]);
+    }
+    for (; i < n; i++) sum += (double)(a[(size_t)i * sa] * b[i]);
+    return (float)sum;
+}
+
 /* Causal multi-head attention of the current token over positions lo..pos of one layer.
- * q (H*hd) roped query, scaled by `scale` inside the softmax; out (H*hd). */
+ * q (H*hd) roped query, scaled by `scale` inside the softmax; out (H*hd). prompt: the
+ * token is part of a multi-token prompt (selects the reference's kernel, see above).
+ * Positions are padded to n_kv = pos+1 rounded up to 32 as the reference's cache view;
+ * padding and positions outside the window weigh exactly 0. */
 static void attention(const model_t *m, forward_state_t *s, int layer, int pos, const float *q,
-                      float scale, float *out) {
+                      float scale, int prompt, float *out) {
     const model_hparams_t *hp = &m->hp;
     int hd = hp->head_dim, kv_dim = hp->n_head_kv * hd, group = hp->n_head / hp->n_head_kv;
-    int lo = 0;
+    int lo = 0, n_kv = (pos + 1 + 31) / 32 * 32;
+    if (n_kv > s->n_ctx) n_kv = s->n_ctx;
     if (hp->sliding_window > 0 && pos - hp->sliding_window + 1 > 0) lo = pos - hp->sliding_window + 1;
     size_t loff = (size_t)layer * s->n_ctx * kv_dim;
-    float qh[hd]; /* (hd) one head of q in f16 precision */
+    float (*dot)(int, const float *, int, const float *) = prompt ? dot_f16_tiled : dot_f16_vec;
     for (int h = 0; h < hp->n_head; h++) {
-        const float *qs = q + (size_t)h * hd;
-        float *att = s->att + (size_t)h * s->n_ctx; /* (C) scores of this head */
+        float *qh = s->qh;                          /* (hd) this head of q, f16 precision */
+        float *att = s->att + (size_t)h * s->n_ctx; /* (n_kv) scores, then probabilities */
+        float *kv = s->kvrow;                       /* (max(hd, n_kv)) a K row or a V column */
         int kvh = h / group;
-        for (int i = 0; i < hd; i++) qh[i] = f16_round(qs[i]);
+        for (int i = 0; i < hd; i++) qh[i] = f16_round(q[(size_t)h * hd + i]);
         float max = -INFINITY;
         for (int t = lo; t <= pos; t++) {
             const uint16_t *k = s->key_cache + loff + (size_t)t * kv_dim + (size_t)kvh * hd;
-            float dot = 0.0f;
-            for (int i = 0; i < hd; i++) dot += qh[i] * quant_f16_to_f32(k[i]);
-            att[t] = dot * scale;
+            for (int i = 0; i < hd; i++) kv[i] = quant_f16_to_f32(k[i]);
+            att[t] = dot(hd, kv, 1, qh) * scale;
             if (att[t] > max) max = att[t];
         }
+        /* softmax: exp per element, float sums of 16 lanes added in double */
         double sum = 0.0;
-        for (int t = lo; t <= pos; t++) {
-            att[t] = expf(att[t] - max);
-            sum += att[t];
+        for (int c = 0; c < n_kv; c += 16) {
+            float acc[16];
+            for (int l = 0; l < 16; l++) {
+                int t = c + l;
+                acc[l] = (t >= lo && t <= pos) ? v_expf(att[t] - max) : 0.0f;
+                if (t < n_kv) att[t] = acc[l];
+            }
+            sum += (double)reduce16(acc);
         }
         float inv = (float)(1.0 / sum);
-        float *o = out + (size_t)h * hd;
-        memset(o, 0, (size_t)hd * sizeof *o);
-        for (int t = lo; t <= pos; t++) {
-            float p = f16_round(att[t] * inv);
-            const uint16_t *v = s->val_cache + loff + (size_t)t * kv_dim + (size_t)kvh * hd;
-            for (int i = 0; i < hd; i++) o[i] += p * quant_f16_to_f32(v[i]);
+        for (int t = 0; t < n_kv; t++) att[t] = f16_round(att[t] * inv); /* f16 operand */
+        /* out[i] = sum_t p_t v[t][i], over the padded view (zeros weigh nothing) */
+        for (int i = 0; i < hd; i++) {
+            for (int t = 0; t < n_kv; t++)
+                kv[t] = (t >= lo && t <= pos)
+                            ? quant_f16_to_f32(s->val_cache[loff + (size_t)t * kv_dim +
+                                                            (size_t)kvh * hd + i])
+                            : 0.0f;
+            out[(size_t)h * hd + i] = dot(n_kv, kv, 1, att);
         }
     }
 }
 
-const float *forward(const model_t *m, forward_state_t *s, int token, int pos) {
+/* One token through every layer; prompt as in attention(). */
+static const float *step(const model_t *m, forward_state_t *s, int token, int pos, int prompt) {
     const model_hparams_t *hp = &m->hp;
     int D = hp->n_embd, hd = hp->head_dim, kv_dim = hp->n_head_kv * hd, F = hp->n_ff;
     if (token < 0 || token >= hp->n_vocab || pos < 0 || pos >= s->n_ctx) return NULL;
@@ -116,11 +186,11 @@ const float *forward(const model_t *m, forward_state_t *s, int token, int pos) {
         const model_layer_t *w = &m->layers[l];
         rmsnorm(s->xb, x, w->attn_norm, D, hp->norm_eps);
         if (m->arch == MODEL_ARCH_PHI3) {
-            matvec(&w->wqkv, s->xb, s->qkv, s->xq); /* (D + 2*KV) */
+            matvec(&w->wqkv, s->xb, s->qkv, s->xq, prompt); /* (D + 2*KV) */
         } else {
-            matvec(&w->wq, s->xb, q, s->xq); /* (D) */
-            matvec(&w->wk, s->xb, k, s->xq); /* (KV) */
-            matvec(&w->wv, s->xb, v, s->xq); /* (KV) */
+            matvec(&w->wq, s->xb, q, s->xq, prompt); /* (D) */
+            matvec(&w->wk, s->xb, k, s->xq, prompt); /* (KV) */
+            matvec(&w->wv, s->xb, v, s->xq, prompt); /* (KV) */
         }
         rope_apply(q, hp->n_head, hd, hp->n_rot, hp->rope_neox, s->rope);
         rope_apply(k, hp->n_head_kv, hd, hp->n_rot, hp->rope_neox, s->rope);
@@ -135,25 +205,38 @@ const float *forward(const model_t *m, forward_state_t *s, int token, int pos) {
             s->key_cache[off + i] = quant_f32_to_f16(k[i]);
             s->val_cache[off + i] = quant_f32_to_f16(v[i]);
         }
-        attention(m, s, l, pos, q, scale, s->xb);
-        matvec(&w->wo, s->xb, s->xb2, s->xq);
+        attention(m, s, l, pos, q, scale, prompt, s->xb);
+        matvec(&w->wo, s->xb, s->xb2, s->xq, prompt);
         for (int i = 0; i < D; i++) x[i] += s->xb2[i];
 
         rmsnorm(s->xb, x, w->ffn_norm, D, hp->norm_eps);
         float *gate = s->hb, *up = s->hb + F; /* (F) each */
         if (m->arch == MODEL_ARCH_PHI3) {
-            matvec(&w->w_up, s->xb, s->hb, s->xq); /* (2F): gate then up */
+            matvec(&w->w_up, s->xb, s->hb, s->xq, prompt); /* (2F): gate then up */
         } else {
-            matvec(&w->w_gate, s->xb, gate, s->xq);
-            matvec(&w->w_up, s->xb, up, s->xq);
+            matvec(&w->w_gate, s->xb, gate, s->xq, prompt);
+            matvec(&w->w_up, s->xb, up, s->xq, prompt);
         }
         for (int i = 0; i < F; i++) gate[i] = silu(gate[i]) * up[i];
-        matvec(&w->w_down, gate, s->xb2, s->xq);
+        matvec(&w->w_down, gate, s->xb2, s->xq, prompt);
         for (int i = 0; i < D; i++) x[i] += s->xb2[i];
     }
     rmsnorm(x, x, m->output_norm, D, hp->norm_eps);
-    matvec(&m->output, x, s->logits, s->xq);
+    matvec(&m->output, x, s->logits, s->xq, prompt);
     return s->logits;
+}
+
+const float *forward(const model_t *m, forward_state_t *s, int token, int pos) {
+    return step(m, s, token, pos, 0);
+}
+
+const float *forward_prompt(const model_t *m, forward_state_t *s, const int32_t *tokens, int n,
+                            int pos0) {
+    const float *logits = NULL;
+    if (n <= 0 || pos0 < 0 || pos0 + n > s->n_ctx) return NULL;
+    for (int i = 0; i < n; i++)
+        if (!(logits = step(m, s, tokens[i], pos0 + i, n > 1))) return NULL;
+    return logits;
 }
 
 static size_t max_sz(size_t a, size_t b) { return a > b ? a : b; }
@@ -185,11 +268,13 @@ int forward_state_new(const model_t *m, int n_ctx, forward_state_t **out) {
     s->hb = calloc(2 * F, sizeof(float));
     s->att = calloc((size_t)hp->n_head * C, sizeof(float));
     s->rope = calloc((size_t)hp->n_rot, sizeof(float));
+    s->qh = calloc((size_t)hp->head_dim, sizeof(float));
+    s->kvrow = calloc(max_sz((size_t)hp->head_dim, C + 32), sizeof(float));
     s->xq = aligned_alloc(64, (xq + 63) / 64 * 64 + 64);
     s->key_cache = calloc(L * C * KV, sizeof(uint16_t));
     s->val_cache = calloc(L * C * KV, sizeof(uint16_t));
     s->logits = calloc((size_t)hp->n_vocab, sizeof(float));
-    if (!s->x || !s->xb || !s->xb2 || !s->qkv || !s->hb || !s->att || !s->rope || !s->xq ||
+    if (!s->x || !s->xb || !s->xb2 || !s->qkv || !s->hb || !s->att || !s->rope || !s->qh || !s->kvrow || !s->xq ||
         !s->key_cache || !s->val_cache || !s->logits) {
         forward_state_free(s);
         return -ENOMEM;
@@ -207,6 +292,8 @@ void forward_state_free(forward_state_t *s) {
     free(s->hb);
     free(s->att);
     free(s->rope);
+    free(s->qh);
+    free(s->kvrow);
     free(s->xq);
     free(s->key_cache);
     free(s->val_cache);

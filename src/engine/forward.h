@@ -20,6 +20,8 @@ typedef struct forward_state {
     float *hb;           /* (2*F) feed-forward: gate then up (llama writes both halves) */
     float *att;          /* (H, C) attention scores, then probabilities */
     float *rope;         /* (n_rot) cos, sin pairs for the current position */
+    float *qh;           /* (hd) one head of q, rounded to f16 */
+    float *kvrow;        /* (max(hd, C + 32)) one K row or one V column, as floats */
     void *xq;            /* activation row quantized to a weight's vec-dot type (bytes) */
     size_t xq_bytes;
     uint16_t *key_cache; /* (L, C, KV) f16 */
@@ -33,6 +35,12 @@ typedef struct forward_state {
  * it can be reused for a new sequence by starting again at pos 0. */
 int forward_state_new(const model_t *m, int n_ctx, forward_state_t **out);
 void forward_state_free(forward_state_t *s);
+
+/* Run a prompt of n tokens at positions pos0.. and return the logits after the last
+ * (as forward()), or NULL when out of range. Numerically this follows the reference's
+ * prompt (batch) kernels where they differ from its single-token ones (attention). */
+const float *forward_prompt(const model_t *m, forward_state_t *s, const int32_t *tokens, int n,
+                            int pos0);
 
 /* Run one token at position pos (the KV cache must hold positions 0..pos-1 of the same
  * sequence) and return the logits (V floats, owned by the state, valid until the next

@@ -31,8 +31,8 @@ static float hsum16(float *a) {
     return (a[0] + a[2]) + (a[1] + a[3]);
 }
 
-/* F16 x F16: 16 lanes, lane = i % 16, FMA per element. */
-static float dot_f16(int64_t n, const uint16_t *w, const uint16_t *x) {
+/* F16 x F16, prompt (tiled kernel): 16 lanes, lane = i % 16, FMA per element. */
+static float dot_f16_tiled(int64_t n, const uint16_t *w, const uint16_t *x) {
     float acc[16] = {0};
     int64_t i = 0;
     for (; i + 16 <= n; i += 16)
@@ -41,6 +41,30 @@ static float dot_f16(int64_t n, const uint16_t *w, const uint16_t *x) {
     float s = hsum16(acc);
     for (; i < n; i++) s += quant_f16_to_f32(w[i]) * quant_f16_to_f32(x[i]);
     return s;
+}
+
+/* F16 x F16, single token (vector dot): four 16-lane accumulators over chunks of 64,
+ * added pairwise, reduced; the tail is added in double. */
+static float dot_f16_vec(int64_t n, const uint16_t *w, const uint16_t *x) {
+    float acc[4][16] = {{0}};
+    int64_t i = 0, np = n & ~(int64_t)63;
+    double sum = 0.0;
+    for (; i < np; i += 64)
+        for (int j = 0; j < 4; j++)
+            for (int l = 0; l < 16; l++) {
+                int64_t e = i + 16 * j + l;
+                acc[j][l] = fmaf(quant_f16_to_f32(w[e]), quant_f16_to_f32(x[e]), acc[j][l]);
+            }
+    if (np) {
+        for (int l = 0; l < 16; l++) {
+            acc[0][l] = acc[0][l] + acc[2][l];
+            acc[1][l] = acc[1][l] + acc[3][l];
+            acc[0][l] = acc[0][l] + acc[1][l];
+        }
+        sum = hsum16(acc[0]);
+    }
+    for (; i < n; i++) sum += (double)(quant_f16_to_f32(w[i]) * quant_f16_to_f32(x[i]));
+    return (float)sum;
 }
 
 /* Q8_0 x Q8_0: per block, lane l takes the products of elements 4l..4l+3, scaled
@@ -171,10 +195,10 @@ static float dot_q6_K(int64_t nb, const block_q6_K *w, const block_q8_K *x) {
     return hsum8(acc);
 }
 
-float matvec_dot(int type, int64_t n, const void *w, const void *xq) {
+float matvec_dot(int type, int64_t n, const void *w, const void *xq, int prompt) {
     switch (type) {
     case GGML_TYPE_F16:
-        return dot_f16(n, w, xq);
+        return prompt ? dot_f16_tiled(n, w, xq) : dot_f16_vec(n, w, xq);
     case GGML_TYPE_Q8_0:
         return dot_q8_0(n / QUANT_QK8_0, w, xq);
     case GGML_TYPE_Q4_0:
@@ -195,7 +219,7 @@ size_t matvec_xq_bytes(int weight_type, int64_t cols) {
     return ggml_row_bytes(vt, cols);
 }
 
-void matvec(const model_tensor_t *W, const float *x, float *y, void *xq) {
+void matvec(const model_tensor_t *W, const float *x, float *y, void *xq, int prompt) {
     int vt = quant_vec_dot_type(W->type);
     const void *xv = x;
     if (vt != GGML_TYPE_F32) {
@@ -204,5 +228,5 @@ void matvec(const model_tensor_t *W, const float *x, float *y, void *xq) {
     }
     const uint8_t *row = W->data;
     for (int64_t r = 0; r < W->rows; r++, row += W->row_bytes)
-        y[r] = matvec_dot(W->type, W->cols, row, xv);
+        y[r] = matvec_dot(W->type, W->cols, row, xv, prompt);
 }

@@ -18,12 +18,16 @@ size_t matvec_xq_bytes(int weight_type, int64_t cols);
  * each row is an integer/float dot product with it. The float accumulation follows the
  * reference's x86 kernels lane by lane (8 float lanes with an FMA per block for Q8_0 and
  * the K-quants, one FMA per block for Q4_0, 16 lanes for F16), so that results agree to
- * the last bit in most cases: on the random test models a one-ulp difference before an 8-bit activation
- * quantization can flip a rounding and move a log-probability by 0.1 nats. */
-void matvec(const model_tensor_t *W, const float *x, float *y, void *xq);
+ * the last bit in most cases: on the random test models a one-ulp difference before an
+ * 8-bit activation quantization can flip a rounding and move a log-probability by 0.1
+ * nats. prompt: 1 when x is one row of a multi-token prompt. The reference runs prompts
+ * through a tiled matrix kernel and single tokens through per-row dot products; they
+ * agree bit for bit on the quantized types but not on F16, whose two orders are both
+ * reproduced here. */
+void matvec(const model_tensor_t *W, const float *x, float *y, void *xq, int prompt);
 
 /* The dot product of one row of W (type, n columns) with x already converted to the
  * vec-dot type, in the same order as matvec. */
-float matvec_dot(int type, int64_t n, const void *w, const void *xq);
+float matvec_dot(int type, int64_t n, const void *w, const void *xq, int prompt);
 
 #endif

@@ -96,12 +96,9 @@ static int argmax(const float *v, int n) {
 }
 
 /* Prompt token ids (with BOS, no special-token parsing) into ids; the count, or -1. */
-static int prompt_tokens(const tokenizer_t *t, const char *prompt, int *ids, int cap) {
-    int32_t tmp[512];
-    int n = tok_encode(t, prompt, strlen(prompt), 1, 0, tmp, 512);
-    if (n < 0 || n > cap || n > 512) return -1;
-    for (int i = 0; i < n; i++) ids[i] = tmp[i];
-    return n;
+static int prompt_tokens(const tokenizer_t *t, const char *prompt, int32_t *ids, int cap) {
+    int n = tok_encode(t, prompt, strlen(prompt), 1, 0, ids, cap);
+    return n < 0 || n > cap ? -1 : n;
 }
 
 /* The reference reports a token that does not complete a UTF-8 character (a byte token)
@@ -184,7 +181,7 @@ static void run_completion(const model_t *m, const tokenizer_t *t, forward_state
                            const char *model_name) {
     const json_doc_t *d = &r->d;
     char prompt[512];
-    int ids[512];
+    int32_t ids[512];
     buf_t pb;
     buf_init(&pb);
     json_str_unescape(d, json_obj_get(d, comp, "prompt"), &pb);
@@ -201,7 +198,8 @@ static void run_completion(const model_t *m, const tokenizer_t *t, forward_state
     /* teacher forcing: logits after the prompt predict step 0, and so on */
     const float *logits = NULL;
     int pos = 0;
-    for (int i = 0; i < n_prompt; i++) logits = forward(m, s, ids[i], pos++);
+    logits = forward_prompt(m, s, ids, n_prompt, 0);
+    pos = n_prompt;
     CHECK(logits != NULL);
     if (!logits) return;
     double comp_max = 0.0;
@@ -241,7 +239,8 @@ static void run_completion(const model_t *m, const tokenizer_t *t, forward_state
 
     /* greedy: must reproduce the reference's ids while its top-two margin exceeds tol */
     pos = 0;
-    for (int i = 0; i < n_prompt; i++) logits = forward(m, s, ids[i], pos++);
+    logits = forward_prompt(m, s, ids, n_prompt, 0);
+    pos = n_prompt;
     missing = n_pred > n_steps ? n_pred - n_steps : 0;
     for (int k = 0; k < n_steps && logits; k++) {
         int step = json_arr_get(d, steps, (size_t)k);
