@@ -323,7 +323,10 @@ static void *loader_main(void *arg) {
         n_ctx = s->model.hp.n_ctx_train > 0 ? s->model.hp.n_ctx_train : SERVER_DEFAULT_CTX_CAP;
         if (n_ctx > SERVER_DEFAULT_CTX_CAP) n_ctx = SERVER_DEFAULT_CTX_CAP;
     }
-    if ((rc = sched_start(s->sched, &s->model, s->tok, n_ctx)) != 0) {
+    pthread_mutex_lock(&s->load_mu);
+    rc = s->abandoned ? -ECANCELED : sched_start(s->sched, &s->model, s->tok, n_ctx);
+    pthread_mutex_unlock(&s->load_mu);
+    if (rc) {
         snprintf(s->err, sizeof s->err, "cannot start the engine with a %d-token context: %s",
                  n_ctx, strerror(-rc));
         goto fail;
@@ -334,9 +337,13 @@ static void *loader_main(void *arg) {
              LOG_INT("context", s->n_ctx), LOG_STR("chat_template", chat_template_name(s->tmpl)),
              LOG_STR("model_name", s->model_name));
     atomic_store(&s->state, SERVER_READY);
-    return NULL;
+    goto out;
 fail:
     atomic_store(&s->state, SERVER_FAILED);
+out:
+    pthread_mutex_lock(&s->load_mu);
+    s->load_done = 1;
+    pthread_mutex_unlock(&s->load_mu);
     return NULL;
 }
 
@@ -397,6 +404,7 @@ int server_new(const server_opts_t *opts, server_t **out, char *err, size_t errl
     s->host = dupstr(opts->host ? opts->host : "127.0.0.1");
     s->tmpl_name = dupstr(opts->chat_template);
     s->created = (int64_t)time(NULL);
+    pthread_mutex_init(&s->load_mu, NULL);
     if (opts->model_name && *opts->model_name) {
         snprintf(s->model_name, sizeof s->model_name, "%s", opts->model_name);
     } else {
@@ -465,7 +473,14 @@ void server_stop(server_t *s, uint32_t drain_ms) {
         httpd_stop(s->httpd, drain_ms);
         httpd_wait(s->httpd); /* every request answered or its on_close run */
     }
-    if (s->loader_started) pthread_join(s->loader, NULL);
+    if (s->loader_started) {
+        /* A load can block for long (a slow disk, a FIFO): a stop must not wait for it. */
+        pthread_mutex_lock(&s->load_mu);
+        s->abandoned = !s->load_done;
+        pthread_mutex_unlock(&s->load_mu);
+        if (s->abandoned) pthread_detach(s->loader);
+        else pthread_join(s->loader, NULL);
+    }
     s->loader_started = 0;
     if (s->sched) {
         sched_stop(s->sched); /* posts the remaining jobs as cancelled */
@@ -478,10 +493,13 @@ void server_free(server_t *s) {
     if (!s) return;
     server_stop(s, 0);
     httpd_free(s->httpd);
+    s->httpd = NULL;
+    if (s->abandoned) return; /* the loader thread still uses the rest; we are exiting */
     sched_free(s->sched);
     if (s->tok) tok_free(s->tok);
     model_free(&s->model);
     metrics_registry_free(s->reg);
+    pthread_mutex_destroy(&s->load_mu);
     free(s->model_path);
     free(s->host);
     free(s->tmpl_name);

@@ -41,7 +41,8 @@ const char *server_error(const server_t *s);
 /* Stop: in-flight requests get up to drain_ms to finish, then everything is closed and
  * the engine thread stops. Call once, from the thread that owns the server. */
 void server_stop(server_t *s, uint32_t drain_ms);
-/* Stop (if needed) and free. NULL is fine. */
+/* Stop (if needed) and free. NULL is fine. Stopped while the model was still loading,
+ * the loader thread is left to the process's exit and keeps the memory it uses. */
 void server_free(server_t *s);
 
 #endif

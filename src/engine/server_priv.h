@@ -30,6 +30,10 @@ struct server {
     char err[512];           /* why loading failed; written before state becomes FAILED */
     pthread_t loader;
     int loader_started, stopped;
+    pthread_mutex_t load_mu; /* guards load_done and abandoned (loader vs server_stop) */
+    int load_done;           /* the loader thread has finished, successfully or not */
+    int abandoned;           /* stopped while loading: the loader must not start the engine,
+                              * and the server's memory stays for it (the process exits) */
     model_t model;
     tokenizer_t *tok;
     chat_tmpl_t tmpl;

@@ -409,3 +409,39 @@ test('SIGTERM lets an in-flight stream finish, then exits 0', async () => {
   assert.ok(text.length > 0);
   assert.equal(await exited, 0);
 });
+
+test('while the model loads: /health 503 loading, generation 503; SIGTERM does not wait for the load', async () => {
+  // A FIFO as the model file: the loader blocks in open() until a writer comes, so the
+  // server stays in its loading state for as long as the test wants.
+  const { spawnSync } = await import('node:child_process');
+  const { mkdtempSync, rmSync, openSync, closeSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const dir = mkdtempSync(`${tmpdir()}/tollgate-serve-`);
+  const fifo = `${dir}/slow.gguf`;
+  assert.equal(spawnSync('mkfifo', [fifo]).status, 0);
+  const exitOf = (p) => { p.removeAllListeners('exit'); return new Promise((res) => p.on('exit', (code) => res(code))); };
+  try {
+    const s = await startServe(['-m', fifo]);
+    const exited = exitOf(s.proc);
+    const h = await fetch(`${s.url}/health`);
+    assert.equal(h.status, 503);
+    assert.deepEqual(await h.json(), { status: 'loading' });
+    const g = await post(s.url, '/v1/completions', { prompt: 'x' });
+    assert.equal(g.status, 503);
+    assert.match(g.json.error.message, /loading/);
+    assert.equal((await post(s.url, '/tokenize', { content: 'x' })).status, 503);
+    assert.equal((await fetch(`${s.url}/v1/models`)).status, 200);
+    assert.equal((await fetch(`${s.url}/metrics`)).status, 200);
+    s.proc.kill('SIGTERM');
+    assert.equal(await exited, 0);
+
+    // the same, then the "file" arrives empty: the load fails and the server exits 1
+    const t = await startServe(['-m', fifo]);
+    const exited2 = exitOf(t.proc);
+    assert.equal((await fetch(`${t.url}/health`)).status, 503);
+    closeSync(openSync(fifo, 'w'));
+    assert.equal(await exited2, 1);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
