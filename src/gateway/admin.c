@@ -237,9 +237,11 @@ static void write_upstreams(json_w_t *jw, const snapshot_t *s) {
     json_w_obj_end(jw);
 }
 
-/* Ready: every route has a variant with weight > 0 whose pool has a usable address. */
-static const char *not_ready(const snapshot_t *s) {
+/* Models that cannot be served now: no variant with weight > 0 has a usable address. */
+static int write_unavailable(json_w_t *jw, const snapshot_t *s) {
     uint64_t now = ev_clock_ns();
+    int n = 0;
+    json_w_arr_begin(jw);
     for (size_t i = 0; i < s->cfg.nroutes; i++) {
         const snap_route_t *r = &s->routes[i];
         int ok = 0;
@@ -249,10 +251,13 @@ static const char *not_ready(const snapshot_t *s) {
             const snap_backend_t *b = &s->backends[r->cfg->variants[j].backend_idx];
             for (size_t k = 0; k < b->naddrs && !ok; k++) ok = pool_addr_usable(b->addrs[k], now);
         }
-        if (!ok)
-            return r->cfg->model;
+        if (!ok) {
+            json_w_str(jw, r->cfg->model);
+            n++;
+        }
     }
-    return NULL;
+    json_w_arr_end(jw);
+    return n;
 }
 
 /* "/routes/NAME/weights" -> NAME, percent-decoded into b. 0, or -1 when not that shape. */
@@ -291,19 +296,20 @@ void admin_handle(httpd_req_t *req, void *arg) {
         buf_appends(&b, "{\"status\":\"ok\"}");
         respond_json(req, 200, &b);
     } else if (get && !strcmp(path, "/ready")) {
-        const char *why = not_ready(s);
+        /* Ready means this gateway serves: its listeners and config are up. Upstream
+         * trouble is reported, not turned into unreadiness by default — taking every
+         * gateway out of a load balancer because one model's pool is down would fail the
+         * models that are fine too. ?strict=1 asks for 503 when any model is unservable. */
+        int strict = strstr(httpd_req_query(req), "strict=1") != NULL;
         json_w_obj_begin(&jw);
-        json_w_key(&jw, "ready");
-        json_w_bool(&jw, !why);
         json_w_key(&jw, "generation");
         json_w_i64(&jw, (int64_t)s->generation);
-        if (why) {
-            json_w_key(&jw, "reason");
-            buf_appendf(&name, "no usable upstream for model %s", why);
-            json_w_str(&jw, name.data);
-        }
+        json_w_key(&jw, "unavailable_models");
+        int down = write_unavailable(&jw, s);
+        json_w_key(&jw, "ready");
+        json_w_bool(&jw, !(strict && down));
         json_w_obj_end(&jw);
-        respond_json(req, why ? 503 : 200, &b);
+        respond_json(req, strict && down ? 503 : 200, &b);
     } else if (!authorized(req, s)) {
         httpd_add_header(req, "WWW-Authenticate", "Bearer");
         httpd_error_ex(req, 401, "invalid_request_error",

@@ -245,8 +245,12 @@ test('an upstream address going down and coming back', async () => {
   const addr = `127.0.0.1:${downPort}`;
   const state = async () => (await admin('GET', '/upstreams')).json.pool_a.find((x) => x.address === addr);
   await until(async () => !(await state()).usable, 3000, 'the dead address to be out of rotation');
-  const ready = await (await fetch(`http://127.0.0.1:${gw.admin}/ready`)).json();
+  let ready = await (await fetch(`http://127.0.0.1:${gw.admin}/ready?strict=1`)).json();
   assert.equal(ready.ready, true, 'still ready: the pool has another address');
+  assert.ok(!ready.unavailable_models.includes('m'));
+  // The 'noretry' route's only address answers 503 but is up: servable. 'slow' has no
+  // health checks: servable. Nothing is unavailable.
+  assert.deepEqual(ready.unavailable_models, []);
 
   sims.a1 = await startSim(downPort);
   await until(async () => (await state()).usable, 5000, 'the address to come back');
