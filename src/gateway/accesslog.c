@@ -1,0 +1,119 @@
+/* accesslog.c — formats a finished request as one JSON line and appends it with one write. */
+#include "gateway/accesslog.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/json.h"
+
+struct accesslog {
+    int fd;
+    int owned;              /* fd opened here (closed at the end) */
+    atomic_uint_fast64_t lost;
+};
+
+int accesslog_open(const char *dest, accesslog_t **out, char *err, size_t errlen) {
+    *out = NULL;
+    accesslog_t *a = calloc(1, sizeof *a);
+    if (!a)
+        return -ENOMEM;
+    if (!strcmp(dest, "-") || !strcmp(dest, "stdout")) {
+        a->fd = STDOUT_FILENO;
+    } else if (!strcmp(dest, "stderr")) {
+        a->fd = STDERR_FILENO;
+    } else {
+        a->fd = open(dest, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+        if (a->fd < 0) {
+            int e = errno;
+            snprintf(err, errlen, "access log %s: %s", dest, strerror(e));
+            free(a);
+            return -e;
+        }
+        a->owned = 1;
+    }
+    *out = a;
+    return 0;
+}
+
+void accesslog_close(accesslog_t *a) {
+    if (!a)
+        return;
+    if (a->owned)
+        close(a->fd);
+    free(a);
+}
+
+static void key_str(json_w_t *w, const char *k, const char *v) {
+    json_w_key(w, k);
+    if (v)
+        json_w_str(w, v);
+    else
+        json_w_null(w);
+}
+
+static void key_count(json_w_t *w, const char *k, int64_t v) {
+    json_w_key(w, k);
+    if (v >= 0)
+        json_w_i64(w, v);
+    else
+        json_w_null(w);
+}
+
+int accesslog_format(const accesslog_rec_t *r, buf_t *out) {
+    char ts[40];
+    time_t s = (time_t)(r->ts_ms / 1000);
+    struct tm tm;
+    gmtime_r(&s, &tm);
+    size_t n = strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(ts + n, sizeof ts - n, ".%03dZ", (int)(r->ts_ms % 1000));
+    json_w_t w;
+    json_w_init(&w, out);
+    json_w_obj_begin(&w);
+    key_str(&w, "ts", ts);
+    key_str(&w, "method", r->method);
+    key_str(&w, "path", r->path);
+    json_w_key(&w, "status");
+    json_w_i64(&w, r->status);
+    key_str(&w, "service", r->service);
+    key_str(&w, "model", r->model);
+    key_str(&w, "variant", r->variant);
+    json_w_key(&w, "stream");
+    json_w_bool(&w, r->stream);
+    json_w_key(&w, "duration_ms");
+    json_w_double(&w, (double)(int64_t)(r->duration_ms * 1000) / 1000);
+    json_w_key(&w, "ttft_ms");
+    if (r->ttft_ms >= 0)
+        json_w_double(&w, (double)(int64_t)(r->ttft_ms * 1000) / 1000);
+    else
+        json_w_null(&w);
+    key_count(&w, "prompt_tokens", r->prompt_tokens);
+    key_count(&w, "completion_tokens", r->completion_tokens);
+    json_w_key(&w, "attempts");
+    json_w_i64(&w, r->attempts);
+    key_str(&w, "reason", r->reason);
+    key_str(&w, "request_id", r->request_id);
+    json_w_obj_end(&w);
+    return buf_append(out, "\n", 1) < 0 ? -ENOMEM : 0;
+}
+
+int accesslog_write(accesslog_t *a, const accesslog_rec_t *rec, buf_t *scratch) {
+    buf_reset(scratch);
+    int rc = accesslog_format(rec, scratch);
+    if (rc == 0) {
+        ssize_t w = write(a->fd, scratch->data, scratch->len);
+        rc = w == (ssize_t)scratch->len ? 0 : w < 0 ? -errno : -EIO;
+    }
+    if (rc)
+        atomic_fetch_add_explicit(&a->lost, 1, memory_order_relaxed);
+    return rc;
+}
+
+uint64_t accesslog_lost(const accesslog_t *a) {
+    return atomic_load_explicit(&a->lost, memory_order_relaxed);
+}

@@ -1,0 +1,248 @@
+/* test_gw_obs.c — gateway metrics families and buckets, the per-worker label cache, the
+ * access-log line, the observability config, and obs_request_end into the request log. */
+#include <errno.h>
+#include <sqlite3.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "core/config.h"
+#include "core/json.h"
+#include "gateway/obs.h"
+
+static int has(const buf_t *b, const char *line) {
+    return b->data && strstr(b->data, line) != NULL;
+}
+
+static void test_metrics(void) {
+    gwm_t *m = gwm_new();
+    gwm_cache_t *c = gwm_cache_new(m);
+    CHECK(m && c);
+    char svc1[] = "orders", svc2[] = "orders"; /* same text, other address: same series */
+    double durs[] = {0.1, 0.5, 0.7};
+    for (int i = 0; i < 3; i++) {
+        gwm_req_t r = {.service = i == 2 ? svc2 : svc1, .model = "tiny", .variant = "stable",
+                       .status = 200, .duration_s = durs[i], .ttft_s = 0.05 * (i + 1),
+                       .tpot_s = 0.02, .overhead_s = 0.00003, .prompt_tokens = 20 + i * 100,
+                       .completion_tokens = 7};
+        gwm_record(c, &r);
+    }
+    gwm_req_t e = {.service = svc1, .model = "tiny", .variant = "stable", .status = 504,
+                   .duration_s = 2, .ttft_s = -1, .tpot_s = -1, .overhead_s = -1,
+                   .prompt_tokens = -1, .completion_tokens = -1};
+    gwm_record(c, &e);
+    gwm_cache_reset(c);
+    gwm_record(c, &e);
+    gwm_fallback(m, "orders", "tiny", "timeout");
+    buf_t b;
+    buf_init(&b);
+    CHECK_EQ_INT(metrics_render(gwm_registry(m), &b), 0);
+    const char *L = "{service=\"orders\",model=\"tiny\",variant=\"stable\"";
+    char want[256];
+#define HAS(fmt, ...)                                                                          \
+    do {                                                                                       \
+        snprintf(want, sizeof want, fmt, __VA_ARGS__);                                         \
+        CHECK_MSG(has(&b, want), "missing: %s", want);                                         \
+    } while (0)
+    HAS("tollgate_requests_total%s,code=\"200\"} 3\n", L);
+    HAS("tollgate_requests_total%s,code=\"504\"} 2\n", L);
+    HAS("tollgate_request_duration_seconds_bucket%s,le=\"0.1\"} 1\n", L);
+    HAS("tollgate_request_duration_seconds_bucket%s,le=\"0.5\"} 2\n", L); /* le is inclusive */
+    HAS("tollgate_request_duration_seconds_bucket%s,le=\"0.75\"} 3\n", L);
+    HAS("tollgate_request_duration_seconds_bucket%s,le=\"+Inf\"} 5\n", L);
+    HAS("tollgate_request_duration_seconds_count%s} 5\n", L);
+    HAS("tollgate_time_to_first_token_seconds_count%s} 3\n", L);
+    HAS("tollgate_time_per_output_token_seconds_bucket%s,le=\"0.02\"} 3\n", L);
+    HAS("%s", "tollgate_overhead_seconds_bucket{le=\"5e-05\"} 3\n");
+    HAS("%s", "tollgate_overhead_seconds_count 3\n");
+    HAS("%s", "tollgate_prompt_tokens_bucket{service=\"orders\",model=\"tiny\",le=\"32\"} 1\n");
+    HAS("%s", "tollgate_prompt_tokens_sum{service=\"orders\",model=\"tiny\"} 360\n");
+    HAS("%s", "tollgate_tokens_total{service=\"orders\",model=\"tiny\",kind=\"prompt\"} 360\n");
+    HAS("%s", "tollgate_tokens_total{service=\"orders\",model=\"tiny\",kind=\"completion\"} 21\n");
+    HAS("%s", "tollgate_fallbacks_total{service=\"orders\",model=\"tiny\",reason=\"timeout\"} 1\n");
+    HAS("%s", "# TYPE tollgate_request_duration_seconds histogram\n");
+    buf_free(&b);
+    gwm_cache_free(c);
+    gwm_free(m);
+}
+
+/* More label tuples than the cache holds: every request is still counted. */
+static void test_cache_overflow(void) {
+    gwm_t *m = gwm_new();
+    gwm_cache_t *c = gwm_cache_new(m);
+    static char names[600][16];
+    for (int i = 0; i < 600; i++) {
+        snprintf(names[i], sizeof names[i], "s%d", i);
+        for (int k = 0; k < 2; k++) {
+            gwm_req_t r = {.service = names[i], .model = "m", .variant = "v", .status = 200,
+                           .duration_s = 0.01, .ttft_s = -1, .tpot_s = -1, .overhead_s = -1,
+                           .prompt_tokens = -1, .completion_tokens = -1};
+            gwm_record(c, &r);
+        }
+    }
+    buf_t b;
+    buf_init(&b);
+    metrics_render(gwm_registry(m), &b);
+    CHECK(has(&b, "tollgate_requests_total{service=\"s0\",model=\"m\",variant=\"v\",code=\"200\"} 2\n"));
+    CHECK(has(&b, "tollgate_requests_total{service=\"s599\",model=\"m\",variant=\"v\",code=\"200\"} 2\n"));
+    buf_free(&b);
+    gwm_cache_free(c);
+    gwm_free(m);
+}
+
+static void test_access_line(void) {
+    accesslog_rec_t r = {.ts_ms = 1700000000123, .method = "POST", .path = "/v1/chat/completions",
+                         .service = "orders", .model = "tiny", .variant = "canary",
+                         .request_id = "r\"1", .status = 200, .stream = 1, .attempts = 2,
+                         .duration_ms = 41.25, .ttft_ms = 12.5, .prompt_tokens = 30,
+                         .completion_tokens = -1};
+    buf_t b;
+    buf_init(&b);
+    CHECK_EQ_INT(accesslog_format(&r, &b), 0);
+    CHECK(b.len > 0 && b.data[b.len - 1] == '\n' && !memchr(b.data, '\n', b.len - 1));
+    json_tok_t toks[64];
+    json_doc_t d;
+    CHECK(json_parse(b.data, b.len, toks, 64, 8, &d, NULL) > 0);
+    CHECK(json_str_eq(&d, json_obj_get(&d, 0, "ts"), "2023-11-14T22:13:20.123Z"));
+    CHECK(json_str_eq(&d, json_obj_get(&d, 0, "variant"), "canary"));
+    CHECK(json_str_eq(&d, json_obj_get(&d, 0, "request_id"), "r\"1"));
+    int64_t v;
+    CHECK(json_get_i64(&d, json_obj_get(&d, 0, "status"), &v) == 0 && v == 200);
+    CHECK(json_get_i64(&d, json_obj_get(&d, 0, "attempts"), &v) == 0 && v == 2);
+    CHECK(d.toks[json_obj_get(&d, 0, "completion_tokens")].type == JSON_NULL);
+    CHECK(json_obj_get(&d, 0, "prompt") < 0);
+    buf_free(&b);
+}
+
+static int load(const char *yaml, obs_cfg_t **c, char *err, size_t errlen) {
+    cfg_node_t *root;
+    int rc = cfg_load_string(yaml, strlen(yaml), "t.yaml", &root, err, errlen);
+    if (rc)
+        return rc;
+    rc = obscfg_load(root, c, err, errlen);
+    cfg_free(root);
+    return rc;
+}
+
+static void test_config(void) {
+    obs_cfg_t *c;
+    char err[512];
+    CHECK_EQ_INT(load("listen: 1\n", &c, err, sizeof err), 0);
+    CHECK(c->log_path == NULL && c->access_log == NULL);
+    CHECK_NEAR(obscfg_rate(c, "x"), 1.0, 0);
+    obscfg_free(c);
+    const char *y = "request_log:\n"
+                    "  path: /tmp/x.db\n"
+                    "  retention: 24h\n"
+                    "  sample_rate: 0.1\n"
+                    "  services: {orders: 1, search: 0}\n"
+                    "  redact:\n"
+                    "    phone: false\n"
+                    "    patterns:\n"
+                    "      - \"ORD-[0-9]+\"\n"
+                    "      - {regex: \"tok_[a-z]+\", replace: \"[TOKEN]\"}\n"
+                    "access_log: \"-\"\n";
+    CHECK_EQ_INT(load(y, &c, err, sizeof err), 0);
+    CHECK_EQ_STR(c->log_path, "/tmp/x.db");
+    CHECK_EQ_INT(c->retention_ms, 24 * 3600 * 1000LL);
+    CHECK_NEAR(obscfg_rate(c, "orders"), 1.0, 0);
+    CHECK_NEAR(obscfg_rate(c, "search"), 0.0, 0);
+    CHECK_NEAR(obscfg_rate(c, "other"), 0.1, 1e-12);
+    CHECK_EQ_INT(c->redact_builtin, REDACT_EMAIL | REDACT_CARD);
+    CHECK_EQ_INT(c->npatterns, 2);
+    CHECK_EQ_STR(c->patterns[1].replace, "[TOKEN]");
+    CHECK_EQ_STR(c->access_log, "-");
+    obscfg_free(c);
+    CHECK_EQ_INT(load("request_log:\n  path: a.db\n  redact:\n    patterns: [\"([a-z\"]\n", &c,
+                      err, sizeof err),
+                 -EINVAL);
+    CHECK_MSG(strstr(err, "t.yaml:4") && strstr(err, "([a-z"), "%s", err);
+    CHECK_EQ_INT(load("request_log:\n  path: a.db\n  sample_rate: 2\n", &c, err, sizeof err),
+                 -EINVAL);
+    CHECK_MSG(strstr(err, "t.yaml:3") && strstr(err, "sample_rate"), "%s", err);
+    CHECK_EQ_INT(load("request_log:\n  retention: 1h\n", &c, err, sizeof err), -EINVAL);
+    CHECK_MSG(strstr(err, "path"), "%s", err);
+    CHECK_EQ_INT(load("request_log:\n  path: a.db\n  colour: red\n", &c, err, sizeof err), -EINVAL);
+    CHECK_MSG(strstr(err, "colour"), "%s", err);
+}
+
+static void test_obs_end(void) {
+    char dir[] = "/tmp/test_gw_obs.XXXXXX";
+    if (!mkdtemp(dir))
+        return;
+    char yaml[1024], db[256], al[256], err[512];
+    snprintf(db, sizeof db, "%s/req.db", dir);
+    snprintf(al, sizeof al, "%s/access.log", dir);
+    snprintf(yaml, sizeof yaml,
+             "request_log:\n  path: %s\n  sample_rate: 0\n  services: {orders: 1}\n"
+             "access_log: %s\n", db, al);
+    obs_cfg_t *c;
+    CHECK_EQ_INT(load(yaml, &c, err, sizeof err), 0);
+    obs_t *o;
+    CHECK_EQ_INT(obs_new(c, &o, err, sizeof err), 0);
+    obs_worker_t *w = obs_worker_new(o, 7);
+    int yes = 0, no = 0;
+    for (int i = 0; i < 100; i++) {
+        yes += obs_sample(w, c, "orders");
+        no += obs_sample(w, c, "search");
+    }
+    CHECK_EQ_INT(yes, 100);
+    CHECK_EQ_INT(no, 0);
+    const char *body = "{\"model\":\"tiny\",\"messages\":[{\"role\":\"user\",\"content\":\"to a@b.io\"}]}";
+    const char *resp = "{\"choices\":[{\"message\":{\"content\":\"ok\"}}]}";
+    obs_req_t r = {.ts_ms = 0 /* now: an old one would go with the 72 h retention */, .method = "POST", .path = "/v1/chat/completions",
+                   .service = "orders", .model = "tiny", .variant = "stable", .status = 200,
+                   .attempts = 1, .start_ns = 1000, .end_ns = 1000 + 40000000,
+                   .upstream_ns = 39000000, .prompt_tokens = 9, .completion_tokens = 1,
+                   .sampled = 1, .prompt = body, .prompt_len = strlen(body), .response = resp,
+                   .response_len = strlen(resp)};
+    obs_request_end(w, &r);
+    CHECK_EQ_INT(reqlog_sync(obs_reqlog(o), 5000), 0);
+    reqlog_stats_t rs;
+    reqlog_stats(obs_reqlog(o), &rs);
+    CHECK_EQ_INT(rs.written, 1);
+    sqlite3 *s;
+    sqlite3_stmt *st;
+    CHECK(sqlite3_open(db, &s) == SQLITE_OK);
+    CHECK(sqlite3_prepare_v2(s, "SELECT prompt, response, outcome, latency_ms FROM requests", -1,
+                             &st, NULL) == SQLITE_OK);
+    CHECK(sqlite3_step(st) == SQLITE_ROW);
+    CHECK_EQ_STR((const char *)sqlite3_column_text(st, 0), "user: to [EMAIL]");
+    CHECK_EQ_STR((const char *)sqlite3_column_text(st, 1), "ok");
+    CHECK_EQ_STR((const char *)sqlite3_column_text(st, 2), "ok");
+    CHECK_NEAR(sqlite3_column_double(st, 3), 40.0, 1e-9);
+    sqlite3_finalize(st);
+    sqlite3_close(s);
+    buf_t b;
+    buf_init(&b);
+    metrics_render(gwm_registry(obs_metrics(o)), &b);
+    CHECK(has(&b, "tollgate_overhead_seconds_bucket{le=\"0.001\"} 1\n"));
+    CHECK(has(&b, "tollgate_overhead_seconds_bucket{le=\"0.0005\"} 0\n"));
+    buf_free(&b);
+    obs_worker_free(w);
+    obs_free(o);
+    obscfg_free(c);
+    FILE *f = fopen(al, "r");
+    char line[1024] = "";
+    CHECK(f && fgets(line, sizeof line, f));
+    if (f)
+        fclose(f);
+    CHECK(strstr(line, "\"status\":200") && strstr(line, "\"service\":\"orders\""));
+    CHECK(!strstr(line, "a@b.io"));
+    CHECK_EQ_STR(obs_outcome(429, 0), "rejected");
+    CHECK_EQ_STR(obs_outcome(200, 1), "fallback");
+    CHECK_EQ_STR(obs_outcome(504, 0), "timeout");
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    CHECK(system(cmd) == 0);
+}
+
+int main(void) {
+    test_metrics();
+    test_cache_overflow();
+    test_access_line();
+    test_config();
+    test_obs_end();
+    return check_summary("test_gw_obs");
+}
