@@ -138,13 +138,12 @@ void sampler_sample(sampler_t *s, const float *logits, sampler_result_t *out) {
         chosen = argmax(logits, n);
     } else {
         cand_t *c = s->cand;
-        float inv_t = 1.0f / p->temperature, max = -INFINITY;
+        float inv_t = 1.0f / p->temperature, max = logits[argmax(logits, n)];
+        /* (l - max) / T <= 0: no overflow even for a tiny temperature; the best gets 1.0 */
         for (int i = 0; i < n; i++) {
-            c[i].v = logits[i] * inv_t;
+            c[i].v = expf((logits[i] - max) * inv_t);
             c[i].id = i;
-            if (c[i].v > max) max = c[i].v;
         }
-        for (int i = 0; i < n; i++) c[i].v = expf(c[i].v - max); /* the best gets 1.0 */
         if (p->top_k > 0 && p->top_k < n) {
             select_top(c, n, p->top_k);
             n = p->top_k;

@@ -236,6 +236,15 @@ static void test_logprobs(void) {
     }
     sampler_free(&s);
 
+    /* a tiny temperature is greedy in effect, never NaN */
+    p = params(1e-6f);
+    sampler_init(&s, V, &p);
+    for (int t = 0; t < 20; t++) {
+        sampler_sample(&s, x, &r);
+        CHECK_EQ_INT(r.id, argmax(x, V));
+    }
+    sampler_free(&s);
+
     p = params(1.0f);
     p.n_top = 21;
     CHECK_EQ_INT(sampler_init(&s, V, &p), -EINVAL);
