@@ -63,6 +63,7 @@ backends:
     ejection: {consecutive_failures: 1, base_ms: 200, max_ms: 400}
   pool_b:
     addresses: [127.0.0.1:${s.b.port}]
+    api_key: upstream-secret-123
   slow:
     addresses: [127.0.0.1:${s.slow.port}]
     health_check: false
@@ -407,6 +408,42 @@ test('bad requests get OpenAI-style errors', async () => {
   assert.equal(noKey.status, 401);
   const wrongKey = await fetch(`http://127.0.0.1:${gw.admin}/config`, { headers: { authorization: `Bearer ${ADMIN_KEY}x` } });
   assert.equal(wrongKey.status, 401);
+});
+
+test('admin API: config without secrets, routes, errors', async () => {
+  const cfg = await admin('GET', '/config');
+  assert.equal(cfg.status, 200);
+  assert.equal(cfg.json.routes.m.variants.canary.upstream_model, 'm-canary');
+  assert.equal(cfg.json.backends.pool_b.api_key, '(set)');
+  assert.ok(!JSON.stringify(cfg.json).includes('upstream-secret-123'), 'secrets are not echoed');
+  assert.ok(!JSON.stringify(cfg.json).includes(ADMIN_KEY));
+  const routes = await admin('GET', '/routes');
+  assert.deepEqual(routes.json.map((r) => r.model).sort(), ['flaky', 'm', 'noretry', 'slow', 'stall']);
+  assert.equal((await admin('GET', '/routes/nope/weights')).status, 404);
+  assert.equal((await admin('GET', '/reload')).status, 405);
+  assert.equal((await admin('PUT', '/routes/m/weights', '{"stable": -1}')).status, 400);
+  assert.equal((await admin('PUT', '/routes/m/weights', 'not json')).status, 400);
+  assert.equal((await admin('GET', '/nothing')).status, 404);
+  const st = await admin('GET', '/stats');
+  assert.ok(st.json.requests > 0 && st.json.completion_tokens > 0);
+});
+
+test('command line: --help, --check', async () => {
+  const run = (args) => new Promise((resolve) => {
+    const p = spawn(BIN, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '', err = '';
+    p.stdout.on('data', (d) => { out += d; });
+    p.stderr.on('data', (d) => { err += d; });
+    p.on('exit', (code) => resolve({ code, out, err }));
+  });
+  const h = await run(['gateway', '--help']);
+  assert.equal(h.code, 0);
+  for (const opt of ['--config', '--port', '--threads', '--admin-port', '--check', 'SIGHUP']) assert.ok(h.out.includes(opt), opt);
+  const c = await run(['gateway', '-c', cfgPath, '--check']);
+  assert.equal(c.code, 0, c.err);
+  assert.match(c.out, /ok: 5 routes, 6 backends/);
+  const n = await run(['gateway']);
+  assert.equal(n.code, 2);
 });
 
 test('SIGTERM: the gateway drains and exits 0', async () => {
