@@ -21,5 +21,6 @@ int cmd_up(int argc, char **argv);
 int cmd_keygen(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_traingen(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
 
 #endif

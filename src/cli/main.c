@@ -17,6 +17,7 @@ static const cli_cmd_t commands[] = {
     {"keygen", cmd_keygen, "make a new API key for a service and print the hash the config wants"},
     {"train", cmd_train, "train the small order-normalization model (llama GGUF) from a menu"},
     {"traingen", cmd_traingen, "write generated order-normalization pairs (JSON lines) from a menu"},
+    {"eval", cmd_eval, "exact-match accuracy and latency of the order model on a held-out set (model file or server)"},
     {NULL, NULL, NULL},
 };
 
