@@ -15,6 +15,7 @@
 #include "gateway/admin.h"
 #include "gateway/govern.h"
 #include "gateway/health.h"
+#include "gateway/obs.h"
 #include "gateway/proxy.h"
 
 struct gateway {
@@ -29,6 +30,7 @@ struct gateway {
     int threads;
     _Atomic(proxy_worker_t *) *workers; /* slot per worker thread, set by the thread itself */
     health_t *health;
+    obs_t *obs;                    /* metrics, request log, access log (start-up settings) */
     int started;
     atomic_int stopped;
 };
@@ -88,6 +90,13 @@ int gateway_new(const gateway_opts_t *opts, gateway_t **out, char *err, size_t e
         return -ENOMEM;
     }
     atomic_init(&gw->gen, 1);
+    /* The request log and access log are opened once, from the first config. */
+    if ((rc = obs_new(gw->cur->cfg.obs, &gw->obs, err, errlen)) != 0) {
+        if (rc == -ENOMEM)
+            snprintf(err, errlen, "out of memory");
+        gateway_free(gw);
+        return rc;
+    }
 
     httpd_config_t hc = {
         .host = host,
@@ -155,6 +164,10 @@ snapshot_t *gateway_acquire(gateway_t *gw) {
 
 struct gov *gateway_gov(gateway_t *gw) {
     return &gw->gov;
+}
+
+struct obs *gateway_obs(gateway_t *gw) {
+    return gw->obs;
 }
 
 uint64_t gateway_generation(gateway_t *gw) {
@@ -241,6 +254,8 @@ void gateway_free(gateway_t *gw) {
     httpd_free(gw->admin);
     httpd_free(gw->main);
     health_free(gw->health);
+    /* After the workers: everything they queued for the request log is written now. */
+    obs_free(gw->obs);
     snapshot_unref(gw->cur);
     pool_registry_free(&gw->reg);
     gov_destroy(&gw->gov);

@@ -42,6 +42,8 @@ int gateway_reload(gateway_t *gw, char *msg, size_t msglen);
 snapshot_t *gateway_acquire(gateway_t *gw);
 /* The governance runtime (services' limiter state, rejection counters): govern.h. */
 struct gov *gateway_gov(gateway_t *gw);
+/* Metrics, request log and access log (obs.h). */
+struct obs *gateway_obs(gateway_t *gw);
 /* Its number: workers compare it with theirs (one relaxed load) to notice a new one. */
 uint64_t gateway_generation(gateway_t *gw);
 

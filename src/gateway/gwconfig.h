@@ -112,6 +112,7 @@ typedef struct gw_config {
     gw_route_cfg_t *routes;
     size_t nroutes;
     struct gov_cfg *gov;     /* services, keys, limits, tokenizers, redis (govcfg.h); NULL: none */
+    struct obs_cfg *obs;     /* request log, access log (obscfg.h); set by a successful load */
 } gw_config_t;
 
 /* Fill cfg with defaults and no backends or routes (all pointers owned by cfg). */

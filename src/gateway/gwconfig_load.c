@@ -9,6 +9,7 @@
 
 #include "core/config.h"
 #include "gateway/govcfg.h"
+#include "gateway/obscfg.h"
 
 /* Errors and the buffer they go to, threaded through the walk. */
 typedef struct ld {
@@ -238,7 +239,7 @@ static int section(ld_t *l, const cfg_node_t *n, size_t *count) {
 static int load_tree(ld_t *l, const cfg_node_t *root, gw_config_t *c) {
     static const char *const keys[] = {"listen", "threads", "max_body_bytes", "admin",
                                        "backends", "routes", "services", "redis",
-                                       "fair_queue", NULL};
+                                       "fair_queue", "request_log", "access_log", NULL};
     int rc = cfg_check_keys(root, keys, l->err, l->errlen);
     int64_t threads;
     uint64_t body;
@@ -272,7 +273,10 @@ static int load_tree(ld_t *l, const cfg_node_t *root, gw_config_t *c) {
             return rc;
     }
     /* Governance: services, keys, limits, route tokenizers, redis. */
-    return govcfg_load(root, c->path, &c->gov, l->err, l->errlen);
+    if ((rc = govcfg_load(root, c->path, &c->gov, l->err, l->errlen)))
+        return rc;
+    /* Observability: request log, access log. */
+    return obscfg_load(root, &c->obs, l->err, l->errlen);
 }
 
 /* Common tail of both loaders: walk the tree, validate, clean up on error. */
