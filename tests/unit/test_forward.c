@@ -14,18 +14,24 @@
 
 #include "model/tokenizer.h"
 
-/* Tolerances on |our log-prob - reference log-prob|, in nats, by the lowest-precision
- * weight type in the file. See docs/engine.md "Forward pass and accuracy" for why.
- * These random models have logits with a standard deviation of ~12, so a relative error
- * of 1e-3 in the final hidden state already moves log-probs by ~0.01-0.05; what remains
- * after matching the reference's numerics step by step is summation order (ours is
- * sequential, the reference's SIMD) and, on quantized files, the 8-bit activation
- * quantization flipping a rounding when an input moves by an ulp, which a 4-bit weight
- * amplifies more. */
-#define TOL_F16 0.05
-#define TOL_Q8_0 0.40
-#define TOL_Q6_K 0.10
-#define TOL_4BIT 0.40
+/* Tolerances on |our log-prob - reference log-prob|, in nats, by the weight types of the
+ * file (docs/engine.md "Forward pass and accuracy" has the measurements).
+ *
+ * The engine reproduces the reference's arithmetic order (matvec.c, forward.c), so where
+ * it does so exactly the only differences left are last-bit ones (measured <= 3e-4 on
+ * F16, ~1e-5 on Q8_0, Q6_K and the K-quant mixes). What a tolerance must allow for is
+ * a different rounding of one 8-bit activation code (8-bit activations before every
+ * quantized product): these random models have logits with a standard deviation of ~12
+ * and one such flip moves log-probs by 0.04-0.45 nats. So:
+ *  - F16: no 8-bit activations, f16 roundings only: 0.01;
+ *  - Q8_0, Q6_K, K-quant mixes: our order is the reference's, no flip occurs: 0.05
+ *    (a flip, i.e. a kernel that stopped matching the reference, fails the test);
+ *  - Q4_0: the reference repacks Q4_0 for kernels whose order we match in all but one
+ *    of 96 steps (one flip, 0.22 nats, then carried by the KV cache): 0.30, still
+ *    better than the 0.6 of an independent engine quoted in ref/README.md. */
+#define TOL_F16 0.01
+#define TOL_EXACT 0.05
+#define TOL_Q4_0 0.30
 
 typedef struct ref_doc {
     char *text;
@@ -140,29 +146,28 @@ static void log_softmax(const float *logits, int n, double *lp) {
     for (int i = 0; i < n; i++) lp[i] = (double)logits[i] - lse;
 }
 
-/* The weakest weight type decides the tolerance. */
+/* The tolerance for a file: the loosest of its weight types. */
 static double model_tolerance(const model_t *m, const char **why) {
-    int worst = 0; /* 0 F16/F32, 1 Q8_0, 2 Q6_K, 3 4-5 bit */
-    const model_tensor_t *ts[2 + 10 * 64];
-    size_t n = 0;
-    ts[n++] = &m->tok_embd;
-    ts[n++] = &m->output;
-    for (int l = 0; l < m->hp.n_layer && l < 64; l++) {
-        const model_layer_t *w = &m->layers[l];
-        const model_tensor_t *lt[] = {&w->wq, &w->wk, &w->wv, &w->wqkv, &w->wo,
-                                      &w->w_gate, &w->w_up, &w->w_down};
-        for (size_t i = 0; i < 8; i++) ts[n++] = lt[i];
+    int worst = 0; /* 0 F16/F32, 1 8-bit activations in our exact order, 2 Q4_0 */
+    for (int l = -1; l < m->hp.n_layer; l++) {
+        const model_tensor_t *ts[8] = {&m->tok_embd, &m->output};
+        int n = 2;
+        if (l >= 0) {
+            const model_layer_t *w = &m->layers[l];
+            const model_tensor_t *lt[] = {&w->wq, &w->wk, &w->wv, &w->wqkv, &w->wo,
+                                          &w->w_gate, &w->w_up, &w->w_down};
+            memcpy(ts, lt, sizeof lt);
+            n = 8;
+        }
+        for (int i = 0; i < n; i++) {
+            if (!ts[i]->data) continue;
+            int t = ts[i]->type;
+            int rank = t == GGML_TYPE_Q4_0 ? 2 : (t == GGML_TYPE_F16 || t == GGML_TYPE_F32) ? 0 : 1;
+            if (rank > worst) worst = rank;
+        }
     }
-    for (size_t i = 0; i < n; i++) {
-        if (!ts[i]->data) continue;
-        int t = ts[i]->type, rank = 0;
-        if (t == GGML_TYPE_Q8_0) rank = 1;
-        else if (t == GGML_TYPE_Q6_K) rank = 2;
-        else if (t == GGML_TYPE_Q4_0 || t == GGML_TYPE_Q4_K || t == GGML_TYPE_Q5_K) rank = 3;
-        if (rank > worst) worst = rank;
-    }
-    static const double tols[] = {TOL_F16, TOL_Q8_0, TOL_Q6_K, TOL_4BIT};
-    static const char *names[] = {"F16", "Q8_0", "Q6_K", "4/5-bit"};
+    static const double tols[] = {TOL_F16, TOL_EXACT, TOL_Q4_0};
+    static const char *names[] = {"F16", "8-bit", "Q4_0"};
     *why = names[worst];
     return tols[worst];
 }
@@ -301,7 +306,7 @@ static void run_model(const char *dir, const char *file) {
         if (comp < 0) break;
         run_completion(&m, t, s, &r, comp, tol, lp, &st, base);
     }
-    printf("  %-20s %-7s tol %.2f  max |dlogprob| %.4f over %d log-probs (%d steps); "
+    printf("  %-20s %-7s tol %.2f  max |dlogprob| %.6f over %d log-probs (%d steps); "
            "greedy %d/%d\n",
            base, tname, tol, st.max_diff, st.n_compared, st.n_steps, st.greedy_matched,
            st.greedy_checked);
