@@ -4,6 +4,7 @@
 #include "gateway/proxy.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +14,7 @@
 
 #include "core/httpc.h"
 #include "core/log.h"
+#include "gateway/fairq.h"
 #include "gateway/govern.h"
 #include "gateway/govshared.h"
 #include "gateway/pool.h"
@@ -58,6 +60,9 @@ typedef struct preq {
     gov_ticket_t gt;        /* governance charges to correct at the end (govern.h) */
     int64_t gov_wait;       /* > 0: waiting for the shared (Redis) admission with this handle */
     int gov_shared;         /* admission still to be charged in Redis before the first attempt */
+    fairq_item_t fq;        /* place in a backend's fair queue (govcfg fair_queue) */
+    struct wgate *gate;     /* that backend's gate, when fq_state != 0 */
+    int fq_state;           /* 0 not gated, 1 waiting in the queue, 2 holding a slot */
     char ctype[96];         /* upstream Content-Type */
     buf_t body;             /* upstream request body */
     buf_t hdrs;             /* upstream extra headers */
@@ -65,6 +70,18 @@ typedef struct preq {
     ev_timer_t timer;       /* the next deadline */
     struct preq *next;      /* free list */
 } preq_t;
+
+/* A backend's fair-queue gate on this worker (fairq.h), found by backend name so that it
+ * survives a reload. */
+typedef struct wgate {
+    char name[64];
+    fairq_gate_t g;
+    size_t nflows;          /* services + 1 (the last flow: requests without a service) */
+    int draining;           /* handing freed slots to waiting requests: no recursion */
+    ev_timer_t timer;       /* the earliest queue deadline */
+    proxy_worker_t *w;
+    struct wgate *next;
+} wgate_t;
 
 struct proxy_worker {
     gateway_t *gw;
@@ -78,6 +95,7 @@ struct proxy_worker {
     json_tok_t *toks;       /* scratch for parsing bodies; grows on demand, kept */
     tokcount_work_t *tcw;   /* scratch for counting prompt tokens (governance) */
     gov_shared_t *shared;   /* limits shared through Redis (config `redis:`); NULL: local only */
+    wgate_t *gates;         /* fair-queue gates, made on first use */
     size_t ntoks;
     buf_t scratch;          /* scratch for small responses and names */
     preq_t *free;
@@ -235,6 +253,13 @@ proxy_worker_t *proxy_worker_new(gateway_t *gw, int idx, ev_loop_t *loop) {
 void proxy_worker_free(proxy_worker_t *w) {
     if (!w)
         return;
+    while (w->gates) {
+        wgate_t *g = w->gates;
+        w->gates = g->next;
+        ev_timer_stop(w->loop, &g->timer);
+        fairq_gate_free(&g->g);
+        free(g);
+    }
     /* Admissions waiting for Redis are dropped first: their requests go with the pools. */
     gov_shared_free(w->shared);
     w->shared = NULL;
@@ -341,9 +366,17 @@ static void keep_or_free(buf_t *b) {
         buf_reset(b);
 }
 
+static void gate_leave(wgate_t *g);
+static void gated_start(preq_t *p);
+
 static void preq_release(preq_t *p) {
     proxy_worker_t *w = p->w;
     ev_timer_stop(w->loop, &p->timer);
+    if (p->fq_state == 1)
+        fairq_remove(&p->gate->g.q, &p->fq);
+    int held = p->fq_state == 2;
+    p->fq_state = 0;
+
     if (p->gov_wait && w->shared)
         gov_shared_cancel(w->shared, p->gov_wait);
     p->gov_wait = 0;
@@ -357,8 +390,13 @@ static void preq_release(preq_t *p) {
     keep_or_free(&p->body);
     keep_or_free(&p->hdrs);
     keep_or_free(&p->resp);
+    wgate_t *gate = p->gate;
+    p->gate = NULL;
     p->next = w->free;
     w->free = p;
+    /* Its slot in the backend's gate goes to the next waiting request (fair order). */
+    if (held)
+        gate_leave(gate);
 }
 
 /* ---------- account ---------- */
@@ -787,13 +825,130 @@ static void shared_decided(void *arg, gov_decision_t *d) {
         return;
     }
     gov_headers(d, p->gt.svc, add_header_cb, p->req);
-    attempt_start(p);
+    gated_start(p);
+}
+
+/* ---------- fair queue in front of a backend ---------- */
+
+static void gate_refuse(preq_t *p, int status, int reason, const char *code, const char *msg) {
+    atomic_fetch_add_explicit(&gateway_gov(p->w->gw)->rejected[reason], 1, memory_order_relaxed);
+    if (p->req) {
+        if (status == 429)
+            httpd_add_header(p->req, "Retry-After", "1");
+        httpd_error_ex(p->req, status, status == 429 ? "requests" : "server_error", msg, NULL, code);
+        p->req = NULL;
+    }
+    preq_release(p);
+}
+
+static void gate_timer(ev_loop_t *loop, void *arg) {
+    wgate_t *g = arg;
+    fairq_item_t *it;
+    while ((it = fairq_expired(&g->g.q, ev_now_ns(loop)))) {
+        preq_t *p = (preq_t *)((char *)it - offsetof(preq_t, fq));
+        p->fq_state = 0;
+        char msg[160];
+        snprintf(msg, sizeof msg, "backend `%s` is at capacity and this request waited its "
+                                  "queue deadline (%u ms) without a turn", g->name, g->g.timeout_ms);
+        gate_refuse(p, 503, GOV_R_QUEUE_TIMEOUT, "queue_timeout", msg);
+    }
+    uint64_t d = fairq_next_deadline(&g->g.q), now = ev_now_ns(loop);
+    if (d != UINT64_MAX)
+        ev_timer_start(loop, &g->timer, d > now ? (d - now + 999999) / 1000000 : 0, gate_timer, g);
+}
+
+static void gate_leave(wgate_t *g) {
+    if (g->g.in_flight)
+        g->g.in_flight--;
+    if (g->draining)
+        return; /* the loop below, further up the stack, hands the slot on */
+    g->draining = 1;
+    while (g->g.in_flight < g->g.max_in_flight) {
+        fairq_item_t *it = fairq_pop(&g->g.q);
+        if (!it)
+            break;
+        g->g.in_flight++;
+        preq_t *p = (preq_t *)((char *)it - offsetof(preq_t, fq));
+        p->fq_state = 2;
+        attempt_start(p); /* a failure releases p, and its slot, right here */
+    }
+    g->draining = 0;
+}
+
+/* This worker's gate for a backend, made (or remade for a new set of services while idle)
+ * on demand. NULL without memory: the request then goes ungated. */
+static wgate_t *worker_gate(proxy_worker_t *w, const gov_queue_cfg_t *qc, const gov_cfg_t *gc) {
+    wgate_t *g = w->gates;
+    while (g && strcmp(g->name, qc->backend)) g = g->next;
+    size_t nflows = gc->nservices + 1;
+    if (g && g->g.q.len == 0 && g->g.in_flight == 0 && g->nflows != nflows) {
+        fairq_gate_free(&g->g);
+        g->nflows = 0;
+    }
+    if (g && g->nflows) {
+        g->g.max_in_flight = qc->max_in_flight; /* a reload may change these at any time */
+        g->g.q.cap = qc->max_waiting;
+        g->g.timeout_ms = qc->timeout_ms;
+        return g;
+    }
+    uint32_t weights[TOKCOUNT_MAX_MSGS];
+    if (nflows > TOKCOUNT_MAX_MSGS)
+        return NULL;
+    for (size_t i = 0; i < gc->nservices; i++) weights[i] = gc->services[i].weight;
+    weights[gc->nservices] = 1;
+    int fresh = !g;
+    if (fresh && !(g = calloc(1, sizeof *g)))
+        return NULL;
+    if (fairq_gate_init(&g->g, nflows, weights, qc->max_in_flight, qc->max_waiting, qc->timeout_ms)) {
+        if (fresh)
+            free(g);
+        return NULL;
+    }
+    g->nflows = nflows;
+    if (fresh) {
+        snprintf(g->name, sizeof g->name, "%s", qc->backend);
+        g->w = w;
+        ev_timer_init(&g->timer);
+        g->next = w->gates;
+        w->gates = g;
+    }
+    return g;
+}
+
+/* Through the backend's gate (when it has a fair queue) to the first attempt. */
+static void gated_start(preq_t *p) {
+    proxy_worker_t *w = p->w;
+    gov_cfg_t *gc = p->snap->cfg.gov;
+    const gov_queue_cfg_t *qc = gc ? govcfg_queue(gc, p->backend->cfg->name) : NULL;
+    wgate_t *g = qc ? worker_gate(w, qc, gc) : NULL;
+    if (!g)
+        return attempt_start(p);
+    int flow = p->gt.svc ? (int)(p->gt.svc - gc->services) : (int)gc->nservices;
+    if ((size_t)flow >= g->nflows)
+        flow = (int)g->nflows - 1;
+    int rc = fairq_gate_enter(&g->g, &p->fq, flow, ev_now_ns(w->loop));
+    p->gate = g;
+    if (rc == 1) {
+        p->fq_state = 2;
+        return attempt_start(p);
+    }
+    if (rc == 0) {
+        p->fq_state = 1;
+        if (!ev_timer_active(&g->timer))
+            ev_timer_start(w->loop, &g->timer, g->g.timeout_ms, gate_timer, g);
+        return;
+    }
+    p->gate = NULL;
+    char msg[160];
+    snprintf(msg, sizeof msg, "backend `%s` is at capacity and its queue is full (%u waiting)",
+             g->name, (unsigned)g->g.q.cap);
+    gate_refuse(p, 429, GOV_R_QUEUE_FULL, "queue_full", msg);
 }
 
 /* The first attempt, after the shared admission when there is one. */
 static void first_attempt(preq_t *p) {
     if (!p->gov_shared)
-        return attempt_start(p);
+        return gated_start(p);
     p->gov_shared = 0;
     proxy_worker_t *w = p->w;
     int64_t h = gov_shared_admit(w->shared, &p->gt, time(NULL), shared_decided, p);
