@@ -92,7 +92,8 @@ int httpc_pool_new(ev_loop_t *loop, const char *host, uint16_t port, const httpc
                    httpc_pool_t **out);
 /* Cancel every outstanding request (their on_done runs with CANCELLED and may not
  * submit: httpc_request then fails with -ESHUTDOWN), close
- * all connections, free everything. */
+ * all connections, free everything. Call it from the loop's thread, from a timer
+ * or the code around ev_run, never from inside one of this pool's callbacks. */
 void httpc_pool_free(httpc_pool_t *pool);
 
 /* Start a request. 0 and *out (may be NULL if the caller has no use for the
