@@ -381,5 +381,19 @@ int gov_render_metrics(gov_t *g, int64_t unix_s, buf_t *out) {
                            "tollgate_prompt_counts_total{method=\"estimate\"} %llu\n",
                       (unsigned long long)atomic_load_explicit(&g->exact, memory_order_relaxed),
                       (unsigned long long)atomic_load_explicit(&g->estimated, memory_order_relaxed));
+    rc |= buf_appendf(out, "# HELP tollgate_limits_local_fallbacks_total Admissions decided on local limits because Redis was unreachable.\n"
+                           "# TYPE tollgate_limits_local_fallbacks_total counter\n"
+                           "tollgate_limits_local_fallbacks_total %llu\n"
+                           "# HELP tollgate_redis_transitions_total Redis connections of the workers going up or down.\n"
+                           "# TYPE tollgate_redis_transitions_total counter\n"
+                           "tollgate_redis_transitions_total{to=\"up\"} %llu\n"
+                           "tollgate_redis_transitions_total{to=\"down\"} %llu\n"
+                           "# HELP tollgate_limits_lost_corrections_total End-of-request corrections that could not reach Redis.\n"
+                           "# TYPE tollgate_limits_lost_corrections_total counter\n"
+                           "tollgate_limits_lost_corrections_total %llu\n",
+                      (unsigned long long)atomic_load_explicit(&g->redis_fallbacks, memory_order_relaxed),
+                      (unsigned long long)atomic_load_explicit(&g->redis_ups, memory_order_relaxed),
+                      (unsigned long long)atomic_load_explicit(&g->redis_downs, memory_order_relaxed),
+                      (unsigned long long)atomic_load_explicit(&g->redis_lost_corrections, memory_order_relaxed));
     return rc ? -ENOMEM : 0;
 }

@@ -223,6 +223,8 @@ static void test_decisions(void) {
     CHECK(strstr(out.data, "tollgate_budget_used_ratio{service=\"orders\"} 0.93666") != NULL);
     CHECK(strstr(out.data, "tollgate_rejected_total{reason=\"daily_budget\"} 1\n") != NULL);
     CHECK(strstr(out.data, "tollgate_rejected_total{reason=\"requests\"} 1\n") != NULL);
+    CHECK(strstr(out.data, "tollgate_limits_local_fallbacks_total 0\n") != NULL);
+    CHECK(strstr(out.data, "tollgate_prompt_counts_total{method=\"estimate\"}") != NULL);
     /* After midnight the budget is back. */
     CHECK_EQ_INT(gov_admit(&g, gc, 0, NULL, w, &jd, 1, T0 + 1000 * S, DAY0 + 23 * 3600, &t, &d), 0);
     gov_finish(&g, &t, -1, -1, 200, T0 + 1000 * S, DAY0 + 23 * 3600);
