@@ -19,6 +19,7 @@ int cmd_serve(int argc, char **argv);
 int cmd_quantize(int argc, char **argv);
 int cmd_up(int argc, char **argv);
 int cmd_keygen(int argc, char **argv);
+int cmd_orders(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_traingen(int argc, char **argv);
 int cmd_eval(int argc, char **argv);

@@ -15,6 +15,7 @@ static const cli_cmd_t commands[] = {
     {"serve", cmd_serve, "OpenAI-compatible inference server for GGUF models on CPU"},
     {"up", cmd_up, "run the local stack (upstream, gateway) in the foreground until Ctrl-C"},
     {"keygen", cmd_keygen, "make a new API key for a service and print the hash the config wants"},
+    {"orders", cmd_orders, "the example order service: SQLite orders, normalized by the gateway, never failed by it"},
     {"train", cmd_train, "train the small order-normalization model (llama GGUF) from a menu"},
     {"traingen", cmd_traingen, "write generated order-normalization pairs (JSON lines) from a menu"},
     {"eval", cmd_eval, "exact-match accuracy and latency of the order model on a held-out set (model file or server)"},
