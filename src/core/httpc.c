@@ -789,9 +789,10 @@ int httpc_pool_new(ev_loop_t *loop, const char *host, uint16_t port, const httpc
     }
     memcpy(&p->addr, ai->ai_addr, ai->ai_addrlen);
     p->addrlen = ai->ai_addrlen;
-    int v6 = ai->ai_family == AF_INET6;
     freeaddrinfo(ai);
-    int n = snprintf(p->host_hdr, sizeof p->host_hdr, v6 ? "[%s]:%u" : "%s:%u", name, (unsigned)port);
+    /* Host: an IPv6 literal goes in brackets; a name as given, whatever it resolved to. */
+    int n = snprintf(p->host_hdr, sizeof p->host_hdr, strchr(name, ':') ? "[%s]:%u" : "%s:%u", name,
+                     (unsigned)port);
     p->host_hdr_len = (size_t)n;
     *out = p;
     return 0;
