@@ -48,7 +48,8 @@ static void send_all(int fd, const char *s, size_t n) {
 #define SEND(fd, lit) send_all(fd, lit, sizeof(lit) - 1)
 
 /* Read one request head (and its Content-Length body) into path. 0 or -1 on close. */
-static int read_request(int fd, char *acc, size_t *have, size_t cap, char *path, size_t pathcap) {
+static int read_request(int fd, char *acc, size_t *have, size_t cap, char *path, size_t pathcap,
+                        char *host) {
     for (;;) {
         acc[*have] = '\0';
         char *end = strstr(acc, "\r\n\r\n");
@@ -66,6 +67,10 @@ static int read_request(int fd, char *acc, size_t *have, size_t cap, char *path,
             }
             if (sscanf(acc, "%*s %255s", path) != 1)
                 return -1;
+            char *h = strcasestr(acc, "\r\nhost: ");
+            host[0] = '\0';
+            if (h && h < end)
+                sscanf(h + 8, "%127[^\r]", host);
             (void)pathcap;
             memmove(acc, acc + head + clen, *have - head - clen);
             *have -= head + clen;
@@ -92,14 +97,19 @@ static void *conn_main(void *p) {
     srv_t *s = a->s;
     int fd = a->fd;
     free(a);
-    char acc[8192], path[256];
+    char acc[8192], path[256], host[128];
     size_t have = 0;
     int kill_next = 0;
-    while (read_request(fd, acc, &have, sizeof acc, path, sizeof path) == 0) {
+    while (read_request(fd, acc, &have, sizeof acc, path, sizeof path, host) == 0) {
         if (kill_next)
             break; /* the keep-alive race: close as the next request arrives */
         if (!strcmp(path, "/cl")) {
             SEND(fd, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello");
+        } else if (!strcmp(path, "/host")) {
+            char resp[256];
+            int n = snprintf(resp, sizeof resp, "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\n\r\n%s",
+                             strlen(host), host);
+            send_all(fd, resp, (size_t)n);
         } else if (!strcmp(path, "/chunked")) {
             SEND(fd, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
                      "3\r\nhel\r\n8\r\nlo world\r\n0\r\n\r\n");
@@ -470,8 +480,11 @@ static void test_errors(ev_loop_t *loop, srv_t *s) {
     CHECK(httpc_pool_new(loop, "no-such-host.invalid", 80, NULL, &pool) < 0);
     CHECK_EQ_INT(httpc_pool_new(loop, "localhost", s->port, NULL, &pool), 0);
     res_init(&r, s);
-    do_request(loop, pool, "GET", "/cl", 0, &r);
+    do_request(loop, pool, "GET", "/host", 0, &r);
     CHECK_EQ_INT(r.d.result, HTTPC_OK);
+    char want[64];
+    snprintf(want, sizeof want, "localhost:%u", (unsigned)s->port);
+    CHECK_EQ_STR(r.body.data, want); /* Host carries the name as given */
     buf_free(&r.body);
     httpc_pool_free(pool);
 }
