@@ -81,6 +81,8 @@ reqlog_t *obs_reqlog(obs_t *o) {
 }
 
 obs_worker_t *obs_worker_new(obs_t *o, uint32_t seed) {
+    if (!o)
+        return NULL;
     obs_worker_t *w = calloc(1, sizeof *w);
     if (!w || !(w->cache = gwm_cache_new(o->metrics))) {
         free(w);
@@ -103,7 +105,7 @@ void obs_worker_free(obs_worker_t *w) {
 }
 
 void obs_worker_generation(obs_worker_t *w, uint64_t gen) {
-    if (w->gen != gen) {
+    if (w && w->gen != gen) {
         gwm_cache_reset(w->cache);
         w->gen = gen;
     }

@@ -15,6 +15,7 @@
 #include "core/httpc.h"
 #include "core/log.h"
 #include "gateway/fairq.h"
+#include "gateway/obs.h"
 #include "gateway/govern.h"
 #include "gateway/govshared.h"
 #include "gateway/pool.h"
@@ -24,6 +25,7 @@
 #define TOKS_MAX     (1u << 20)
 #define JSON_DEPTH   64
 #define KEEP_BYTES   (256u * 1024) /* request buffers larger than this are freed on reuse */
+#define LOG_CAPTURE  (256u * 1024) /* SSE bytes kept of a sampled stream for the request log */
 
 /* Why the gateway itself cancelled an upstream attempt. */
 enum { R_NONE, R_RETRY, R_TTFT, R_TOTAL, R_CLIENT };
@@ -57,6 +59,14 @@ typedef struct preq {
     int client_usage;       /* client asked for stream_options.include_usage */
     int committed;          /* response head sent to the client: no retry any more */
     int64_t prompt_tokens, completion_tokens;
+    uint64_t start_ns;      /* arrival (monotonic), for the metrics */
+    uint64_t first_ns;      /* first event sent to a streaming client; 0: none yet */
+    uint64_t attempt_ns;    /* start of the attempt in flight; 0: none */
+    uint64_t upstream_ns;   /* time spent in upstream attempts so far (overhead = rest) */
+    int is_chat;            /* /v1/chat/completions, else /v1/completions */
+    int sampled;            /* goes to the request log (obs_sample) */
+    const char *fail_code;  /* error code the gateway answered with (a literal), for the logs */
+    char rid[129];          /* the client's X-Request-Id, for the logs */
     gov_ticket_t gt;        /* governance charges to correct at the end (govern.h) */
     int64_t gov_wait;       /* > 0: waiting for the shared (Redis) admission with this handle */
     int gov_shared;         /* admission still to be charged in Redis before the first attempt */
@@ -67,6 +77,7 @@ typedef struct preq {
     buf_t body;             /* upstream request body */
     buf_t hdrs;             /* upstream extra headers */
     buf_t resp;             /* non-stream: the upstream body; stream: bytes of a partial event */
+    buf_t cap;              /* sampled stream: the SSE bytes received, for the request log */
     ev_timer_t timer;       /* the next deadline */
     struct preq *next;      /* free list */
 } preq_t;
@@ -99,6 +110,7 @@ struct proxy_worker {
     size_t ntoks;
     buf_t scratch;          /* scratch for small responses and names */
     preq_t *free;
+    obs_worker_t *obs;      /* metrics cache, access/request log side of this worker */
     proxy_counters_t c;
 };
 
@@ -243,6 +255,9 @@ proxy_worker_t *proxy_worker_new(gateway_t *gw, int idx, ev_loop_t *loop) {
     }
     w->snap = gateway_acquire(gw);
     w->gen = w->snap->generation;
+    /* Without it (no memory) requests are served but not measured. */
+    w->obs = obs_worker_new(gateway_obs(gw), w->rnd);
+    obs_worker_generation(w->obs, w->gen);
     /* Redis is a start-up setting: the worker keeps the connection it made here. */
     gov_cfg_t *gc = w->snap->cfg.gov;
     if (gc && gc->redis_host && gov_shared_new(loop, gateway_gov(gw), gc, idx, &w->shared) < 0)
@@ -272,8 +287,10 @@ void proxy_worker_free(proxy_worker_t *w) {
         buf_free(&p->body);
         buf_free(&p->hdrs);
         buf_free(&p->resp);
+        buf_free(&p->cap);
         free(p);
     }
+    obs_worker_free(w->obs);
     snapshot_unref(w->snap);
     buf_free(&w->scratch);
     tokcount_work_free(w->tcw);
@@ -303,6 +320,7 @@ static void worker_refresh(proxy_worker_t *w) {
     snapshot_unref(w->snap);
     w->snap = s;
     w->gen = s->generation;
+    obs_worker_generation(w->obs, w->gen); /* label strings moved: forget cached children */
 }
 
 /* The worker's connection pool to an address, made on first use. */
@@ -346,14 +364,16 @@ static preq_t *preq_get(proxy_worker_t *w) {
         buf_init(&p->body);
         buf_init(&p->hdrs);
         buf_init(&p->resp);
+        buf_init(&p->cap);
     } else {
         return NULL;
     }
-    buf_t body = p->body, hdrs = p->hdrs, resp = p->resp;
+    buf_t body = p->body, hdrs = p->hdrs, resp = p->resp, cap = p->cap;
     memset(p, 0, sizeof *p);
     p->body = body;
     p->hdrs = hdrs;
     p->resp = resp;
+    p->cap = cap;
     p->w = w;
     ev_timer_init(&p->timer);
     return p;
@@ -390,6 +410,7 @@ static void preq_release(preq_t *p) {
     keep_or_free(&p->body);
     keep_or_free(&p->hdrs);
     keep_or_free(&p->resp);
+    keep_or_free(&p->cap);
     wgate_t *gate = p->gate;
     p->gate = NULL;
     p->next = w->free;
@@ -401,9 +422,44 @@ static void preq_release(preq_t *p) {
 
 /* ---------- account ---------- */
 
-/* The last stage: counters now; metrics, budgets and the request log hang here later. */
+/* Metrics, access log and (when sampled) request log of a finished request (obs.h). */
+static void obs_account(preq_t *p, int status) {
+    uint64_t now = ev_clock_ns();
+    struct timespec wall;
+    clock_gettime(CLOCK_REALTIME, &wall);
+    int64_t wall_ms = (int64_t)wall.tv_sec * 1000 + wall.tv_nsec / 1000000;
+    const buf_t *resp = p->stream && p->is_sse ? &p->cap : &p->resp;
+    obs_req_t r = {
+        .ts_ms = wall_ms - (int64_t)((now - p->start_ns) / 1000000),
+        .method = "POST",
+        .path = p->is_chat ? "/v1/chat/completions" : "/v1/completions",
+        .service = p->gt.svc ? p->gt.svc->name : NULL,
+        .model = p->route ? p->route->cfg->model : NULL,
+        .variant = p->variant ? p->variant->name : NULL,
+        .request_id = p->rid[0] ? p->rid : NULL,
+        .reason = p->fail_code,
+        .status = status,
+        .stream = p->stream && p->is_sse,
+        .attempts = p->attempts,
+        .start_ns = p->start_ns,
+        .first_ns = p->first_ns,
+        .end_ns = now,
+        .upstream_ns = p->upstream_ns,
+        .prompt_tokens = p->prompt_tokens,
+        .completion_tokens = p->completion_tokens,
+        .sampled = p->sampled,
+        .prompt = p->body.data,
+        .prompt_len = p->body.len,
+        .response = resp->data,
+        .response_len = resp->len,
+    };
+    obs_request_end(p->w->obs, &r);
+}
+
+/* The last stage: counters, metrics and logs, the correction of the governance charge. */
 static void stage_account(preq_t *p, int status) {
     proxy_counters_t *c = &p->w->c;
+    obs_account(p, status);
     count(&c->requests, 1);
     if (status >= 400)
         count(&c->errors, 1);
@@ -430,6 +486,7 @@ static void add_variant_header(preq_t *p) {
 
 /* Finish with an error of the gateway's own and release (no attempt in flight). */
 static void fail_request(preq_t *p, int status, const char *code, const char *msg) {
+    p->fail_code = code;
     if (p->req) {
         if (p->committed) {
             /* Mid-stream: the status is gone; an error event tells OpenAI clients. */
@@ -470,6 +527,7 @@ static int commit_stream(preq_t *p) {
     if (p->committed)
         return 0;
     p->committed = 1;
+    p->first_ns = ev_clock_ns(); /* time to first token, as the client sees it */
     add_variant_header(p);
     if (httpd_stream_begin(p->req, p->status, p->ctype[0] ? p->ctype : "text/event-stream") < 0)
         return -1;
@@ -561,6 +619,8 @@ static void up_body(void *arg, const char *data, size_t len) {
         httpc_cancel(p->up);
         return;
     }
+    if (p->sampled && p->stream && p->cap.len < LOG_CAPTURE)
+        buf_append(&p->cap, data, len); /* best effort: the log is not worth failing for */
     if (p->stream && p->is_sse && p->status == 200 && forward_events(p, 0) < 0) {
         httpd_abort(p->req);
         p->req = NULL;
@@ -604,6 +664,10 @@ static void up_done(void *arg, const httpc_done_t *done) {
     int reason = p->reason;
     p->up = NULL;
     p->reason = R_NONE;
+    if (p->attempt_ns) {
+        p->upstream_ns += ev_clock_ns() - p->attempt_ns;
+        p->attempt_ns = 0;
+    }
     pool_end(p->addr);
     const pool_eject_cfg_t *ej = &p->backend->cfg->eject;
 
@@ -704,6 +768,7 @@ static void attempt_start(preq_t *p) {
     p->is_sse = 0;
     p->ctype[0] = '\0';
     buf_reset(&p->resp);
+    buf_reset(&p->cap);
     httpc_pool_t *hp = worker_pool(w, p->addr, b->cfg);
     const gw_deadlines_t *dl = &p->route->cfg->deadlines;
     uint64_t left_ms = p->deadline_total > now ? (p->deadline_total - now) / 1000000 : 0;
@@ -726,6 +791,7 @@ static void attempt_start(preq_t *p) {
     };
     static const httpc_callbacks_t cbs = {up_head, up_body, up_done};
     p->attempts++;
+    p->attempt_ns = ev_clock_ns();
     pool_begin(p->addr);
     int rc = httpc_request(hp, &r, &cbs, p, &p->up);
     if (rc < 0) {
@@ -1013,11 +1079,27 @@ static void method_not_allowed(httpd_req_t *req, const char *allow) {
                    NULL, "method_not_allowed");
 }
 
+/* GET /metrics: Prometheus text, without a key (scrapers carry none; nothing in it is
+ * secret). Rendered on this worker from atomics: the other workers are not disturbed. */
+static void answer_metrics(proxy_worker_t *w, httpd_req_t *req, const char *method) {
+    if (strcmp(method, "GET") && strcmp(method, "HEAD"))
+        return method_not_allowed(req, "GET");
+    buf_reset(&w->scratch);
+    if (obs_render(gateway_obs(w->gw), w->gw, &w->scratch) < 0) {
+        httpd_error(req, 500, "server_error", "out of memory");
+        return;
+    }
+    httpd_respond(req, 200, "text/plain; version=0.0.4; charset=utf-8", w->scratch.data,
+                  w->scratch.len);
+}
+
 void proxy_handle(httpd_req_t *req, void *arg) {
     (void)arg;
     proxy_worker_t *w = httpd_req_worker_data(req);
     const char *path = httpd_req_path(req), *method = httpd_req_method(req);
     worker_refresh(w);
+    if (!strcmp(path, "/metrics"))
+        return answer_metrics(w, req, method);
     int service = stage_authenticate(w, req);
     if (service == -2)
         return;
@@ -1090,6 +1172,13 @@ void proxy_handle(httpd_req_t *req, void *arg) {
     p->stream = stream;
     p->client_usage = iu >= 0 && json_get_bool(&d, iu) == 1;
     p->prompt_tokens = p->completion_tokens = -1;
+    p->start_ns = httpd_req_start_ns(req);
+    p->is_chat = !strcmp(path, "/v1/chat/completions");
+    p->sampled = obs_sample(w->obs, w->snap->cfg.obs,
+                            service >= 0 ? w->snap->cfg.gov->services[service].name : NULL);
+    const char *xrid = httpd_req_header(req, "x-request-id");
+    if (xrid)
+        snprintf(p->rid, sizeof p->rid, "%s", xrid);
 
     if (stage_admit(p, &d, service, !strcmp(path, "/v1/chat/completions"))) {
         preq_release(p);
