@@ -23,5 +23,6 @@ int cmd_orders(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_traingen(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
+int cmd_logs(int argc, char **argv);
 
 #endif

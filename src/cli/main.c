@@ -18,6 +18,7 @@ static const cli_cmd_t commands[] = {
     {"orders", cmd_orders, "the example order service: SQLite orders, normalized by the gateway, never failed by it"},
     {"train", cmd_train, "train the small order-normalization model (llama GGUF) from a menu"},
     {"traingen", cmd_traingen, "write generated order-normalization pairs (JSON lines) from a menu"},
+    {"logs", cmd_logs, "list and filter the gateway's request log (sampled, redacted prompts and responses)"},
     {"eval", cmd_eval, "exact-match accuracy and latency of the order model on a held-out set (model file or server)"},
     {NULL, NULL, NULL},
 };
