@@ -219,27 +219,13 @@ size_t matvec_xq_bytes(int weight_type, int64_t cols) {
     return ggml_row_bytes(vt, cols);
 }
 
-/* x (n) -> Q8_0 as the reference's x86 quantizer: d = amax / 127 stored in f16, codes
- * round(x * (127 / amax)) to nearest even (quant_quantize_row scales by 1 / d instead,
- * which can differ in the last bit and flip a code). */
-static void quantize_q8_0_x86(const float *x, block_q8_0 *y, int64_t n) {
-    for (int64_t b = 0; b < n / QUANT_QK8_0; b++, x += QUANT_QK8_0) {
-        float amax = 0.0f;
-        for (int j = 0; j < QUANT_QK8_0; j++) amax = fmaxf(amax, fabsf(x[j]));
-        y[b].d = quant_f32_to_f16(amax / 127.f);
-        float id = amax != 0.0f ? 127.f / amax : 0.0f;
-        for (int j = 0; j < QUANT_QK8_0; j++) y[b].qs[j] = (int8_t)lrintf(x[j] * id);
-    }
-}
-
 void matvec(const model_tensor_t *W, const float *x, float *y, void *xq, int prompt) {
     int vt = quant_vec_dot_type(W->type);
     const void *xv = x;
-    if (vt == GGML_TYPE_Q8_0) {
-        quantize_q8_0_x86(x, xq, W->cols);
-        xv = xq;
-    } else if (vt != GGML_TYPE_F32) {
-        quant_quantize_row(vt, x, xq, W->cols);
+    if (vt != GGML_TYPE_F32) {
+        /* the reference's activation quantizer (for Q8_0 not the file quantizer: its
+         * scale 127/amax and ties-to-even change a code now and then) */
+        quant_quantize_row_act(vt, x, xq, W->cols);
         xv = xq;
     }
     const uint8_t *row = W->data;
