@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "core/ev.h"
 #include "gateway/govern.h"
 #include "gateway/gwconfig.h"
 
@@ -258,8 +259,63 @@ static void test_decisions(void) {
     buf_free(&s);
 }
 
+/* The CPU cost of governance per request, in process: authenticate (SHA-256 + table),
+ * count (exact with the llama-tiny vocabulary + Mistral template, or the estimate), admit
+ * (per-request limits, budget, buckets under the service lock) and finish. */
+static void test_cost(void) {
+    const char *ref = getenv("TOLLGATE_REF");
+    char yaml[2048], err[512];
+    snprintf(yaml, sizeof yaml,
+             "backends: {b: {addresses: [127.0.0.1:9]}}\n"
+             "routes:\n"
+             "  m: {variants: {v: {backend: b}}, tokenizer: %s/models/llama-tiny-Q8_0.gguf}\n"
+             "  e: {variants: {v: {backend: b}}}\n"
+             "services:\n"
+             "  orders:\n"
+             "    keys: [%s]\n"
+             "    limits: {requests_per_minute: 100000000, tokens_per_minute: 100000000,\n"
+             "             concurrent_requests: 1000, daily_tokens: 1000000000000, max_completion_tokens: 16}\n",
+             ref && *ref ? ref : "../shared/ref", h_orders);
+    gw_config_t c;
+    if (gwconfig_load_string("gw.yaml", yaml, strlen(yaml), &c, err, sizeof err)) {
+        CHECK_MSG(0, "%s", err);
+        return;
+    }
+    gov_t g;
+    gov_init(&g);
+    gov_bind(&g, c.gov, T0, DAY0);
+    tokcount_work_t *w = tokcount_work_new();
+    const char *body = "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"lgr pep pzza x2\"}],\"max_tokens\":16}";
+    json_tok_t toks[64];
+    json_doc_t jd;
+    json_parse(body, strlen(body), toks, 64, 16, &jd, NULL);
+    const tokcount_t *tcs[2] = {govcfg_tokenizer(c.gov, "m"), NULL};
+    for (int k = 0; k < 2; k++) {
+        int n = 20000, ok = 1;
+        uint64_t t0 = ev_clock_ns();
+        for (int i = 0; i < n; i++) {
+            gov_decision_t d;
+            gov_ticket_t t;
+            int s = gov_authenticate(&g, c.gov, "Bearer key-orders", &d);
+            ok &= s == 0 && gov_admit(&g, c.gov, s, tcs[k], w, &jd, 1, T0 + (uint64_t)i * 1000, DAY0, &t, &d) == 0;
+            gov_finish(&g, &t, 12, 16, 200, T0 + (uint64_t)i * 1000, DAY0);
+        }
+        double us = (double)(ev_clock_ns() - t0) / n / 1000.0;
+        CHECK(ok);
+        printf("governance per request (%s count): %.2f us\n", k ? "estimated" : "exact", us);
+    }
+    uint64_t t0 = ev_clock_ns();
+    uint8_t hh[32];
+    for (int i = 0; i < 100000; i++) keys_sha256("tg-C6UZnBTtGFxS4POZNM4Bd8A9YSmz0tIUD7pHbg_hWRQ", 46, hh);
+    printf("SHA-256 of a 46-byte key: %.3f us\n", (double)(ev_clock_ns() - t0) / 100000 / 1000.0);
+    tokcount_work_free(w);
+    gov_destroy(&g);
+    gwconfig_free(&c);
+}
+
 int main(void) {
     hashes();
+    test_cost();
     test_config_errors();
     test_decisions();
     return check_summary("test_gw_govern");
