@@ -215,69 +215,95 @@ static int flush_out(redis_t *r) {
 
 /* ---------- replies ---------- */
 
-/* Parse one reply at p[0..n). Returns bytes used, 0 when incomplete, -1 when malformed.
- * top: where to store it; elems of a top-level array go to r->elems. */
-static long parse_reply(redis_t *r, const char *p, size_t n, redis_reply_t *out, int depth) {
+/* A decimal integer exactly filling p[0..n) ("-1", "42"); -1 when malformed. The client's
+ * own parser: strtoll would skip whitespace past the line end. */
+static int parse_int(const char *p, size_t n, long long *out) {
+    size_t i = 0;
+    int neg = 0;
+    if (n && p[0] == '-') {
+        neg = 1;
+        i = 1;
+    }
+    if (i == n || n - i > 18)
+        return -1;
+    long long v = 0;
+    for (; i < n; i++) {
+        if (p[i] < '0' || p[i] > '9')
+            return -1;
+        v = v * 10 + (p[i] - '0');
+    }
+    *out = neg ? -v : v;
+    return 0;
+}
+
+static long parse_at(const char *p, size_t n, redis_reply_t *out, redis_reply_t *elems,
+                     size_t nelems, int depth) {
     const char *eol = memchr(p, '\r', n);
     if (!eol || (size_t)(eol - p) + 1 >= n)
-        return 0;
-    if (eol[1] != '\n' || depth > 4)
+        return n > 64 * 1024 && !eol ? -1 : 0; /* a header line never gets this long */
+    if (eol[1] != '\n' || depth > 4 || eol == p)
         return -1;
-    size_t hl = (size_t)(eol - p) + 2;
+    size_t hl = (size_t)(eol - p) + 2, ll = (size_t)(eol - p) - 1;
     memset(out, 0, sizeof *out);
-    char *end;
+    long long v;
     switch (p[0]) {
     case '+':
     case '-':
         out->type = p[0] == '+' ? REDIS_STATUS : REDIS_ERROR;
         out->str = p + 1;
-        out->len = (size_t)(eol - p) - 1;
+        out->len = ll;
         return (long)hl;
     case ':':
         out->type = REDIS_INT;
-        out->integer = strtoll(p + 1, &end, 10);
-        return end == eol ? (long)hl : -1;
-    case '$': {
-        long long l = strtoll(p + 1, &end, 10);
-        if (end != eol)
+        if (parse_int(p + 1, ll, &v))
+            return -1;
+        out->integer = v;
+        return (long)hl;
+    case '$':
+        if (parse_int(p + 1, ll, &v) || v < -1 || v > 512 * 1024 * 1024)
             return -1;
         out->type = REDIS_BULK;
-        if (l < 0) {
+        if (v < 0) {
             out->is_nil = 1;
             return (long)hl;
         }
-        if (hl + (size_t)l + 2 > n)
+        if (hl + (size_t)v + 2 > n)
             return 0;
+        if (p[hl + (size_t)v] != '\r' || p[hl + (size_t)v + 1] != '\n')
+            return -1;
         out->str = p + hl;
-        out->len = (size_t)l;
-        return (long)(hl + (size_t)l + 2);
-    }
+        out->len = (size_t)v;
+        return (long)(hl + (size_t)v + 2);
     case '*': {
-        long long cnt = strtoll(p + 1, &end, 10);
-        if (end != eol)
+        if (parse_int(p + 1, ll, &v) || v < -1 || v > 1024 * 1024)
             return -1;
         out->type = REDIS_ARRAY;
-        if (cnt < 0) {
+        if (v < 0) {
             out->is_nil = 1;
             return (long)hl;
         }
         size_t off = hl;
-        out->n = (size_t)cnt;
-        out->elems = depth == 0 ? r->elems : NULL;
-        for (long long i = 0; i < cnt; i++) {
+        out->elems = depth == 0 ? elems : NULL;
+        for (long long i = 0; i < v; i++) {
             redis_reply_t tmp;
-            redis_reply_t *dst = depth == 0 && i < REDIS_MAX_ELEMS ? &r->elems[i] : &tmp;
-            long u = parse_reply(r, p + off, n - off, dst, depth + 1);
+            redis_reply_t *dst = depth == 0 && (size_t)i < nelems ? &elems[i] : &tmp;
+            long u = parse_at(p + off, n - off, dst, elems, nelems, depth + 1);
             if (u <= 0)
                 return u;
             off += (size_t)u;
         }
-        if (out->n > REDIS_MAX_ELEMS)
-            out->n = REDIS_MAX_ELEMS;
+        out->n = depth == 0 && (size_t)v > nelems ? nelems : depth == 0 ? (size_t)v : 0;
         return (long)off;
     }
     }
     return -1;
+}
+
+long redis_parse(const char *p, size_t n, redis_reply_t *out, redis_reply_t *elems,
+                 size_t nelems) {
+    if (n == 0)
+        return 0;
+    return parse_at(p, n, out, elems, nelems, 0);
 }
 
 static int append_cmd(buf_t *b, int argc, const char *const *argv, const size_t *lens) {
@@ -295,7 +321,7 @@ static void dispatch(redis_t *r) {
     r->in_read = 1;
     while (r->count && off < r->in.len) {
         redis_reply_t rep;
-        long u = parse_reply(r, r->in.data + off, r->in.len - off, &rep, 0);
+        long u = redis_parse(r->in.data + off, r->in.len - off, &rep, r->elems, REDIS_MAX_ELEMS);
         if (u == 0)
             break;
         if (u < 0) {

@@ -72,6 +72,13 @@ int64_t redis_eval(redis_t *r, const redis_script_t *s, int nkeys, int argc,
 /* The callback of a pending command will not run (its reply is read and dropped). */
 void redis_cancel(redis_t *r, int64_t handle);
 
+/* Parse one RESP2 reply at p[0..n) (the client's parser, exposed for tests and fuzzing).
+ * Returns the bytes it takes, 0 when more are needed, -1 when malformed. Top-level array
+ * elements go to elems[0..nelems) (further ones are parsed and dropped; nested arrays are
+ * checked but not stored). Strings point into p. Never allocates, never reads past n. */
+long redis_parse(const char *p, size_t n, redis_reply_t *out, redis_reply_t *elems,
+                 size_t nelems);
+
 /* Fill s->sha from s->text (SHA-1, FIPS 180-4). */
 void redis_script_init(redis_script_t *s, const char *text);
 

@@ -66,7 +66,61 @@ static int64_t cmd(redis_t *r, ctx_t *c, const char *a0, const char *a1, const c
     return redis_command(r, a2 ? 3 : a1 ? 2 : 1, av, al, on_reply, c);
 }
 
+/* The reply parser: whole replies, every truncation (needs more), byte at a time, malformed
+ * input, and a reply at the end of a guard-free heap copy (ASan catches a read past n). */
+static void test_parser(void) {
+    static const char stream[] = "+OK\r\n-ERR no\r\n:-42\r\n$5\r\nhe\r\no\r\n$-1\r\n$0\r\n\r\n"
+                                 "*3\r\n:1\r\n$3\r\ntwo\r\n*2\r\n:3\r\n+x\r\n*-1\r\n*0\r\n";
+    size_t n = sizeof stream - 1;
+    redis_reply_t r, el[4];
+    long off = 0;
+    int count = 0, ok = 1;
+    while ((size_t)off < n) {
+        size_t left = n - (size_t)off;
+        long u = redis_parse(stream + off, left, &r, el, 4);
+        if (u <= 0) {
+            ok = 0;
+            break;
+        }
+        /* Every strict prefix of this reply needs more, copied so that ASan sees the end. */
+        for (size_t k = 0; k < (size_t)u; k++) {
+            char *c = malloc(k ? k : 1);
+            memcpy(c, stream + off, k);
+            redis_reply_t r2, e2[4];
+            if (redis_parse(c, k, &r2, e2, 4) != 0)
+                ok = 0;
+            free(c);
+        }
+        if (count == 3)
+            ok &= r.type == REDIS_BULK && r.len == 5 && !memcmp(r.str, "he\r\no", 5);
+        if (count == 2)
+            ok &= r.type == REDIS_INT && r.integer == -42;
+        if (count == 4)
+            ok &= r.type == REDIS_BULK && r.is_nil;
+        if (count == 6)
+            ok &= r.type == REDIS_ARRAY && r.n == 3 && el[0].integer == 1 && el[1].len == 3 &&
+                  el[2].type == REDIS_ARRAY;
+        if (count == 7)
+            ok &= r.type == REDIS_ARRAY && r.is_nil;
+        off += u;
+        count++;
+    }
+    CHECK(ok);
+    CHECK_EQ_INT(count, 9);
+    /* More elements than room: all parsed, the first ones kept. */
+    const char *big = "*6\r\n:1\r\n:2\r\n:3\r\n:4\r\n:5\r\n:6\r\n";
+    CHECK_EQ_INT(redis_parse(big, strlen(big), &r, el, 4), (long)strlen(big));
+    CHECK(r.n == 4 && el[3].integer == 4);
+    const char *bad[] = {"?\r\n", ":12a\r\n", "$3\r\nabcd\r\n", "$-2\r\n", ":\r\n",
+                         "+OK\rX", "*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n:1\r\n", "$ 3\r\nabc\r\n",
+                         "\r\n"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        CHECK_MSG(redis_parse(bad[i], strlen(bad[i]), &r, el, 4) == -1, "bad[%zu]", i);
+    CHECK_EQ_INT(redis_parse("", 0, &r, el, 4), 0);
+}
+
 int main(void) {
+    test_parser();
     redis_script_t s0;
     redis_script_init(&s0, "");
     CHECK_EQ_STR(s0.sha, "da39a3ee5e6b4b0d3255bfef95601890afd80709");
