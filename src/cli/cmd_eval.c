@@ -188,7 +188,7 @@ int cmd_eval(int argc, char **argv) {
                 json_w_key(&w, "input"), json_w_str(&w, cs[i].input);
             } else {
                 json_w_key(&w, "model"), json_w_str(&w, "orders");
-                json_w_key(&w, "max_tokens"), json_w_i64(&w, 64);
+                /* no max_tokens: the server stops at </s> or its context, whichever first */
                 json_w_key(&w, "temperature"), json_w_i64(&w, 0);
                 json_w_key(&w, "messages"), json_w_arr_begin(&w), json_w_obj_begin(&w);
                 json_w_key(&w, "role"), json_w_str(&w, "user");
@@ -202,7 +202,7 @@ int cmd_eval(int argc, char **argv) {
                 if (json_path_str(resp.data, resp.len, task ? task_path : chat_path, task ? 1 : 4, &got) == 0)
                     answer = got.data ? got.data : "";
                 if (task && answer && strstr(resp.data, "\"fallback\":true")) r.fallbacks++, answer = "";
-            } else if (i == 0) {
+            } else if (!r.errors) { /* the first failure says why */
                 fprintf(stderr, "tollgate eval: %s%s: HTTP %d %.200s\n", url, path, status, resp.data ? resp.data : "");
             }
         }
