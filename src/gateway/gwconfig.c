@@ -9,6 +9,7 @@
 
 #include "gateway/govcfg.h"
 #include "gateway/obscfg.h"
+#include "gateway/taskcfg.h"
 
 static int fail(char *err, size_t errlen, const gw_config_t *cfg, gw_where_t w, const char *fmt,
                 ...) __attribute__((format(printf, 5, 6)));
@@ -55,6 +56,7 @@ void gwconfig_free(gw_config_t *cfg) {
     free(cfg->admin.key);
     govcfg_free(cfg->gov);
     obscfg_free(cfg->obs);
+    taskcfg_free(cfg->deg);
     for (size_t i = 0; i < cfg->nbackends; i++) {
         gw_backend_cfg_t *b = &cfg->backends[i];
         free(b->name);

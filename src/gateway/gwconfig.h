@@ -113,6 +113,7 @@ typedef struct gw_config {
     size_t nroutes;
     struct gov_cfg *gov;     /* services, keys, limits, tokenizers, redis (govcfg.h); NULL: none */
     struct obs_cfg *obs;     /* request log, access log (obscfg.h); set by a successful load */
+    struct taskcfg *deg;     /* tasks, circuit breaker, fallback/sticky/canary (taskcfg.h) */
 } gw_config_t;
 
 /* Fill cfg with defaults and no backends or routes (all pointers owned by cfg). */

@@ -10,6 +10,7 @@
 #include "core/config.h"
 #include "gateway/govcfg.h"
 #include "gateway/obscfg.h"
+#include "gateway/taskcfg.h"
 
 /* Errors and the buffer they go to, threaded through the walk. */
 typedef struct ld {
@@ -178,7 +179,8 @@ static int load_backend(ld_t *l, const cfg_node_t *n, gw_backend_cfg_t *b) {
 
 static int load_route(ld_t *l, const cfg_node_t *n, gw_route_cfg_t *r) {
     static const char *const keys[] = {"variants", "deadlines", "retry", "tokenizer",
-                                       "chat_template", NULL}; /* the last two: govcfg.c */
+                                       "chat_template", "fallback", "sticky", "canary", NULL};
+    /* tokenizer, chat_template: govcfg.c; fallback, sticky, canary: taskcfg.c */
     static const char *const vkeys[] = {"backend", "weight", "upstream_model", NULL};
     static const char *const dkeys[] = {"connect_ms", "ttft_ms", "total_ms", NULL};
     static const char *const rkeys[] = {"max_attempts", "budget_percent", "budget_burst", NULL};
@@ -239,7 +241,8 @@ static int section(ld_t *l, const cfg_node_t *n, size_t *count) {
 static int load_tree(ld_t *l, const cfg_node_t *root, gw_config_t *c) {
     static const char *const keys[] = {"listen", "threads", "max_body_bytes", "admin",
                                        "backends", "routes", "services", "redis",
-                                       "fair_queue", "request_log", "access_log", NULL};
+                                       "fair_queue", "request_log", "access_log", "tasks",
+                                       "circuit_breaker", NULL};
     int rc = cfg_check_keys(root, keys, l->err, l->errlen);
     int64_t threads;
     uint64_t body;
@@ -274,6 +277,9 @@ static int load_tree(ld_t *l, const cfg_node_t *root, gw_config_t *c) {
     }
     /* Governance: services, keys, limits, route tokenizers, redis. */
     if ((rc = govcfg_load(root, c->path, &c->gov, l->err, l->errlen)))
+        return rc;
+    /* Degradation: tasks, circuit breaker, fallback variants, sticky, canary. */
+    if ((rc = taskcfg_load(root, c, &c->deg, l->err, l->errlen)))
         return rc;
     /* Observability: request log, access log. */
     return obscfg_load(root, &c->obs, l->err, l->errlen);
