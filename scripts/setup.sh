@@ -18,6 +18,9 @@ done
 if command -v node >/dev/null && command -v npm >/dev/null; then
   missing=("${missing[@]/nodejs}"); missing=("${missing[@]/npm}")
 fi
+# `kubectl kustomize` renders deploy/ in the tests; Debian's kubectl is kubernetes-client
+# (its kustomize is old, and deploy/ is written to render with it and with current ones).
+command -v kubectl >/dev/null || missing+=(kubernetes-client)
 read -ra missing <<<"${missing[*]}"
 if ((${#missing[@]})); then
   echo "setup: installing ${missing[*]}"
@@ -30,9 +33,12 @@ for svc in redis-server nginx prometheus; do
   systemctl is-active --quiet "$svc" 2>/dev/null && systemctl stop "$svc" 2>/dev/null || true
 done
 
-# The official OpenAI client library, pinned in tests/e2e/package-lock.json.
-if [ ! -d tests/e2e/node_modules/openai ]; then
+# The e2e packages (the official OpenAI client, kubernetes-models schemas, yaml), pinned in
+# tests/e2e/package-lock.json.
+# Re-run when the lock changed since the last install (a copy of it is kept in node_modules).
+if [ ! -d tests/e2e/node_modules/openai ] ||
+   ! cmp -s tests/e2e/package-lock.json tests/e2e/node_modules/.tollgate-lock; then
   echo "setup: npm ci (tests/e2e)"
-  (cd tests/e2e && npm ci --no-audit --no-fund --loglevel=error)
+  (cd tests/e2e && npm ci --no-audit --no-fund --loglevel=error && cp package-lock.json node_modules/.tollgate-lock)
 fi
 echo "setup: ok"

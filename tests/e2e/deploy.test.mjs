@@ -1,0 +1,221 @@
+// deploy.test.mjs — deploy/ validated without a cluster: `kubectl kustomize` renders every
+// overlay; every object passes its schema (kubernetes-models, incl. Argo Rollouts and the
+// Prometheus Operator kinds); references between objects resolve; workloads are Guaranteed
+// QoS, non-root and probed; the canary analysis gates on p99 > 0.5 s and on errors; the
+// gateway config the cluster would run passes `tollgate gateway --check`; yamllint is clean;
+// the Dockerfile is multi-stage and non-root. The schemas do not reject unknown fields (the
+// Kubernetes OpenAPI allows them), so field names are also checked where it matters below.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { readdirSync, readFileSync, mkdtempSync, writeFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseAllDocuments } from 'yaml';
+
+const BIN = process.env.TOLLGATE_BIN;
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const KDIR = join(ROOT, 'deploy/kustomize');
+const OVERLAYS = readdirSync(join(KDIR, 'overlays')).sort();
+const WORKLOADS = ['Deployment', 'StatefulSet', 'Job', 'Rollout'];
+// Secrets an operator creates out of band in an overlay that does not generate them.
+const EXTERNAL_SECRETS = ['tollgate-gateway-keys', 'tollgate-orders-key'];
+
+function run(cmd, args, opts = {}) {
+  const r = spawnSync(cmd, args, { encoding: 'utf8', timeout: 60000, ...opts });
+  return { code: r.status, out: r.stdout || '', err: r.stderr || '', error: r.error };
+}
+
+const rendered = new Map();
+function render(overlay) {
+  if (!rendered.has(overlay)) {
+    const r = run('kubectl', ['kustomize', join(KDIR, 'overlays', overlay)]);
+    assert.equal(r.error, undefined, `kubectl not found: run scripts/setup.sh (${r.error})`);
+    assert.equal(r.code, 0, `kubectl kustomize ${overlay}: ${r.err}`);
+    const docs = parseAllDocuments(r.out);
+    for (const d of docs) assert.deepEqual(d.errors, [], `${overlay}: YAML errors`);
+    const objs = docs.map((d) => d.toJS()).filter(Boolean);
+    // kustomize may fold a Secret's base64 over several lines; the API server's decoder (Go's
+    // encoding/base64) ignores newlines, the schema's "byte" format does not: unfold first.
+    for (const o of objs) if (o.kind === 'Secret') for (const k in o.data || {}) o.data[k] = o.data[k].replace(/\s+/g, '');
+    rendered.set(overlay, objs);
+  }
+  return rendered.get(overlay);
+}
+
+// The model class for an object: kubernetes-models for built-in groups, the Argo Rollouts and
+// Prometheus Operator packages for theirs. Unknown kinds are an error, not a skip.
+async function modelFor(apiVersion, kind) {
+  const group = apiVersion.includes('/') ? apiVersion.split('/')[0] : '';
+  const pkg = group === 'argoproj.io' ? '@kubernetes-models/argo-rollouts'
+    : group === 'monitoring.coreos.com' ? '@kubernetes-models/prometheus-operator'
+    : 'kubernetes-models';
+  const mod = await import(`${pkg}/${apiVersion}/${kind}`);
+  return mod[kind];
+}
+
+const podSpec = (o) => (o.kind === 'Job' ? o.spec.template.spec : o.spec.template.spec);
+const allContainers = (o) => [...(podSpec(o).initContainers || []), ...podSpec(o).containers];
+const find = (objs, kind, name) => objs.find((o) => o.kind === kind && o.metadata.name.startsWith(name));
+const selects = (selector, labels) => Object.entries(selector).every(([k, v]) => labels[k] === v);
+
+test('the validator rejects what it should (control)', async () => {
+  const Deployment = await modelFor('apps/v1', 'Deployment');
+  assert.throws(() => new Deployment({ metadata: { name: 'x' }, spec: { replicas: 'two', selector: {}, template: { spec: { containers: [{ name: 'c' }] } } } }).validate());
+  const Rollout = await modelFor('argoproj.io/v1alpha1', 'Rollout');
+  assert.throws(() => new Rollout({ metadata: { name: 'x' }, spec: { strategy: { canary: { steps: [{ setWeight: 'ten' }] } } } }).validate());
+  const ServiceMonitor = await modelFor('monitoring.coreos.com/v1', 'ServiceMonitor');
+  assert.throws(() => new ServiceMonitor({ metadata: { name: 'x' }, spec: { selector: {}, endpoints: 'http' } }).validate());
+});
+
+for (const overlay of OVERLAYS) {
+  test(`${overlay}: kubectl kustomize renders; every object passes its schema`, async () => {
+    const objs = render(overlay);
+    const kinds = new Set(objs.map((o) => o.kind));
+    for (const k of ['Rollout', 'AnalysisTemplate', 'Deployment', 'Job', 'PersistentVolumeClaim', 'Service', 'ConfigMap', 'PodDisruptionBudget', 'ServiceMonitor', 'StatefulSet'])
+      assert.ok(kinds.has(k), `${overlay}: no ${k}`);
+    for (const o of objs) {
+      const Model = await modelFor(o.apiVersion, o.kind);
+      assert.ok(Model, `${overlay}: no schema for ${o.apiVersion} ${o.kind}`);
+      assert.doesNotThrow(() => new Model(o).validate(), `${overlay}: ${o.kind}/${o.metadata.name}`);
+      if (o.kind !== 'Namespace') assert.equal(o.metadata.namespace, `tollgate${overlay === 'prod' ? '' : '-' + overlay}`, `${o.kind}/${o.metadata.name} namespace`);
+    }
+  });
+
+  test(`${overlay}: references resolve, selectors match, QoS Guaranteed, non-root, probes`, () => {
+    const objs = render(overlay);
+    const names = (kind) => new Set(objs.filter((o) => o.kind === kind).map((o) => o.metadata.name));
+    const configMaps = names('ConfigMap'), secrets = names('Secret'), pvcs = names('PersistentVolumeClaim');
+    const secretOk = (n) => secrets.has(n) || (secrets.size === 0 && EXTERNAL_SECRETS.includes(n));
+    const workloads = objs.filter((o) => WORKLOADS.includes(o.kind));
+    for (const w of workloads) {
+      const id = `${overlay}: ${w.kind}/${w.metadata.name}`;
+      const spec = podSpec(w);
+      assert.equal(spec.securityContext?.runAsNonRoot, true, `${id}: runAsNonRoot`);
+      for (const v of spec.volumes || []) {
+        if (v.configMap) assert.ok(configMaps.has(v.configMap.name), `${id}: ConfigMap ${v.configMap.name}`);
+        if (v.secret) assert.ok(secretOk(v.secret.secretName), `${id}: Secret ${v.secret.secretName}`);
+        if (v.persistentVolumeClaim) assert.ok(pvcs.has(v.persistentVolumeClaim.claimName), `${id}: PVC`);
+      }
+      for (const c of allContainers(w)) {
+        const cid = `${id} container ${c.name}`;
+        // Guaranteed QoS: every container (init ones too) has requests = limits for both.
+        for (const r of ['cpu', 'memory']) {
+          assert.ok(c.resources?.limits?.[r], `${cid}: no ${r} limit`);
+          assert.equal(String(c.resources.requests?.[r]), String(c.resources.limits[r]), `${cid}: ${r} request != limit`);
+        }
+        assert.equal(c.securityContext?.allowPrivilegeEscalation, false, `${cid}: allowPrivilegeEscalation`);
+        assert.equal(c.securityContext?.readOnlyRootFilesystem, true, `${cid}: readOnlyRootFilesystem`);
+        assert.deepEqual(c.securityContext?.capabilities?.drop, ['ALL'], `${cid}: capabilities`);
+        for (const e of c.envFrom || []) if (e.configMapRef) assert.ok(configMaps.has(e.configMapRef.name), `${cid}: envFrom ${e.configMapRef.name}`);
+        for (const e of c.env || []) {
+          if (e.valueFrom?.secretKeyRef) assert.ok(secretOk(e.valueFrom.secretKeyRef.name), `${cid}: secret ${e.valueFrom.secretKeyRef.name}`);
+          if (e.valueFrom?.configMapKeyRef) assert.ok(configMaps.has(e.valueFrom.configMapKeyRef.name), `${cid}: configmap ref`);
+        }
+        if (w.kind !== 'Job' && !(spec.initContainers || []).includes(c)) {
+          assert.ok(c.livenessProbe && c.readinessProbe, `${cid}: probes`);
+          for (const p of [c.livenessProbe, c.readinessProbe, c.startupProbe].filter(Boolean))
+            assert.match(p.httpGet.path, /^\/(health|ready)$/, `${cid}: probe path`);
+        }
+      }
+      if (w.kind !== 'Job') {
+        const labels = w.spec.template.metadata.labels;
+        assert.ok(selects(w.spec.selector.matchLabels, labels), `${id}: selector does not match its pods`);
+      }
+    }
+    // Every Service, PDB and ServiceMonitor selects some workload's pods / some Service.
+    const podLabels = workloads.filter((w) => w.kind !== 'Job').map((w) => w.spec.template.metadata.labels);
+    for (const s of objs.filter((o) => o.kind === 'Service'))
+      assert.ok(podLabels.some((l) => selects(s.spec.selector, l)), `${overlay}: Service ${s.metadata.name} selects nothing`);
+    for (const p of objs.filter((o) => o.kind === 'PodDisruptionBudget'))
+      assert.ok(podLabels.some((l) => selects(p.spec.selector.matchLabels, l)), `${overlay}: PDB ${p.metadata.name} selects nothing`);
+    for (const m of objs.filter((o) => o.kind === 'ServiceMonitor')) {
+      const svcs = objs.filter((o) => o.kind === 'Service' && selects(m.spec.selector.matchLabels, o.metadata.labels) &&
+        (m.spec.selector.matchExpressions || []).every((e) => e.operator !== 'DoesNotExist' || !(e.key in o.metadata.labels)));
+      assert.equal(svcs.length, 1, `${overlay}: ServiceMonitor ${m.metadata.name} should select exactly one Service`);
+      for (const ep of m.spec.endpoints) assert.ok(svcs[0].spec.ports.some((p) => p.name === ep.port), `${overlay}: ${m.metadata.name} port ${ep.port}`);
+    }
+  });
+
+  test(`${overlay}: engine reads the verified model read-only; the canary is gated on p99 and errors`, () => {
+    const objs = render(overlay);
+    const ro = find(objs, 'Rollout', 'tollgate-engine');
+    const spec = ro.spec.template.spec;
+    const vol = spec.volumes.find((v) => v.persistentVolumeClaim);
+    assert.equal(vol.persistentVolumeClaim.readOnly, true);
+    for (const c of allContainers(ro)) for (const m of c.volumeMounts.filter((m) => m.name === vol.name)) assert.equal(m.readOnly, true, c.name);
+    const serve = spec.containers[0];
+    assert.equal(serve.args[0], 'serve');
+    assert.ok(serve.args.includes('--model=/models/$(MODEL_FILE)'));
+    assert.ok(spec.initContainers[0].args[0].includes('sha256ok'), 'engine waits for the verified model');
+    // The Job verifies the checksum before publishing under the final name.
+    const job = find(objs, 'Job', 'tollgate-model-fetch');
+    const script = job.spec.template.spec.containers[0].args[0];
+    assert.match(script, /aws s3 cp/);
+    assert.ok(script.indexOf('sha256sum') < script.indexOf('mv "${dst}.part" "${dst}"'), 'checksum before publish');
+    const model = objs.find((o) => o.kind === 'ConfigMap' && o.metadata.name.startsWith('tollgate-model-'));
+    assert.match(model.data.MODEL_SHA256, /^[0-9a-f]{64}$/);
+    assert.match(model.data.MODEL_S3_URI, /^s3:\/\//);
+    // Canary: steps, the two Services, variant labels, the analysis.
+    const c = ro.spec.strategy.canary;
+    assert.deepEqual(c.steps.filter((s) => s.setWeight).map((s) => s.setWeight), [10, 25, 50]);
+    assert.ok(find(objs, 'Service', c.stableService) && find(objs, 'Service', c.canaryService));
+    assert.equal(c.canaryMetadata.labels.variant, 'canary');
+    const at = find(objs, 'AnalysisTemplate', c.analysis.templates[0].templateName);
+    assert.ok(at, 'AnalysisTemplate exists');
+    const args = Object.fromEntries(at.spec.args.map((a) => [a.name, a.value]));
+    assert.equal(args['p99-limit-seconds'], '0.5');
+    for (const a of c.analysis.args) assert.ok(a.name in args, `Rollout passes unknown arg ${a.name}`);
+    const q = (n) => at.spec.metrics.find((m) => m.name === n);
+    assert.match(q('gateway-canary-p99').provider.prometheus.query, /histogram_quantile\(0\.99, sum by \(le\) \(rate\(\s*tollgate_request_duration_seconds_bucket\{[^\n]*variant="canary"/);
+    assert.match(q('gateway-canary-p99').failureCondition, /result\[0\] > \{\{args\.p99-limit-seconds\}\}/);
+    assert.match(q('gateway-canary-error-rate').provider.prometheus.query, /code=~"5\.\."/);
+    assert.match(q('engine-canary-p99').provider.prometheus.query, /vllm:e2e_request_latency_seconds_bucket\{[^\n]*variant="canary"/);
+    // The engine's ServiceMonitor copies the pod label `variant` that the query filters on.
+    assert.deepEqual(find(objs, 'ServiceMonitor', 'tollgate-engine').spec.podTargetLabels, ['variant']);
+  });
+}
+
+test('dev: the gateway config the cluster runs passes tollgate gateway --check', { skip: !BIN && 'TOLLGATE_BIN not set' }, () => {
+  const objs = render('dev');
+  const cm = objs.find((o) => o.kind === 'ConfigMap' && o.metadata.name.startsWith('tollgate-gateway-config'));
+  const sec = objs.find((o) => o.kind === 'Secret' && o.metadata.name.startsWith('tollgate-gateway-keys'));
+  const dir = mkdtempSync(join(tmpdir(), 'deploy-e2e-'));
+  try {
+    // What the init container does: the ConfigMap's file, then the Secret's services section.
+    const file = join(dir, 'gateway.yaml');
+    writeFileSync(file, cm.data['gateway.yaml'] + Buffer.from(sec.data['services.yaml'], 'base64').toString());
+    const adminKey = Buffer.from(sec.data['admin-key'], 'base64').toString();
+    const r = run(BIN, ['gateway', '-c', file, '--check'], { env: { ...process.env, TOLLGATE_ADMIN_KEY: adminKey } });
+    assert.equal(r.code, 0, r.out + r.err);
+    // The orders service's key (its own Secret) hashes to the one the gateway lists.
+    const key = Buffer.from(objs.find((o) => o.kind === 'Secret' && o.metadata.name.startsWith('tollgate-orders-key')).data.key, 'base64').toString();
+    const h = run(BIN, ['keygen', '--hash', key]);
+    const hash = h.out.match(/sha256:[0-9a-f]{64}/)[0];
+    assert.ok(Buffer.from(sec.data['services.yaml'], 'base64').toString().includes(hash));
+    // The gateway init container runs exactly that check.
+    const gw = find(objs, 'Deployment', 'tollgate-gateway');
+    assert.match(gw.spec.template.spec.initContainers[0].args[0], /tollgate gateway -c \/run\/tollgate\/gateway.yaml --check/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('yamllint is clean on deploy/kustomize', () => {
+  const r = run('yamllint', ['-f', 'parsable', '-c', join(ROOT, 'deploy/.yamllint'), join(ROOT, 'deploy/kustomize')]);
+  assert.equal(r.error, undefined, 'yamllint not found: run scripts/setup.sh');
+  assert.equal(r.code, 0, r.out + r.err);
+});
+
+test('Dockerfile: multi-stage, small runtime base, non-root numeric user', () => {
+  const lines = readFileSync(join(ROOT, 'deploy/Dockerfile'), 'utf8').split('\n').filter((l) => !l.startsWith('#'));
+  const froms = lines.filter((l) => /^FROM /.test(l));
+  assert.ok(froms.length >= 2, 'multi-stage');
+  assert.match(froms.at(-1), /^FROM debian:[a-z]+-slim AS runtime$/);
+  const runtime = lines.slice(lines.indexOf(froms.at(-1)));
+  assert.ok(!runtime.some((l) => /build-essential|-dev\b/.test(l)), 'no toolchain in the runtime stage');
+  const user = runtime.filter((l) => /^USER /.test(l)).at(-1);
+  assert.match(user, /^USER [1-9][0-9]*:[1-9][0-9]*$/);
+  assert.ok(runtime.some((l) => /^COPY --from=build /.test(l)));
+});
