@@ -7,11 +7,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "core/buf.h"
 #include "core/ev.h"
 #include "core/json.h"
 #include "gateway/gateway.h"
+#include "gateway/govern.h"
 #include "gateway/keys.h"
 
 int admin_key_equal(const char *given, const char *want) {
@@ -363,6 +365,10 @@ void admin_handle(httpd_req_t *req, void *arg) {
         }
     } else if (get && !strcmp(path, "/upstreams")) {
         write_upstreams(&jw, s);
+        respond_json(req, 200, &b);
+    } else if (get && !strcmp(path, "/limits")) {
+        /* Live limits and budget state of every service (docs/governance.md). */
+        gov_write_state(gateway_gov(gw), s->cfg.gov, ev_clock_ns(), time(NULL), &jw);
         respond_json(req, 200, &b);
     } else if (get && !strcmp(path, "/stats")) {
         gateway_stats_t st;

@@ -397,3 +397,66 @@ int gov_render_metrics(gov_t *g, int64_t unix_s, buf_t *out) {
                       (unsigned long long)atomic_load_explicit(&g->redis_lost_corrections, memory_order_relaxed));
     return rc ? -ENOMEM : 0;
 }
+
+void gov_write_state(gov_t *g, const gov_cfg_t *cfg, uint64_t now_ns, int64_t unix_s, json_w_t *w) {
+    json_w_obj_begin(w);
+    json_w_key(w, "services");
+    json_w_obj_begin(w);
+    for (size_t i = 0; cfg && i < cfg->nservices; i++) {
+        const gov_service_cfg_t *sc = &cfg->services[i];
+        gov_state_t *st = sc->state;
+        if (!st)
+            continue;
+        pthread_mutex_lock(&st->mu);
+        /* A peek: refill a copy so that reading the state does not change it. */
+        rl_state_t rl = st->rl;
+        uint64_t rb = sc->rl.rpm_burst ? sc->rl.rpm_burst : sc->rl.rpm;
+        uint64_t tb = sc->rl.tpm_burst ? sc->rl.tpm_burst : sc->rl.tpm;
+        uint64_t used = budget_used(&st->budget, unix_s);
+        pthread_mutex_unlock(&st->mu);
+        if (sc->rl.rpm)
+            rl_bucket_refill(&rl.req, sc->rl.rpm, rb, now_ns);
+        if (sc->rl.tpm)
+            rl_bucket_refill(&rl.tok, sc->rl.tpm, tb, now_ns);
+        json_w_key(w, sc->name);
+        json_w_obj_begin(w);
+        json_w_key(w, "requests_per_minute");
+        json_w_i64(w, (int64_t)sc->rl.rpm);
+        json_w_key(w, "remaining_requests");
+        if (sc->rl.rpm)
+            json_w_i64(w, (int64_t)rl_bucket_remaining(&rl.req));
+        else
+            json_w_null(w);
+        json_w_key(w, "tokens_per_minute");
+        json_w_i64(w, (int64_t)sc->rl.tpm);
+        json_w_key(w, "remaining_tokens");
+        if (sc->rl.tpm)
+            json_w_i64(w, (int64_t)rl_bucket_remaining(&rl.tok));
+        else
+            json_w_null(w);
+        json_w_key(w, "concurrent_requests");
+        json_w_i64(w, sc->rl.concurrency);
+        json_w_key(w, "in_flight");
+        json_w_i64(w, rl.inflight);
+        json_w_key(w, "daily_tokens");
+        json_w_i64(w, (int64_t)sc->daily_tokens);
+        json_w_key(w, "used_today");
+        json_w_i64(w, (int64_t)used);
+        json_w_key(w, "budget_used_ratio");
+        json_w_double(w, sc->daily_tokens ? (double)used / (double)sc->daily_tokens : 0.0);
+        json_w_obj_end(w);
+    }
+    json_w_obj_end(w);
+    json_w_key(w, "shared");
+    json_w_bool(w, cfg && cfg->redis_host);
+    json_w_key(w, "redis_local_fallbacks");
+    json_w_i64(w, (int64_t)atomic_load_explicit(&g->redis_fallbacks, memory_order_relaxed));
+    json_w_key(w, "rejected");
+    json_w_obj_begin(w);
+    for (int r = 0; r < GOV_R_COUNT; r++) {
+        json_w_key(w, REASONS[r]);
+        json_w_i64(w, (int64_t)atomic_load_explicit(&g->rejected[r], memory_order_relaxed));
+    }
+    json_w_obj_end(w);
+    json_w_obj_end(w);
+}

@@ -140,6 +140,11 @@ void gov_headers(const gov_decision_t *d, const gov_service_cfg_t *svc, gov_head
  * 0, -EINVAL (not an object), -ENOMEM. */
 int gov_rewrite_max_tokens(const json_doc_t *d, const char *key, int64_t n, buf_t *out);
 
+/* The live limits and budget state as JSON for the admin API (GET /limits): per service its
+ * limits, what remains in each bucket now, requests in flight, tokens used today (this
+ * process's view: with Redis the shared counters are in Redis), and the refusal counts. */
+void gov_write_state(gov_t *g, const gov_cfg_t *cfg, uint64_t now_ns, int64_t unix_s, json_w_t *w);
+
 /* Prometheus text for tollgate_rejected_total{reason}, tollgate_budget_used_ratio{service},
  * tollgate_prompt_count_total{method}. */
 int gov_render_metrics(gov_t *g, int64_t unix_s, buf_t *out);

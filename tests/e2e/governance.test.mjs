@@ -64,7 +64,7 @@ before(async () => {
   slow = await start(['sim', '--port', '0', '--threads', '1', '--ttft-ms', '600'], /listening on [\d.]+:(\d+)/);
   const cfg = `listen: 127.0.0.1:0
 threads: 2
-admin: {enabled: false}
+admin: {listen: '127.0.0.1:0', key: '${hash('e2e-gov-admin')}'}
 backends:
   sim: {addresses: [127.0.0.1:${sim.m[1]}], health_check: false}
   slow: {addresses: [127.0.0.1:${slow.m[1]}], health_check: false}
@@ -101,8 +101,8 @@ services:
 `;
   const path = join(dir, 'gw.yaml');
   writeFileSync(path, cfg);
-  const { p, m } = await start(['gateway', '-c', path], /listening on [\d.]+:(\d+)/);
-  gw = { p, port: Number(m[1]) };
+  const { p, m } = await start(['gateway', '-c', path], /listening on [\d.]+:(\d+) admin [\d.]+:(\d+)/);
+  gw = { p, port: Number(m[1]), admin: Number(m[2]) };
 });
 
 after(async () => {
@@ -173,6 +173,20 @@ test('requests per minute: the 3rd passes, the 4th gets 429 with Retry-After and
   assert.equal(r.headers.get('x-ratelimit-remaining-requests'), '0');
   // The OpenAI client surfaces it as a RateLimitError.
   await assert.rejects(client('limited').chat.completions.create(body), (e) => e.status === 429);
+});
+
+test('admin GET /limits: live bucket, in-flight and budget state per service', async () => {
+  const r = await fetch(`http://127.0.0.1:${gw.admin}/limits`, { headers: { authorization: 'Bearer e2e-gov-admin' } });
+  assert.equal(r.status, 200);
+  const j = await r.json();
+  assert.equal(j.services.limited.requests_per_minute, 3);
+  assert.equal(j.services.limited.remaining_requests, 0);
+  assert.equal(j.services.limited.in_flight, 0);
+  assert.equal(j.services.orders.remaining_requests, null); // no RPM limit
+  assert.ok(j.rejected.requests >= 2 && j.rejected.invalid_key >= 1 && j.rejected.model_not_allowed >= 1);
+  assert.equal(j.shared, false);
+  const denied = await fetch(`http://127.0.0.1:${gw.admin}/limits`);
+  assert.equal(denied.status, 401);
 });
 
 test('tokens per minute: charged prompt + max_tokens, corrected by the actual usage (stream too)', async () => {
