@@ -6,18 +6,17 @@
 #include "gateway/keys.h"
 
 static void usage(FILE *out) {
-    fprintf(out,
-            "usage: tollgate keygen [--hash KEY]\n"
-            "\n"
-            "Prints a new random API key (32 bytes from getrandom(), base64url, prefix tg-)\n"
-            "and its hash. Give the key to the calling service; put only the hash in the\n"
-            "gateway config, under services.NAME.keys:\n"
-            "\n"
-            "  key:  tg-...\n"
-            "  hash: sha256:...\n"
-            "\n"
-            "  --hash KEY   print the hash of an existing key instead\n"
-            "  --help       this text\n");
+    fprintf(out, "usage: tollgate keygen [--hash KEY]\n"
+                 "\n"
+                 "Prints a new random API key (32 bytes from getrandom(), base64url, prefix tg-)\n"
+                 "and its hash. Give the key to the calling service; put only the hash in the\n"
+                 "gateway config, under services.NAME.keys:\n"
+                 "\n"
+                 "  key:  tg-...\n"
+                 "  hash: sha256:...\n"
+                 "\n"
+                 "  --hash KEY   print the hash of an existing key instead\n"
+                 "  --help       this text\n");
 }
 
 int cmd_keygen(int argc, char **argv) {

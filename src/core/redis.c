@@ -18,31 +18,31 @@
  * command once they have grown. */
 typedef struct pending {
     int64_t id;
-    redis_cb cb;   /* NULL when cancelled */
+    redis_cb cb; /* NULL when cancelled */
     void *arg;
     uint64_t sent_ns;
-    int retried;   /* already re-sent as EVAL */
-    buf_t eval;    /* EVALSHA commands: the same call as EVAL, for a NOSCRIPT fallback */
+    int retried; /* already re-sent as EVAL */
+    buf_t eval;  /* EVALSHA commands: the same call as EVAL, for a NOSCRIPT fallback */
 } pending_t;
 
 struct redis {
     ev_loop_t *loop;
     struct sockaddr_in addr;
     redis_opts_t o;
-    int fd;              /* -1 when not connected */
+    int fd; /* -1 when not connected */
     int connecting;
     int up;
     buf_t out, in;
-    pending_t *ring;     /* REDIS_MAX_PENDING */
+    pending_t *ring; /* REDIS_MAX_PENDING */
     size_t head, count;
     int64_t next_id;
     uint32_t backoff_ms;
-    ev_timer_t timer;    /* timeout checks while connected, reconnect delay while down */
+    ev_timer_t timer; /* timeout checks while connected, reconnect delay while down */
     redis_health_cb health_cb;
     void *health_arg;
     redis_reply_t elems[REDIS_MAX_ELEMS];
     redis_stats_t st;
-    int in_read;         /* replies are being dispatched: defer teardown */
+    int in_read; /* replies are being dispatched: defer teardown */
 };
 
 static void connect_start(redis_t *r);
@@ -50,21 +50,27 @@ static void on_io(ev_loop_t *loop, int fd, uint32_t ev, void *arg);
 
 /* ---------- SHA-1 (FIPS 180-4 §6.1), for EVALSHA ---------- */
 
-static uint32_t rol(uint32_t x, int n) { return (x << n) | (x >> (32 - n)); }
+static uint32_t rol(uint32_t x, int n) {
+    return (x << n) | (x >> (32 - n));
+}
 
 static void sha1_block(uint32_t h[5], const uint8_t *b) {
     uint32_t w[80];
     for (int t = 0; t < 16; t++)
-        w[t] = (uint32_t)b[4 * t] << 24 | (uint32_t)b[4 * t + 1] << 16 | (uint32_t)b[4 * t + 2] << 8 |
-               b[4 * t + 3];
+        w[t] = (uint32_t)b[4 * t] << 24 | (uint32_t)b[4 * t + 1] << 16 |
+               (uint32_t)b[4 * t + 2] << 8 | b[4 * t + 3];
     for (int t = 16; t < 80; t++) w[t] = rol(w[t - 3] ^ w[t - 8] ^ w[t - 14] ^ w[t - 16], 1);
     uint32_t a = h[0], bb = h[1], c = h[2], d = h[3], e = h[4];
     for (int t = 0; t < 80; t++) {
         uint32_t f, k;
-        if (t < 20) f = (bb & c) | (~bb & d), k = 0x5a827999;
-        else if (t < 40) f = bb ^ c ^ d, k = 0x6ed9eba1;
-        else if (t < 60) f = (bb & c) | (bb & d) | (c & d), k = 0x8f1bbcdc;
-        else f = bb ^ c ^ d, k = 0xca62c1d6;
+        if (t < 20)
+            f = (bb & c) | (~bb & d), k = 0x5a827999;
+        else if (t < 40)
+            f = bb ^ c ^ d, k = 0x6ed9eba1;
+        else if (t < 60)
+            f = (bb & c) | (bb & d) | (c & d), k = 0x8f1bbcdc;
+        else
+            f = bb ^ c ^ d, k = 0xca62c1d6;
         uint32_t tmp = rol(a, 5) + f + e + k + w[t];
         e = d;
         d = c;
@@ -104,11 +110,9 @@ void redis_script_init(redis_script_t *s, const char *text) {
 /* ---------- connection ---------- */
 
 static void set_health(redis_t *r, int up) {
-    if (r->up == up)
-        return;
+    if (r->up == up) return;
     r->up = up;
-    if (r->health_cb)
-        r->health_cb(r->health_arg, up);
+    if (r->health_cb) r->health_cb(r->health_arg, up);
 }
 
 static pending_t *ring_at(redis_t *r, size_t i) {
@@ -124,8 +128,7 @@ static void fail_all(redis_t *r) {
         p->cb = NULL;
         r->head = (r->head + 1) % REDIS_MAX_PENDING;
         r->count--;
-        if (cb)
-            cb(arg, &io);
+        if (cb) cb(arg, &io);
     }
 }
 
@@ -140,8 +143,7 @@ static void drop(redis_t *r) {
         ev_io_del(r->loop, r->fd);
         close(r->fd);
         r->fd = -1;
-        if (!r->connecting)
-            r->st.disconnects++;
+        if (!r->connecting) r->st.disconnects++;
     }
     r->connecting = 0;
     buf_reset(&r->out);
@@ -155,8 +157,7 @@ static void drop(redis_t *r) {
 
 static void timeout_cb(ev_loop_t *loop, void *arg) {
     redis_t *r = arg;
-    if (!r->count || r->fd < 0 || r->connecting)
-        return;
+    if (!r->count || r->fd < 0 || r->connecting) return;
     uint64_t now = ev_now_ns(loop), lim = (uint64_t)r->o.timeout_ms * 1000000;
     pending_t *p = ring_at(r, 0);
     if (now - p->sent_ns >= lim) {
@@ -201,10 +202,8 @@ static int flush_out(redis_t *r) {
     while (r->out.len) {
         ssize_t n = send(r->fd, r->out.data, r->out.len, MSG_NOSIGNAL);
         if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            if (errno == EAGAIN)
-                break;
+            if (errno == EINTR) continue;
+            if (errno == EAGAIN) break;
             return -1;
         }
         buf_consume(&r->out, (size_t)n);
@@ -224,12 +223,10 @@ static int parse_int(const char *p, size_t n, long long *out) {
         neg = 1;
         i = 1;
     }
-    if (i == n || n - i > 18)
-        return -1;
+    if (i == n || n - i > 18) return -1;
     long long v = 0;
     for (; i < n; i++) {
-        if (p[i] < '0' || p[i] > '9')
-            return -1;
+        if (p[i] < '0' || p[i] > '9') return -1;
         v = v * 10 + (p[i] - '0');
     }
     *out = neg ? -v : v;
@@ -241,8 +238,7 @@ static long parse_at(const char *p, size_t n, redis_reply_t *out, redis_reply_t 
     const char *eol = memchr(p, '\r', n);
     if (!eol || (size_t)(eol - p) + 1 >= n)
         return n > 64 * 1024 && !eol ? -1 : 0; /* a header line never gets this long */
-    if (eol[1] != '\n' || depth > 4 || eol == p)
-        return -1;
+    if (eol[1] != '\n' || depth > 4 || eol == p) return -1;
     size_t hl = (size_t)(eol - p) + 2, ll = (size_t)(eol - p) - 1;
     memset(out, 0, sizeof *out);
     long long v;
@@ -255,28 +251,23 @@ static long parse_at(const char *p, size_t n, redis_reply_t *out, redis_reply_t 
         return (long)hl;
     case ':':
         out->type = REDIS_INT;
-        if (parse_int(p + 1, ll, &v))
-            return -1;
+        if (parse_int(p + 1, ll, &v)) return -1;
         out->integer = v;
         return (long)hl;
     case '$':
-        if (parse_int(p + 1, ll, &v) || v < -1 || v > 512 * 1024 * 1024)
-            return -1;
+        if (parse_int(p + 1, ll, &v) || v < -1 || v > 512 * 1024 * 1024) return -1;
         out->type = REDIS_BULK;
         if (v < 0) {
             out->is_nil = 1;
             return (long)hl;
         }
-        if (hl + (size_t)v + 2 > n)
-            return 0;
-        if (p[hl + (size_t)v] != '\r' || p[hl + (size_t)v + 1] != '\n')
-            return -1;
+        if (hl + (size_t)v + 2 > n) return 0;
+        if (p[hl + (size_t)v] != '\r' || p[hl + (size_t)v + 1] != '\n') return -1;
         out->str = p + hl;
         out->len = (size_t)v;
         return (long)(hl + (size_t)v + 2);
     case '*': {
-        if (parse_int(p + 1, ll, &v) || v < -1 || v > 1024 * 1024)
-            return -1;
+        if (parse_int(p + 1, ll, &v) || v < -1 || v > 1024 * 1024) return -1;
         out->type = REDIS_ARRAY;
         if (v < 0) {
             out->is_nil = 1;
@@ -288,8 +279,7 @@ static long parse_at(const char *p, size_t n, redis_reply_t *out, redis_reply_t 
             redis_reply_t tmp;
             redis_reply_t *dst = depth == 0 && (size_t)i < nelems ? &elems[i] : &tmp;
             long u = parse_at(p + off, n - off, dst, elems, nelems, depth + 1);
-            if (u <= 0)
-                return u;
+            if (u <= 0) return u;
             off += (size_t)u;
         }
         out->n = depth == 0 && (size_t)v > nelems ? nelems : depth == 0 ? (size_t)v : 0;
@@ -299,10 +289,8 @@ static long parse_at(const char *p, size_t n, redis_reply_t *out, redis_reply_t 
     return -1;
 }
 
-long redis_parse(const char *p, size_t n, redis_reply_t *out, redis_reply_t *elems,
-                 size_t nelems) {
-    if (n == 0)
-        return 0;
+long redis_parse(const char *p, size_t n, redis_reply_t *out, redis_reply_t *elems, size_t nelems) {
+    if (n == 0) return 0;
     return parse_at(p, n, out, elems, nelems, 0);
 }
 
@@ -322,8 +310,7 @@ static void dispatch(redis_t *r) {
     while (r->count && off < r->in.len) {
         redis_reply_t rep;
         long u = redis_parse(r->in.data + off, r->in.len - off, &rep, r->elems, REDIS_MAX_ELEMS);
-        if (u == 0)
-            break;
+        if (u == 0) break;
         if (u < 0) {
             r->in_read = 0;
             drop(r);
@@ -358,8 +345,7 @@ static void dispatch(redis_t *r) {
         buf_reset(&p->eval);
         r->head = (r->head + 1) % REDIS_MAX_PENDING;
         r->count--;
-        if (cb)
-            cb(arg, &rep);
+        if (cb) cb(arg, &rep);
         if (r->fd < 0) { /* a callback's command failed hard: the connection is gone */
             r->in_read = 0;
             return;
@@ -412,14 +398,11 @@ static void on_io(ev_loop_t *loop, int fd, uint32_t ev, void *arg) {
             if (n > 0) {
                 r->in.len += (size_t)n;
                 r->in.data[r->in.len] = '\0';
-                if ((size_t)n < 16384)
-                    break;
+                if ((size_t)n < 16384) break;
                 continue;
             }
-            if (n < 0 && errno == EINTR)
-                continue;
-            if (n < 0 && errno == EAGAIN)
-                break;
+            if (n < 0 && errno == EINTR) continue;
+            if (n < 0 && errno == EAGAIN) break;
             drop(r); /* EOF or error */
             return;
         }
@@ -432,8 +415,7 @@ static void on_io(ev_loop_t *loop, int fd, uint32_t ev, void *arg) {
 int redis_new(ev_loop_t *loop, const char *host, uint16_t port, const redis_opts_t *opts,
               redis_t **out) {
     redis_t *r = calloc(1, sizeof *r);
-    if (!r)
-        return -ENOMEM;
+    if (!r) return -ENOMEM;
     r->ring = calloc(REDIS_MAX_PENDING, sizeof *r->ring);
     if (!r->ring) {
         free(r);
@@ -463,8 +445,7 @@ int redis_new(ev_loop_t *loop, const char *host, uint16_t port, const redis_opts
 }
 
 void redis_free(redis_t *r) {
-    if (!r)
-        return;
+    if (!r) return;
     ev_timer_stop(r->loop, &r->timer);
     if (r->fd >= 0) {
         ev_io_del(r->loop, r->fd);
@@ -485,13 +466,13 @@ void redis_on_health(redis_t *r, redis_health_cb cb, void *arg) {
     r->health_arg = arg;
 }
 
-int redis_up(const redis_t *r) { return r->up; }
+int redis_up(const redis_t *r) {
+    return r->up;
+}
 
 static int64_t submit(redis_t *r, redis_cb cb, void *arg, pending_t **pp) {
-    if (r->fd < 0 || r->connecting)
-        return -ENOTCONN;
-    if (r->count >= REDIS_MAX_PENDING)
-        return -EAGAIN;
+    if (r->fd < 0 || r->connecting) return -ENOTCONN;
+    if (r->count >= REDIS_MAX_PENDING) return -EAGAIN;
     pending_t *p = ring_at(r, r->count);
     p->id = r->next_id++;
     p->cb = cb;
@@ -521,21 +502,17 @@ int64_t redis_command(redis_t *r, int argc, const char *const *argv, const size_
                       redis_cb cb, void *arg) {
     pending_t *p;
     int64_t id = submit(r, cb, arg, &p);
-    if (id < 0)
-        return id;
-    if (append_cmd(&r->out, argc, argv, lens) < 0)
-        return -ENOMEM;
+    if (id < 0) return id;
+    if (append_cmd(&r->out, argc, argv, lens) < 0) return -ENOMEM;
     return commit(r, id);
 }
 
 int64_t redis_eval(redis_t *r, const redis_script_t *s, int nkeys, int argc,
                    const char *const *argv, const size_t *lens, redis_cb cb, void *arg) {
-    if (argc + 3 > REDIS_MAX_ARGS)
-        return -E2BIG;
+    if (argc + 3 > REDIS_MAX_ARGS) return -E2BIG;
     pending_t *p;
     int64_t id = submit(r, cb, arg, &p);
-    if (id < 0)
-        return id;
+    if (id < 0) return id;
     const char *av[REDIS_MAX_ARGS];
     size_t al[REDIS_MAX_ARGS];
     char nk[16];
@@ -550,14 +527,12 @@ int64_t redis_eval(redis_t *r, const redis_script_t *s, int nkeys, int argc,
         av[3 + i] = argv[i];
         al[3 + i] = lens[i];
     }
-    if (append_cmd(&r->out, argc + 3, av, al) < 0)
-        return -ENOMEM;
+    if (append_cmd(&r->out, argc + 3, av, al) < 0) return -ENOMEM;
     av[0] = "EVAL";
     al[0] = 4;
     av[1] = s->text;
     al[1] = strlen(s->text);
-    if (append_cmd(&p->eval, argc + 3, av, al) < 0)
-        return -ENOMEM;
+    if (append_cmd(&p->eval, argc + 3, av, al) < 0) return -ENOMEM;
     return commit(r, id);
 }
 
@@ -571,4 +546,6 @@ void redis_cancel(redis_t *r, int64_t handle) {
     }
 }
 
-void redis_get_stats(const redis_t *r, redis_stats_t *out) { *out = r->st; }
+void redis_get_stats(const redis_t *r, redis_stats_t *out) {
+    *out = r->st;
+}

@@ -9,9 +9,9 @@
 
 #include "core/ev.h"
 
-#define REDIS_MAX_ARGS     24   /* arguments of one command */
-#define REDIS_MAX_ELEMS    32   /* elements of one (flat) array reply */
-#define REDIS_MAX_PENDING  1024 /* commands in flight on one connection */
+#define REDIS_MAX_ARGS 24      /* arguments of one command */
+#define REDIS_MAX_ELEMS 32     /* elements of one (flat) array reply */
+#define REDIS_MAX_PENDING 1024 /* commands in flight on one connection */
 
 typedef enum redis_type {
     REDIS_ERR_IO = 0, /* no reply: not connected, timed out, connection lost, cancelled */
@@ -24,12 +24,13 @@ typedef enum redis_type {
 
 /* A reply, valid only during the callback. */
 typedef struct redis_reply {
-    int type;            /* redis_type_t */
-    int is_nil;          /* $-1 or *-1 */
+    int type;   /* redis_type_t */
+    int is_nil; /* $-1 or *-1 */
     int64_t integer;
-    const char *str;     /* status, error, bulk: points into the client's input buffer */
+    const char *str; /* status, error, bulk: points into the client's input buffer */
     size_t len;
-    struct redis_reply *elems; /* arrays: n elements (nested arrays are flattened as ARRAY with n) */
+    struct redis_reply
+        *elems; /* arrays: n elements (nested arrays are flattened as ARRAY with n) */
     size_t n;
 } redis_reply_t;
 
@@ -44,7 +45,7 @@ typedef struct redis_script {
 typedef struct redis redis_t;
 
 typedef struct redis_opts {
-    uint32_t timeout_ms;     /* a command without a reply this long: connection declared down [100] */
+    uint32_t timeout_ms; /* a command without a reply this long: connection declared down [100] */
     uint32_t backoff_min_ms; /* first reconnect delay, doubling per failure [50] */
     uint32_t backoff_max_ms; /* cap [2000] */
 } redis_opts_t;
@@ -76,8 +77,7 @@ void redis_cancel(redis_t *r, int64_t handle);
  * Returns the bytes it takes, 0 when more are needed, -1 when malformed. Top-level array
  * elements go to elems[0..nelems) (further ones are parsed and dropped; nested arrays are
  * checked but not stored). Strings point into p. Never allocates, never reads past n. */
-long redis_parse(const char *p, size_t n, redis_reply_t *out, redis_reply_t *elems,
-                 size_t nelems);
+long redis_parse(const char *p, size_t n, redis_reply_t *out, redis_reply_t *elems, size_t nelems);
 
 /* Fill s->sha from s->text (SHA-1, FIPS 180-4). */
 void redis_script_init(redis_script_t *s, const char *text);

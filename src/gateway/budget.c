@@ -25,16 +25,14 @@ void budget_init(budget_t *b, int64_t unix_s) {
 
 int budget_take(budget_t *b, uint64_t limit, uint64_t n, int64_t unix_s) {
     roll(b, unix_s);
-    if (limit && (b->used > limit || n > limit - b->used))
-        return 0;
+    if (limit && (b->used > limit || n > limit - b->used)) return 0;
     b->used += n;
     return 1;
 }
 
 void budget_adjust(budget_t *b, int64_t day, int64_t delta, int64_t unix_s) {
     roll(b, unix_s);
-    if (day != b->day)
-        return;
+    if (day != b->day) return;
     if (delta < 0 && (uint64_t)-delta > b->used)
         b->used = 0;
     else

@@ -8,12 +8,10 @@
 int fairq_init(fairq_t *q, size_t nflows, const uint32_t *weights, size_t cap) {
     memset(q, 0, sizeof *q);
     q->flows = calloc(nflows ? nflows : 1, sizeof *q->flows);
-    if (!q->flows)
-        return -ENOMEM;
+    if (!q->flows) return -ENOMEM;
     q->nflows = nflows;
     q->cap = cap;
-    for (size_t i = 0; i < nflows; i++)
-        q->flows[i].weight = weights && weights[i] ? weights[i] : 1;
+    for (size_t i = 0; i < nflows; i++) q->flows[i].weight = weights && weights[i] ? weights[i] : 1;
     return 0;
 }
 
@@ -23,10 +21,8 @@ void fairq_free(fairq_t *q) {
 }
 
 int fairq_push(fairq_t *q, fairq_item_t *it, int flow, uint64_t deadline_ns) {
-    if (flow < 0 || (size_t)flow >= q->nflows)
-        return -EINVAL;
-    if (q->len >= q->cap)
-        return -ENOSPC;
+    if (flow < 0 || (size_t)flow >= q->nflows) return -EINVAL;
+    if (q->len >= q->cap) return -ENOSPC;
     fairq_flow_t *f = &q->flows[flow];
     /* A flow that was idle starts at the current virtual time: idling earns no credit, so
      * a service that comes back cannot then monopolise the pool. */
@@ -48,8 +44,7 @@ int fairq_push(fairq_t *q, fairq_item_t *it, int flow, uint64_t deadline_ns) {
 static void unlink_head(fairq_t *q, fairq_flow_t *f) {
     fairq_item_t *it = f->head;
     f->head = it->next;
-    if (!f->head)
-        f->tail = NULL;
+    if (!f->head) f->tail = NULL;
     it->next = NULL;
     f->len--;
     q->len--;
@@ -59,11 +54,9 @@ fairq_item_t *fairq_pop(fairq_t *q) {
     fairq_flow_t *best = NULL;
     for (size_t i = 0; i < q->nflows; i++) {
         fairq_flow_t *f = &q->flows[i];
-        if (f->head && (!best || f->head->tag < best->head->tag))
-            best = f;
+        if (f->head && (!best || f->head->tag < best->head->tag)) best = f;
     }
-    if (!best)
-        return NULL;
+    if (!best) return NULL;
     fairq_item_t *it = best->head;
     unlink_head(q, best);
     q->vtime = it->tag;
@@ -71,19 +64,16 @@ fairq_item_t *fairq_pop(fairq_t *q) {
 }
 
 int fairq_remove(fairq_t *q, fairq_item_t *it) {
-    if (it->flow < 0 || (size_t)it->flow >= q->nflows)
-        return -ENOENT;
+    if (it->flow < 0 || (size_t)it->flow >= q->nflows) return -ENOENT;
     fairq_flow_t *f = &q->flows[it->flow];
     fairq_item_t *prev = NULL;
     for (fairq_item_t *c = f->head; c; prev = c, c = c->next) {
-        if (c != it)
-            continue;
+        if (c != it) continue;
         if (prev)
             prev->next = c->next;
         else
             f->head = c->next;
-        if (f->tail == c)
-            f->tail = prev;
+        if (f->tail == c) f->tail = prev;
         c->next = NULL;
         f->len--;
         q->len--;
@@ -120,7 +110,9 @@ int fairq_gate_init(fairq_gate_t *g, size_t nflows, const uint32_t *weights, uin
     return fairq_init(&g->q, nflows, weights, max_waiting);
 }
 
-void fairq_gate_free(fairq_gate_t *g) { fairq_free(&g->q); }
+void fairq_gate_free(fairq_gate_t *g) {
+    fairq_free(&g->q);
+}
 
 int fairq_gate_enter(fairq_gate_t *g, fairq_item_t *it, int flow, uint64_t now_ns) {
     /* Nobody waiting and a slot free: straight through (the common, unloaded case). */
@@ -133,12 +125,9 @@ int fairq_gate_enter(fairq_gate_t *g, fairq_item_t *it, int flow, uint64_t now_n
 }
 
 fairq_item_t *fairq_gate_leave(fairq_gate_t *g) {
-    if (g->in_flight)
-        g->in_flight--;
-    if (g->in_flight >= g->max_in_flight)
-        return NULL;
+    if (g->in_flight) g->in_flight--;
+    if (g->in_flight >= g->max_in_flight) return NULL;
     fairq_item_t *it = fairq_pop(&g->q);
-    if (it)
-        g->in_flight++;
+    if (it) g->in_flight++;
     return it;
 }

@@ -26,8 +26,8 @@ typedef struct fairq_flow {
 typedef struct fairq {
     fairq_flow_t *flows; /* nflows, owned */
     size_t nflows;
-    uint64_t vtime;      /* virtual time: start tag of the item last served */
-    size_t len, cap;     /* waiting now, most that may wait */
+    uint64_t vtime;  /* virtual time: start tag of the item last served */
+    size_t len, cap; /* waiting now, most that may wait */
 } fairq_t;
 
 /* Virtual-time units one request of weight 1 advances its flow: a request of a flow with

@@ -12,8 +12,7 @@ static int u64(const cfg_node_t *m, const char *k, uint64_t max, uint64_t *v, ch
                size_t errlen) {
     int64_t x;
     int rc = cfg_int(m, k, (int64_t)*v, 0, (int64_t)max, &x, err, errlen);
-    if (rc == 0)
-        *v = (uint64_t)x;
+    if (rc == 0) *v = (uint64_t)x;
     return rc;
 }
 
@@ -37,8 +36,7 @@ static int load_limits(const cfg_node_t *n, gov_service_cfg_t *s, char *err, siz
         return rc;
     s->rl.concurrency = (uint32_t)conc;
     const char *pol = NULL;
-    if ((rc = cfg_str(n, "over_max_completion", "clamp", &pol, err, errlen)))
-        return rc;
+    if ((rc = cfg_str(n, "over_max_completion", "clamp", &pol, err, errlen))) return rc;
     if (!strcmp(pol, "clamp"))
         s->over_completion = GOV_CLAMP;
     else if (!strcmp(pol, "reject"))
@@ -65,59 +63,54 @@ static int load_service(const cfg_node_t *n, const cfg_node_t *routes, gov_cfg_t
     gov_service_cfg_t *s = &g->services[idx];
     s->line = n->key_line;
     s->weight = GOV_DEF_WEIGHT;
-    if (!(s->name = strdup(n->key)))
-        return -ENOMEM;
+    if (!(s->name = strdup(n->key))) return -ENOMEM;
     int rc = cfg_check_keys(n, keys, err, errlen);
-    if (rc || (rc = cfg_require(n, "keys", err, errlen)))
-        return rc;
+    if (rc || (rc = cfg_require(n, "keys", err, errlen))) return rc;
     const cfg_node_t *ks = cfg_get(n, "keys");
     if (ks->type != CFG_SEQ || ks->n == 0)
-        return cfg_err(ks, err, errlen, "expected a list of key hashes (sha256:...; see tollgate keygen)");
+        return cfg_err(ks, err, errlen,
+                       "expected a list of key hashes (sha256:...; see tollgate keygen)");
     for (size_t i = 0; i < ks->n; i++) {
         const cfg_node_t *k = cfg_at(ks, i);
         uint8_t h[KEYS_HASH_LEN];
         if (k->type != CFG_SCALAR || keys_parse_hash(k->value, h))
-            return cfg_err(k, err, errlen, "expected sha256: and 64 hex digits (the hash that "
-                                           "tollgate keygen prints, never the key itself)");
+            return cfg_err(k, err, errlen,
+                           "expected sha256: and 64 hex digits (the hash that "
+                           "tollgate keygen prints, never the key itself)");
         rc = keys_table_add(&g->keys, h, (int)idx);
         if (rc == -EEXIST)
-            return cfg_err(k, err, errlen, "this key hash is already listed (each key belongs to "
-                                           "one service)");
-        if (rc)
-            return rc;
+            return cfg_err(k, err, errlen,
+                           "this key hash is already listed (each key belongs to "
+                           "one service)");
+        if (rc) return rc;
     }
     const cfg_node_t *ms = cfg_get(n, "models");
     if (ms && !ms->is_null) {
         if (ms->type != CFG_SEQ)
             return cfg_err(ms, err, errlen, "expected a list of route model names");
-        if (!(s->models = calloc(ms->n ? ms->n : 1, sizeof *s->models)))
-            return -ENOMEM;
+        if (!(s->models = calloc(ms->n ? ms->n : 1, sizeof *s->models))) return -ENOMEM;
         for (size_t i = 0; i < ms->n; i++) {
             const cfg_node_t *m = cfg_at(ms, i);
             if (m->type != CFG_SCALAR || !*m->value)
                 return cfg_err(m, err, errlen, "expected a model name");
             if (!route_exists(routes, m->value))
                 return cfg_err(m, err, errlen, "no route serves model \"%s\"", m->value);
-            if (!(s->models[i] = strdup(m->value)))
-                return -ENOMEM;
+            if (!(s->models[i] = strdup(m->value))) return -ENOMEM;
             s->nmodels = i + 1;
         }
     }
     int64_t w;
-    if ((rc = cfg_int(n, "weight", GOV_DEF_WEIGHT, 1, 1000, &w, err, errlen)))
-        return rc;
+    if ((rc = cfg_int(n, "weight", GOV_DEF_WEIGHT, 1, 1000, &w, err, errlen))) return rc;
     s->weight = (uint32_t)w;
     const cfg_node_t *l = cfg_get(n, "limits");
-    if (l && !l->is_null && (rc = load_limits(l, s, err, errlen)))
-        return rc;
+    if (l && !l->is_null && (rc = load_limits(l, s, err, errlen))) return rc;
     return 0;
 }
 
 static int load_redis(const cfg_node_t *n, gov_cfg_t *g, char *err, size_t errlen) {
     static const char *const keys[] = {"address", "key_prefix", "timeout_ms", NULL};
     int rc = cfg_check_keys(n, keys, err, errlen);
-    if (rc || (rc = cfg_require(n, "address", err, errlen)))
-        return rc;
+    if (rc || (rc = cfg_require(n, "address", err, errlen))) return rc;
     const char *a = NULL, *pre = NULL;
     int64_t t;
     if ((rc = cfg_str(n, "address", NULL, &a, err, errlen)) ||
@@ -127,17 +120,16 @@ static int load_redis(const cfg_node_t *n, gov_cfg_t *g, char *err, size_t errle
     if (gwconfig_parse_hostport(a, &g->redis_host, &g->redis_port))
         return cfg_err(cfg_get(n, "address"), err, errlen, "expected host:port, got \"%s\"", a);
     if (!*pre || strpbrk(pre, " {}"))
-        return cfg_err(cfg_get(n, "key_prefix"), err, errlen, "expected a non-empty prefix without spaces or braces");
+        return cfg_err(cfg_get(n, "key_prefix"), err, errlen,
+                       "expected a non-empty prefix without spaces or braces");
     g->redis_timeout_ms = (uint32_t)t;
     return (g->redis_prefix = strdup(pre)) ? 0 : -ENOMEM;
 }
 
 static int load_tokenizers(const cfg_node_t *routes, const char *config_path, gov_cfg_t *g,
                            char *err, size_t errlen) {
-    if (!routes || routes->type != CFG_MAP)
-        return 0;
-    if (!(g->toks = calloc(routes->n ? routes->n : 1, sizeof *g->toks)))
-        return -ENOMEM;
+    if (!routes || routes->type != CFG_MAP) return 0;
+    if (!(g->toks = calloc(routes->n ? routes->n : 1, sizeof *g->toks))) return -ENOMEM;
     for (size_t i = 0; i < routes->n; i++) {
         const cfg_node_t *r = routes->items[i];
         const char *path = NULL, *tmpl = NULL;
@@ -147,8 +139,7 @@ static int load_tokenizers(const cfg_node_t *routes, const char *config_path, go
             return rc;
         if (tmpl && !path)
             return cfg_err(cfg_get(r, "chat_template"), err, errlen, "needs a tokenizer too");
-        if (!path)
-            continue;
+        if (!path) continue;
         char full[4096];
         const char *slash = strrchr(config_path, '/');
         if (path[0] != '/' && slash)
@@ -157,8 +148,7 @@ static int load_tokenizers(const cfg_node_t *routes, const char *config_path, go
             snprintf(full, sizeof full, "%s", path);
         gov_route_tok_t *t = &g->toks[g->ntoks];
         char e[512];
-        if (!(t->model = strdup(r->key)))
-            return -ENOMEM;
+        if (!(t->model = strdup(r->key))) return -ENOMEM;
         g->ntoks++;
         if ((rc = tokcount_load(full, tmpl, &t->tc, e, sizeof e)))
             return cfg_err(cfg_get(r, "tokenizer"), err, errlen, "%s", e);
@@ -166,18 +156,18 @@ static int load_tokenizers(const cfg_node_t *routes, const char *config_path, go
     return 0;
 }
 
-static int load_queues(const cfg_node_t *n, const cfg_node_t *backends, gov_cfg_t *g,
-                       char *err, size_t errlen) {
+static int load_queues(const cfg_node_t *n, const cfg_node_t *backends, gov_cfg_t *g, char *err,
+                       size_t errlen) {
     static const char *const keys[] = {"max_in_flight", "max_waiting", "timeout_ms", NULL};
     if (n->type != CFG_MAP)
-        return cfg_err(n, err, errlen, "expected a mapping of backend name: {max_in_flight, max_waiting, timeout_ms}");
-    if (!(g->queues = calloc(n->n ? n->n : 1, sizeof *g->queues)))
-        return -ENOMEM;
+        return cfg_err(
+            n, err, errlen,
+            "expected a mapping of backend name: {max_in_flight, max_waiting, timeout_ms}");
+    if (!(g->queues = calloc(n->n ? n->n : 1, sizeof *g->queues))) return -ENOMEM;
     for (size_t i = 0; i < n->n; i++) {
         const cfg_node_t *q = n->items[i];
         gov_queue_cfg_t *qc = &g->queues[i];
-        if (!(qc->backend = strdup(q->key)))
-            return -ENOMEM;
+        if (!(qc->backend = strdup(q->key))) return -ENOMEM;
         g->nqueues = i + 1;
         if (!backends || backends->type != CFG_MAP || !cfg_get(backends, q->key))
             return cfg_err(q, err, errlen, "no backend named \"%s\"", q->key);
@@ -201,8 +191,7 @@ int govcfg_load(const cfg_node_t *root, const char *config_path, gov_cfg_t **out
     const cfg_node_t *ss = cfg_get(root, "services"), *rd = cfg_get(root, "redis"),
                      *routes = cfg_get(root, "routes");
     gov_cfg_t *g = calloc(1, sizeof *g);
-    if (!g)
-        return -ENOMEM;
+    if (!g) return -ENOMEM;
     keys_table_init(&g->keys);
     int rc = 0;
     if (ss && !ss->is_null) {
@@ -216,19 +205,16 @@ int govcfg_load(const cfg_node_t *root, const char *config_path, gov_cfg_t **out
         }
         for (size_t i = 0; i < ss->n; i++) {
             g->nservices = i + 1;
-            if ((rc = load_service(ss->items[i], routes, g, i, err, errlen)))
-                goto done;
+            if ((rc = load_service(ss->items[i], routes, g, i, err, errlen))) goto done;
         }
     }
-    if (rd && !rd->is_null && (rc = load_redis(rd, g, err, errlen)))
-        goto done;
+    if (rd && !rd->is_null && (rc = load_redis(rd, g, err, errlen))) goto done;
     const cfg_node_t *fq = cfg_get(root, "fair_queue");
     if (fq && !fq->is_null && (rc = load_queues(fq, cfg_get(root, "backends"), g, err, errlen)))
         goto done;
     rc = load_tokenizers(routes, config_path, g, err, errlen);
 done:
-    if (rc == -ENOMEM)
-        snprintf(err, errlen, "%s: out of memory", config_path);
+    if (rc == -ENOMEM) snprintf(err, errlen, "%s: out of memory", config_path);
     if (rc || (!g->nservices && !g->ntoks && !g->redis_host && !g->nqueues)) {
         govcfg_free(g);
         return rc;
@@ -238,8 +224,7 @@ done:
 }
 
 void govcfg_free(gov_cfg_t *g) {
-    if (!g)
-        return;
+    if (!g) return;
     for (size_t i = 0; i < g->nservices; i++) {
         gov_service_cfg_t *s = &g->services[i];
         free(s->name);
@@ -261,24 +246,20 @@ void govcfg_free(gov_cfg_t *g) {
 }
 
 int govcfg_model_allowed(const gov_service_cfg_t *s, const char *model) {
-    if (!s->models)
-        return 1;
+    if (!s->models) return 1;
     for (size_t i = 0; i < s->nmodels; i++)
-        if (!strcmp(s->models[i], model))
-            return 1;
+        if (!strcmp(s->models[i], model)) return 1;
     return 0;
 }
 
 const tokcount_t *govcfg_tokenizer(const gov_cfg_t *g, const char *model) {
     for (size_t i = 0; g && i < g->ntoks; i++)
-        if (!strcmp(g->toks[i].model, model))
-            return g->toks[i].tc;
+        if (!strcmp(g->toks[i].model, model)) return g->toks[i].tc;
     return NULL;
 }
 
 const gov_queue_cfg_t *govcfg_queue(const gov_cfg_t *g, const char *backend) {
     for (size_t i = 0; g && i < g->nqueues; i++)
-        if (!strcmp(g->queues[i].backend, backend))
-            return &g->queues[i];
+        if (!strcmp(g->queues[i].backend, backend)) return &g->queues[i];
     return NULL;
 }

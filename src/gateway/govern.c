@@ -9,11 +9,13 @@
 #include "core/metrics.h"
 
 static const char *const REASONS[GOV_R_COUNT] = {
-    "missing_key", "invalid_key", "model_not_allowed", "prompt_too_long", "max_tokens_too_large",
-    "requests",    "tokens",      "concurrency",       "request_too_large", "daily_budget",
+    "missing_key", "invalid_key",  "model_not_allowed", "prompt_too_long",   "max_tokens_too_large",
+    "requests",    "tokens",       "concurrency",       "request_too_large", "daily_budget",
     "queue_full",  "queue_timeout"};
 
-const char *gov_reason_name(int r) { return r >= 0 && r < GOV_R_COUNT ? REASONS[r] : "unknown"; }
+const char *gov_reason_name(int r) {
+    return r >= 0 && r < GOV_R_COUNT ? REASONS[r] : "unknown";
+}
 
 int gov_init(gov_t *g) {
     memset(g, 0, sizeof *g);
@@ -33,8 +35,7 @@ void gov_destroy(gov_t *g) {
 }
 
 int gov_bind(gov_t *g, gov_cfg_t *cfg, uint64_t now_ns, int64_t unix_s) {
-    if (!cfg)
-        return 0;
+    if (!cfg) return 0;
     pthread_mutex_lock(&g->mu);
     int rc = 0;
     for (size_t i = 0; i < cfg->nservices; i++) {
@@ -78,8 +79,7 @@ static void decision_init(gov_decision_t *d) {
     d->set_max_tokens = -1;
 }
 
-int gov_authenticate(gov_t *g, const gov_cfg_t *cfg, const char *authorization,
-                     gov_decision_t *d) {
+int gov_authenticate(gov_t *g, const gov_cfg_t *cfg, const char *authorization, gov_decision_t *d) {
     decision_init(d);
     size_t len = 0;
     const char *key = keys_bearer(authorization, &len);
@@ -94,8 +94,8 @@ int gov_authenticate(gov_t *g, const gov_cfg_t *cfg, const char *authorization,
     if (s < 0) {
         /* Like OpenAI, show only the key's ends, so a log of the error leaks nothing. */
         if (len >= 12)
-            snprintf(d->message, sizeof d->message, "Incorrect API key provided: %.4s...%.4s.",
-                     key, key + len - 4);
+            snprintf(d->message, sizeof d->message, "Incorrect API key provided: %.4s...%.4s.", key,
+                     key + len - 4);
         else
             snprintf(d->message, sizeof d->message, "Incorrect API key provided.");
         refuse(g, d, 401, GOV_R_INVALID_KEY, "invalid_request_error", "invalid_api_key", NULL);
@@ -107,11 +107,9 @@ int gov_authenticate(gov_t *g, const gov_cfg_t *cfg, const char *authorization,
 int gov_check_model(gov_t *g, const gov_cfg_t *cfg, int service, const char *model,
                     gov_decision_t *d) {
     decision_init(d);
-    if (service < 0 || govcfg_model_allowed(&cfg->services[service], model))
-        return 0;
-    snprintf(d->message, sizeof d->message,
-             "Service `%s` is not allowed to use model `%.200s`.", cfg->services[service].name,
-             model);
+    if (service < 0 || govcfg_model_allowed(&cfg->services[service], model)) return 0;
+    snprintf(d->message, sizeof d->message, "Service `%s` is not allowed to use model `%.200s`.",
+             cfg->services[service].name, model);
     refuse(g, d, 403, GOV_R_MODEL, "invalid_request_error", "model_not_allowed", "model");
     return -1;
 }
@@ -146,8 +144,7 @@ int gov_admit_request(gov_t *g, const gov_cfg_t *cfg, int service, const tokcoun
     } else {
         prompt = 0; /* not countable here: the upstream will judge the body */
     }
-    if (service < 0 || !cfg || (size_t)service >= cfg->nservices)
-        return 0;
+    if (service < 0 || !cfg || (size_t)service >= cfg->nservices) return 0;
     const gov_service_cfg_t *sc = &cfg->services[service];
     t->svc = sc;
     const char *param = is_chat ? "messages" : "prompt";
@@ -172,8 +169,8 @@ int gov_admit_request(gov_t *g, const gov_cfg_t *cfg, int service, const tokcoun
     } else if (sc->max_completion && (uint64_t)mt > sc->max_completion) {
         if (sc->over_completion == GOV_REJECT) {
             snprintf(d->message, sizeof d->message,
-                     "%s is %lld, over the limit of %llu completion tokens for service `%s`.",
-                     mkey, (long long)mt, (unsigned long long)sc->max_completion, sc->name);
+                     "%s is %lld, over the limit of %llu completion tokens for service `%s`.", mkey,
+                     (long long)mt, (unsigned long long)sc->max_completion, sc->name);
             return refuse(g, d, 400, GOV_R_COMPLETION, "invalid_request_error",
                           "max_tokens_too_large", mkey);
         }
@@ -199,9 +196,10 @@ int gov_refusal(gov_t *g, const gov_service_cfg_t *sc, const gov_ticket_t *t, in
                  "Service `%s` has used %llu of its daily budget of %llu tokens; this request "
                  "needs up to %llu (prompt %lld + max_tokens %llu). The budget resets at 00:00 "
                  "UTC, in %lluh%02llum.",
-                 sc->name, (unsigned long long)budget_used_now, (unsigned long long)sc->daily_tokens,
-                 (unsigned long long)cost, prompt, (unsigned long long)allowance,
-                 (unsigned long long)(left / 3600), (unsigned long long)(left / 60 % 60));
+                 sc->name, (unsigned long long)budget_used_now,
+                 (unsigned long long)sc->daily_tokens, (unsigned long long)cost, prompt,
+                 (unsigned long long)allowance, (unsigned long long)(left / 3600),
+                 (unsigned long long)(left / 60 % 60));
         return refuse(g, d, 429, GOV_R_BUDGET, "insufficient_quota", "daily_budget_exceeded", NULL);
     }
     char wait[32];
@@ -243,11 +241,9 @@ int gov_refusal(gov_t *g, const gov_service_cfg_t *sc, const gov_ticket_t *t, in
     }
 }
 
-int gov_admit_local(gov_t *g, gov_ticket_t *t, uint64_t now_ns, int64_t unix_s,
-                    gov_decision_t *d) {
+int gov_admit_local(gov_t *g, gov_ticket_t *t, uint64_t now_ns, int64_t unix_s, gov_decision_t *d) {
     const gov_service_cfg_t *sc = t->svc;
-    if (!sc)
-        return 0;
+    if (!sc) return 0;
     gov_state_t *st = sc->state;
     uint64_t cost = t->cost;
     /* Budget and rate limits together under the service's lock: all or nothing. */
@@ -258,8 +254,7 @@ int gov_admit_local(gov_t *g, gov_ticket_t *t, uint64_t now_ns, int64_t unix_s,
         return gov_refusal(g, sc, t, GOV_V_BUDGET, used, unix_s, d);
     }
     int v = rl_admit(&st->rl, &sc->rl, cost, now_ns, &d->rl);
-    if (v != RL_OK)
-        budget_adjust(&st->budget, budget_day(unix_s), -(int64_t)cost, unix_s);
+    if (v != RL_OK) budget_adjust(&st->budget, budget_day(unix_s), -(int64_t)cost, unix_s);
     pthread_mutex_unlock(&st->mu);
     d->rl_headers = sc->rl.rpm || sc->rl.tpm;
     if (v == RL_OK) {
@@ -271,12 +266,11 @@ int gov_admit_local(gov_t *g, gov_ticket_t *t, uint64_t now_ns, int64_t unix_s,
     return gov_refusal(g, sc, t, v, 0, unix_s, d);
 }
 
-int gov_admit(gov_t *g, const gov_cfg_t *cfg, int service, const tokcount_t *tc,
-              tokcount_work_t *w, const json_doc_t *body, int is_chat, uint64_t now_ns,
-              int64_t unix_s, gov_ticket_t *t, gov_decision_t *d) {
+int gov_admit(gov_t *g, const gov_cfg_t *cfg, int service, const tokcount_t *tc, tokcount_work_t *w,
+              const json_doc_t *body, int is_chat, uint64_t now_ns, int64_t unix_s, gov_ticket_t *t,
+              gov_decision_t *d) {
     int rc = gov_admit_request(g, cfg, service, tc, w, body, is_chat, t, d);
-    if (rc)
-        return rc;
+    if (rc) return rc;
     int64_t keep = d->set_max_tokens;
     const char *key = d->max_tokens_key;
     rc = gov_admit_local(g, t, now_ns, unix_s, d);
@@ -286,17 +280,17 @@ int gov_admit(gov_t *g, const gov_cfg_t *cfg, int service, const tokcount_t *tc,
 }
 
 uint64_t gov_actual(const gov_ticket_t *t, int64_t prompt, int64_t completion, int status) {
-    if (prompt < 0 && completion < 0)
-        return status >= 200 && status < 300 ? t->charged : 0;
-    return (uint64_t)(prompt >= 0 ? prompt : t->prompt > 0 ? t->prompt : 0) +
+    if (prompt < 0 && completion < 0) return status >= 200 && status < 300 ? t->charged : 0;
+    return (uint64_t)(prompt >= 0     ? prompt
+                      : t->prompt > 0 ? t->prompt
+                                      : 0) +
            (uint64_t)(completion > 0 ? completion : 0);
 }
 
 void gov_finish(gov_t *g, gov_ticket_t *t, int64_t prompt, int64_t completion, int status,
                 uint64_t now_ns, int64_t unix_s) {
     (void)g;
-    if (!t->st)
-        return;
+    if (!t->st) return;
     uint64_t actual = gov_actual(t, prompt, completion, status);
     gov_state_t *st = t->st;
     pthread_mutex_lock(&st->mu);
@@ -313,8 +307,7 @@ void gov_headers(const gov_decision_t *d, const gov_service_cfg_t *svc, gov_head
         snprintf(v, sizeof v, "%llu", (unsigned long long)d->retry_after_s);
         add(arg, "Retry-After", v);
     }
-    if (!d->rl_headers || !svc)
-        return;
+    if (!d->rl_headers || !svc) return;
     if (svc->rl.rpm) {
         snprintf(v, sizeof v, "%llu", (unsigned long long)svc->rl.rpm);
         add(arg, "x-ratelimit-limit-requests", v);
@@ -334,18 +327,17 @@ void gov_headers(const gov_decision_t *d, const gov_service_cfg_t *svc, gov_head
 }
 
 int gov_rewrite_max_tokens(const json_doc_t *d, const char *key, int64_t n, buf_t *out) {
-    if (d->ntoks == 0 || d->toks[0].type != JSON_OBJECT)
-        return -EINVAL;
+    if (d->ntoks == 0 || d->toks[0].type != JSON_OBJECT) return -EINVAL;
     const json_tok_t *t = d->toks;
     int rc = buf_append(out, "{", 1), first = 1;
     uint32_t i = 1;
     for (uint32_t k = 0; k < t[0].size; k++) {
         uint32_t kt = i, vt = i + 1;
         i = t[vt].next;
-        if (json_str_eq(d, (int)kt, "max_tokens") || json_str_eq(d, (int)kt, "max_completion_tokens"))
+        if (json_str_eq(d, (int)kt, "max_tokens") ||
+            json_str_eq(d, (int)kt, "max_completion_tokens"))
             continue;
-        if (!first)
-            rc |= buf_append(out, ",", 1);
+        if (!first) rc |= buf_append(out, ",", 1);
         first = 0;
         /* A key's span excludes its quotes; a value's span is exact except for strings. */
         rc |= buf_append(out, d->src + t[kt].start - 1, t[kt].end - t[kt].start + 2);
@@ -358,13 +350,17 @@ int gov_rewrite_max_tokens(const json_doc_t *d, const char *key, int64_t n, buf_
 }
 
 int gov_render_metrics(gov_t *g, int64_t unix_s, buf_t *out) {
-    int rc = buf_appends(out, "# HELP tollgate_rejected_total Requests refused by governance, by reason.\n"
-                              "# TYPE tollgate_rejected_total counter\n");
+    int rc = buf_appends(
+        out, "# HELP tollgate_rejected_total Requests refused by governance, by reason.\n"
+             "# TYPE tollgate_rejected_total counter\n");
     for (int r = 0; r < GOV_R_COUNT; r++)
-        rc |= buf_appendf(out, "tollgate_rejected_total{reason=\"%s\"} %llu\n", REASONS[r],
-                          (unsigned long long)atomic_load_explicit(&g->rejected[r], memory_order_relaxed));
-    rc |= buf_appends(out, "# HELP tollgate_budget_used_ratio Share of the service's daily token budget used today.\n"
-                           "# TYPE tollgate_budget_used_ratio gauge\n");
+        rc |= buf_appendf(
+            out, "tollgate_rejected_total{reason=\"%s\"} %llu\n", REASONS[r],
+            (unsigned long long)atomic_load_explicit(&g->rejected[r], memory_order_relaxed));
+    rc |= buf_appends(
+        out,
+        "# HELP tollgate_budget_used_ratio Share of the service's daily token budget used today.\n"
+        "# TYPE tollgate_budget_used_ratio gauge\n");
     pthread_mutex_lock(&g->mu);
     for (gov_state_t *s = g->states; s; s = s->next) {
         pthread_mutex_lock(&s->mu);
@@ -375,26 +371,33 @@ int gov_render_metrics(gov_t *g, int64_t unix_s, buf_t *out) {
         rc |= buf_appendf(out, "tollgate_budget_used_ratio{service=\"%s\"} %s\n", s->name, v);
     }
     pthread_mutex_unlock(&g->mu);
-    rc |= buf_appendf(out, "# HELP tollgate_prompt_counts_total Prompts counted before forwarding, by method.\n"
-                           "# TYPE tollgate_prompt_counts_total counter\n"
-                           "tollgate_prompt_counts_total{method=\"exact\"} %llu\n"
-                           "tollgate_prompt_counts_total{method=\"estimate\"} %llu\n",
-                      (unsigned long long)atomic_load_explicit(&g->exact, memory_order_relaxed),
-                      (unsigned long long)atomic_load_explicit(&g->estimated, memory_order_relaxed));
-    rc |= buf_appendf(out, "# HELP tollgate_limits_local_fallbacks_total Admissions decided on local limits because Redis was unreachable.\n"
-                           "# TYPE tollgate_limits_local_fallbacks_total counter\n"
-                           "tollgate_limits_local_fallbacks_total %llu\n"
-                           "# HELP tollgate_redis_transitions_total Redis connections of the workers going up or down.\n"
-                           "# TYPE tollgate_redis_transitions_total counter\n"
-                           "tollgate_redis_transitions_total{to=\"up\"} %llu\n"
-                           "tollgate_redis_transitions_total{to=\"down\"} %llu\n"
-                           "# HELP tollgate_limits_lost_corrections_total End-of-request corrections that could not reach Redis.\n"
-                           "# TYPE tollgate_limits_lost_corrections_total counter\n"
-                           "tollgate_limits_lost_corrections_total %llu\n",
-                      (unsigned long long)atomic_load_explicit(&g->redis_fallbacks, memory_order_relaxed),
-                      (unsigned long long)atomic_load_explicit(&g->redis_ups, memory_order_relaxed),
-                      (unsigned long long)atomic_load_explicit(&g->redis_downs, memory_order_relaxed),
-                      (unsigned long long)atomic_load_explicit(&g->redis_lost_corrections, memory_order_relaxed));
+    rc |= buf_appendf(
+        out,
+        "# HELP tollgate_prompt_counts_total Prompts counted before forwarding, by method.\n"
+        "# TYPE tollgate_prompt_counts_total counter\n"
+        "tollgate_prompt_counts_total{method=\"exact\"} %llu\n"
+        "tollgate_prompt_counts_total{method=\"estimate\"} %llu\n",
+        (unsigned long long)atomic_load_explicit(&g->exact, memory_order_relaxed),
+        (unsigned long long)atomic_load_explicit(&g->estimated, memory_order_relaxed));
+    rc |= buf_appendf(
+        out,
+        "# HELP tollgate_limits_local_fallbacks_total Admissions decided on local limits because "
+        "Redis was unreachable.\n"
+        "# TYPE tollgate_limits_local_fallbacks_total counter\n"
+        "tollgate_limits_local_fallbacks_total %llu\n"
+        "# HELP tollgate_redis_transitions_total Redis connections of the workers going up or "
+        "down.\n"
+        "# TYPE tollgate_redis_transitions_total counter\n"
+        "tollgate_redis_transitions_total{to=\"up\"} %llu\n"
+        "tollgate_redis_transitions_total{to=\"down\"} %llu\n"
+        "# HELP tollgate_limits_lost_corrections_total End-of-request corrections that could not "
+        "reach Redis.\n"
+        "# TYPE tollgate_limits_lost_corrections_total counter\n"
+        "tollgate_limits_lost_corrections_total %llu\n",
+        (unsigned long long)atomic_load_explicit(&g->redis_fallbacks, memory_order_relaxed),
+        (unsigned long long)atomic_load_explicit(&g->redis_ups, memory_order_relaxed),
+        (unsigned long long)atomic_load_explicit(&g->redis_downs, memory_order_relaxed),
+        (unsigned long long)atomic_load_explicit(&g->redis_lost_corrections, memory_order_relaxed));
     return rc ? -ENOMEM : 0;
 }
 
@@ -405,8 +408,7 @@ void gov_write_state(gov_t *g, const gov_cfg_t *cfg, uint64_t now_ns, int64_t un
     for (size_t i = 0; cfg && i < cfg->nservices; i++) {
         const gov_service_cfg_t *sc = &cfg->services[i];
         gov_state_t *st = sc->state;
-        if (!st)
-            continue;
+        if (!st) continue;
         pthread_mutex_lock(&st->mu);
         /* A peek: refill a copy so that reading the state does not change it. */
         rl_state_t rl = st->rl;
@@ -414,10 +416,8 @@ void gov_write_state(gov_t *g, const gov_cfg_t *cfg, uint64_t now_ns, int64_t un
         uint64_t tb = sc->rl.tpm_burst ? sc->rl.tpm_burst : sc->rl.tpm;
         uint64_t used = budget_used(&st->budget, unix_s);
         pthread_mutex_unlock(&st->mu);
-        if (sc->rl.rpm)
-            rl_bucket_refill(&rl.req, sc->rl.rpm, rb, now_ns);
-        if (sc->rl.tpm)
-            rl_bucket_refill(&rl.tok, sc->rl.tpm, tb, now_ns);
+        if (sc->rl.rpm) rl_bucket_refill(&rl.req, sc->rl.rpm, rb, now_ns);
+        if (sc->rl.tpm) rl_bucket_refill(&rl.tok, sc->rl.tpm, tb, now_ns);
         json_w_key(w, sc->name);
         json_w_obj_begin(w);
         json_w_key(w, "requests_per_minute");

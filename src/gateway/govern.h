@@ -41,17 +41,17 @@ typedef struct gov_state {
     pthread_mutex_t mu;
     rl_state_t rl;
     budget_t budget;
-    uint64_t daily_limit;         /* copy for the metric (last bound config) */
+    uint64_t daily_limit; /* copy for the metric (last bound config) */
     struct gov_state *next;
 } gov_state_t;
 
 /* Process-wide governance runtime (one per gateway). */
 typedef struct gov {
-    pthread_mutex_t mu;           /* guards the state list: insertions at config load only */
+    pthread_mutex_t mu; /* guards the state list: insertions at config load only */
     gov_state_t *states;
     atomic_uint_fast64_t rejected[GOV_R_COUNT];
-    atomic_uint_fast64_t estimated; /* prompts counted by estimate (no tokenizer) */
-    atomic_uint_fast64_t exact;     /* prompts counted exactly */
+    atomic_uint_fast64_t estimated;              /* prompts counted by estimate (no tokenizer) */
+    atomic_uint_fast64_t exact;                  /* prompts counted exactly */
     atomic_uint_fast64_t redis_fallbacks;        /* admissions decided locally: Redis down */
     atomic_uint_fast64_t redis_ups, redis_downs; /* connection health transitions */
     atomic_uint_fast64_t redis_lost_corrections; /* end-of-request corrections not applied */
@@ -65,37 +65,36 @@ int gov_bind(gov_t *g, gov_cfg_t *cfg, uint64_t now_ns, int64_t unix_s);
 
 /* One request's charges, kept from admission to the end. */
 typedef struct gov_ticket {
-    gov_state_t *st;        /* NULL: nothing to correct */
+    gov_state_t *st; /* NULL: nothing to correct */
     const gov_service_cfg_t *svc;
-    uint64_t charged;       /* tokens reserved (prompt + allowance) */
-    int64_t day;            /* budget day of the reservation */
-    int64_t prompt;         /* counted prompt tokens, -1 when not counted */
-    int exact;              /* prompt counted with the tokenizer */
-    uint64_t allowance;     /* completion tokens reserved */
-    uint64_t cost;          /* prompt + allowance: what admission charges */
-    int shared;             /* charged in Redis (govshared.h), not in st */
-    char lease[40];         /* shared: the concurrency lease to give back */
+    uint64_t charged;   /* tokens reserved (prompt + allowance) */
+    int64_t day;        /* budget day of the reservation */
+    int64_t prompt;     /* counted prompt tokens, -1 when not counted */
+    int exact;          /* prompt counted with the tokenizer */
+    uint64_t allowance; /* completion tokens reserved */
+    uint64_t cost;      /* prompt + allowance: what admission charges */
+    int shared;         /* charged in Redis (govshared.h), not in st */
+    char lease[40];     /* shared: the concurrency lease to give back */
 } gov_ticket_t;
 
 /* What the admission decided; on refusal everything the error response needs. */
 typedef struct gov_decision {
-    int status;             /* 0 admitted; else 400/401/403/429 */
-    int reason;             /* GOV_R_* when refused */
-    const char *type;       /* OpenAI error type */
-    const char *code;       /* OpenAI error code */
-    const char *param;      /* or NULL */
+    int status;        /* 0 admitted; else 400/401/403/429 */
+    int reason;        /* GOV_R_* when refused */
+    const char *type;  /* OpenAI error type */
+    const char *code;  /* OpenAI error code */
+    const char *param; /* or NULL */
     char message[320];
     uint64_t retry_after_s; /* 429: Retry-After */
     int rl_headers;         /* rl below is valid: send x-ratelimit-* */
     rl_result_t rl;
-    int64_t set_max_tokens; /* >= 0: the upstream body's max_tokens must become this */
+    int64_t set_max_tokens;     /* >= 0: the upstream body's max_tokens must become this */
     const char *max_tokens_key; /* "max_tokens" or "max_completion_tokens" */
 } gov_decision_t;
 
 /* Authenticate an Authorization header value. Returns the service index (>= 0), or -1
  * with *d filled (401) when the key is missing or unknown. */
-int gov_authenticate(gov_t *g, const gov_cfg_t *cfg, const char *authorization,
-                     gov_decision_t *d);
+int gov_authenticate(gov_t *g, const gov_cfg_t *cfg, const char *authorization, gov_decision_t *d);
 /* 403 unless service may use model. 0 or -1 with *d filled. */
 int gov_check_model(gov_t *g, const gov_cfg_t *cfg, int service, const char *model,
                     gov_decision_t *d);
@@ -107,8 +106,7 @@ int gov_check_model(gov_t *g, const gov_cfg_t *cfg, int service, const char *mod
 int gov_admit_request(gov_t *g, const gov_cfg_t *cfg, int service, const tokcount_t *tc,
                       tokcount_work_t *w, const json_doc_t *body, int is_chat, gov_ticket_t *t,
                       gov_decision_t *d);
-int gov_admit_local(gov_t *g, gov_ticket_t *t, uint64_t now_ns, int64_t unix_s,
-                    gov_decision_t *d);
+int gov_admit_local(gov_t *g, gov_ticket_t *t, uint64_t now_ns, int64_t unix_s, gov_decision_t *d);
 /* Fill d for a refusal by verdict (rl_verdict_t, or GOV_V_BUDGET with the budget used),
  * d->rl holding the limiter's numbers. Counts it. Returns the status. */
 #define GOV_V_BUDGET 100
@@ -119,9 +117,9 @@ int gov_refusal(gov_t *g, const gov_service_cfg_t *sc, const gov_ticket_t *t, in
  * services configured, only counting). tc: the route's tokenizer or NULL (estimate). On
  * success the charges are in *t and d->status is 0; else d says why and nothing is
  * charged. now_ns: monotonic; unix_s: wall clock (budget days). Returns d->status. */
-int gov_admit(gov_t *g, const gov_cfg_t *cfg, int service, const tokcount_t *tc,
-              tokcount_work_t *w, const json_doc_t *body, int is_chat, uint64_t now_ns,
-              int64_t unix_s, gov_ticket_t *t, gov_decision_t *d);
+int gov_admit(gov_t *g, const gov_cfg_t *cfg, int service, const tokcount_t *tc, tokcount_work_t *w,
+              const json_doc_t *body, int is_chat, uint64_t now_ns, int64_t unix_s, gov_ticket_t *t,
+              gov_decision_t *d);
 /* The request ended. prompt/completion: usage reported upstream (-1 unknown). Without
  * usage a request that got a 2xx keeps its reservation, any other gives it back. */
 void gov_finish(gov_t *g, gov_ticket_t *t, int64_t prompt, int64_t completion, int status,

@@ -26,7 +26,8 @@ static const char ADMIT_LUA[] =
     "local t = redis.call('TIME')\n"
     "local now = tonumber(t[1]) * 1000000 + tonumber(t[2])\n"
     "local P = 60000000\n"
-    "local rpm, rb, tpm, tb = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])\n"
+    "local rpm, rb, tpm, tb = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), "
+    "tonumber(ARGV[4])\n"
     "local conc, cost, daily = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])\n"
     "local function level(key, rate, burst)\n"
     "  if rate == 0 then return 0 end\n"
@@ -89,7 +90,8 @@ static const char FINISH_LUA[] =
     "  if l then\n"
     "    if now > last then l = math.min(tb * P, l + tpm * (now - last)) end\n"
     "    l = math.max(-64 * tb * P, math.min(tb * P, l - delta * P))\n"
-    "    redis.call('HSET', KEYS[1], 'l', string.format('%.0f', l), 't', string.format('%.0f', now))\n"
+    "    redis.call('HSET', KEYS[1], 'l', string.format('%.0f', l), 't', string.format('%.0f', "
+    "now))\n"
     "    redis.call('PEXPIRE', KEYS[1], math.ceil((tb * P - l) / tpm / 1000) + 1000)\n"
     "  end\n"
     "end\n"
@@ -136,11 +138,9 @@ static void on_health(void *arg, int up) {
 int gov_shared_new(ev_loop_t *loop, gov_t *g, const gov_cfg_t *cfg, int worker,
                    gov_shared_t **out) {
     *out = NULL;
-    if (!cfg || !cfg->redis_host)
-        return -EINVAL;
+    if (!cfg || !cfg->redis_host) return -EINVAL;
     gov_shared_t *s = calloc(1, sizeof *s);
-    if (!s)
-        return -ENOMEM;
+    if (!s) return -ENOMEM;
     s->loop = loop;
     s->g = g;
     s->worker = worker;
@@ -159,8 +159,7 @@ int gov_shared_new(ev_loop_t *loop, gov_t *g, const gov_cfg_t *cfg, int worker,
 }
 
 void gov_shared_free(gov_shared_t *s) {
-    if (!s)
-        return;
+    if (!s) return;
     /* Nobody waits for these answers any more (the worker is going away). */
     while (s->busy) {
         redis_cancel(s->r, s->busy->handle);
@@ -175,7 +174,9 @@ void gov_shared_free(gov_shared_t *s) {
     free(s);
 }
 
-int gov_shared_up(const gov_shared_t *s) { return s && redis_up(s->r); }
+int gov_shared_up(const gov_shared_t *s) {
+    return s && redis_up(s->r);
+}
 
 /* Keys carry the service in a hash tag, so that one service's keys share a cluster slot. */
 static int keys_for(gov_shared_t *s, const char *svc, int64_t day, char k[4][160]) {
@@ -190,8 +191,7 @@ static void waiter_done(waiter_t *w) {
     gov_shared_t *s = w->s;
     waiter_t **pp = &s->busy;
     while (*pp && *pp != w) pp = &(*pp)->next;
-    if (*pp)
-        *pp = w->next;
+    if (*pp) *pp = w->next;
     w->next = s->free;
     s->free = w;
 }
@@ -236,8 +236,9 @@ static void on_admit(void *arg, const redis_reply_t *rep) {
 
 static int fmt_args(char buf[9][48], const char **av, size_t *al, const gov_service_cfg_t *sc,
                     uint64_t cost, const char *lease) {
-    uint64_t vals[7] = {sc->rl.rpm, sc->rl.rpm_burst ? sc->rl.rpm_burst : sc->rl.rpm, sc->rl.tpm,
-                        sc->rl.tpm_burst ? sc->rl.tpm_burst : sc->rl.tpm, sc->rl.concurrency, cost,
+    uint64_t vals[7] = {sc->rl.rpm,         sc->rl.rpm_burst ? sc->rl.rpm_burst : sc->rl.rpm,
+                        sc->rl.tpm,         sc->rl.tpm_burst ? sc->rl.tpm_burst : sc->rl.tpm,
+                        sc->rl.concurrency, cost,
                         sc->daily_tokens};
     for (int i = 0; i < 7; i++) {
         snprintf(buf[i], 48, "%llu", (unsigned long long)vals[i]);
@@ -254,8 +255,7 @@ static int fmt_args(char buf[9][48], const char **av, size_t *al, const gov_serv
 
 int64_t gov_shared_admit(gov_shared_t *s, gov_ticket_t *t, int64_t unix_s, gov_shared_cb cb,
                          void *arg) {
-    if (!s || !redis_up(s->r) || !t->svc)
-        return -ENOTCONN;
+    if (!s || !redis_up(s->r) || !t->svc) return -ENOTCONN;
     waiter_t *w = s->free;
     if (w)
         s->free = w->next;
@@ -299,14 +299,14 @@ static void on_finish(void *arg, const redis_reply_t *rep) {
 }
 
 void gov_shared_finish(gov_shared_t *s, gov_ticket_t *t, uint64_t actual, int64_t unix_s) {
-    if (!t->shared)
-        return;
+    if (!t->shared) return;
     t->shared = 0;
     const gov_service_cfg_t *sc = t->svc;
     char k[4][160], tpm[32], tb[32], delta[32];
     keys_for(s, sc->name, t->day, k);
     snprintf(tpm, sizeof tpm, "%llu", (unsigned long long)sc->rl.tpm);
-    snprintf(tb, sizeof tb, "%llu", (unsigned long long)(sc->rl.tpm_burst ? sc->rl.tpm_burst : sc->rl.tpm));
+    snprintf(tb, sizeof tb, "%llu",
+             (unsigned long long)(sc->rl.tpm_burst ? sc->rl.tpm_burst : sc->rl.tpm));
     snprintf(delta, sizeof delta, "%lld", (long long)actual - (long long)t->charged);
     const char *av[7] = {k[1], k[2], k[3], tpm, tb, delta, t->lease};
     size_t al[7];

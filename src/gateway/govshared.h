@@ -12,7 +12,8 @@
 #include "core/redis.h"
 #include "gateway/govern.h"
 
-#define GOVSHARED_LEASE_MS 600000 /* a replica that dies mid-request frees its concurrency slot after this */
+#define GOVSHARED_LEASE_MS                                                                         \
+    600000 /* a replica that dies mid-request frees its concurrency slot after this */
 
 typedef struct gov_shared gov_shared_t;
 
@@ -21,8 +22,7 @@ typedef void (*gov_shared_cb)(void *arg, gov_decision_t *d);
 
 /* A client on loop for cfg's redis settings; worker: a number unique in this process (for
  * lease names). 0 and *out, or a negative errno. */
-int gov_shared_new(ev_loop_t *loop, gov_t *g, const gov_cfg_t *cfg, int worker,
-                   gov_shared_t **out);
+int gov_shared_new(ev_loop_t *loop, gov_t *g, const gov_cfg_t *cfg, int worker, gov_shared_t **out);
 void gov_shared_free(gov_shared_t *s);
 int gov_shared_up(const gov_shared_t *s);
 

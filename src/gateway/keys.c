@@ -10,18 +10,18 @@
 /* §4.2.2: the first 32 bits of the fractional parts of the cube roots of the first 64
  * primes. */
 static const uint32_t K[64] = {
-    0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4,
-    0xab1c5ed5, 0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe,
-    0x9bdc06a7, 0xc19bf174, 0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f,
-    0x4a7484aa, 0x5cb0a9dc, 0x76f988da, 0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7,
-    0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967, 0x27b70a85, 0x2e1b2138, 0x4d2c6dfc,
-    0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85, 0xa2bfe8a1, 0xa81a664b,
-    0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070, 0x19a4c116,
-    0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
-    0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7,
-    0xc67178f2};
+    0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
+    0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
+    0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
+    0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
+    0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
+    0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
+    0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+    0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2};
 
-static uint32_t rotr(uint32_t x, int n) { return (x >> n) | (x << (32 - n)); }
+static uint32_t rotr(uint32_t x, int n) {
+    return (x >> n) | (x << (32 - n));
+}
 
 /* §6.2.2: one 512-bit block. */
 static void compress(uint32_t h[8], const uint8_t b[64]) {
@@ -112,23 +112,18 @@ void keys_sha256(const void *p, size_t n, uint8_t out[KEYS_HASH_LEN]) {
 }
 
 static int hexval(char c) {
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
     return -1;
 }
 
 int keys_parse_hash(const char *s, uint8_t out[KEYS_HASH_LEN]) {
-    if (!s || strncmp(s, "sha256:", 7) || strlen(s) != 7 + 64)
-        return -EINVAL;
+    if (!s || strncmp(s, "sha256:", 7) || strlen(s) != 7 + 64) return -EINVAL;
     s += 7;
     for (int i = 0; i < KEYS_HASH_LEN; i++) {
         int hi = hexval(s[2 * i]), lo = hexval(s[2 * i + 1]);
-        if (hi < 0 || lo < 0)
-            return -EINVAL;
+        if (hi < 0 || lo < 0) return -EINVAL;
         out[i] = (uint8_t)(hi << 4 | lo);
     }
     return 0;
@@ -159,8 +154,7 @@ int keys_generate(char key[KEYS_KEY_TEXT], char hash[KEYS_HASH_TEXT]) {
     while (got < 32) {
         ssize_t n = getrandom(r + got, 32 - got, 0);
         if (n < 0) {
-            if (errno == EINTR)
-                continue;
+            if (errno == EINTR) continue;
             return -errno;
         }
         got += (size_t)n;
@@ -180,7 +174,9 @@ int keys_generate(char key[KEYS_KEY_TEXT], char hash[KEYS_HASH_TEXT]) {
     return 0;
 }
 
-void keys_table_init(keys_table_t *t) { memset(t, 0, sizeof *t); }
+void keys_table_init(keys_table_t *t) {
+    memset(t, 0, sizeof *t);
+}
 
 void keys_table_free(keys_table_t *t) {
     free(t->e);
@@ -190,13 +186,11 @@ void keys_table_free(keys_table_t *t) {
 
 int keys_table_add(keys_table_t *t, const uint8_t hash[KEYS_HASH_LEN], int service) {
     for (size_t i = 0; i < t->n; i++)
-        if (!memcmp(t->e[i].hash, hash, KEYS_HASH_LEN))
-            return -EEXIST;
+        if (!memcmp(t->e[i].hash, hash, KEYS_HASH_LEN)) return -EEXIST;
     if (t->n == t->cap) {
         size_t nc = t->cap ? t->cap * 2 : 8;
         keys_entry_t *ne = realloc(t->e, nc * sizeof *ne);
-        if (!ne)
-            return -ENOMEM;
+        if (!ne) return -ENOMEM;
         t->e = ne;
         t->cap = nc;
     }
@@ -207,8 +201,7 @@ int keys_table_add(keys_table_t *t, const uint8_t hash[KEYS_HASH_LEN], int servi
 }
 
 int keys_table_lookup(const keys_table_t *t, const char *key, size_t len) {
-    if (!key || len == 0 || len > KEYS_MAX_KEY)
-        return -1;
+    if (!key || len == 0 || len > KEYS_MAX_KEY) return -1;
     uint8_t h[KEYS_HASH_LEN];
     keys_sha256(key, len, h);
     int found = -1;
@@ -222,17 +215,14 @@ int keys_table_lookup(const keys_table_t *t, const char *key, size_t len) {
 }
 
 const char *keys_bearer(const char *v, size_t *len) {
-    if (!v)
-        return NULL;
+    if (!v) return NULL;
     while (*v == ' ' || *v == '\t') v++;
-    if (strncasecmp(v, "bearer", 6) || (v[6] != ' ' && v[6] != '\t'))
-        return NULL;
+    if (strncasecmp(v, "bearer", 6) || (v[6] != ' ' && v[6] != '\t')) return NULL;
     v += 6;
     while (*v == ' ' || *v == '\t') v++;
     size_t n = strlen(v);
     while (n && (v[n - 1] == ' ' || v[n - 1] == '\t')) n--;
-    if (!n)
-        return NULL;
+    if (!n) return NULL;
     *len = n;
     return v;
 }

@@ -6,10 +6,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define KEYS_HASH_LEN   32                 /* bytes of a SHA-256 digest */
-#define KEYS_HASH_TEXT  (7 + 64 + 1)       /* "sha256:" + 64 hex digits + NUL */
-#define KEYS_KEY_TEXT   (3 + 43 + 1)       /* "tg-" + 43 base64url characters + NUL */
-#define KEYS_MAX_KEY    512                /* longer bearer values are refused unhashed */
+#define KEYS_HASH_LEN 32            /* bytes of a SHA-256 digest */
+#define KEYS_HASH_TEXT (7 + 64 + 1) /* "sha256:" + 64 hex digits + NUL */
+#define KEYS_KEY_TEXT (3 + 43 + 1)  /* "tg-" + 43 base64url characters + NUL */
+#define KEYS_MAX_KEY 512            /* longer bearer values are refused unhashed */
 
 /* Streaming SHA-256. Init, update any number of times, final. */
 typedef struct keys_sha256 {

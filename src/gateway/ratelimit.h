@@ -6,8 +6,8 @@
 
 #include <stdint.h>
 
-#define RL_PERIOD_NS   60000000000LL /* every rate is per minute */
-#define RL_MAX_BURST   100000000ULL  /* keeps burst × RL_PERIOD_NS inside an int64 */
+#define RL_PERIOD_NS 60000000000LL /* every rate is per minute */
+#define RL_MAX_BURST 100000000ULL  /* keeps burst × RL_PERIOD_NS inside an int64 */
 
 /* Which limit decided. */
 typedef enum rl_verdict {
@@ -57,9 +57,9 @@ typedef struct rl_state {
 
 /* What an admission decided, with everything the response headers need. */
 typedef struct rl_result {
-    int verdict;                  /* rl_verdict_t */
-    uint64_t retry_ns;            /* refused: when the same request would pass */
-    uint64_t remaining_requests;  /* after this request */
+    int verdict;                 /* rl_verdict_t */
+    uint64_t retry_ns;           /* refused: when the same request would pass */
+    uint64_t remaining_requests; /* after this request */
     uint64_t remaining_tokens;
     uint64_t reset_requests_ns;
     uint64_t reset_tokens_ns;

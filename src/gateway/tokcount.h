@@ -18,8 +18,8 @@
  * scripts run denser, so limits set on estimates should leave room), plus 4 tokens per chat
  * message for its role markers, plus 3 for the assistant header, plus 1 for BOS. */
 #define TOKCOUNT_EST_BYTES_PER_TOKEN 4
-#define TOKCOUNT_EST_PER_MESSAGE     4
-#define TOKCOUNT_EST_PER_CHAT        3
+#define TOKCOUNT_EST_PER_MESSAGE 4
+#define TOKCOUNT_EST_PER_CHAT 3
 
 /* A loaded vocabulary with its chat template. Immutable after tokcount_load: shared by all
  * worker threads without a lock. */
@@ -33,8 +33,8 @@ typedef struct tokcount {
  * request seen and is then reused, so counting does not allocate in the steady state. */
 typedef struct tokcount_work {
     tok_work_t *tw;
-    buf_t text;  /* unescaped message contents, NUL-separated */
-    buf_t prompt;/* rendered chat prompt */
+    buf_t text;   /* unescaped message contents, NUL-separated */
+    buf_t prompt; /* rendered chat prompt */
     chat_msg_t msgs[TOKCOUNT_MAX_MSGS];
     size_t offs[TOKCOUNT_MAX_MSGS];
 } tokcount_work_t;
@@ -64,7 +64,7 @@ int tokcount_text(const tokcount_t *tc, tokcount_work_t *w, const char *text, si
  * Returns the count (>= 0) and *exact (1 counted with the vocabulary, 0 estimated), or
  * -EINVAL when the body has no prompt in a form this understands (the caller forwards it
  * and lets the upstream judge), -ENOMEM. */
-int64_t tokcount_request(const tokcount_t *tc, tokcount_work_t *w, const json_doc_t *d,
-                         int is_chat, int *exact);
+int64_t tokcount_request(const tokcount_t *tc, tokcount_work_t *w, const json_doc_t *d, int is_chat,
+                         int *exact);
 
 #endif

@@ -13,13 +13,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     for (int i = 0; i < 64 && off < size; i++) {
         redis_reply_t r, el[8];
         long u = redis_parse(p + off, size - off, &r, el, 8);
-        if (u <= 0)
-            break;
-        if ((size_t)u > size - off)
-            abort();
+        if (u <= 0) break;
+        if ((size_t)u > size - off) abort();
         redis_reply_t r2, el2[8];
-        if (redis_parse(p + off, (size_t)u, &r2, el2, 8) != u || r2.type != r.type)
-            abort();
+        if (redis_parse(p + off, (size_t)u, &r2, el2, 8) != u || r2.type != r.type) abort();
         if (u > 1 && redis_parse(p + off, (size_t)u - 1, &r2, el2, 8) > 0)
             abort(); /* a complete reply cut short cannot be complete */
         if ((r.type == REDIS_BULK || r.type == REDIS_STATUS || r.type == REDIS_ERROR) && r.str &&

@@ -16,7 +16,8 @@ static int rs_free_port(void) {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     socklen_t l = sizeof a;
-    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) || getsockname(fd, (struct sockaddr *)&a, &l))
+    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) ||
+        getsockname(fd, (struct sockaddr *)&a, &l))
         return -1;
     close(fd);
     return ntohs(a.sin_port);
@@ -24,7 +25,8 @@ static int rs_free_port(void) {
 
 static int rs_can_connect(int port) {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)port),
                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     int ok = connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
     close(fd);
@@ -43,11 +45,9 @@ static pid_t rs_start(int port) {
         _exit(127);
     }
     for (int i = 0; i < 400; i++) {
-        if (rs_can_connect(port))
-            return pid;
+        if (rs_can_connect(port)) return pid;
         int st;
-        if (waitpid(pid, &st, WNOHANG) == pid)
-            return -1;
+        if (waitpid(pid, &st, WNOHANG) == pid) return -1;
         struct timespec ts = {0, 5000000};
         nanosleep(&ts, NULL);
     }
@@ -57,8 +57,7 @@ static pid_t rs_start(int port) {
 }
 
 static void rs_stop(pid_t pid) {
-    if (pid <= 0)
-        return;
+    if (pid <= 0) return;
     kill(pid, SIGCONT);
     kill(pid, SIGKILL);
     waitpid(pid, NULL, 0);

@@ -29,12 +29,11 @@ static int load(const char *text, gw_config_t *c, char *err) {
     return gwconfig_load_string("gw.yaml", text, strlen(text), c, err, 512);
 }
 
-static const char *BASE =
-    "backends:\n"
-    "  b: {addresses: [127.0.0.1:9]}\n"
-    "routes:\n"
-    "  m1: {variants: {v: {backend: b}}}\n"
-    "  m2: {variants: {v: {backend: b}}}\n";
+static const char *BASE = "backends:\n"
+                          "  b: {addresses: [127.0.0.1:9]}\n"
+                          "routes:\n"
+                          "  m1: {variants: {v: {backend: b}}}\n"
+                          "  m2: {variants: {v: {backend: b}}}\n";
 
 static void cfg_with(buf_t *b, const char *services) {
     buf_reset(b);
@@ -47,16 +46,24 @@ static void test_config_errors(void) {
     buf_init(&b);
     gw_config_t c;
     char err[512];
-    struct { const char *svc; const char *want; } bad[] = {
+    struct {
+        const char *svc;
+        const char *want;
+    } bad[] = {
         {"services:\n  orders:\n    keys: [abc]\n", "gw.yaml:8: services.orders.keys[0]"},
         {"services:\n  orders:\n    models: [m1]\n", "keys"},
         {"services:\n  orders:\n    keys: []\n", "gw.yaml:8: services.orders.keys"},
-        {"services:\n  orders:\n    keys: [KEY]\n    models: [nope]\n", "gw.yaml:9: services.orders.models[0]: no route serves model \"nope\""},
-        {"services:\n  orders:\n    keys: [KEY]\n    limits: {requests_per_minute: -1}\n", "services.orders.limits.requests_per_minute"},
-        {"services:\n  orders:\n    keys: [KEY]\n    limits: {over_max_completion: cut}\n", "expected clamp or reject"},
-        {"services:\n  orders:\n    keys: [KEY]\n    limits: {tokens_burst: 5}\n", "tokens_per_minute"},
+        {"services:\n  orders:\n    keys: [KEY]\n    models: [nope]\n",
+         "gw.yaml:9: services.orders.models[0]: no route serves model \"nope\""},
+        {"services:\n  orders:\n    keys: [KEY]\n    limits: {requests_per_minute: -1}\n",
+         "services.orders.limits.requests_per_minute"},
+        {"services:\n  orders:\n    keys: [KEY]\n    limits: {over_max_completion: cut}\n",
+         "expected clamp or reject"},
+        {"services:\n  orders:\n    keys: [KEY]\n    limits: {tokens_burst: 5}\n",
+         "tokens_per_minute"},
         {"services:\n  orders:\n    keys: [KEY]\n    limit: {}\n", "limit"},
-        {"services:\n  a:\n    keys: [KEY]\n  b:\n    keys: [KEY]\n", "gw.yaml:10: services.b.keys[0]: this key hash is already listed"},
+        {"services:\n  a:\n    keys: [KEY]\n  b:\n    keys: [KEY]\n",
+         "gw.yaml:10: services.b.keys[0]: this key hash is already listed"},
         {"redis: {address: nohost}\n", "gw.yaml:6: redis.address"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -72,12 +79,15 @@ static void test_config_errors(void) {
         buf_appends(&s, p);
         cfg_with(&b, s.data);
         int rc = load(b.data, &c, err);
-        CHECK_MSG(rc == -EINVAL && strstr(err, bad[i].want), "case %zu: rc %d err \"%s\"", i, rc, err);
+        CHECK_MSG(rc == -EINVAL && strstr(err, bad[i].want), "case %zu: rc %d err \"%s\"", i, rc,
+                  err);
         buf_free(&s);
     }
     /* A route tokenizer that does not exist: named with its line. */
-    const char *tk = "backends:\n  b: {addresses: [127.0.0.1:9]}\nroutes:\n  m1:\n    variants: {v: {backend: b}}\n    tokenizer: /nonexistent.gguf\n";
-    CHECK(load(tk, &c, err) == -EINVAL && strstr(err, "gw.yaml:6: routes.m1.tokenizer") && strstr(err, "/nonexistent.gguf"));
+    const char *tk = "backends:\n  b: {addresses: [127.0.0.1:9]}\nroutes:\n  m1:\n    variants: "
+                     "{v: {backend: b}}\n    tokenizer: /nonexistent.gguf\n";
+    CHECK(load(tk, &c, err) == -EINVAL && strstr(err, "gw.yaml:6: routes.m1.tokenizer") &&
+          strstr(err, "/nonexistent.gguf"));
     /* Without services, tokenizers or redis there is no governance at all. */
     cfg_with(&b, "");
     CHECK_EQ_INT(load(b.data, &c, err), 0);
@@ -87,7 +97,11 @@ static void test_config_errors(void) {
 }
 
 /* Header collector. */
-typedef struct hdrs { char names[16][48]; char values[16][48]; int n; } hdrs_t;
+typedef struct hdrs {
+    char names[16][48];
+    char values[16][48];
+    int n;
+} hdrs_t;
 static void add_hdr(void *arg, const char *name, const char *value) {
     hdrs_t *h = arg;
     if (h->n < 16) {
@@ -98,8 +112,7 @@ static void add_hdr(void *arg, const char *name, const char *value) {
 }
 static const char *hget(const hdrs_t *h, const char *name) {
     for (int i = 0; i < h->n; i++)
-        if (!strcmp(h->names[i], name))
-            return h->values[i];
+        if (!strcmp(h->names[i], name)) return h->values[i];
     return NULL;
 }
 
@@ -111,23 +124,24 @@ static void test_decisions(void) {
     buf_t b, s;
     buf_init(&b);
     buf_init(&s);
-    buf_appendf(&s,
-                "services:\n"
-                "  orders:\n"
-                "    keys: [%s]\n"
-                "    models: [m1]\n"
-                "    limits: {requests_per_minute: 3, tokens_per_minute: 1000, daily_tokens: 1500,\n"
-                "             max_prompt_tokens: 20, max_completion_tokens: 100}\n"
-                "  search:\n"
-                "    keys: [%s]\n"
-                "    limits: {max_completion_tokens: 50, over_max_completion: reject, concurrent_requests: 1}\n",
-                h_orders, h_search);
+    buf_appendf(
+        &s,
+        "services:\n"
+        "  orders:\n"
+        "    keys: [%s]\n"
+        "    models: [m1]\n"
+        "    limits: {requests_per_minute: 3, tokens_per_minute: 1000, daily_tokens: 1500,\n"
+        "             max_prompt_tokens: 20, max_completion_tokens: 100}\n"
+        "  search:\n"
+        "    keys: [%s]\n"
+        "    limits: {max_completion_tokens: 50, over_max_completion: reject, concurrent_requests: "
+        "1}\n",
+        h_orders, h_search);
     cfg_with(&b, s.data);
     gw_config_t c;
     char err[512];
     CHECK_MSG(load(b.data, &c, err) == 0, "%s", err);
-    if (!c.gov)
-        return;
+    if (!c.gov) return;
     gov_t g;
     gov_init(&g);
     CHECK_EQ_INT(gov_bind(&g, c.gov, T0, DAY0), 0);
@@ -167,7 +181,8 @@ static void test_decisions(void) {
     buf_t out;
     buf_init(&out);
     CHECK_EQ_INT(gov_rewrite_max_tokens(&jd, d.max_tokens_key, d.set_max_tokens, &out), 0);
-    CHECK_EQ_STR(out.data, "{\"model\":\"m1\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"max_tokens\":100}");
+    CHECK_EQ_STR(out.data, "{\"model\":\"m1\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]"
+                           ",\"max_tokens\":100}");
     hdrs_t h = {0};
     gov_headers(&d, &gc->services[0], add_hdr, &h);
     CHECK_EQ_STR(hget(&h, "x-ratelimit-limit-requests"), "3");
@@ -182,7 +197,8 @@ static void test_decisions(void) {
     CHECK_EQ_INT(rl_bucket_remaining(&st->rl.tok), 986);
     CHECK_EQ_INT(budget_used(&st->budget, DAY0), 14);
     /* max_tokens over the cap is clamped (with the client's key kept). */
-    parse("{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"max_completion_tokens\":500}", toks, &jd);
+    parse("{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"max_completion_tokens\":500}",
+          toks, &jd);
     CHECK_EQ_INT(gov_admit(&g, gc, 0, NULL, w, &jd, 1, T0, DAY0, &t, &d), 0);
     CHECK_EQ_INT(d.set_max_tokens, 100);
     CHECK_EQ_STR(d.max_tokens_key, "max_completion_tokens");
@@ -208,10 +224,13 @@ static void test_decisions(void) {
     /* Daily budget 1500, 533 used: eight requests reserving 109 each pass (1405), the ninth
      * would reach 1514 and is refused until midnight. */
     parse("{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"max_tokens\":1000}", toks, &jd);
-    CHECK_EQ_INT(gov_admit(&g, gc, 0, NULL, w, &jd, 1, T0 + 60 * S, DAY0, &t, &d), 0); /* clamped to 100 */
+    CHECK_EQ_INT(gov_admit(&g, gc, 0, NULL, w, &jd, 1, T0 + 60 * S, DAY0, &t, &d),
+                 0); /* clamped to 100 */
     gov_finish(&g, &t, 9, 100, 200, T0 + 60 * S, DAY0);
     for (int i = 0; i < 7; i++) {
-        CHECK_EQ_INT(gov_admit(&g, gc, 0, NULL, w, &jd, 1, T0 + (uint64_t)(80 + 20 * i) * S, DAY0, &t, &d), 0);
+        CHECK_EQ_INT(
+            gov_admit(&g, gc, 0, NULL, w, &jd, 1, T0 + (uint64_t)(80 + 20 * i) * S, DAY0, &t, &d),
+            0);
         gov_finish(&g, &t, 9, 100, 200, T0 + (uint64_t)(80 + 20 * i) * S, DAY0);
     }
     CHECK_EQ_INT(budget_used(&st->budget, DAY0), 533 + 8 * 109);
@@ -274,7 +293,8 @@ static void test_cost(void) {
              "  orders:\n"
              "    keys: [%s]\n"
              "    limits: {requests_per_minute: 100000000, tokens_per_minute: 100000000,\n"
-             "             concurrent_requests: 1000, daily_tokens: 1000000000000, max_completion_tokens: 16}\n",
+             "             concurrent_requests: 1000, daily_tokens: 1000000000000, "
+             "max_completion_tokens: 16}\n",
              ref && *ref ? ref : "../shared/ref", h_orders);
     gw_config_t c;
     if (gwconfig_load_string("gw.yaml", yaml, strlen(yaml), &c, err, sizeof err)) {
@@ -285,7 +305,8 @@ static void test_cost(void) {
     gov_init(&g);
     gov_bind(&g, c.gov, T0, DAY0);
     tokcount_work_t *w = tokcount_work_new();
-    const char *body = "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"lgr pep pzza x2\"}],\"max_tokens\":16}";
+    const char *body = "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"lgr pep "
+                       "pzza x2\"}],\"max_tokens\":16}";
     json_tok_t toks[64];
     json_doc_t jd;
     json_parse(body, strlen(body), toks, 64, 16, &jd, NULL);
@@ -297,7 +318,8 @@ static void test_cost(void) {
             gov_decision_t d;
             gov_ticket_t t;
             int s = gov_authenticate(&g, c.gov, "Bearer key-orders", &d);
-            ok &= s == 0 && gov_admit(&g, c.gov, s, tcs[k], w, &jd, 1, T0 + (uint64_t)i * 1000, DAY0, &t, &d) == 0;
+            ok &= s == 0 && gov_admit(&g, c.gov, s, tcs[k], w, &jd, 1, T0 + (uint64_t)i * 1000,
+                                      DAY0, &t, &d) == 0;
             gov_finish(&g, &t, 12, 16, 200, T0 + (uint64_t)i * 1000, DAY0);
         }
         double us = (double)(ev_clock_ns() - t0) / n / 1000.0;
@@ -306,7 +328,8 @@ static void test_cost(void) {
     }
     uint64_t t0 = ev_clock_ns();
     uint8_t hh[32];
-    for (int i = 0; i < 100000; i++) keys_sha256("tg-C6UZnBTtGFxS4POZNM4Bd8A9YSmz0tIUD7pHbg_hWRQ", 46, hh);
+    for (int i = 0; i < 100000; i++)
+        keys_sha256("tg-C6UZnBTtGFxS4POZNM4Bd8A9YSmz0tIUD7pHbg_hWRQ", 46, hh);
     printf("SHA-256 of a 46-byte key: %.3f us\n", (double)(ev_clock_ns() - t0) / 100000 / 1000.0);
     tokcount_work_free(w);
     gov_destroy(&g);

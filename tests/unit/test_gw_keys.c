@@ -13,12 +13,16 @@ static void hex(const uint8_t *h, char *out) {
 
 static void test_sha256(void) {
     /* NIST CSRC example vectors (SHA256.pdf) and the well-known empty-string digest. */
-    struct { const char *in; const char *want; } v[] = {
+    struct {
+        const char *in;
+        const char *want;
+    } v[] = {
         {"", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"},
         {"abc", "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"},
         {"abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq",
          "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1"},
-        {"abcdefghbcdefghicdefghijdefghijkefghijklfghijklmghijklmnhijklmnoijklmnopjklmnopqklmnopqrlmnopqrsmnopqrstnopqrstu",
+        {"abcdefghbcdefghicdefghijdefghijkefghijklfghijklmghijklmnhijklmnoijklmnopjklmnopqklmnopqrl"
+         "mnopqrsmnopqrstnopqrstu",
          "cf5b16a778af8380036ce59e7b0492370b249b11e8f07a51afac45037afee9d1"},
     };
     char got[65];
@@ -65,12 +69,21 @@ static void test_hash_text(void) {
     CHECK_EQ_STR(t, "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
     CHECK_EQ_INT(keys_parse_hash(t, h2), 0);
     CHECK(!memcmp(h, h2, 32));
-    CHECK_EQ_INT(keys_parse_hash("sha256:BA7816BF8F01CFEA414140DE5DAE2223B00361A396177A9CB410FF61F20015AD", h2), 0);
+    CHECK_EQ_INT(keys_parse_hash(
+                     "sha256:BA7816BF8F01CFEA414140DE5DAE2223B00361A396177A9CB410FF61F20015AD", h2),
+                 0);
     CHECK(!memcmp(h, h2, 32));
-    CHECK_EQ_INT(keys_parse_hash("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad", h2), -EINVAL);
+    CHECK_EQ_INT(
+        keys_parse_hash("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad", h2),
+        -EINVAL);
     CHECK_EQ_INT(keys_parse_hash("sha256:ba78", h2), -EINVAL);
-    CHECK_EQ_INT(keys_parse_hash("sha256:za7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad", h2), -EINVAL);
-    CHECK_EQ_INT(keys_parse_hash("sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad0", h2), -EINVAL);
+    CHECK_EQ_INT(keys_parse_hash(
+                     "sha256:za7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad", h2),
+                 -EINVAL);
+    CHECK_EQ_INT(
+        keys_parse_hash("sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad0",
+                        h2),
+        -EINVAL);
     CHECK_EQ_INT(keys_parse_hash(NULL, h2), -EINVAL);
 }
 

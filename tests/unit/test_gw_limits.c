@@ -100,7 +100,7 @@ static void test_all_or_nothing(void) {
     rl_state_init(&s, &l, T0);
     CHECK_EQ_INT(rl_admit(&s, &l, 50, T0, &r), RL_OK);
     CHECK_EQ_INT(rl_admit(&s, &l, 60, T0, &r), RL_TOKENS); /* tokens refuse ... */
-    CHECK_EQ_INT(r.remaining_requests, 9);                  /* ... nothing else charged */
+    CHECK_EQ_INT(r.remaining_requests, 9);                 /* ... nothing else charged */
     CHECK_EQ_INT(s.inflight, 1);
     CHECK_EQ_INT(rl_admit(&s, &l, 50, T0, &r), RL_OK);
     CHECK_EQ_INT(rl_admit(&s, &l, 0, T0, &r), RL_CONCURRENCY); /* the 3rd at once */
@@ -119,10 +119,22 @@ static void test_all_or_nothing(void) {
 
 static void test_headers(void) {
     char b[32];
-    struct { uint64_t ns; const char *want; } v[] = {
-        {0, "0s"}, {1, "1ms"}, {20 * 1000000ull, "20ms"}, {999 * 1000000ull, "999ms"},
-        {S, "1s"}, {S + 1, "1.001s"}, {1500 * 1000000ull, "1.5s"}, {1250 * 1000000ull, "1.25s"},
-        {60 * S, "1m0s"}, {360 * S, "6m0s"}, {3723 * S, "1h2m3s"}, {7200 * S, "2h0m0s"},
+    struct {
+        uint64_t ns;
+        const char *want;
+    } v[] = {
+        {0, "0s"},
+        {1, "1ms"},
+        {20 * 1000000ull, "20ms"},
+        {999 * 1000000ull, "999ms"},
+        {S, "1s"},
+        {S + 1, "1.001s"},
+        {1500 * 1000000ull, "1.5s"},
+        {1250 * 1000000ull, "1.25s"},
+        {60 * S, "1m0s"},
+        {360 * S, "6m0s"},
+        {3723 * S, "1h2m3s"},
+        {7200 * S, "2h0m0s"},
     };
     for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
         rl_fmt_duration(v[i].ns, b);

@@ -51,8 +51,7 @@ static int admit(ev_loop_t *loop, gov_t *g, gov_cfg_t *gc, gov_shared_t *s, gov_
     t->prompt = (int64_t)cost;
     *r = (res_t){.loop = loop};
     (void)g;
-    if (gov_shared_admit(s, t, time(NULL), on_decision, r) < 0)
-        return -1;
+    if (gov_shared_admit(s, t, time(NULL), on_decision, r) < 0) return -1;
     run(loop, 2000);
     CHECK(r->done);
     return r->status;
@@ -66,25 +65,26 @@ int main(void) {
     int port = rs_free_port();
     pid_t pid = rs_start(port);
     CHECK_MSG(pid > 0, "redis-server did not start (scripts/setup.sh installs it)");
-    if (pid <= 0)
-        return check_summary("test_gw_shared");
+    if (pid <= 0) return check_summary("test_gw_shared");
     char yaml[1024], err[512];
     uint8_t h[32];
     char hs[KEYS_HASH_TEXT];
     keys_sha256("k", 1, h);
     keys_format_hash(h, hs);
-    snprintf(yaml, sizeof yaml,
-             "backends: {b: {addresses: [127.0.0.1:9]}}\n"
-             "routes: {m: {variants: {v: {backend: b}}}}\n"
-             "redis: {address: 127.0.0.1:%d, key_prefix: tgtest%d, timeout_ms: 200}\n"
-             "services:\n"
-             "  svc:\n"
-             "    keys: [%s]\n"
-             "    limits: {requests_per_minute: 5, tokens_per_minute: 1000, concurrent_requests: 3,\n"
-             "             daily_tokens: 100000}\n",
-             port, (int)getpid(), hs);
+    snprintf(
+        yaml, sizeof yaml,
+        "backends: {b: {addresses: [127.0.0.1:9]}}\n"
+        "routes: {m: {variants: {v: {backend: b}}}}\n"
+        "redis: {address: 127.0.0.1:%d, key_prefix: tgtest%d, timeout_ms: 200}\n"
+        "services:\n"
+        "  svc:\n"
+        "    keys: [%s]\n"
+        "    limits: {requests_per_minute: 5, tokens_per_minute: 1000, concurrent_requests: 3,\n"
+        "             daily_tokens: 100000}\n",
+        port, (int)getpid(), hs);
     gw_config_t c;
-    CHECK_MSG(gwconfig_load_string("gw.yaml", yaml, strlen(yaml), &c, err, sizeof err) == 0, "%s", err);
+    CHECK_MSG(gwconfig_load_string("gw.yaml", yaml, strlen(yaml), &c, err, sizeof err) == 0, "%s",
+              err);
     gov_cfg_t *gc = c.gov;
     /* Two replicas: each its own governance runtime and Redis connection. */
     gov_t g1, g2;
@@ -118,7 +118,8 @@ int main(void) {
     CHECK_EQ_INT(passed, 5);
     CHECK_EQ_INT(refused, 5);
     run(loop, 50); /* let the corrections land */
-    CHECK_EQ_INT(atomic_load(&g1.redis_lost_corrections) + atomic_load(&g2.redis_lost_corrections), 0);
+    CHECK_EQ_INT(atomic_load(&g1.redis_lost_corrections) + atomic_load(&g2.redis_lost_corrections),
+                 0);
 
     /* Tokens: the five charged 10 each and used 10: 950 left. Correction of a 500 charge
      * that used 20 gives 480 back (checked through the next admission's remaining count). */

@@ -14,8 +14,7 @@ static char g_ref[1024];
 
 static char *read_all(const char *path, size_t *len) {
     FILE *fp = fopen(path, "rb");
-    if (!fp)
-        return NULL;
+    if (!fp) return NULL;
     fseek(fp, 0, SEEK_END);
     long n = ftell(fp);
     fseek(fp, 0, SEEK_SET);
@@ -24,8 +23,7 @@ static char *read_all(const char *path, size_t *len) {
         free(p);
         p = NULL;
     }
-    if (p)
-        p[n] = 0;
+    if (p) p[n] = 0;
     fclose(fp);
     *len = (size_t)n;
     return p;
@@ -46,8 +44,7 @@ static int ref_ids(const char *model, const char *text, int32_t *out, int cap) {
     snprintf(path, sizeof path, "%s/expected/%s.ref.json", g_ref, model);
     size_t len;
     char *js = read_all(path, &len);
-    if (!js)
-        return -1;
+    if (!js) return -1;
     size_t tcap = 200000;
     json_tok_t *toks = malloc(tcap * sizeof *toks);
     json_doc_t d;
@@ -58,18 +55,15 @@ static int ref_ids(const char *model, const char *text, int32_t *out, int cap) {
         buf_init(&t);
         for (size_t i = 0;; i++) {
             int e = json_arr_get(&d, arr, i);
-            if (e < 0)
-                break;
+            if (e < 0) break;
             buf_reset(&t);
             json_str_unescape(&d, json_obj_get(&d, e, "text"), &t);
-            if (strcmp(t.data ? t.data : "", text))
-                continue;
+            if (strcmp(t.data ? t.data : "", text)) continue;
             int ta = json_obj_get(&d, e, "tokens");
             n = 0;
             for (size_t k = 0; n < cap; k++) {
                 int x = json_arr_get(&d, ta, k);
-                if (x < 0)
-                    break;
+                if (x < 0) break;
                 int64_t v;
                 json_get_i64(&d, x, &v);
                 out[n++] = (int32_t)v;
@@ -90,8 +84,7 @@ static int all_entries(const char *model, tokcount_t *tc, tokcount_work_t *w) {
     size_t len;
     char *js = read_all(path, &len);
     CHECK(js != NULL);
-    if (!js)
-        return 0;
+    if (!js) return 0;
     size_t tcap = 200000;
     json_tok_t *toks = malloc(tcap * sizeof *toks);
     json_doc_t d;
@@ -103,8 +96,7 @@ static int all_entries(const char *model, tokcount_t *tc, tokcount_work_t *w) {
     json_tok_t btoks[64];
     for (size_t i = 0;; i++) {
         int e = json_arr_get(&d, arr, i);
-        if (e < 0)
-            break;
+        if (e < 0) break;
         int ta = json_obj_get(&d, e, "tokens");
         buf_reset(&t);
         json_str_unescape(&d, json_obj_get(&d, e, "text"), &t);
@@ -140,8 +132,7 @@ static void test_ref_models(void) {
         char rel[256];
         snprintf(rel, sizeof rel, "models/%s.gguf", models[m]);
         tokcount_t *tc = load(rel, NULL);
-        if (!tc)
-            continue;
+        if (!tc) continue;
         total += all_entries(models[m], tc, w);
         tokcount_free(tc);
     }
@@ -165,7 +156,8 @@ static void test_ref_models(void) {
     CHECK(nw > 2 && want[0] == 1 && want[1] == 1);
     ng = tc ? tokcount_chat(tc, w, hi, 1, got, 64) : -1;
     CHECK_EQ_INT(ng, nw - 1);
-    CHECK(ng == nw - 1 && got[0] == 1 && !memcmp(got + 1, want + 2, (size_t)(nw - 2) * sizeof *got));
+    CHECK(ng == nw - 1 && got[0] == 1 &&
+          !memcmp(got + 1, want + 2, (size_t)(nw - 2) * sizeof *got));
     tokcount_free(tc);
     tokcount_work_free(w);
 }
@@ -197,8 +189,7 @@ static int64_t count_body(const tokcount_t *tc, tokcount_work_t *w, const char *
                           int *exact) {
     json_tok_t toks[256];
     json_doc_t d;
-    if (json_parse(body, strlen(body), toks, 256, 32, &d, NULL) <= 0)
-        return -999;
+    if (json_parse(body, strlen(body), toks, 256, 32, &d, NULL) <= 0) return -999;
     return tokcount_request(tc, w, &d, chat, exact);
 }
 
@@ -208,39 +199,57 @@ static void test_bodies_and_estimate(void) {
     int ex = -1;
     if (tc) {
         /* Content as a string, as text parts, with a system message and a developer role. */
-        int64_t a = count_body(tc, w, "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}", 1, &ex);
+        int64_t a =
+            count_body(tc, w, "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}", 1, &ex);
         CHECK_EQ_INT(a, 5);
         CHECK_EQ_INT(ex, 1);
-        int64_t b = count_body(tc, w, "{\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"hi\"}]}]}", 1, &ex);
+        int64_t b = count_body(tc, w,
+                               "{\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"text\","
+                               "\"text\":\"hi\"}]}]}",
+                               1, &ex);
         CHECK_EQ_INT(b, 5);
         chat_msg_t two[] = {{"system", "be brief"}, {"user", "a\nb"}};
-        int64_t c = count_body(tc, w, "{\"messages\":[{\"role\":\"developer\",\"content\":\"be brief\"},"
-                                      "{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"a\"},{\"type\":\"text\",\"text\":\"b\"}]}]}", 1, &ex);
+        int64_t c = count_body(tc, w,
+                               "{\"messages\":[{\"role\":\"developer\",\"content\":\"be brief\"},"
+                               "{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"a\"},"
+                               "{\"type\":\"text\",\"text\":\"b\"}]}]}",
+                               1, &ex);
         CHECK_EQ_INT(c, tokcount_chat(tc, w, two, 2, NULL, 0));
         /* Unknown role / missing messages: not countable. */
-        CHECK_EQ_INT(count_body(tc, w, "{\"messages\":[{\"role\":\"tool\",\"content\":\"x\"}]}", 1, &ex), -EINVAL);
+        CHECK_EQ_INT(
+            count_body(tc, w, "{\"messages\":[{\"role\":\"tool\",\"content\":\"x\"}]}", 1, &ex),
+            -EINVAL);
         CHECK_EQ_INT(count_body(tc, w, "{\"model\":\"m\"}", 1, &ex), -EINVAL);
         CHECK_EQ_INT(count_body(tc, w, "{\"messages\":[]}", 1, &ex), -EINVAL);
         /* Completions: array of prompts sums, token ids count as they are. */
         int64_t one = count_body(tc, w, "{\"prompt\":\"Hello world\"}", 0, &ex);
         CHECK_EQ_INT(one, 3);
-        CHECK_EQ_INT(count_body(tc, w, "{\"prompt\":[\"Hello world\",\"Hello world\"]}", 0, &ex), 6);
+        CHECK_EQ_INT(count_body(tc, w, "{\"prompt\":[\"Hello world\",\"Hello world\"]}", 0, &ex),
+                     6);
         CHECK_EQ_INT(count_body(tc, w, "{\"prompt\":[1,15043,3186,5]}", 0, &ex), 4);
         CHECK_EQ_INT(ex, 1);
         CHECK_EQ_INT(count_body(tc, w, "{\"prompt\":7}", 0, &ex), -EINVAL);
     }
     /* The estimate: ceil(bytes/4) per text, +4 per message, +3 per chat, +1 BOS. */
-    CHECK_EQ_INT(count_body(NULL, w, "{\"messages\":[{\"role\":\"user\",\"content\":\"hello\"}]}", 1, &ex), 1 + 3 + 4 + 2);
+    CHECK_EQ_INT(
+        count_body(NULL, w, "{\"messages\":[{\"role\":\"user\",\"content\":\"hello\"}]}", 1, &ex),
+        1 + 3 + 4 + 2);
     CHECK_EQ_INT(ex, 0);
     CHECK_EQ_INT(count_body(NULL, w, "{\"prompt\":\"12345678\"}", 0, &ex), 3);
     CHECK_EQ_INT(count_body(NULL, w, "{\"prompt\":\"\"}", 0, &ex), 1);
-    CHECK_EQ_INT(count_body(NULL, w, "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"},{\"role\":\"assistant\"}]}", 1, &ex), 1 + 3 + 4 + 1 + 4);
+    CHECK_EQ_INT(
+        count_body(
+            NULL, w,
+            "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"},{\"role\":\"assistant\"}]}", 1,
+            &ex),
+        1 + 3 + 4 + 1 + 4);
 
     /* Time per count: a typical order-normalisation chat request, and a 4 KB prompt. */
     if (tc) {
-        const char *body = "{\"model\":\"m\",\"messages\":[{\"role\":\"system\",\"content\":\"Rewrite the "
-                           "order line as the full product name with quantity.\"},{\"role\":\"user\","
-                           "\"content\":\"lgr pep pzza x2\"}],\"max_tokens\":32}";
+        const char *body =
+            "{\"model\":\"m\",\"messages\":[{\"role\":\"system\",\"content\":\"Rewrite the "
+            "order line as the full product name with quantity.\"},{\"role\":\"user\","
+            "\"content\":\"lgr pep pzza x2\"}],\"max_tokens\":32}";
         json_tok_t toks[64];
         json_doc_t d;
         json_parse(body, strlen(body), toks, 64, 16, &d, NULL);

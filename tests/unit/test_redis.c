@@ -36,11 +36,9 @@ static void run(ev_loop_t *loop, uint64_t ms) {
 static void on_reply(void *arg, const redis_reply_t *r) {
     ctx_t *c = arg;
     c->got++;
-    if (r->type == REDIS_ERR_IO)
-        c->io_errors++;
+    if (r->type == REDIS_ERR_IO) c->io_errors++;
     if (r->type == REDIS_INT) {
-        if (r->integer != c->last + 1)
-            c->order_ok = 0;
+        if (r->integer != c->last + 1) c->order_ok = 0;
         c->last = r->integer;
     }
     if (r->type == REDIS_BULK || r->type == REDIS_STATUS || r->type == REDIS_ERROR)
@@ -49,8 +47,7 @@ static void on_reply(void *arg, const redis_reply_t *r) {
         r->elems[1].type == REDIS_BULK)
         snprintf(c->text, sizeof c->text, "%lld,%.*s,%lld", (long long)r->elems[0].integer,
                  (int)r->elems[1].len, r->elems[1].str, (long long)r->elems[2].integer);
-    if (c->got >= c->want)
-        ev_stop(c->loop);
+    if (c->got >= c->want) ev_stop(c->loop);
 }
 
 static void on_health(void *arg, int up) {
@@ -87,21 +84,16 @@ static void test_parser(void) {
             char *c = malloc(k ? k : 1);
             memcpy(c, stream + off, k);
             redis_reply_t r2, e2[4];
-            if (redis_parse(c, k, &r2, e2, 4) != 0)
-                ok = 0;
+            if (redis_parse(c, k, &r2, e2, 4) != 0) ok = 0;
             free(c);
         }
-        if (count == 3)
-            ok &= r.type == REDIS_BULK && r.len == 5 && !memcmp(r.str, "he\r\no", 5);
-        if (count == 2)
-            ok &= r.type == REDIS_INT && r.integer == -42;
-        if (count == 4)
-            ok &= r.type == REDIS_BULK && r.is_nil;
+        if (count == 3) ok &= r.type == REDIS_BULK && r.len == 5 && !memcmp(r.str, "he\r\no", 5);
+        if (count == 2) ok &= r.type == REDIS_INT && r.integer == -42;
+        if (count == 4) ok &= r.type == REDIS_BULK && r.is_nil;
         if (count == 6)
             ok &= r.type == REDIS_ARRAY && r.n == 3 && el[0].integer == 1 && el[1].len == 3 &&
                   el[2].type == REDIS_ARRAY;
-        if (count == 7)
-            ok &= r.type == REDIS_ARRAY && r.is_nil;
+        if (count == 7) ok &= r.type == REDIS_ARRAY && r.is_nil;
         off += u;
         count++;
     }
@@ -111,8 +103,14 @@ static void test_parser(void) {
     const char *big = "*6\r\n:1\r\n:2\r\n:3\r\n:4\r\n:5\r\n:6\r\n";
     CHECK_EQ_INT(redis_parse(big, strlen(big), &r, el, 4), (long)strlen(big));
     CHECK(r.n == 4 && el[3].integer == 4);
-    const char *bad[] = {"?\r\n", ":12a\r\n", "$3\r\nabcd\r\n", "$-2\r\n", ":\r\n",
-                         "+OK\rX", "*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n:1\r\n", "$ 3\r\nabc\r\n",
+    const char *bad[] = {"?\r\n",
+                         ":12a\r\n",
+                         "$3\r\nabcd\r\n",
+                         "$-2\r\n",
+                         ":\r\n",
+                         "+OK\rX",
+                         "*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n:1\r\n",
+                         "$ 3\r\nabc\r\n",
                          "\r\n"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         CHECK_MSG(redis_parse(bad[i], strlen(bad[i]), &r, el, 4) == -1, "bad[%zu]", i);
@@ -132,8 +130,7 @@ int main(void) {
     int port = rs_free_port();
     pid_t pid = rs_start(port);
     CHECK_MSG(pid > 0, "redis-server did not start (is it installed? scripts/setup.sh)");
-    if (pid <= 0)
-        return check_summary("test_redis");
+    if (pid <= 0) return check_summary("test_redis");
     ev_loop_t *loop = ev_loop_new();
     ctx_t c = {.loop = loop, .order_ok = 1};
     redis_t *r;
@@ -239,8 +236,7 @@ int main(void) {
     kill(pid, SIGCONT);
     c.up = 0;
     run(loop, 3000);
-    if (!c.up)
-        run(loop, 3000);
+    if (!c.up) run(loop, 3000);
     CHECK_EQ_INT(c.up, 1);
 
     redis_free(r);
