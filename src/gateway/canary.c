@@ -230,10 +230,11 @@ int canary_tick(canary_t *c, uint64_t now_ns) {
     return r;
 }
 
-int canary_record(canary_t *c, uint64_t now_ns, uint32_t latency_ms, int error, int fallback) {
+int canary_record(canary_t *c, uint64_t now_ns, const char *variant, uint32_t latency_ms,
+                  int error, int fallback) {
     pthread_mutex_lock(&c->mu);
     int r = 0;
-    if (active(c)) {
+    if (active(c) && (!variant || !strcmp(variant, c->variant))) {
         uint64_t epoch = now_ns / slot_ns(c) + 1;
         canary_slot_t *s = &c->slots[epoch % CANARY_SLOTS];
         if (s->epoch != epoch) {

@@ -90,10 +90,12 @@ int canary_resume(canary_t *c, uint64_t now_ns);
 int canary_promote(canary_t *c, uint64_t now_ns);
 int canary_abort(canary_t *c, const char *reason, uint64_t now_ns);
 
-/* One finished request of the canary variant: latency, failure (5xx, timeout, gateway
- * error) and fallback (a task answered with its fallback). Also advances and judges (the
- * same as canary_tick). Returns 1 when the wanted weight changed. */
-int canary_record(canary_t *c, uint64_t now_ns, uint32_t latency_ms, int error, int fallback);
+/* One finished request of variant (NULL: the canary's, unchecked): counted only when it is
+ * the canary variant of a running or paused canary. latency, failure (5xx, timeout,
+ * gateway error) and fallback (a task answered with its fallback). Also advances and judges
+ * (the same as canary_tick). Returns 1 when the wanted weight changed. */
+int canary_record(canary_t *c, uint64_t now_ns, const char *variant, uint32_t latency_ms,
+                  int error, int fallback);
 /* Judge the window and advance a paused-out step. 1 when the wanted weight changed. */
 int canary_tick(canary_t *c, uint64_t now_ns);
 /* The wanted canary weight in percent, -1 when no canary is running or decided. */

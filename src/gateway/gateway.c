@@ -13,6 +13,9 @@
 #include "core/httpd.h"
 #include "core/log.h"
 #include "gateway/admin.h"
+#include "gateway/canary.h"
+#include "gateway/canaryapi.h"
+#include "gateway/circuit.h"
 #include "gateway/govern.h"
 #include "gateway/health.h"
 #include "gateway/obs.h"
@@ -31,6 +34,8 @@ struct gateway {
     _Atomic(proxy_worker_t *) *workers; /* slot per worker thread, set by the thread itself */
     health_t *health;
     obs_t *obs;                    /* metrics, request log, access log (start-up settings) */
+    circuit_set_t circuits;        /* breakers by backend name, shared by all generations */
+    canary_set_t canaries;         /* canary controllers by route, shared by all generations */
     int started;
     atomic_int stopped;
 };
@@ -67,6 +72,8 @@ int gateway_new(const gateway_opts_t *opts, gateway_t **out, char *err, size_t e
     }
     pool_registry_init(&gw->reg);
     gov_init(&gw->gov);
+    circuit_set_init(&gw->circuits);
+    canary_set_init(&gw->canaries);
     pthread_mutex_init(&gw->mu, NULL);
     gw->config_path = strdup(opts->config_path);
     gw->threads = opts->threads > 0 ? opts->threads : cfg.threads > 0 ? cfg.threads : ncores();
@@ -166,6 +173,14 @@ struct gov *gateway_gov(gateway_t *gw) {
     return &gw->gov;
 }
 
+struct circuit_set *gateway_circuits(gateway_t *gw) {
+    return &gw->circuits;
+}
+
+struct canary_set *gateway_canaries(gateway_t *gw) {
+    return &gw->canaries;
+}
+
 struct obs *gateway_obs(gateway_t *gw) {
     return gw->obs;
 }
@@ -221,6 +236,7 @@ int gateway_reload(gateway_t *gw, char *msg, size_t msglen) {
         return rc;
     }
     snapshot_unref(old); /* freed when the last in-flight request on it finishes */
+    canaryapi_reapply(gw); /* a running or decided canary keeps its weights over the file's */
     snprintf(msg, msglen, "generation %llu: %zu route%s, %zu backend%s%s",
              (unsigned long long)s->generation, nr, nr == 1 ? "" : "s", nb, nb == 1 ? "" : "s",
              notes);
@@ -259,6 +275,8 @@ void gateway_free(gateway_t *gw) {
     snapshot_unref(gw->cur);
     pool_registry_free(&gw->reg);
     gov_destroy(&gw->gov);
+    circuit_set_free(&gw->circuits);
+    canary_set_free(&gw->canaries);
     pthread_mutex_destroy(&gw->mu);
     free(gw->workers);
     free(gw->config_path);

@@ -44,6 +44,10 @@ snapshot_t *gateway_acquire(gateway_t *gw);
 struct gov *gateway_gov(gateway_t *gw);
 /* Metrics, request log and access log (obs.h). */
 struct obs *gateway_obs(gateway_t *gw);
+/* Circuit breakers by backend and canary controllers by route (circuit.h, canary.h): shared
+ * by every worker and generation, alive until gateway_free. */
+struct circuit_set *gateway_circuits(gateway_t *gw);
+struct canary_set *gateway_canaries(gateway_t *gw);
 /* Its number: workers compare it with theirs (one relaxed load) to notice a new one. */
 uint64_t gateway_generation(gateway_t *gw);
 

@@ -20,6 +20,7 @@
 #include "gateway/govshared.h"
 #include "gateway/pool.h"
 #include "gateway/route.h"
+#include "gateway/task.h"
 
 #define TOKS_INITIAL 4096
 #define TOKS_MAX     (1u << 20)
@@ -111,6 +112,7 @@ struct proxy_worker {
     buf_t scratch;          /* scratch for small responses and names */
     preq_t *free;
     obs_worker_t *obs;      /* metrics cache, access/request log side of this worker */
+    struct task_worker *tasks; /* the task endpoint's side (task.c); NULL until used */
     proxy_counters_t c;
 };
 
@@ -281,6 +283,7 @@ void proxy_worker_free(proxy_worker_t *w) {
     /* Freeing a pool cancels its requests: their on_done releases the preqs. */
     for (size_t i = 0; i < w->npools; i++) httpc_pool_free(w->pools[i]);
     free(w->pools);
+    task_worker_free(w->tasks); /* after the pools: their cancelled tasks came back to it */
     while (w->free) {
         preq_t *p = w->free;
         w->free = p->next;
@@ -340,6 +343,14 @@ static httpc_pool_t *worker_pool(proxy_worker_t *w, pool_addr_t *a, const gw_bac
             return NULL;
     }
     return w->pools[a->id];
+}
+
+httpc_pool_t *proxy_worker_pool(proxy_worker_t *w, pool_addr_t *a, const gw_backend_cfg_t *b) {
+    return worker_pool(w, a, b);
+}
+
+void proxy_worker_env(proxy_worker_t *w, proxy_env_t *out) {
+    *out = (proxy_env_t){w->gw, w->loop, w->snap, w->obs, w->tcw, &w->rnd, &w->tasks};
 }
 
 /* Parse a body into the worker's token array, growing it when the body has more values. */
@@ -1103,6 +1114,8 @@ void proxy_handle(httpd_req_t *req, void *arg) {
     int service = stage_authenticate(w, req);
     if (service == -2)
         return;
+    if (!strncmp(path, "/v1/tasks/", 10))
+        return task_handle(w, req, path + 10, service);
 
     /* Parse: which endpoint. */
     if (!strcmp(path, "/v1/models") || !strncmp(path, "/v1/models/", 11)) {

@@ -25,6 +25,21 @@ void proxy_worker_free(proxy_worker_t *w);
  * httpd_req_worker_data). */
 void proxy_handle(httpd_req_t *req, void *arg);
 
+/* What the task endpoint (task.c) borrows from the worker it runs on. */
+typedef struct proxy_env {
+    gateway_t *gw;
+    ev_loop_t *loop;
+    snapshot_t *snap;           /* the worker's newest generation (no reference taken) */
+    struct obs_worker *obs;     /* may be NULL (no memory at start) */
+    struct tokcount_work *tcw;  /* scratch for counting prompt tokens */
+    uint32_t *rnd;              /* the worker's PRNG state */
+    struct task_worker **tasks; /* the worker's task side, made by task.c on first use */
+} proxy_env_t;
+void proxy_worker_env(proxy_worker_t *w, proxy_env_t *out);
+/* The worker's connection pool to an address, made on first use; NULL without memory. */
+struct httpc_pool *proxy_worker_pool(proxy_worker_t *w, pool_addr_t *a,
+                                     const gw_backend_cfg_t *b);
+
 /* Add this worker's counters to *acc (relaxed atomic reads: any thread). */
 void proxy_worker_stats(proxy_worker_t *w, gateway_stats_t *acc);
 

@@ -155,24 +155,24 @@ static void test_canary_steps(void) {
     CHECK_EQ_INT(canary_weight(&c), 10);
     /* The pause passes, but a step needs min_requests outcomes. */
     CHECK_EQ_INT(canary_tick(&c, t + 2000 * MS), 0);
-    for (int i = 0; i < 4; i++) CHECK_EQ_INT(canary_record(&c, t + 2000 * MS, 40, 0, 0), 0);
+    for (int i = 0; i < 4; i++) CHECK_EQ_INT(canary_record(&c, t + 2000 * MS, NULL, 40, 0, 0), 0);
     CHECK_EQ_INT(canary_weight(&c), 10);
-    CHECK_EQ_INT(canary_record(&c, t + 2000 * MS, 40, 0, 0), 1);
+    CHECK_EQ_INT(canary_record(&c, t + 2000 * MS, NULL, 40, 0, 0), 1);
     CHECK_EQ_INT(canary_weight(&c), 25);
     /* Healthy traffic walks through the steps; one error in 20 (5%) is at the limit, not
      * over it. */
     t += 2000 * MS;
-    for (int i = 0; i < 5; i++) canary_record(&c, t, 100, 0, 0);
+    for (int i = 0; i < 5; i++) canary_record(&c, t, NULL, 100, 0, 0);
     t += 1001 * MS;
     CHECK_EQ_INT(canary_tick(&c, t), 1);
     CHECK_EQ_INT(canary_state(&c), CANARY_RUNNING);
     CHECK_EQ_INT(canary_weight(&c), 50);
-    for (int i = 0; i < 9; i++) canary_record(&c, t, 100, 0, 0);
-    canary_record(&c, t, 100, 1, 0);
+    for (int i = 0; i < 9; i++) canary_record(&c, t, NULL, 100, 0, 0);
+    canary_record(&c, t, NULL, 100, 1, 0);
     CHECK_EQ_INT(canary_state(&c), CANARY_RUNNING); /* 1 of 20 in the window: 5% */
     /* Pause holds the step; resume restarts its clock; promote jumps. */
     CHECK_EQ_INT(canary_pause(&c, t), 0);
-    for (int i = 0; i < 5; i++) canary_record(&c, t + 5000 * MS, 100, 0, 0);
+    for (int i = 0; i < 5; i++) canary_record(&c, t + 5000 * MS, NULL, 100, 0, 0);
     CHECK_EQ_INT(canary_weight(&c), 50);
     CHECK_EQ_INT(canary_resume(&c, t + 5000 * MS), 0);
     CHECK_EQ_INT(canary_tick(&c, t + 5500 * MS), 0);
@@ -191,40 +191,44 @@ static void test_canary_abort(void) {
     uint64_t t = 50 * MS;
     /* Slow: p99 over 500 ms once the window holds min_requests. */
     CHECK_EQ_INT(canary_start(&c, &g, "stable", "canary", t), 0);
-    for (int i = 0; i < 4; i++) CHECK_EQ_INT(canary_record(&c, t, 900, 0, 0), 0);
+    for (int i = 0; i < 4; i++) CHECK_EQ_INT(canary_record(&c, t, NULL, 900, 0, 0), 0);
     CHECK_EQ_INT(canary_state(&c), CANARY_RUNNING);
-    CHECK_EQ_INT(canary_record(&c, t, 900, 0, 0), 1);
+    CHECK_EQ_INT(canary_record(&c, t, NULL, 900, 0, 0), 1);
     CHECK_EQ_INT(canary_state(&c), CANARY_ABORTED);
     CHECK_EQ_INT(canary_weight(&c), 0);
     CHECK_MSG(strstr(c.reason, "p99 latency 1000 ms > limit 500 ms over 5 requests") != NULL,
               "%s", c.reason);
     /* Exactly 500 ms is within the limit (a bucket bound at 500). */
     CHECK_EQ_INT(canary_start(&c, &g, "stable", "canary", t), 0);
-    for (int i = 0; i < 10; i++) canary_record(&c, t, 500, 0, 0);
+    for (int i = 0; i < 10; i++) canary_record(&c, t, NULL, 500, 0, 0);
     CHECK_EQ_INT(canary_state(&c), CANARY_RUNNING);
     canary_stats_t s;
     canary_window(&c, t, &s);
     CHECK_EQ_INT(s.n, 10);
     CHECK_EQ_INT(s.p99_ms, 500);
     /* Errors. */
-    for (int i = 0; i < 2; i++) canary_record(&c, t, 10, 1, 0);
+    for (int i = 0; i < 2; i++) canary_record(&c, t, NULL, 10, 1, 0);
     CHECK_EQ_INT(canary_state(&c), CANARY_ABORTED);
     CHECK(strstr(c.reason, "error rate 9.1% > limit 5.0% over 11 requests") != NULL);
     /* Fallbacks; and the window forgets old outcomes. */
     CHECK_EQ_INT(canary_start(&c, &g, "stable", "canary", t), 0);
-    for (int i = 0; i < 10; i++) canary_record(&c, t, 10, 0, 1);
+    for (int i = 0; i < 10; i++) canary_record(&c, t, NULL, 10, 0, 1);
     CHECK_EQ_INT(canary_state(&c), CANARY_ABORTED);
     CHECK(strstr(c.reason, "fallback rate 100.0%") != NULL);
     CHECK_EQ_INT(canary_start(&c, &g, "stable", "canary", t), 0);
-    canary_record(&c, t, 3000, 0, 0);
+    canary_record(&c, t, NULL, 3000, 0, 0);
     canary_window(&c, t + 20000 * MS, &s);
     CHECK_EQ_INT(s.n, 0);
-    for (int i = 0; i < 5; i++) canary_record(&c, t + 20000 * MS, 30, 0, 0);
+    for (int i = 0; i < 5; i++) canary_record(&c, t + 20000 * MS, NULL, 30, 0, 0);
     CHECK_EQ_INT(canary_state(&c), CANARY_RUNNING);
     /* Operator abort. */
     CHECK_EQ_INT(canary_abort(&c, NULL, t), 0);
     CHECK_EQ_STR(c.reason, "aborted by the operator");
-    CHECK_EQ_INT(canary_record(&c, t, 30, 0, 0), 0); /* ignored once decided */
+    CHECK_EQ_INT(canary_record(&c, t, NULL, 30, 0, 0), 0); /* ignored once decided */
+    CHECK_EQ_INT(canary_start(&c, &g, "stable", "canary", t), 0);
+    for (int i = 0; i < 10; i++) canary_record(&c, t, "stable", 3000, 1, 1); /* not the canary */
+    CHECK_EQ_INT(canary_state(&c), CANARY_RUNNING);
+    canary_abort(&c, NULL, t);
     /* Status JSON parses. */
     buf_t b;
     buf_init(&b);
