@@ -12,6 +12,7 @@
 #include "core/buf.h"
 #include "core/ev.h"
 #include "core/json.h"
+#include "gateway/canaryapi.h"
 #include "gateway/gateway.h"
 #include "gateway/govern.h"
 #include "gateway/keys.h"
@@ -317,6 +318,8 @@ void admin_handle(httpd_req_t *req, void *arg) {
         httpd_error_ex(req, 401, "invalid_request_error",
                        "the admin API needs Authorization: Bearer <admin key>", NULL,
                        "invalid_api_key");
+    } else if (canaryapi_admin(gw, req)) {
+        /* /canary...: answered there (canaryapi.c) */
     } else if (get && !strcmp(path, "/config")) {
         write_config(&jw, s);
         respond_json(req, 200, &b);

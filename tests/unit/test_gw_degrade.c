@@ -196,6 +196,9 @@ static void test_canary_abort(void) {
     CHECK_EQ_INT(canary_record(&c, t, NULL, 900, 0, 0), 1);
     CHECK_EQ_INT(canary_state(&c), CANARY_ABORTED);
     CHECK_EQ_INT(canary_weight(&c), 0);
+    canary_stats_t s0;
+    canary_window(&c, t + 1000 * MS, &s0);
+    CHECK_EQ_INT(s0.n, 5); /* the window stays readable after the abort */
     CHECK_MSG(strstr(c.reason, "p99 latency 1000 ms > limit 500 ms over 5 requests") != NULL,
               "%s", c.reason);
     /* Exactly 500 ms is within the limit (a bucket bound at 500). */
