@@ -11,6 +11,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import http from 'node:http';
 import net from 'node:net';
+import { createHash } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
 
 const BIN = process.env.TOLLGATE_BIN;
 const KEY = 'orders-e2e-key';
@@ -49,6 +51,24 @@ function fakeHandler(req, res) {
       default:
         throw new Error(`unknown mode ${mode}`);
     }
+  });
+}
+
+// Start a tollgate subcommand; resolve with the child and the regex match on its stdout.
+function startProc(args, re) {
+  const p = spawn(BIN, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  procs.add(p);
+  p.stderrText = '';
+  p.stderr.on('data', (d) => { p.stderrText += d; });
+  return new Promise((resolve, reject) => {
+    let out = '';
+    const timer = setTimeout(() => reject(new Error(`${args[0]} did not start: ${p.stderrText}`)), 10000);
+    p.stdout.on('data', (d) => {
+      out += d;
+      const m = out.match(re);
+      if (m) { clearTimeout(timer); resolve({ p, m }); }
+    });
+    p.on('exit', (code) => { clearTimeout(timer); procs.delete(p); reject(new Error(`${args[0]} exited ${code}: ${p.stderrText}`)); });
   });
 }
 
@@ -286,4 +306,84 @@ test('nothing acknowledged is lost: SIGKILL right after, SIGTERM during, restart
   const n = await order(url, 'after restart');
   assert.ok(n.body.id > Math.max(...acked.keys()));
   await kill(p, 'SIGTERM');
+});
+
+test('through the real gateway and tollgate sim: model, gateway fallback, gateway down, wrong key', async (t) => {
+  const { p: sim, m: sm } = await startProc(['sim', '--port', '0', '--threads', '1', '--output', 'echo'], /listening on [\d.]+:(\d+)/);
+  const simUrl = `http://127.0.0.1:${sm[1]}`;
+  const hash = 'sha256:' + createHash('sha256').update(KEY).digest('hex');
+  const cfg = join(dir, 'gateway.yaml');
+  writeFileSync(cfg, `listen: 127.0.0.1:0
+threads: 1
+backends:
+  sim: {addresses: ["127.0.0.1:${sm[1]}"]}
+routes:
+  orders-model:
+    variants: {stable: {backend: sim}}
+services:
+  orders:
+    keys: [${hash}]
+tasks:
+  normalize_order:
+    route: orders-model
+    system: "Rewrite the order as it should appear on a receipt."
+    template: "{input}"
+    max_tokens: 32
+    temperature: 0
+    deadline_ms: 150
+`);
+  const { p: gw, m: gm } = await startProc(['gateway', '-c', cfg], /listening on ([\d.]+):(\d+)/);
+  const gwUrl = `http://${gm[1]}:${gm[2]}`;
+  // The task endpoint (issue 5) may not be in this build yet: say so instead of failing.
+  const probe = await fetch(`${gwUrl}/v1/tasks/normalize_order`, { method: 'POST', headers: { authorization: `Bearer ${KEY}` }, body: '{"input":"x"}' });
+  if (probe.status !== 200) {
+    t.skip(`the gateway has no task endpoint yet (POST /v1/tasks/normalize_order -> ${probe.status})`);
+    await kill(gw, 'SIGKILL');
+    await kill(sim, 'SIGKILL');
+    return;
+  }
+  const { url } = await startOrders(join(dir, 'real.db'), gwUrl);
+  // The simulator echoes the input words, so the "model's" description is the items text;
+  // the source tells the two apart.
+  let r = await order(url, 'lgr pep pzza x2');
+  assert.equal(r.status, 201);
+  assert.equal(r.body.description_source, 'model', JSON.stringify(r.body));
+  assert.equal(r.body.description, 'lgr pep pzza x2');
+  assert.equal(r.body.model, 'orders-model');
+  assert.equal(r.body.variant, 'stable');
+  assert.equal(r.body.reason, null);
+
+  // The engine is slow: the gateway's task deadline (150 ms) falls back, well within ours.
+  await fetch(`${simUrl}/sim/config`, { method: 'POST', body: JSON.stringify({ ttft_ms: 2000 }) });
+  r = await order(url, 'sm coke');
+  assert.equal(r.status, 201);
+  assert.ok(r.ms < BOUND_MS, `slow engine: ${r.ms} ms`);
+  assert.equal(r.body.description_source, 'raw');
+  assert.equal(r.body.description, 'sm coke');
+  assert.match(r.body.reason, /^gateway_fallback: /);
+
+  // The engine is down: the gateway still answers, with its fallback.
+  await kill(sim, 'SIGKILL');
+  r = await order(url, '2 gb');
+  assert.equal(r.status, 201);
+  assert.ok(r.ms < BOUND_MS, `engine down: ${r.ms} ms`);
+  assert.equal(r.body.description_source, 'raw');
+  assert.match(r.body.reason, /^gateway_fallback: /);
+
+  // A key the gateway does not know: 401, the order is still created.
+  const { url: url2 } = await startOrders(join(dir, 'badkey.db'), null, ['--gateway', gwUrl, '--gateway-key', 'tg-not-a-known-key']);
+  r = await order(url2, 'wings');
+  assert.equal(r.status, 201);
+  assert.equal(r.body.description_source, 'raw');
+  assert.equal(r.body.reason, 'http_status: 401');
+
+  // The gateway is down: connection refused, the order is still created at once.
+  await kill(gw, 'SIGKILL');
+  r = await order(url, 'lg marg');
+  assert.equal(r.status, 201);
+  assert.ok(r.ms < BOUND_MS, `gateway down: ${r.ms} ms`);
+  assert.equal(r.body.description_source, 'raw');
+  assert.match(r.body.reason, /^unreachable/);
+  const list = await (await fetch(`${url}/orders`)).json();
+  assert.equal(list.orders.length, 4);
 });
