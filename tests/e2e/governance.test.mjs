@@ -15,7 +15,7 @@ import OpenAI from 'openai';
 const BIN = process.env.TOLLGATE_BIN;
 const REF = process.env.TOLLGATE_REF;
 const procs = new Set();
-let dir, gw, sim, slow;
+let dir, gw, sim, slow, cfgText, cfgPath;
 const KEYS = { orders: 'tg-orders-key-0001', search: 'tg-search-key-0002', limited: 'tg-limited-key-0003',
   tpm: 'tg-tpm-key-0004', budget: 'tg-budget-key-0005', conc: 'tg-conc-key-0006' };
 const hash = (k) => `sha256:${createHash('sha256').update(k).digest('hex')}`;
@@ -101,6 +101,8 @@ services:
 `;
   const path = join(dir, 'gw.yaml');
   writeFileSync(path, cfg);
+  cfgText = cfg;
+  cfgPath = path;
   const { p, m } = await start(['gateway', '-c', path], /listening on [\d.]+:(\d+) admin [\d.]+:(\d+)/);
   gw = { p, port: Number(m[1]), admin: Number(m[2]) };
 });
@@ -187,6 +189,23 @@ test('admin GET /limits: live bucket, in-flight and budget state per service', a
   assert.equal(j.shared, false);
   const denied = await fetch(`http://127.0.0.1:${gw.admin}/limits`);
   assert.equal(denied.status, 401);
+});
+
+test('a reload adds a key and keeps the limiter state (no fresh burst)', async () => {
+  // Runs after the RPM test: 'limited' has used its 3 requests of the minute.
+  const newKey = 'tg-limited-key-rotated';
+  writeFileSync(cfgPath, cfgText.replace(`keys: [${hash(KEYS.limited)}]`,
+    `keys: [${hash(KEYS.limited)}, ${hash(newKey)}]`));
+  const r = await fetch(`http://127.0.0.1:${gw.admin}/reload`, { method: 'POST', headers: { authorization: 'Bearer e2e-gov-admin' } });
+  assert.equal(r.status, 200, JSON.stringify(await r.json()));
+  const body = { model: 'm', messages: msg(), max_tokens: 2 };
+  const viaNew = await post(newKey, body);
+  assert.equal(viaNew.status, 429, 'the new key belongs to the same, exhausted service');
+  assert.equal(viaNew.json.error.code, 'rate_limit_exceeded');
+  assert.equal((await post('tg-never-configured', body)).status, 401);
+  writeFileSync(cfgPath, cfgText); // back as it was
+  await fetch(`http://127.0.0.1:${gw.admin}/reload`, { method: 'POST', headers: { authorization: 'Bearer e2e-gov-admin' } });
+  assert.equal((await post(newKey, body)).status, 401, 'a removed key is refused after the reload');
 });
 
 test('tokens per minute: charged prompt + max_tokens, corrected by the actual usage (stream too)', async () => {

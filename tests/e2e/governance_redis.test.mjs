@@ -87,6 +87,9 @@ services:
   orders:
     keys: [sha256:${createHash('sha256').update(KEY).digest('hex')}]
     limits: {requests_per_minute: 4}
+  tpm:
+    keys: [sha256:${createHash('sha256').update(KEY + '-tpm').digest('hex')}]
+    limits: {tokens_per_minute: 100}
 `;
   const path = join(dir, 'gw.yaml');
   writeFileSync(path, cfg);
@@ -133,4 +136,29 @@ test('redis killed: both keep serving on local limits; restarted: shared again',
   const after = [];
   for (let i = 0; i < 8; i++) after.push(await ask(gws[i % 2]));
   assert.equal(after.filter((c) => c === 200).length, 4, `codes ${after}`);
+});
+
+test('shared tokens per minute corrected from the usage (streamed too), across both gateways', async () => {
+  // Each request reserves its prompt + max_tokens 50 (about 59) of the 100 per minute and
+  // keeps only what it used (the sim writes 16). Without the correction only one request
+  // would pass; with it several do, alternating gateways, until the bucket runs dry.
+  const c = (gw) => new OpenAI({ baseURL: `http://127.0.0.1:${gw.port}/v1`, apiKey: KEY + '-tpm', maxRetries: 0, timeout: 10000 });
+  const body = { model: 'm', messages: [{ role: 'user', content: 'hi' }], max_tokens: 50 };
+  let passed = 0, refused = null;
+  for (let i = 0; i < 10 && !refused; i++) {
+    try {
+      if (i % 2 === 0) {
+        const stream = await c(gws[0]).chat.completions.create({ ...body, stream: true });
+        for await (const _ of stream) { /* drain */ }
+      } else {
+        await c(gws[1]).chat.completions.create(body);
+      }
+      passed++;
+    } catch (e) {
+      refused = e;
+    }
+    await new Promise((r) => setTimeout(r, 50)); // the correction is fire-and-forget
+  }
+  assert.ok(passed >= 3, `only ${passed} passed`);
+  assert.ok(refused && refused.status === 429 && refused.type === 'tokens', `refused: ${refused}`);
 });
