@@ -17,7 +17,7 @@ CFLAGS  ?= -O2 -g
 WARN    := -Wall -Wextra -Werror -Wno-unused-parameter
 BASE    := -std=gnu11 -pthread -fno-strict-aliasing -Isrc $(WARN)
 LDLIBS  := -lyaml -lsqlite3 -lm -pthread
-AVX2    := -mavx2 -mfma -mf16c
+AVX2    := -mavx2 -mfma -mf16c -ffp-contract=off
 AVX512  := $(AVX2) -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni
 
 SRCS    := $(sort $(wildcard src/*/*.c))
@@ -26,6 +26,8 @@ TESTS   := $(sort $(wildcard tests/unit/test_*.c))
 FUZZERS := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 
 B       ?= build
+# Builds use both cores; targets whose order matters call $(MAKE) step by step.
+MAKEFLAGS += -j$(shell nproc)
 OBJS     = $(patsubst src/%.c,$(B)/obj/%.o,$(LIBSRCS))
 TESTBINS = $(patsubst tests/unit/%.c,$(B)/tests/%,$(TESTS))
 
@@ -83,7 +85,8 @@ check: setup
 	$(MAKE) asan
 	$(MAKE) fuzz FUZZ_SECONDS=$(FUZZ_SECONDS)
 
-up: setup all
+up: setup
+	$(MAKE) all
 	$(B)/tollgate up
 
 format:

@@ -1,0 +1,31 @@
+/* quant_simd.h — the runtime CPU dispatch of the vec-dot and activation kernels (scalar, AVX2, AVX-512 VNNI). */
+#ifndef TOLLGATE_ENGINE_QUANT_SIMD_H
+#define TOLLGATE_ENGINE_QUANT_SIMD_H
+
+#include <stdint.h>
+
+/* One set of kernels. Every entry gives the same float, bit for bit, as the scalar
+ * definitions: dot = matvec_dot (matvec.c), quantize_act = quant_quantize_row_act. */
+typedef struct quant_kernels {
+    const char *name; /* "scalar", "avx2", "avx512" */
+    /* dot of one weight row of `type` (n columns) with xq in quant_vec_dot_type(type);
+     * prompt selects the F16 order, as in matvec_dot */
+    float (*dot)(int type, int64_t n, const void *w, const void *xq, int prompt);
+    /* as quant_quantize_row_act: 0, or -1 */
+    int (*quantize_act)(int type, const float *x, void *xq, int64_t n);
+} quant_kernels_t;
+
+/* The best set this CPU runs, chosen on the first call from cpuid (thread-safe; the
+ * choice is written once and never changes). TOLLGATE_KERNELS=scalar|avx2|avx512 in
+ * the environment caps the choice (for comparisons). */
+const quant_kernels_t *quant_kernels(void);
+
+/* A named set ("scalar", "avx2", "avx512"), or NULL when unknown or when this CPU
+ * lacks the instructions. For tests and benchmarks. */
+const quant_kernels_t *quant_kernels_named(const char *name);
+
+/* The ISA files' tables (call only when the CPU supports them). */
+extern const quant_kernels_t quant_avx2_kernels;
+extern const quant_kernels_t quant_avx512_kernels;
+
+#endif
