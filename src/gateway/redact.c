@@ -262,7 +262,8 @@ int redact_apply(const redact_t *r, const char *s, size_t n, buf_t *out) {
     }
     /* Overlapping matches (a failed-Luhn card read as a phone, a pattern inside an e-mail)
      * become one replacement: the earliest-starting, longest one names it. */
-    qsort(sp.v, sp.n, sizeof *sp.v, span_cmp);
+    if (sp.n > 1) /* qsort wants a non-NULL array even for none */
+        qsort(sp.v, sp.n, sizeof *sp.v, span_cmp);
     size_t pos = 0;
     int count = 0, rc = 0;
     for (size_t i = 0; i < sp.n; i++) {
