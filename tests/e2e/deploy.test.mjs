@@ -177,30 +177,41 @@ for (const overlay of OVERLAYS) {
   });
 }
 
-test('dev: the gateway config the cluster runs passes tollgate gateway --check', { skip: !BIN && 'TOLLGATE_BIN not set' }, () => {
-  const objs = render('dev');
-  const cm = objs.find((o) => o.kind === 'ConfigMap' && o.metadata.name.startsWith('tollgate-gateway-config'));
-  const sec = objs.find((o) => o.kind === 'Secret' && o.metadata.name.startsWith('tollgate-gateway-keys'));
-  const dir = mkdtempSync(join(tmpdir(), 'deploy-e2e-'));
-  try {
-    // What the init container does: the ConfigMap's file, then the Secret's services section.
-    const file = join(dir, 'gateway.yaml');
-    writeFileSync(file, cm.data['gateway.yaml'] + Buffer.from(sec.data['services.yaml'], 'base64').toString());
-    const adminKey = Buffer.from(sec.data['admin-key'], 'base64').toString();
-    const r = run(BIN, ['gateway', '-c', file, '--check'], { env: { ...process.env, TOLLGATE_ADMIN_KEY: adminKey } });
-    assert.equal(r.code, 0, r.out + r.err);
-    // The orders service's key (its own Secret) hashes to the one the gateway lists.
-    const key = Buffer.from(objs.find((o) => o.kind === 'Secret' && o.metadata.name.startsWith('tollgate-orders-key')).data.key, 'base64').toString();
-    const h = run(BIN, ['keygen', '--hash', key]);
-    const hash = h.out.match(/sha256:[0-9a-f]{64}/)[0];
-    assert.ok(Buffer.from(sec.data['services.yaml'], 'base64').toString().includes(hash));
-    // The gateway init container runs exactly that check.
-    const gw = find(objs, 'Deployment', 'tollgate-gateway');
-    assert.match(gw.spec.template.spec.initContainers[0].args[0], /tollgate gateway -c \/run\/tollgate\/gateway.yaml --check/);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
+for (const overlay of OVERLAYS) {
+  test(`${overlay}: the gateway config the cluster runs passes tollgate gateway --check`, { skip: !BIN && 'TOLLGATE_BIN not set' }, () => {
+    const objs = render(overlay);
+    const dev = render('dev');
+    const cm = objs.find((o) => o.kind === 'ConfigMap' && o.metadata.name.startsWith('tollgate-gateway-config'));
+    // An overlay without generated secrets (prod) gets them out of band: use dev's as the stand-in.
+    const secretOf = (name) => objs.find((o) => o.kind === 'Secret' && o.metadata.name.startsWith(name)) ||
+      dev.find((o) => o.kind === 'Secret' && o.metadata.name.startsWith(name));
+    const sec = secretOf('tollgate-gateway-keys');
+    const text = (o, k) => Buffer.from(o.data[k], 'base64').toString();
+    const dir = mkdtempSync(join(tmpdir(), 'deploy-e2e-'));
+    try {
+      // What the init container does: the ConfigMap's file, then the Secret's services section.
+      const file = join(dir, 'gateway.yaml');
+      writeFileSync(file, cm.data['gateway.yaml'] + text(sec, 'services.yaml'));
+      const r = run(BIN, ['gateway', '-c', file, '--check'], { env: { ...process.env, TOLLGATE_ADMIN_KEY: text(sec, 'admin-key') } });
+      assert.equal(r.code, 0, r.out + r.err);
+      assert.match(cm.data['gateway.yaml'], /normalize_order:/);
+      // The orders service's key (its own Secret) hashes to one the gateway lists.
+      const h = run(BIN, ['keygen', '--hash', text(secretOf('tollgate-orders-key'), 'key')]);
+      assert.ok(text(sec, 'services.yaml').includes(h.out.match(/sha256:[0-9a-f]{64}/)[0]));
+      // The gateway's init container runs exactly that check.
+      const gw = find(objs, 'Deployment', 'tollgate-gateway');
+      assert.match(gw.spec.template.spec.initContainers[0].args[0], /tollgate gateway -c \/run\/tollgate\/gateway.yaml --check/);
+      // The order service calls the gateway's Service with a deadline above the task's.
+      const orders = find(objs, 'StatefulSet', 'tollgate-orders').spec.template.spec.containers[0].args;
+      assert.ok(orders.includes('--gateway=http://tollgate-gateway:8080'));
+      const ordersDeadline = Number(orders.find((a) => a.startsWith('--deadline-ms=')).split('=')[1]);
+      const taskDeadline = Number(cm.data['gateway.yaml'].match(/normalize_order:[\s\S]*?deadline_ms: (\d+)/)[1]);
+      assert.ok(taskDeadline < ordersDeadline, `task ${taskDeadline} ms vs orders ${ordersDeadline} ms`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+}
 
 test('yamllint is clean on deploy/kustomize', () => {
   const r = run('yamllint', ['-f', 'parsable', '-c', join(ROOT, 'deploy/.yamllint'), join(ROOT, 'deploy/kustomize')]);
