@@ -1,4 +1,4 @@
-/* service.c — the example order service: POST/GET /orders, the bounded normalization call, metrics. */
+/* service.c — the example order service: POST/GET /orders, the bounded task call, metrics. */
 #include "orders/service.h"
 
 #include <errno.h>
@@ -31,8 +31,8 @@ typedef enum orders_reason {
 } orders_reason_t;
 
 static const char *const reason_names[R_COUNT] = {
-    "none", "disabled", "timeout", "unreachable", "reset", "http_status", "malformed",
-    "gateway_fallback", "error"};
+    "none",        "disabled",  "timeout",          "unreachable", "reset",
+    "http_status", "malformed", "gateway_fallback", "error"};
 
 struct orders {
     store_t *store;
@@ -42,10 +42,10 @@ struct orders {
     char *auth_headers; /* "Authorization: Bearer K\r\nContent-Type: ...\r\n" */
     uint32_t deadline_ms;
     metrics_registry_t *metrics;
-    metrics_child_t *created;                  /* tollgate_orders_created_total */
-    metrics_child_t *by_source[R_COUNT];       /* tollgate_orders_description_total{source,reason} */
+    metrics_child_t *created;            /* tollgate_orders_created_total */
+    metrics_child_t *by_source[R_COUNT]; /* tollgate_orders_description_total{source,reason} */
     metrics_child_t *rejected_bad, *rejected_store;
-    metrics_child_t *normalize_seconds;        /* histogram of the call's duration */
+    metrics_child_t *normalize_seconds; /* histogram of the call's duration */
 };
 
 /* Per worker thread: the client pool to the gateway lives on that worker's loop. */
@@ -59,12 +59,12 @@ typedef struct orders_worker {
  * in-flight call: freed in finish() or, when the client left, in on_done. */
 typedef struct orders_call {
     orders_t *svc;
-    httpd_req_t *req;     /* NULL once the client has gone */
-    httpc_req_t *hreq;    /* the gateway call, NULL when none is in flight */
+    httpd_req_t *req;  /* NULL once the client has gone */
+    httpc_req_t *hreq; /* the gateway call, NULL when none is in flight */
     wire_order_in_t in;
     uint64_t t0_ns;
-    int status;           /* gateway's HTTP status */
-    int too_big;          /* answer exceeded ORDERS_MAX_ANSWER */
+    int status;  /* gateway's HTTP status */
+    int too_big; /* answer exceeded ORDERS_MAX_ANSWER */
     buf_t answer;
 } orders_call_t;
 
@@ -103,8 +103,7 @@ static void finish(orders_call_t *c, orders_reason_t why, const char *detail,
         .variant = t && t->variant ? t->variant : "",
         .normalize_ms = (int64_t)(dt_ns / 1000000u),
     };
-    if (why != R_DISABLED)
-        metrics_observe(s->normalize_seconds, (double)dt_ns / 1e9);
+    if (why != R_DISABLED) metrics_observe(s->normalize_seconds, (double)dt_ns / 1e9);
     /* The order is durable before the client hears of it: store_insert returns after
      * the commit. (SQLite's fsync runs on this worker's loop; see docs/orders.md.) */
     int rc = store_insert(s->store, &o);
@@ -145,8 +144,7 @@ static void on_body(void *arg, const char *data, size_t len) {
         c->too_big = 1;
         return;
     }
-    if (buf_append(&c->answer, data, len) < 0)
-        c->too_big = 1;
+    if (buf_append(&c->answer, data, len) < 0) c->too_big = 1;
 }
 
 static void on_done(void *arg, const httpc_done_t *d) {
@@ -158,7 +156,8 @@ static void on_done(void *arg, const httpc_done_t *d) {
     }
     char detail[256] = "";
     switch (d->result) {
-    case HTTPC_OK: break;
+    case HTTPC_OK:
+        break;
     case HTTPC_ERR_CONNECT_TIMEOUT:
     case HTTPC_ERR_FIRST_BYTE_TIMEOUT:
     case HTTPC_ERR_TOTAL_TIMEOUT:
@@ -169,9 +168,15 @@ static void on_done(void *arg, const httpc_done_t *d) {
         snprintf(detail, sizeof detail, "%s", strerror(d->sys_errno ? d->sys_errno : ECONNREFUSED));
         finish(c, R_UNREACHABLE, detail, NULL);
         return;
-    case HTTPC_ERR_RESET: finish(c, R_RESET, "", NULL); return;
-    case HTTPC_ERR_MALFORMED: finish(c, R_MALFORMED, "not an HTTP response", NULL); return;
-    default: finish(c, R_ERROR, httpc_result_name(d->result), NULL); return;
+    case HTTPC_ERR_RESET:
+        finish(c, R_RESET, "", NULL);
+        return;
+    case HTTPC_ERR_MALFORMED:
+        finish(c, R_MALFORMED, "not an HTTP response", NULL);
+        return;
+    default:
+        finish(c, R_ERROR, httpc_result_name(d->result), NULL);
+        return;
     }
     if (c->status != 200) {
         snprintf(detail, sizeof detail, "%d", c->status);
@@ -200,8 +205,7 @@ static void on_done(void *arg, const httpc_done_t *d) {
 static void on_client_close(httpd_req_t *req, void *arg) {
     orders_call_t *c = arg;
     c->req = NULL;
-    if (c->hreq)
-        httpc_cancel(c->hreq); /* on_done runs now and frees c */
+    if (c->hreq) httpc_cancel(c->hreq); /* on_done runs now and frees c */
 }
 
 static void create_order(httpd_req_t *req, orders_worker_t *wk) {
@@ -313,8 +317,7 @@ static void list_orders(httpd_req_t *req, orders_t *s) {
     json_w_obj_begin(&w);
     json_w_key(&w, "orders");
     json_w_arr_begin(&w);
-    for (size_t i = 0; i < n; i++)
-        wire_write_order(&w, &v[i]);
+    for (size_t i = 0; i < n; i++) wire_write_order(&w, &v[i]);
     json_w_arr_end(&w);
     json_w_key(&w, "next_before"); /* pass as before= for the next (older) page */
     if (n == (size_t)limit && n > 0)
@@ -340,19 +343,16 @@ static void handle(httpd_req_t *req, void *arg) {
         else
             goto not_allowed;
     } else if (!strncmp(p, "/orders/", 8)) {
-        if (!get)
-            goto not_allowed;
+        if (!get) goto not_allowed;
         get_order(req, s, p + 8);
     } else if (!strcmp(p, "/health")) {
-        if (!get)
-            goto not_allowed;
+        if (!get) goto not_allowed;
         if (store_ping(s->store) == 0)
             httpd_respond(req, 200, "application/json", "{\"status\":\"ok\"}", 15);
         else
             httpd_respond(req, 503, "application/json", "{\"status\":\"store unavailable\"}", 31);
     } else if (!strcmp(p, "/metrics")) {
-        if (!get)
-            goto not_allowed;
+        if (!get) goto not_allowed;
         buf_t b;
         buf_init(&b);
         if (metrics_render(s->metrics, &b) < 0)
@@ -376,11 +376,11 @@ not_allowed:
 static void *worker_init(int worker, ev_loop_t *loop, void *arg) {
     orders_t *s = arg;
     orders_worker_t *wk = calloc(1, sizeof *wk);
-    if (!wk)
-        return NULL;
+    if (!wk) return NULL;
     wk->svc = s;
     if (s->gateway_host) {
-        httpc_pool_opts_t po = {.max_idle = 32, .connect_timeout_ms = s->deadline_ms,
+        httpc_pool_opts_t po = {.max_idle = 32,
+                                .connect_timeout_ms = s->deadline_ms,
                                 .total_timeout_ms = s->deadline_ms};
         int rc = httpc_pool_new(loop, s->gateway_host, s->gateway_port, &po, &wk->pool);
         if (rc < 0) {
@@ -394,8 +394,7 @@ static void *worker_init(int worker, ev_loop_t *loop, void *arg) {
 
 static void worker_fini(int worker, void *data, void *arg) {
     orders_worker_t *wk = data;
-    if (!wk)
-        return;
+    if (!wk) return;
     httpc_pool_free(wk->pool);
     free(wk);
 }
@@ -413,15 +412,13 @@ void orders_httpd_setup(orders_t *o, httpd_config_t *cfg) {
 int orders_new(const orders_config_t *cfg, store_t *store, orders_t **out) {
     *out = NULL;
     orders_t *s = calloc(1, sizeof *s);
-    if (!s)
-        return -ENOMEM;
+    if (!s) return -ENOMEM;
     s->store = store;
     s->deadline_ms = cfg->deadline_ms ? cfg->deadline_ms : ORDERS_DEFAULT_DEADLINE_MS;
     s->gateway_port = cfg->gateway_port;
     buf_t b;
     buf_init(&b);
-    if (cfg->gateway_host && !(s->gateway_host = strdup(cfg->gateway_host)))
-        goto nomem;
+    if (cfg->gateway_host && !(s->gateway_host = strdup(cfg->gateway_host))) goto nomem;
     if (buf_appendf(&b, "%s/v1/tasks/%s", cfg->gateway_prefix ? cfg->gateway_prefix : "",
                     cfg->task ? cfg->task : ORDERS_DEFAULT_TASK) < 0 ||
         !(s->task_path = strdup(b.data)))
@@ -435,8 +432,7 @@ int orders_new(const orders_config_t *cfg, store_t *store, orders_t **out) {
     buf_free(&b);
 
     s->metrics = metrics_registry_new();
-    if (!s->metrics)
-        goto nomem;
+    if (!s->metrics) goto nomem;
     static const char *const src_labels[] = {"source", "reason", NULL};
     static const char *const rej_labels[] = {"reason", NULL};
     metrics_family_t *fc = metrics_counter(s->metrics, "tollgate_orders_created_total",
@@ -445,21 +441,19 @@ int orders_new(const orders_config_t *cfg, store_t *store, orders_t **out) {
         s->metrics, "tollgate_orders_description_total",
         "Orders by where their description came from: the model, or the raw text and why.",
         src_labels);
-    metrics_family_t *fr = metrics_counter(s->metrics, "tollgate_orders_rejected_total",
-                                           "POST /orders not created: bad input or store failure.",
-                                           rej_labels);
-    metrics_family_t *fh = metrics_histogram(
-        s->metrics, "tollgate_orders_normalize_duration_seconds",
-        "Time spent on the normalization call (bounded by the deadline).", NULL,
-        metrics_latency_buckets, metrics_latency_nbuckets);
-    if (!fc || !fs || !fr || !fh)
-        goto nomem;
+    metrics_family_t *fr =
+        metrics_counter(s->metrics, "tollgate_orders_rejected_total",
+                        "POST /orders not created: bad input or store failure.", rej_labels);
+    metrics_family_t *fh =
+        metrics_histogram(s->metrics, "tollgate_orders_normalize_duration_seconds",
+                          "Time spent on the normalization call (bounded by the deadline).", NULL,
+                          metrics_latency_buckets, metrics_latency_nbuckets);
+    if (!fc || !fs || !fr || !fh) goto nomem;
     s->created = metrics_child(fc, NULL);
     s->normalize_seconds = metrics_child(fh, NULL);
     s->rejected_bad = metrics_labels(fr, "bad_request");
     s->rejected_store = metrics_labels(fr, "store_error");
-    if (!s->created || !s->normalize_seconds || !s->rejected_bad || !s->rejected_store)
-        goto nomem;
+    if (!s->created || !s->normalize_seconds || !s->rejected_bad || !s->rejected_store) goto nomem;
     for (int r = 0; r < R_COUNT; r++)
         if (!(s->by_source[r] = metrics_labels(fs, r == R_NONE ? "model" : "raw", reason_names[r])))
             goto nomem;
@@ -472,8 +466,7 @@ nomem:
 }
 
 void orders_free(orders_t *s) {
-    if (!s)
-        return;
+    if (!s) return;
     metrics_registry_free(s->metrics);
     free(s->gateway_host);
     free(s->task_path);
@@ -488,8 +481,7 @@ int orders_parse_url(const char *url, char *host, size_t hostcap, uint16_t *port
     const char *h = url + 7, *hend, *rest;
     if (*h == '[') {
         hend = strchr(h, ']');
-        if (!hend)
-            return -EINVAL;
+        if (!hend) return -EINVAL;
         h++;
         rest = hend + 1;
     } else {
@@ -497,25 +489,20 @@ int orders_parse_url(const char *url, char *host, size_t hostcap, uint16_t *port
         rest = hend;
     }
     size_t hl = (size_t)(hend - h);
-    if (hl == 0 || hl >= hostcap)
-        return -EINVAL;
+    if (hl == 0 || hl >= hostcap) return -EINVAL;
     memcpy(host, h, hl);
     host[hl] = '\0';
     long p = 80;
     if (*rest == ':') {
         char *end;
         p = strtol(rest + 1, &end, 10);
-        if (end == rest + 1 || p < 1 || p > 65535)
-            return -EINVAL;
+        if (end == rest + 1 || p < 1 || p > 65535) return -EINVAL;
         rest = end;
     }
-    if (*rest && *rest != '/')
-        return -EINVAL;
+    if (*rest && *rest != '/') return -EINVAL;
     size_t pl = strlen(rest);
-    while (pl > 0 && rest[pl - 1] == '/')
-        pl--;
-    if (pl >= prefixcap || strpbrk(rest, "?# "))
-        return -EINVAL;
+    while (pl > 0 && rest[pl - 1] == '/') pl--;
+    if (pl >= prefixcap || strpbrk(rest, "?# ")) return -EINVAL;
     memcpy(prefix, rest, pl);
     prefix[pl] = '\0';
     *port = (uint16_t)p;

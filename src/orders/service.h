@@ -1,4 +1,4 @@
-/* service.h — the example order service: HTTP endpoints, the normalization call to the gateway, metrics. */
+/* service.h — the example order service: endpoints, the call to the gateway's task, metrics. */
 #ifndef TOLLGATE_ORDERS_SERVICE_H
 #define TOLLGATE_ORDERS_SERVICE_H
 
@@ -9,10 +9,10 @@
 #include "orders/store.h"
 
 #define ORDERS_DEFAULT_DEADLINE_MS 300
-#define ORDERS_DEFAULT_TASK        "normalize_order"
+#define ORDERS_DEFAULT_TASK "normalize_order"
 
 typedef struct orders_config {
-    const char *gateway_host;   /* NULL: no gateway, every order keeps its raw text ("disabled") */
+    const char *gateway_host; /* NULL: no gateway, every order keeps its raw text ("disabled") */
     uint16_t gateway_port;
     const char *gateway_prefix; /* path before /v1/tasks/..., "" for none */
     const char *gateway_key;    /* sent as Authorization: Bearer KEY; NULL: no header */

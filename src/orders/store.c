@@ -11,8 +11,8 @@
 
 struct store {
     sqlite3 *db;
-    pthread_mutex_t mu;     /* serialises every use of db and the statements below */
-    sqlite3_stmt *ins;      /* prepared once: the request path does not re-parse SQL */
+    pthread_mutex_t mu; /* serialises every use of db and the statements below */
+    sqlite3_stmt *ins;  /* prepared once: the request path does not re-parse SQL */
     sqlite3_stmt *get;
     sqlite3_stmt *list;
     sqlite3_stmt *count;
@@ -31,8 +31,9 @@ static const char schema[] =
     " normalize_ms INTEGER NOT NULL DEFAULT 0,"
     " created_ms INTEGER NOT NULL)";
 
-#define COLS "id, items, customer, description, description_source, reason, model, variant, " \
-             "normalize_ms, created_ms"
+#define COLS                                                                                       \
+    "id, items, customer, description, description_source, reason, model, variant, "               \
+    "normalize_ms, created_ms"
 
 static int64_t now_unix_ms(void) {
     struct timespec ts;
@@ -48,8 +49,7 @@ static void set_err(char *err, size_t errlen, const char *what, sqlite3 *db) {
 int store_open(const char *path, store_t **out, char *err, size_t errlen) {
     *out = NULL;
     store_t *s = calloc(1, sizeof *s);
-    if (!s)
-        return -ENOMEM;
+    if (!s) return -ENOMEM;
     pthread_mutex_init(&s->mu, NULL);
     /* NOMUTEX: our own mutex already serialises the connection. */
     int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
@@ -71,8 +71,8 @@ int store_open(const char *path, store_t **out, char *err, size_t errlen) {
                            " reason, model, variant, normalize_ms, created_ms)"
                            " VALUES (?,?,?,?,?,?,?,?,?)",
                            -1, &s->ins, NULL) != SQLITE_OK ||
-        sqlite3_prepare_v2(s->db, "SELECT " COLS " FROM orders WHERE id = ?", -1, &s->get,
-                           NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(s->db, "SELECT " COLS " FROM orders WHERE id = ?", -1, &s->get, NULL) !=
+            SQLITE_OK ||
         sqlite3_prepare_v2(s->db,
                            "SELECT " COLS " FROM orders WHERE id < ? ORDER BY id DESC LIMIT ?", -1,
                            &s->list, NULL) != SQLITE_OK ||
@@ -89,8 +89,7 @@ err:
 }
 
 void store_close(store_t *s) {
-    if (!s)
-        return;
+    if (!s) return;
     sqlite3_finalize(s->ins);
     sqlite3_finalize(s->get);
     sqlite3_finalize(s->list);
@@ -103,16 +102,13 @@ void store_close(store_t *s) {
 static int bind_text(sqlite3_stmt *st, int i, const char *v) {
     const char *t = v ? v : "";
     size_t n = strlen(t);
-    if (n > STORE_MAX_TEXT)
-        return -EINVAL;
+    if (n > STORE_MAX_TEXT) return -EINVAL;
     return sqlite3_bind_text(st, i, t, (int)n, SQLITE_TRANSIENT) == SQLITE_OK ? 0 : -EIO;
 }
 
 int store_insert(store_t *s, store_order_t *o) {
-    if (!o->items || !o->customer || !o->description || !o->description_source)
-        return -EINVAL;
-    if (!o->created_ms)
-        o->created_ms = now_unix_ms();
+    if (!o->items || !o->customer || !o->description || !o->description_source) return -EINVAL;
+    if (!o->created_ms) o->created_ms = now_unix_ms();
     pthread_mutex_lock(&s->mu);
     sqlite3_stmt *st = s->ins;
     int rc = bind_text(st, 1, o->items);
@@ -125,10 +121,8 @@ int store_insert(store_t *s, store_order_t *o) {
     if (!rc && sqlite3_bind_int64(st, 8, o->normalize_ms) != SQLITE_OK) rc = -EIO;
     if (!rc && sqlite3_bind_int64(st, 9, o->created_ms) != SQLITE_OK) rc = -EIO;
     /* Autocommit: sqlite3_step returns DONE only after the commit (and its fsync). */
-    if (!rc && sqlite3_step(st) != SQLITE_DONE)
-        rc = -EIO;
-    if (!rc)
-        o->id = sqlite3_last_insert_rowid(s->db);
+    if (!rc && sqlite3_step(st) != SQLITE_DONE) rc = -EIO;
+    if (!rc) o->id = sqlite3_last_insert_rowid(s->db);
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
     pthread_mutex_unlock(&s->mu);
@@ -178,11 +172,9 @@ int store_get(store_t *s, int64_t id, store_order_t *o) {
 int store_list(store_t *s, int64_t before, int limit, store_order_t **out, size_t *n) {
     *out = NULL;
     *n = 0;
-    if (limit <= 0)
-        return 0;
+    if (limit <= 0) return 0;
     store_order_t *v = calloc((size_t)limit, sizeof *v);
-    if (!v)
-        return -ENOMEM;
+    if (!v) return -ENOMEM;
     pthread_mutex_lock(&s->mu);
     sqlite3_stmt *st = s->list;
     sqlite3_bind_int64(st, 1, before > 0 ? before : INT64_MAX);
@@ -190,12 +182,10 @@ int store_list(store_t *s, int64_t before, int limit, store_order_t **out, size_
     size_t k = 0;
     int r = SQLITE_DONE, rc = 0;
     while (k < (size_t)limit && (r = sqlite3_step(st)) == SQLITE_ROW) {
-        if ((rc = read_row(st, &v[k])) < 0)
-            break;
+        if ((rc = read_row(st, &v[k])) < 0) break;
         k++;
     }
-    if (!rc && k < (size_t)limit && r != SQLITE_DONE)
-        rc = -EIO;
+    if (!rc && k < (size_t)limit && r != SQLITE_DONE) rc = -EIO;
     sqlite3_reset(st);
     pthread_mutex_unlock(&s->mu);
     if (rc < 0) {
@@ -210,8 +200,7 @@ int store_list(store_t *s, int64_t before, int limit, store_order_t **out, size_
 int store_count(store_t *s, int64_t *out) {
     pthread_mutex_lock(&s->mu);
     int rc = sqlite3_step(s->count) == SQLITE_ROW ? 0 : -EIO;
-    if (!rc)
-        *out = sqlite3_column_int64(s->count, 0);
+    if (!rc) *out = sqlite3_column_int64(s->count, 0);
     sqlite3_reset(s->count);
     pthread_mutex_unlock(&s->mu);
     return rc;
@@ -234,7 +223,6 @@ void store_order_clear(store_order_t *o) {
 }
 
 void store_orders_free(store_order_t *v, size_t n) {
-    for (size_t i = 0; i < n; i++)
-        store_order_clear(&v[i]);
+    for (size_t i = 0; i < n; i++) store_order_clear(&v[i]);
     free(v);
 }

@@ -1,4 +1,4 @@
-/* store.h — the order service's orders table in SQLite (WAL), each order committed before it is acknowledged. */
+/* store.h — the orders table in SQLite (WAL); an order is committed before it is acknowledged. */
 #ifndef TOLLGATE_ORDERS_STORE_H
 #define TOLLGATE_ORDERS_STORE_H
 
@@ -12,16 +12,16 @@ typedef struct store store_t;
 
 /* One order as stored. Strings are owned by the record (store_order_clear frees them). */
 typedef struct store_order {
-    int64_t id;                 /* assigned by the store, 1, 2, ... */
-    char *items;                /* the customer's text as typed */
+    int64_t id;  /* assigned by the store, 1, 2, ... */
+    char *items; /* the customer's text as typed */
     char *customer;
-    char *description;          /* what a receipt shows: the model's text or the raw items */
-    char *description_source;   /* "model" or "raw" */
-    char *reason;               /* why raw ("timeout", "gateway_fallback: ...", ...); "" for model */
-    char *model;                /* model and variant that answered; "" when unknown */
+    char *description;        /* what a receipt shows: the model's text or the raw items */
+    char *description_source; /* "model" or "raw" */
+    char *reason;             /* why raw ("timeout", "gateway_fallback: ...", ...); "" for model */
+    char *model;              /* model and variant that answered; "" when unknown */
     char *variant;
-    int64_t normalize_ms;       /* how long the normalization call took */
-    int64_t created_ms;         /* Unix time in ms */
+    int64_t normalize_ms; /* how long the normalization call took */
+    int64_t created_ms;   /* Unix time in ms */
 } store_order_t;
 
 /* Open (creating if needed) the database at path, in WAL mode with synchronous=FULL

@@ -1,4 +1,4 @@
-/* wire.c — the order service's JSON: client input validation, the gateway task answer, order output. */
+/* wire.c — the order service's JSON: input validation, the gateway task answer, order output. */
 #include "orders/wire.h"
 
 #include <errno.h>
@@ -25,10 +25,9 @@ static int fail(char *err, size_t errlen, const char *fmt, ...) {
  * characters (that includes an escaped NUL), at most max bytes; empty allowed only if
  * allow_empty. On success *out is a malloc'ed copy. 0, -EINVAL (err says why, naming
  * field), -ENOMEM. */
-static int take_string(const json_doc_t *d, int t, const char *field, size_t max,
-                       int allow_empty, char **out, char *err, size_t errlen) {
-    if (d->toks[t].type != JSON_STRING)
-        return fail(err, errlen, "\"%s\" must be a string", field);
+static int take_string(const json_doc_t *d, int t, const char *field, size_t max, int allow_empty,
+                       char **out, char *err, size_t errlen) {
+    if (d->toks[t].type != JSON_STRING) return fail(err, errlen, "\"%s\" must be a string", field);
     buf_t b;
     buf_init(&b);
     if (json_str_unescape(d, t, &b) < 0) {
@@ -37,8 +36,7 @@ static int take_string(const json_doc_t *d, int t, const char *field, size_t max
     }
     const char *s = b.data ? b.data : "";
     size_t n = b.len, i = 0;
-    while (i < n && (s[i] == ' ' || s[i] == '\t' || s[i] == '\r' || s[i] == '\n'))
-        i++;
+    while (i < n && (s[i] == ' ' || s[i] == '\t' || s[i] == '\r' || s[i] == '\n')) i++;
     while (n > i && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\r' || s[n - 1] == '\n'))
         n--;
     int rc = 0;
@@ -46,14 +44,12 @@ static int take_string(const json_doc_t *d, int t, const char *field, size_t max
         if ((unsigned char)s[k] < 0x20 || s[k] == 0x7f)
             rc = fail(err, errlen, "\"%s\" must not contain control characters (one line of text)",
                       field);
-    if (!rc && n == i && !allow_empty)
-        rc = fail(err, errlen, "\"%s\" must not be empty", field);
+    if (!rc && n == i && !allow_empty) rc = fail(err, errlen, "\"%s\" must not be empty", field);
     if (!rc && n - i > max)
         rc = fail(err, errlen, "\"%s\" is %zu bytes long; the limit is %zu", field, n - i, max);
     if (!rc) {
         *out = strndup(s + i, n - i);
-        if (!*out)
-            rc = -ENOMEM;
+        if (!*out) rc = -ENOMEM;
     }
     buf_free(&b);
     return rc;
@@ -70,25 +66,32 @@ int wire_parse_order(const char *body, size_t len, wire_order_in_t *out, char *e
     if (n == JSON_ERR_NOMEM || n == JSON_ERR_DEPTH)
         return fail(err, errlen, "the body is too large or too deeply nested for an order");
     if (n < 0)
-        return fail(err, errlen, "the body is not valid JSON (at byte %zu); expected "
-                                 "{\"items\": \"...\", \"customer\": \"...\"}", pos);
+        return fail(err, errlen,
+                    "the body is not valid JSON (at byte %zu); expected "
+                    "{\"items\": \"...\", \"customer\": \"...\"}",
+                    pos);
     if (toks[0].type != JSON_OBJECT)
-        return fail(err, errlen, "the body must be a JSON object: "
-                                 "{\"items\": \"...\", \"customer\": \"...\"}");
+        return fail(err, errlen,
+                    "the body must be a JSON object: "
+                    "{\"items\": \"...\", \"customer\": \"...\"}");
     /* Unknown fields are refused so that a typo ("item") is not silently an empty order. */
     for (uint32_t k = 1; k < d.ntoks; k = toks[toks[k].next].next) {
         if (!json_str_eq(&d, (int)k, "items") && !json_str_eq(&d, (int)k, "customer")) {
             buf_t name;
             buf_init(&name);
             json_str_unescape(&d, (int)k, &name);
-            int rc = fail(err, errlen, "unknown field \"%.64s\"; an order has \"items\" and "
-                                       "\"customer\"", name.data ? name.data : "");
+            int rc = fail(err, errlen,
+                          "unknown field \"%.64s\"; an order has \"items\" and "
+                          "\"customer\"",
+                          name.data ? name.data : "");
             buf_free(&name);
             return rc;
         }
     }
-    static const struct { const char *name; size_t max; } fields[] = {
-        {"items", WIRE_MAX_ITEMS}, {"customer", WIRE_MAX_CUSTOMER}};
+    static const struct {
+        const char *name;
+        size_t max;
+    } fields[] = {{"items", WIRE_MAX_ITEMS}, {"customer", WIRE_MAX_CUSTOMER}};
     char **dst[] = {&out->items, &out->customer};
     for (size_t f = 0; f < 2; f++) {
         int t = json_obj_get(&d, 0, fields[f].name);
@@ -130,28 +133,20 @@ int wire_parse_task_answer(const char *body, size_t len, wire_task_out_t *out, c
     json_doc_t d;
     size_t pos = 0;
     int n = json_parse(body, len, toks, WIRE_MAX_TOKENS, 16, &d, &pos);
-    if (n < 0)
-        return fail(err, errlen, "not JSON (at byte %zu)", pos);
-    if (toks[0].type != JSON_OBJECT)
-        return fail(err, errlen, "not a JSON object");
+    if (n < 0) return fail(err, errlen, "not JSON (at byte %zu)", pos);
+    if (toks[0].type != JSON_OBJECT) return fail(err, errlen, "not a JSON object");
     int t = json_obj_get(&d, 0, "output");
-    if (t < 0)
-        return fail(err, errlen, "no \"output\"");
+    if (t < 0) return fail(err, errlen, "no \"output\"");
     int rc = take_string(&d, t, "output", WIRE_MAX_DESCRIPTION, 0, &out->output, err, errlen);
     if (!rc) {
         int f = json_obj_get(&d, 0, "fallback");
         out->fallback = f < 0 ? -1 : json_get_bool(&d, f);
-        if (out->fallback < 0)
-            rc = fail(err, errlen, "\"fallback\" missing or not a boolean");
+        if (out->fallback < 0) rc = fail(err, errlen, "\"fallback\" missing or not a boolean");
     }
-    if (!rc)
-        rc = opt_string(&d, "reason", 200, &out->reason, err, errlen);
-    if (!rc)
-        rc = opt_string(&d, "model", 200, &out->model, err, errlen);
-    if (!rc)
-        rc = opt_string(&d, "variant", 200, &out->variant, err, errlen);
-    if (rc < 0)
-        wire_task_out_clear(out);
+    if (!rc) rc = opt_string(&d, "reason", 200, &out->reason, err, errlen);
+    if (!rc) rc = opt_string(&d, "model", 200, &out->model, err, errlen);
+    if (!rc) rc = opt_string(&d, "variant", 200, &out->variant, err, errlen);
+    if (rc < 0) wire_task_out_clear(out);
     return rc;
 }
 
@@ -164,18 +159,14 @@ void wire_task_out_clear(wire_task_out_t *t) {
 }
 
 int wire_parse_id(const char *s, int64_t *out) {
-    if (!*s || strlen(s) > 19)
-        return -EINVAL;
+    if (!*s || strlen(s) > 19) return -EINVAL;
     int64_t v = 0;
     for (const char *p = s; *p; p++) {
-        if (*p < '0' || *p > '9')
-            return -EINVAL;
-        if (v > (INT64_MAX - (*p - '0')) / 10)
-            return -EINVAL;
+        if (*p < '0' || *p > '9') return -EINVAL;
+        if (v > (INT64_MAX - (*p - '0')) / 10) return -EINVAL;
         v = v * 10 + (*p - '0');
     }
-    if (v < 1)
-        return -EINVAL;
+    if (v < 1) return -EINVAL;
     *out = v;
     return 0;
 }

@@ -1,4 +1,4 @@
-/* wire.h — the order service's JSON: client input validation, the gateway task answer, order output. */
+/* wire.h — the order service's JSON: input validation, the gateway task answer, order output. */
 #ifndef TOLLGATE_ORDERS_WIRE_H
 #define TOLLGATE_ORDERS_WIRE_H
 
@@ -8,11 +8,12 @@
 #include "core/json.h"
 #include "orders/store.h"
 
-#define WIRE_MAX_ITEMS       500  /* bytes of items text: an order line, not an essay */
-#define WIRE_MAX_CUSTOMER    200
-#define WIRE_MAX_DESCRIPTION 1000 /* a longer "normalization" is not one, it is treated as malformed */
-#define WIRE_DEFAULT_LIMIT   20
-#define WIRE_MAX_LIMIT       1000
+#define WIRE_MAX_ITEMS 500 /* bytes of items text: an order line, not an essay */
+#define WIRE_MAX_CUSTOMER 200
+#define WIRE_MAX_DESCRIPTION                                                                       \
+    1000 /* a longer "normalization" is not one, it is treated as malformed */
+#define WIRE_DEFAULT_LIMIT 20
+#define WIRE_MAX_LIMIT 1000
 
 /* A validated POST /orders body; the strings are malloc'ed, trimmed and NUL-terminated. */
 typedef struct wire_order_in {
@@ -23,7 +24,7 @@ typedef struct wire_order_in {
 /* The gateway's answer to POST /v1/tasks/NAME, validated; strings malloc'ed ("" when absent). */
 typedef struct wire_task_out {
     char *output;
-    int fallback;   /* 1 when the gateway used its own fallback */
+    int fallback; /* 1 when the gateway used its own fallback */
     char *reason;
     char *model;
     char *variant;
@@ -47,8 +48,7 @@ void wire_task_out_clear(wire_task_out_t *t);
 
 /* The query of GET /orders: "limit=N" (1..WIRE_MAX_LIMIT, default WIRE_DEFAULT_LIMIT) and
  * "before=ID" (ID >= 1: only older orders, for paging). 0, or -EINVAL with a message. */
-int wire_parse_list_query(const char *query, int *limit, int64_t *before, char *err,
-                          size_t errlen);
+int wire_parse_list_query(const char *query, int *limit, int64_t *before, char *err, size_t errlen);
 /* An order id from a path segment: decimal, 1..2^63-1, nothing else. 0 or -EINVAL. */
 int wire_parse_id(const char *s, int64_t *out);
 

@@ -15,9 +15,13 @@
 static char dir[] = "/tmp/test_orders.XXXXXX";
 
 static store_order_t mk(const char *items, const char *desc, const char *src, const char *why) {
-    return (store_order_t){.items = (char *)items, .customer = (char *)"Ana",
-                           .description = (char *)desc, .description_source = (char *)src,
-                           .reason = (char *)why, .model = (char *)"m", .variant = (char *)"stable",
+    return (store_order_t){.items = (char *)items,
+                           .customer = (char *)"Ana",
+                           .description = (char *)desc,
+                           .description_source = (char *)src,
+                           .reason = (char *)why,
+                           .model = (char *)"m",
+                           .variant = (char *)"stable",
                            .normalize_ms = 12};
 }
 
@@ -26,8 +30,7 @@ static void test_store(void) {
     snprintf(path, sizeof path, "%s/orders.db", dir);
     store_t *s = NULL;
     CHECK_EQ_INT(store_open(path, &s, err, sizeof err), 0);
-    if (!s)
-        return;
+    if (!s) return;
     int64_t n = -1;
     CHECK_EQ_INT(store_count(s, &n), 0);
     CHECK_EQ_INT(n, 0);
@@ -92,8 +95,7 @@ static void test_store(void) {
     /* Reopened: everything is still there, and the database is in WAL mode. */
     s = NULL;
     CHECK_EQ_INT(store_open(path, &s, err, sizeof err), 0);
-    if (!s)
-        return;
+    if (!s) return;
     CHECK_EQ_INT(store_count(s, &n), 0);
     CHECK_EQ_INT(n, 10);
     store_order_t c = mk("x", "x", "raw", "disabled");
@@ -136,7 +138,7 @@ static void test_wire_order(void) {
     const char *ok = "{\"items\": \"  lgr pep pzza x2 \", \"customer\": \"Ana \\u00e9\"}";
     CHECK_EQ_INT(wire_parse_order(ok, strlen(ok), &in, err, sizeof err, &p), 0);
     CHECK_EQ_STR(in.items, "lgr pep pzza x2"); /* trimmed */
-    CHECK_EQ_STR(in.customer, "Ana \xc3\xa9");   /* unescaped */
+    CHECK_EQ_STR(in.customer, "Ana \xc3\xa9"); /* unescaped */
     wire_order_in_clear(&in);
 
     bad_order("", NULL, "not valid JSON");
@@ -201,7 +203,9 @@ static void test_wire_answer(void) {
     CHECK_EQ_STR(t.model, "");
     wire_task_out_clear(&t);
 
-    static const struct { const char *body, *msg; } bad[] = {
+    static const struct {
+        const char *body, *msg;
+    } bad[] = {
         {"", "not JSON"},
         {"<html>502</html>", "not JSON"},
         {"[]", "not a JSON object"},
@@ -240,7 +244,7 @@ static void test_wire_query(void) {
     CHECK_EQ_INT(before, 42);
     CHECK_EQ_INT(wire_parse_list_query("limit=1000", &limit, &before, err, sizeof err), 0);
     static const char *const bad[] = {"limit=0", "limit=1001", "limit=-1", "limit=abc", "limit=",
-                                      "limit", "before=0", "sort=id", "limit=5x"};
+                                      "limit",   "before=0",   "sort=id",  "limit=5x"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         CHECK_MSG(wire_parse_list_query(bad[i], &limit, &before, err, sizeof err) == -EINVAL,
                   "%s accepted", bad[i]);
@@ -258,26 +262,29 @@ static void test_wire_query(void) {
 static void test_url(void) {
     char host[64], prefix[64];
     uint16_t port;
-    CHECK_EQ_INT(orders_parse_url("http://127.0.0.1:8080", host, sizeof host, &port, prefix,
-                                  sizeof prefix), 0);
+    CHECK_EQ_INT(
+        orders_parse_url("http://127.0.0.1:8080", host, sizeof host, &port, prefix, sizeof prefix),
+        0);
     CHECK_EQ_STR(host, "127.0.0.1");
     CHECK_EQ_INT(port, 8080);
     CHECK_EQ_STR(prefix, "");
     CHECK_EQ_INT(orders_parse_url("http://gateway.tollgate.svc/api/", host, sizeof host, &port,
-                                  prefix, sizeof prefix), 0);
+                                  prefix, sizeof prefix),
+                 0);
     CHECK_EQ_STR(host, "gateway.tollgate.svc");
     CHECK_EQ_INT(port, 80);
     CHECK_EQ_STR(prefix, "/api");
-    CHECK_EQ_INT(orders_parse_url("http://[::1]:9/", host, sizeof host, &port, prefix,
-                                  sizeof prefix), 0);
+    CHECK_EQ_INT(
+        orders_parse_url("http://[::1]:9/", host, sizeof host, &port, prefix, sizeof prefix), 0);
     CHECK_EQ_STR(host, "::1");
     CHECK_EQ_INT(port, 9);
-    static const char *const bad[] = {"https://x", "127.0.0.1:8080", "http://", "http://:80",
-                                      "http://h:0", "http://h:99999", "http://h:80x",
-                                      "http://[::1", "http://h/a?b"};
+    static const char *const bad[] = {"https://x",    "127.0.0.1:8080", "http://",
+                                      "http://:80",   "http://h:0",     "http://h:99999",
+                                      "http://h:80x", "http://[::1",    "http://h/a?b"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         CHECK_MSG(orders_parse_url(bad[i], host, sizeof host, &port, prefix, sizeof prefix) ==
-                      -EINVAL, "%s accepted", bad[i]);
+                      -EINVAL,
+                  "%s accepted", bad[i]);
 }
 
 int main(void) {
@@ -292,7 +299,6 @@ int main(void) {
     test_url();
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", dir);
+    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
     return check_summary("test_orders");
 }
