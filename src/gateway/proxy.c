@@ -21,6 +21,8 @@
 #include "gateway/pool.h"
 #include "gateway/route.h"
 #include "gateway/task.h"
+#include "gateway/canaryapi.h"
+#include "gateway/degrade.h"
 
 #define TOKS_INITIAL 4096
 #define TOKS_MAX     (1u << 20)
@@ -72,6 +74,9 @@ typedef struct preq {
     int64_t gov_wait;       /* > 0: waiting for the shared (Redis) admission with this handle */
     int gov_shared;         /* admission still to be charged in Redis before the first attempt */
     fairq_item_t fq;        /* place in a backend's fair queue (govcfg fair_queue) */
+    circuit_t *circ;        /* breaker of the current attempt's backend (degrade.h); NULL: none */
+    int probe;              /* that attempt is the breaker's half-open probe */
+    int fell_back;          /* moved to the route's fallback variant already */
     struct wgate *gate;     /* that backend's gate, when fq_state != 0 */
     int fq_state;           /* 0 not gated, 1 waiting in the queue, 2 holding a slot */
     char ctype[96];         /* upstream Content-Type */
@@ -471,6 +476,9 @@ static void obs_account(preq_t *p, int status) {
 static void stage_account(preq_t *p, int status) {
     proxy_counters_t *c = &p->w->c;
     obs_account(p, status);
+    if (p->variant) /* canary statistics (a no-op unless this route's canary runs) */
+        canaryapi_observe(p->w->gw, p->route->cfg->model, p->variant->name,
+                          (uint32_t)((ev_clock_ns() - p->start_ns) / 1000000), status >= 500, 0);
     count(&c->requests, 1);
     if (status >= 400)
         count(&c->errors, 1);
@@ -668,6 +676,29 @@ static void finish_ok(preq_t *p) {
     preq_release(p);
 }
 
+/* Move to the route's fallback variant (once, nothing sent yet, time left): its backend,
+ * its upstream model in the body. 1 when there is one to try. */
+static int use_fallback(preq_t *p, uint64_t now) {
+    int vi = p->fell_back ? -1 : degrade_fallback(p->snap, p->route, p->variant);
+    json_doc_t d;
+    if (vi < 0 || p->committed || now + 1000000 >= p->deadline_total ||
+        worker_parse(p->w, p->body.data, p->body.len, &d) <= 0)
+        return 0;
+    p->fell_back = 1;
+    p->variant = &p->route->cfg->variants[vi];
+    p->backend = &p->snap->backends[p->variant->backend_idx];
+    p->tried = 0;
+    buf_reset(&p->resp);
+    const char *um = p->variant->upstream_model ? p->variant->upstream_model : p->route->cfg->model;
+    if (proxy_rewrite_body(&d, um, 0, &p->resp) < 0)
+        return 0;
+    buf_t t = p->body;
+    p->body = p->resp;
+    p->resp = t;
+    buf_reset(&p->resp);
+    return 1;
+}
+
 static void up_done(void *arg, const httpc_done_t *done) {
     preq_t *p = arg;
     proxy_worker_t *w = p->w;
@@ -681,6 +712,10 @@ static void up_done(void *arg, const httpc_done_t *done) {
     }
     pool_end(p->addr);
     const pool_eject_cfg_t *ej = &p->backend->cfg->eject;
+    degrade_report(p->snap, p->circ, p->probe,
+                   !p->req || reason == R_CLIENT ? -1
+                   : done->result == HTTPC_OK && reason == R_NONE ? p->status < 500 : 0, now);
+    p->circ = NULL;
 
     if (!p->req) { /* the client went away: not the upstream's fault */
         count(&w->c.client_cancels, 1);
@@ -716,7 +751,7 @@ static void up_done(void *arg, const httpc_done_t *done) {
     if (!may_retry && !total && (uint32_t)p->attempts < p->route->cfg->retry.max_attempts &&
         now + 1000000 < p->deadline_total)
         may_retry = route_budget_withdraw(&p->route->budget);
-    if (may_retry && now < p->deadline_total) {
+    if ((may_retry && now < p->deadline_total) || (!total && use_fallback(p, now))) {
         count(&w->c.retries, 1);
         attempt_start(p);
         return;
@@ -766,8 +801,15 @@ static void client_gone(httpd_req_t *req, void *arg) {
 /* Start one attempt on the least-loaded usable address of the variant's backend. */
 static void attempt_start(preq_t *p) {
     proxy_worker_t *w = p->w;
-    snap_backend_t *b = p->backend;
     uint64_t now = ev_now_ns(w->loop);
+    if (degrade_admit(w->gw, p->snap, p->backend, now, &p->circ, &p->probe) < 0) {
+        if (use_fallback(p, now))
+            return attempt_start(p);
+        fail_request(p, 503, "circuit_open", "the backend's circuit is open after repeated "
+                                             "failures; try again after its cool-down");
+        return;
+    }
+    snap_backend_t *b = p->backend;
     int i = pool_pick(b->addrs, b->naddrs, now, route_rand(&w->rnd), p->tried);
     if (i < 0) {
         fail_request(p, 503, "no_upstream", "the backend pool has no addresses");
@@ -1200,11 +1242,7 @@ void proxy_handle(httpd_req_t *req, void *arg) {
 
     /* Route: a variant by weight, its backend pool. */
     const gw_route_cfg_t *rc = route->cfg;
-    uint32_t weights[GW_MAX_VARIANTS];
-    size_t nv = rc->nvariants < GW_MAX_VARIANTS ? rc->nvariants : GW_MAX_VARIANTS;
-    for (size_t i = 0; i < nv; i++)
-        weights[i] = atomic_load_explicit(&route->weights[i], memory_order_relaxed);
-    int vi = route_pick_variant(weights, nv, route_rand(&w->rnd));
+    int vi = degrade_pick(w->snap, route, req, &d, route_rand(&w->rnd));
     if (vi < 0) {
         p->req = NULL;
         preq_release(p);
