@@ -276,7 +276,6 @@ const char *canary_state_name(int state) {
 
 void canary_write_status(canary_t *c, uint64_t now_ns, json_w_t *jw) {
     pthread_mutex_lock(&c->mu);
-    tick_locked(c, now_ns);
     canary_stats_t s;
     window_locked(c, now_ns, &s);
     const canary_cfg_t *g = &c->cfg;

@@ -113,7 +113,7 @@ typedef struct canary_stats {
 } canary_stats_t;
 void canary_window(canary_t *c, uint64_t now_ns, canary_stats_t *out);
 
-/* The status object of the admin API: {model, state, stable, canary, step, steps, weight,
+/* The status object of the admin API (no tick: call canary_tick first and apply weights): {model, state, stable, canary, step, steps, weight,
  * reason, window:{requests, p99_ms, error_pct, fallback_pct}, limits:{...}, totals}. */
 void canary_write_status(canary_t *c, uint64_t now_ns, json_w_t *jw);
 

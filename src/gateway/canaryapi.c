@@ -135,8 +135,12 @@ int canaryapi_admin(gateway_t *gw, httpd_req_t *req) {
             httpd_error(req, 405, "invalid_request_error", "use GET /canary");
         } else {
             json_w_arr_begin(&jw);
-            for (size_t i = 0; i < canary_count(set); i++)
-                canary_write_status(canary_at(set, i), now, &jw);
+            for (size_t i = 0; i < canary_count(set); i++) {
+                canary_t *c = canary_at(set, i);
+                if (canary_tick(c, now)) /* a step due by time alone */
+                    apply(gw, c);
+                canary_write_status(c, now, &jw);
+            }
             json_w_arr_end(&jw);
             respond(req, 200, &b);
         }
@@ -178,6 +182,8 @@ int canaryapi_admin(gateway_t *gw, httpd_req_t *req) {
             goto out;
         }
         if (c) {
+            if (canary_tick(c, now))
+                apply(gw, c);
             canary_write_status(c, now, &jw);
         } else {
             buf_appendf(&b, "{\"model\":");
