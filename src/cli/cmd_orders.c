@@ -1,6 +1,7 @@
 /* cmd_orders.c — `tollgate orders`: command line of the example order service. */
 #include <errno.h>
 #include <getopt.h>
+#include <netdb.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -143,6 +144,18 @@ int cmd_orders(int argc, char **argv) {
         return 2;
     }
 
+    /* The workers resolve the gateway's name once, at start; a name that does not resolve
+     * now would leave every order with its raw text, so say so and stop instead. */
+    if (gateway) {
+        struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai = NULL;
+        int gai = getaddrinfo(gw_host, NULL, &hints, &ai);
+        if (gai != 0) {
+            fprintf(stderr, "tollgate orders: cannot resolve the gateway host '%s': %s\n", gw_host,
+                    gai_strerror(gai));
+            return 1;
+        }
+        freeaddrinfo(ai);
+    }
     char err[512];
     store_t *store = NULL;
     int rc = store_open(db, &store, err, sizeof err);

@@ -150,6 +150,15 @@ test('--help documents every flag; bad flags are usage errors', async () => {
     const code = await new Promise((resolve) => spawn(BIN, ['orders', ...args]).on('exit', resolve));
     assert.equal(code, 2, args.join(' '));
   }
+  // A gateway name that does not resolve is a start-up error, not a silent raw-text service.
+  const bad = await new Promise((resolve) => {
+    const p = spawn(BIN, ['orders', '--port', '0', '--db', join(dir, 'x.db'), '--gateway', 'http://no-such-host.invalid:8080']);
+    let err = '';
+    p.stderr.on('data', (d) => { err += d; });
+    p.on('exit', (code) => resolve({ code, err }));
+  });
+  assert.equal(bad.code, 1);
+  assert.match(bad.err, /cannot resolve the gateway host 'no-such-host.invalid'/);
 });
 
 test('every gateway outcome: the order is created in time, with the right description and source', async () => {
