@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "core/ev.h"
+#include "gateway/canary.h"
 #include "gateway/gateway.h"
 #include "gateway/govern.h"
 #include "gateway/snapshot.h"
@@ -225,6 +226,38 @@ static int label(buf_t *b, const char *s) {
     return rc;
 }
 
+/* tollgate_canary_state{model,canary,state}: 1 for the controller's state, 0 for the others
+ * (the enum-as-labels convention, so that `== 1` selects and changes show as steps). */
+static int render_canaries(struct gateway *gw, buf_t *b) {
+    static const int states[] = {CANARY_IDLE, CANARY_RUNNING, CANARY_PAUSED, CANARY_PROMOTED,
+                                 CANARY_ABORTED};
+    canary_set_t *cs = gateway_canaries(gw);
+    int rc = buf_appends(b, "# HELP tollgate_canary_state State of each route's canary "
+                            "controller (1 for the current state).\n"
+                            "# TYPE tollgate_canary_state gauge\n");
+    size_t n = canary_count(cs);
+    for (size_t i = 0; i < n; i++) {
+        canary_t *c = canary_at(cs, i);
+        if (!c)
+            continue;
+        int st = canary_state(c);
+        pthread_mutex_lock(&c->mu); /* the variant name changes on start */
+        char variant[sizeof c->variant];
+        memcpy(variant, c->variant, sizeof variant);
+        pthread_mutex_unlock(&c->mu);
+        variant[sizeof variant - 1] = '\0';
+        for (size_t k = 0; k < sizeof states / sizeof states[0]; k++) {
+            rc |= buf_appends(b, "tollgate_canary_state{model=\"");
+            rc |= label(b, c->model);
+            rc |= buf_appends(b, "\",canary=\"");
+            rc |= label(b, variant);
+            rc |= buf_appendf(b, "\",state=\"%s\"} %d\n", canary_state_name(states[k]),
+                              st == states[k]);
+        }
+    }
+    return rc;
+}
+
 static int render_routing(struct gateway *gw, buf_t *b) {
     snapshot_t *s = gateway_acquire(gw);
     uint64_t now = ev_clock_ns();
@@ -271,7 +304,7 @@ static int render_routing(struct gateway *gw, buf_t *b) {
         }
     }
     snapshot_unref(s);
-    return rc;
+    return rc | render_canaries(gw, b);
 }
 
 static int render_logs(obs_t *o, buf_t *b) {

@@ -81,7 +81,8 @@ test('dashboard: valid JSON, the required panels, every query parsed by promtool
   for (const m of ['tollgate_request_duration_seconds_bucket', 'tollgate_time_to_first_token_seconds_bucket',
     'tollgate_time_per_output_token_seconds_bucket', 'tollgate_tokens_total', 'tollgate_fallbacks_total',
     'tollgate_rejected_total', 'tollgate_budget_used_ratio', 'tollgate_canary_weight', 'tollgate_upstream_up',
-    'vllm:time_to_first_token_seconds_bucket', 'vllm:time_per_output_token_seconds_bucket', 'vllm:num_requests_running'])
+    'vllm:time_to_first_token_seconds_bucket', 'vllm:time_per_output_token_seconds_bucket', 'vllm:num_requests_running',
+    'tollgate_canary_state'])
     assert.ok(all.includes(m), `no panel uses ${m}`);
   const walk = (ps) => { for (const p of ps) { assert.ok(!ids.has(p.id), `duplicate panel id ${p.id}`); ids.add(p.id); if (p.panels) walk(p.panels); } };
   walk(d.panels);
@@ -99,6 +100,7 @@ test('dashboard: valid JSON, the required panels, every query parsed by promtool
 
 const hash = (k) => `sha256:${createHash('sha256').update(k).digest('hex')}`;
 const KEYS = { orders: 'obs-orders-key', search: 'obs-search-key' };
+const ADMIN_KEY = 'obs-admin-key';
 let gw, sim, slowSim, cfgPath, dbPath, accessPath;
 
 function start(args, re) {
@@ -153,8 +155,8 @@ async function scrape() {
 }
 
 async function startGateway() {
-  const { p, m } = await start(['gateway', '-c', cfgPath], /listening on [\d.]+:(\d+)/);
-  return { p, port: Number(m[1]) };
+  const { p, m } = await start(['gateway', '-c', cfgPath], /listening on [\d.]+:(\d+) admin [\d.]+:(\d+)/);
+  return { p, port: Number(m[1]), admin: Number(m[2]) };
 }
 
 const client = (key) => new OpenAI({ baseURL: `http://127.0.0.1:${gw.port}/v1`, apiKey: key, maxRetries: 0, timeout: 10000 });
@@ -169,6 +171,9 @@ test('live: gateway /metrics after known traffic to tollgate sim — counts, buc
   cfgPath = join(dir, 'gw.yaml');
   writeFileSync(cfgPath, `listen: 127.0.0.1:0
 threads: 2
+admin:
+  listen: 127.0.0.1:0
+  key: ${hash(ADMIN_KEY)}
 backends:
   fast: {addresses: [127.0.0.1:${sim.m[1]}]}
   slow: {addresses: [127.0.0.1:${slowSim.m[1]}], health_check: false}
@@ -177,6 +182,8 @@ routes:
     variants: {stable: {backend: fast}}
   slow:
     variants: {only: {backend: slow}}
+  c:
+    variants: {stable: {backend: fast, weight: 100}, canary: {backend: fast, weight: 0}}
 services:
   orders:
     keys: [${hash(KEYS.orders)}]
@@ -289,6 +296,27 @@ test('live: request log redacted on disk, `tollgate logs` filters and shows; acc
   assert.equal(s.service, 'orders');
   assert.equal(s.status, 200);
   assert.ok(s.ttft_ms >= 0 && s.duration_ms >= s.ttft_ms && s.completion_tokens > 0);
+});
+
+test('live: canary state and weights on /metrics follow the admin API (start, abort)', async () => {
+  const admin = async (path, body) => {
+    const r = await fetch(`http://127.0.0.1:${gw.admin}${path}`, { method: 'POST', headers: { authorization: `Bearer ${ADMIN_KEY}` }, body: JSON.stringify(body) });
+    return { status: r.status, text: await r.text() };
+  };
+  let m = await scrape();
+  assert.equal(m['tollgate_canary_weight{model="c",variant="canary"}'], 0);
+  let r = await admin('/canary/c/start', { stable: 'stable', canary: 'canary' });
+  assert.equal(r.status, 200, r.text);
+  m = await scrape();
+  assert.equal(m['tollgate_canary_state{model="c",canary="canary",state="running"}'], 1);
+  assert.equal(m['tollgate_canary_state{model="c",canary="canary",state="aborted"}'], 0);
+  assert.ok(m['tollgate_canary_weight{model="c",variant="canary"}'] > 0);
+  r = await admin('/canary/c/abort', { reason: 'e2e' });
+  assert.equal(r.status, 200, r.text);
+  m = await scrape();
+  assert.equal(m['tollgate_canary_state{model="c",canary="canary",state="aborted"}'], 1);
+  assert.equal(m['tollgate_canary_state{model="c",canary="canary",state="running"}'], 0);
+  assert.equal(m['tollgate_canary_weight{model="c",variant="canary"}'], 0);
 });
 
 test('live: a real Prometheus scrapes gateway and sim; recording rules evaluate; dashboard queries run', async () => {
