@@ -201,6 +201,9 @@ for (const overlay of OVERLAYS) {
       // The gateway's init container runs exactly that check.
       const gw = find(objs, 'Deployment', 'tollgate-gateway');
       assert.match(gw.spec.template.spec.initContainers[0].args[0], /tollgate gateway -c \/run\/tollgate\/gateway.yaml --check/);
+      // Worker threads = the CPU limit (threads: 0 would count the node's cores, not the limit).
+      const threads = Number(cm.data['gateway.yaml'].match(/^threads: (\d+)/m)[1]);
+      assert.equal(String(threads), String(gw.spec.template.spec.containers[0].resources.limits.cpu), 'gateway threads vs CPU limit');
       // The order service calls the gateway's Service with a deadline above the task's.
       const orders = find(objs, 'StatefulSet', 'tollgate-orders').spec.template.spec.containers[0].args;
       assert.ok(orders.includes('--gateway=http://tollgate-gateway:8080'));
