@@ -24,5 +24,6 @@ int cmd_train(int argc, char **argv);
 int cmd_traingen(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_logs(int argc, char **argv);
+int cmd_canary(int argc, char **argv);
 
 #endif

@@ -20,6 +20,7 @@ static const cli_cmd_t commands[] = {
     {"traingen", cmd_traingen, "write generated order-normalization pairs (JSON lines) from a menu"},
     {"logs", cmd_logs, "list and filter the gateway's request log (sampled, redacted prompts and responses)"},
     {"eval", cmd_eval, "exact-match accuracy and latency of the order model on a held-out set (model file or server)"},
+    {"canary", cmd_canary, "start, pause, promote, abort or watch a route's canary through the gateway's admin API"},
     {NULL, NULL, NULL},
 };
 

@@ -6,7 +6,7 @@
 // task input gets a clear 400. The OpenAI client makes the proxied calls.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -290,4 +290,26 @@ test('sticky assignment: one user sees one variant', async () => {
   for (const [u, set] of byUser) assert.equal(set.size, 1, `user-${u} saw ${[...set]}`);
   const all = new Set([...byUser.values()].flatMap((s) => [...s]));
   assert.deepEqual([...all].sort(), ['a', 'b']);
+});
+
+test('tollgate canary: the command line over the admin API', async () => {
+  const run = (...args) => spawnSync(BIN, ['canary', '--admin', `127.0.0.1:${gw.admin}`, ...args],
+    { encoding: 'utf8', env: { ...process.env, TOLLGATE_ADMIN_KEY: ADMIN_KEY } });
+  let r = run('start', 'healthy', '--steps', '30,100', '--pause-ms', '0');
+  assert.equal(r.status, 0, r.stderr);
+  assert.deepEqual([JSON.parse(r.stdout).weight, JSON.parse(r.stdout).state], [30, 'running']);
+  r = run('promote', 'healthy');
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(JSON.parse(r.stdout).state, 'promoted');
+  r = run('abort', 'healthy', '--reason', 'too late');
+  assert.equal(r.status, 1);
+  assert.match(r.stderr, /409.*promoted: cannot abort/);
+  r = run('status');
+  assert.equal(r.status, 0);
+  assert.ok(JSON.parse(r.stdout).length >= 2);
+  r = run('frobnicate', 'healthy');
+  assert.equal(r.status, 2);
+  r = spawnSync(BIN, ['canary', '--admin', `127.0.0.1:${gw.admin}`, '--key', 'wrong', 'status'], { encoding: 'utf8' });
+  assert.equal(r.status, 1);
+  assert.match(r.stderr, /401/);
 });
