@@ -186,11 +186,11 @@ static const float *step(const model_t *m, forward_state_t *s, int token, int po
         const model_layer_t *w = &m->layers[l];
         rmsnorm(s->xb, x, w->attn_norm, D, hp->norm_eps);
         if (m->arch == MODEL_ARCH_PHI3) {
-            matvec(&w->wqkv, s->xb, s->qkv, s->xq, prompt); /* (D + 2*KV) */
+            matvec_mt(s->pool, &w->wqkv, s->xb, s->qkv, s->xq, prompt); /* (D + 2*KV) */
         } else {
-            matvec(&w->wq, s->xb, q, s->xq, prompt); /* (D) */
-            matvec(&w->wk, s->xb, k, s->xq, prompt); /* (KV) */
-            matvec(&w->wv, s->xb, v, s->xq, prompt); /* (KV) */
+            matvec_mt(s->pool, &w->wq, s->xb, q, s->xq, prompt); /* (D) */
+            matvec_mt(s->pool, &w->wk, s->xb, k, s->xq, prompt); /* (KV) */
+            matvec_mt(s->pool, &w->wv, s->xb, v, s->xq, prompt); /* (KV) */
         }
         rope_apply(q, hp->n_head, hd, hp->n_rot, hp->rope_neox, s->rope);
         rope_apply(k, hp->n_head_kv, hd, hp->n_rot, hp->rope_neox, s->rope);
@@ -206,23 +206,23 @@ static const float *step(const model_t *m, forward_state_t *s, int token, int po
             s->val_cache[off + i] = quant_f32_to_f16(v[i]);
         }
         attention(m, s, l, pos, q, scale, prompt, s->xb);
-        matvec(&w->wo, s->xb, s->xb2, s->xq, prompt);
+        matvec_mt(s->pool, &w->wo, s->xb, s->xb2, s->xq, prompt);
         for (int i = 0; i < D; i++) x[i] += s->xb2[i];
 
         rmsnorm(s->xb, x, w->ffn_norm, D, hp->norm_eps);
         float *gate = s->hb, *up = s->hb + F; /* (F) each */
         if (m->arch == MODEL_ARCH_PHI3) {
-            matvec(&w->w_up, s->xb, s->hb, s->xq, prompt); /* (2F): gate then up */
+            matvec_mt(s->pool, &w->w_up, s->xb, s->hb, s->xq, prompt); /* (2F): gate then up */
         } else {
-            matvec(&w->w_gate, s->xb, gate, s->xq, prompt);
-            matvec(&w->w_up, s->xb, up, s->xq, prompt);
+            matvec_mt(s->pool, &w->w_gate, s->xb, gate, s->xq, prompt);
+            matvec_mt(s->pool, &w->w_up, s->xb, up, s->xq, prompt);
         }
         for (int i = 0; i < F; i++) gate[i] = silu(gate[i]) * up[i];
-        matvec(&w->w_down, gate, s->xb2, s->xq, prompt);
+        matvec_mt(s->pool, &w->w_down, gate, s->xb2, s->xq, prompt);
         for (int i = 0; i < D; i++) x[i] += s->xb2[i];
     }
     rmsnorm(x, x, m->output_norm, D, hp->norm_eps);
-    matvec(&m->output, x, s->logits, s->xq, prompt);
+    matvec_mt(s->pool, &m->output, x, s->logits, s->xq, prompt);
     return s->logits;
 }
 

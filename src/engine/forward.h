@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "engine/model.h"
+#include "engine/threadpool.h"
 
 /* Shapes use the legend of model.h, plus C = n_ctx (positions the state can hold).
  *
@@ -27,6 +28,8 @@ typedef struct forward_state {
     uint16_t *key_cache; /* (L, C, KV) f16 */
     uint16_t *val_cache; /* (L, C, KV) f16 */
     float *logits;       /* (V) output of the last forward() */
+    tpool_t *pool;       /* borrowed, may be NULL: the threads the matrix products are split
+                          * across; set by the owner, used only by the thread calling forward */
 } forward_state_t;
 
 /* Allocate a state for sequences of up to n_ctx positions (all allocation happens here;

@@ -6,6 +6,7 @@
 
 #include "engine/quant.h"
 #include "engine/quant_blocks.h"
+#include "engine/quant_simd.h"
 
 /* Why the order matters: with activations quantized to 8 bits before every product, a
  * difference of one ulp in a matvec output can move a later activation across a rounding
@@ -231,4 +232,72 @@ void matvec(const model_tensor_t *W, const float *x, float *y, void *xq, int pro
     const uint8_t *row = W->data;
     for (int64_t r = 0; r < W->rows; r++, row += W->row_bytes)
         y[r] = matvec_dot(W->type, W->cols, row, xv, prompt);
+}
+
+/* ---- threaded, dispatched, several activation rows ------------------------------ */
+
+/* Weight rows per cache block: 16 rows of a 4096-wide Q4_K matrix are 36 KiB. */
+#define MM_ROW_BLOCK 16
+
+typedef struct mm_job {
+    const quant_kernels_t *k;
+    const model_tensor_t *W;
+    const float *X;
+    float *Y;
+    uint8_t *xq;      /* T rows of xq_stride bytes, or NULL: X is used as it is (F32) */
+    size_t xq_stride;
+    size_t ldx, ldy;  /* floats between rows of X, of Y */
+    int T, prompt, vt;
+} mm_job_t;
+
+/* Thread ith converts its share of the T activation rows. */
+static void mm_quantize(void *a, int ith, int nth) {
+    mm_job_t *j = a;
+    for (int t = ith; t < j->T; t += nth)
+        j->k->quantize_act(j->vt, j->X + (size_t)t * j->ldx, j->xq + (size_t)t * j->xq_stride, j->W->cols);
+}
+
+/* Thread ith computes a contiguous range of weight rows for all T activation rows. */
+static void mm_rows(void *a, int ith, int nth) {
+    mm_job_t *j = a;
+    const model_tensor_t *W = j->W;
+    int64_t nblk = (W->rows + MM_ROW_BLOCK - 1) / MM_ROW_BLOCK;
+    int64_t r0 = nblk * ith / nth * MM_ROW_BLOCK, r1 = nblk * (ith + 1) / nth * MM_ROW_BLOCK;
+    if (r1 > W->rows) r1 = W->rows;
+    const float *xf = j->X;
+    for (int64_t rb = r0; rb < r1; rb += MM_ROW_BLOCK) {
+        int64_t re = rb + MM_ROW_BLOCK < r1 ? rb + MM_ROW_BLOCK : r1;
+        for (int t = 0; t < j->T; t++) {
+            const void *xv = j->xq ? (const void *)(j->xq + (size_t)t * j->xq_stride)
+                                   : (const void *)(xf + (size_t)t * j->ldx);
+            float *y = j->Y + (size_t)t * j->ldy;
+            const uint8_t *row = (const uint8_t *)W->data + rb * W->row_bytes;
+            for (int64_t r = rb; r < re; r++, row += W->row_bytes)
+                y[r] = j->k->dot(W->type, W->cols, row, xv, j->prompt);
+        }
+    }
+}
+
+void matmat(tpool_t *pool, const model_tensor_t *W, const float *X, size_t ldx, int T, float *Y,
+            size_t ldy, void *xq, int prompt) {
+    mm_job_t j = {.k = quant_kernels(), .W = W, .X = X, .Y = Y, .T = T, .prompt = prompt,
+                  .ldx = ldx, .ldy = ldy,
+                  .vt = quant_vec_dot_type(W->type)};
+    if (j.vt != GGML_TYPE_F32) {
+        j.xq = xq;
+        j.xq_stride = matvec_xq_bytes(W->type, W->cols);
+        if (T > 1)
+            tpool_run(pool, mm_quantize, &j);
+        else
+            mm_quantize(&j, 0, 1);
+    }
+    /* small products are not worth waking the workers for */
+    if (W->rows * (int64_t)T < 2 * MM_ROW_BLOCK)
+        mm_rows(&j, 0, 1);
+    else
+        tpool_run(pool, mm_rows, &j);
+}
+
+void matvec_mt(tpool_t *pool, const model_tensor_t *W, const float *x, float *y, void *xq, int prompt) {
+    matmat(pool, W, x, (size_t)W->cols, 1, y, (size_t)W->rows, xq, prompt);
 }

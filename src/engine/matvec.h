@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "engine/model.h"
+#include "engine/threadpool.h"
 
 /* Bytes of scratch matvec() needs to hold x quantized for weights of `weight_type` with
  * `cols` columns (0 for F32 weights, which use x as it is). */
@@ -25,6 +26,19 @@ size_t matvec_xq_bytes(int weight_type, int64_t cols);
  * agree bit for bit on the quantized types but not on F16, whose two orders are both
  * reproduced here. */
 void matvec(const model_tensor_t *W, const float *x, float *y, void *xq, int prompt);
+
+/* matvec with the rows split across the threads of pool (NULL: the caller alone), the
+ * dots through the dispatched SIMD kernels (quant_simd.h: the same floats as the
+ * scalar matvec). xq as for matvec. */
+void matvec_mt(tpool_t *pool, const model_tensor_t *W, const float *x, float *y, void *xq, int prompt);
+
+/* Y (T, W->rows) = X (T, W->cols) . W^T for T activation rows at once (a prompt's
+ * tokens); row t of X starts at X + t * ldx, row t of Y at Y + t * ldy (floats). Each
+ * row of X is converted once into xq (T * matvec_xq_bytes bytes), then
+ * blocks of weight rows are read once for all T rows (a block stays in L1 while the
+ * activations stream past it). Every Y[t] equals matvec(W, X[t]) bit for bit. */
+void matmat(tpool_t *pool, const model_tensor_t *W, const float *X, size_t ldx, int T, float *Y,
+            size_t ldy, void *xq, int prompt);
 
 /* The dot product of one row of W (type, n columns) with x already converted to the
  * vec-dot type, in the same order as matvec. */

@@ -1,0 +1,116 @@
+/* test_threadpool.c — the worker pool (every thread runs once per call, many calls), threaded matmat and forward equal the single-threaded ones bit for bit. */
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "engine/forward.h"
+#include "engine/matvec.h"
+#include "engine/model.h"
+#include "engine/quant.h"
+#include "engine/threadpool.h"
+
+typedef struct {
+    atomic_int calls[8];
+    atomic_int bad_nth;
+    int want_nth;
+} count_t;
+
+static void count_fn(void *a, int ith, int nth) {
+    count_t *c = a;
+    if (nth != c->want_nth || ith < 0 || ith >= nth) atomic_fetch_add(&c->bad_nth, 1);
+    else atomic_fetch_add(&c->calls[ith], 1);
+}
+
+static void check_pool(int n) {
+    tpool_t *p = NULL;
+    CHECK_EQ_INT(tpool_new(n, &p), 0);
+    int want = n < 1 ? 1 : n;
+    CHECK_EQ_INT(tpool_size(p), want);
+    count_t c = {.want_nth = want};
+    for (int i = 0; i < 20000; i++) tpool_run(p, count_fn, &c);
+    for (int i = 0; i < want; i++) CHECK_EQ_INT(atomic_load(&c.calls[i]), 20000);
+    CHECK_EQ_INT(atomic_load(&c.bad_nth), 0);
+    tpool_free(p);
+}
+
+static int same(const float *a, const float *b, size_t n) { return !memcmp(a, b, n * sizeof(float)); }
+
+static float frand(unsigned *s) {
+    *s = *s * 1103515245u + 12345u;
+    return (float)((*s >> 8) & 0xffff) / 32768.0f - 1.0f;
+}
+
+static void check_model(const char *path, tpool_t *pool) {
+    model_t m;
+    char err[256];
+    if (model_load(path, &m, err, sizeof err)) {
+        fprintf(stderr, "  skip %s: %s\n", path, err);
+        return;
+    }
+    /* matmat with strides vs scalar matvec, on every matrix of layer 0 and the output */
+    const model_layer_t *L = &m.layers[0];
+    const model_tensor_t *ts[] = {&L->wq, &L->wk, &L->wqkv, &L->wo, &L->w_up, &L->w_down, &m.output};
+    unsigned seed = 7;
+    for (size_t i = 0; i < sizeof ts / sizeof ts[0]; i++) {
+        const model_tensor_t *W = ts[i];
+        if (!W->data) continue;
+        const int T = 5;
+        size_t ldx = (size_t)W->cols + 3, ldy = (size_t)W->rows + 5, xqb = matvec_xq_bytes(W->type, W->cols);
+        float *X = calloc(T * ldx, sizeof(float)), *Y = calloc(T * ldy, sizeof(float));
+        float *y1 = calloc((size_t)W->rows, sizeof(float));
+        void *xq = malloc(T * xqb + 64);
+        for (size_t k = 0; k < T * ldx; k++) X[k] = frand(&seed);
+        for (int prompt = 0; prompt < 2; prompt++) {
+            matmat(pool, W, X, ldx, T, Y, ldy, xq, prompt);
+            int ok = 1;
+            for (int t = 0; t < T; t++) {
+                matvec(W, X + t * ldx, y1, xq, prompt);
+                ok &= same(y1, Y + t * ldy, (size_t)W->rows);
+            }
+            CHECK_MSG(ok, "%s tensor %zu prompt %d: matmat differs from matvec", path, i, prompt);
+        }
+        free(X), free(Y), free(y1), free(xq);
+    }
+    /* a prompt and a few decoded tokens: threaded forward == single-threaded forward */
+    forward_state_t *a = NULL, *b = NULL;
+    CHECK_EQ_INT(forward_state_new(&m, 64, &a), 0);
+    CHECK_EQ_INT(forward_state_new(&m, 64, &b), 0);
+    if (a && b) {
+        b->pool = pool;
+        int32_t toks[12];
+        for (int i = 0; i < 12; i++) toks[i] = (int32_t)(1 + (i * 37) % (m.hp.n_vocab - 1));
+        const float *la = forward_prompt(&m, a, toks, 9, 0), *lb = forward_prompt(&m, b, toks, 9, 0);
+        CHECK(la && lb && same(la, lb, (size_t)m.hp.n_vocab));
+        for (int i = 9; i < 12; i++) {
+            la = forward(&m, a, toks[i], i);
+            lb = forward(&m, b, toks[i], i);
+            CHECK_MSG(la && lb && same(la, lb, (size_t)m.hp.n_vocab), "%s token %d", path, i);
+        }
+    }
+    forward_state_free(a);
+    forward_state_free(b);
+    model_free(&m);
+}
+
+int main(void) {
+    check_pool(0);
+    check_pool(1);
+    check_pool(2);
+    check_pool(4);
+    tpool_run(NULL, count_fn, &(count_t){.want_nth = 1});
+    const char *ref = getenv("TOLLGATE_REF");
+    if (!ref) ref = "../shared/ref";
+    const char *files[] = {"llama-tiny-F16.gguf", "llama-tiny-Q4_0.gguf", "llama-tiny-Q4_K_M.gguf",
+                           "llama-tiny-Q8_0.gguf", "phi3-tiny-Q4_K_M.gguf"};
+    tpool_t *pool = NULL;
+    CHECK_EQ_INT(tpool_new(3, &pool), 0);
+    for (size_t f = 0; f < sizeof files / sizeof files[0]; f++) {
+        char path[512];
+        snprintf(path, sizeof path, "%s/models/%s", ref, files[f]);
+        check_model(path, pool);
+    }
+    tpool_free(pool);
+    return check_summary("test_threadpool");
+}
