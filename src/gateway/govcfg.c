@@ -16,6 +16,51 @@ static int u64(const cfg_node_t *m, const char *k, uint64_t max, uint64_t *v, ch
     return rc;
 }
 
+static int route_exists(const cfg_node_t *routes, const char *m) {
+    return routes && routes->type == CFG_MAP && cfg_get(routes, m) != NULL;
+}
+
+/* requests/tokens per minute, bursts, concurrency: the rate-limit keys of a limits map. */
+static int load_rl(const cfg_node_t *n, rl_limits_t *rl, char *err, size_t errlen) {
+    uint64_t conc = 0;
+    const uint64_t big = RL_MAX_BURST;
+    int rc;
+    if ((rc = u64(n, "requests_per_minute", big, &rl->rpm, err, errlen)) ||
+        (rc = u64(n, "requests_burst", big, &rl->rpm_burst, err, errlen)) ||
+        (rc = u64(n, "tokens_per_minute", big, &rl->tpm, err, errlen)) ||
+        (rc = u64(n, "tokens_burst", big, &rl->tpm_burst, err, errlen)) ||
+        (rc = u64(n, "concurrent_requests", 1000000, &conc, err, errlen)))
+        return rc;
+    rl->concurrency = (uint32_t)conc;
+    if (rl->rpm_burst && !rl->rpm)
+        return cfg_err(cfg_get(n, "requests_burst"), err, errlen,
+                       "a burst needs requests_per_minute too");
+    if (rl->tpm_burst && !rl->tpm)
+        return cfg_err(cfg_get(n, "tokens_burst"), err, errlen,
+                       "a burst needs tokens_per_minute too");
+    return 0;
+}
+
+static int load_model_limits(const cfg_node_t *n, const cfg_node_t *routes, gov_service_cfg_t *s,
+                             char *err, size_t errlen) {
+    static const char *const keys[] = {"requests_per_minute", "requests_burst", "tokens_per_minute",
+                                       "tokens_burst", "concurrent_requests", NULL};
+    if (n->type != CFG_MAP)
+        return cfg_err(n, err, errlen, "expected a mapping of model: {requests_per_minute, ...}");
+    if (!(s->mlimits = calloc(n->n ? n->n : 1, sizeof *s->mlimits))) return -ENOMEM;
+    for (size_t i = 0; i < n->n; i++) {
+        const cfg_node_t *m = n->items[i];
+        gov_model_limit_t *ml = &s->mlimits[i];
+        if (!(ml->model = strdup(m->key))) return -ENOMEM;
+        s->nmlimits = i + 1;
+        if (!route_exists(routes, m->key))
+            return cfg_err(m, err, errlen, "no route serves model \"%s\"", m->key);
+        int rc = cfg_check_keys(m, keys, err, errlen);
+        if (rc || (rc = load_rl(m, &ml->rl, err, errlen))) return rc;
+    }
+    return 0;
+}
+
 static int load_limits(const cfg_node_t *n, gov_service_cfg_t *s, char *err, size_t errlen) {
     static const char *const keys[] = {"requests_per_minute", "requests_burst",
                                        "tokens_per_minute",   "tokens_burst",
@@ -53,13 +98,10 @@ static int load_limits(const cfg_node_t *n, gov_service_cfg_t *s, char *err, siz
     return 0;
 }
 
-static int route_exists(const cfg_node_t *routes, const char *m) {
-    return routes && routes->type == CFG_MAP && cfg_get(routes, m) != NULL;
-}
 
 static int load_service(const cfg_node_t *n, const cfg_node_t *routes, gov_cfg_t *g, size_t idx,
                         char *err, size_t errlen) {
-    static const char *const keys[] = {"keys", "models", "limits", "weight", NULL};
+    static const char *const keys[] = {"keys", "models", "limits", "model_limits", "weight", NULL};
     gov_service_cfg_t *s = &g->services[idx];
     s->line = n->key_line;
     s->weight = GOV_DEF_WEIGHT;
@@ -104,6 +146,8 @@ static int load_service(const cfg_node_t *n, const cfg_node_t *routes, gov_cfg_t
     s->weight = (uint32_t)w;
     const cfg_node_t *l = cfg_get(n, "limits");
     if (l && !l->is_null && (rc = load_limits(l, s, err, errlen))) return rc;
+    const cfg_node_t *ml = cfg_get(n, "model_limits");
+    if (ml && !ml->is_null && (rc = load_model_limits(ml, routes, s, err, errlen))) return rc;
     return 0;
 }
 
@@ -229,6 +273,8 @@ void govcfg_free(gov_cfg_t *g) {
         gov_service_cfg_t *s = &g->services[i];
         free(s->name);
         for (size_t j = 0; j < s->nmodels; j++) free(s->models[j]);
+        for (size_t j = 0; j < s->nmlimits; j++) free(s->mlimits[j].model);
+        free(s->mlimits);
         free(s->models);
     }
     free(g->services);

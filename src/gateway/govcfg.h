@@ -21,6 +21,13 @@
 /* What happens to a max_tokens above the service's max_completion_tokens. */
 enum { GOV_CLAMP = 0, GOV_REJECT = 1 };
 
+/* Limits of one service on one model (`model_limits`), on top of the service's own. */
+typedef struct gov_model_limit {
+    char *model;
+    rl_limits_t rl;
+    void *state; /* its limiter state in the service's runtime state, bound by gov_bind */
+} gov_model_limit_t;
+
 typedef struct gov_service_cfg {
     char *name;
     rl_limits_t rl;             /* requests/tokens per minute, bursts, concurrency */
@@ -30,6 +37,8 @@ typedef struct gov_service_cfg {
     int over_completion;        /* GOV_CLAMP or GOV_REJECT */
     uint32_t weight;            /* fair-queue share */
     char **models;              /* allowed route models; NULL = all */
+    gov_model_limit_t *mlimits; /* per-model limits (model_limits) */
+    size_t nmlimits;
     size_t nmodels;
     int line;    /* where it was defined */
     void *state; /* runtime state bound by gov_bind (not owned) */

@@ -26,6 +26,11 @@ void gov_destroy(gov_t *g) {
     gov_state_t *s = g->states;
     while (s) {
         gov_state_t *n = s->next;
+        while (s->models) {
+            gov_mstate_t *m = s->models;
+            s->models = m->next;
+            free(m);
+        }
         pthread_mutex_destroy(&s->mu);
         free(s);
         s = n;
@@ -56,6 +61,22 @@ int gov_bind(gov_t *g, gov_cfg_t *cfg, uint64_t now_ns, int64_t unix_s) {
         }
         pthread_mutex_lock(&s->mu);
         s->daily_limit = sc->daily_tokens;
+        for (size_t j = 0; j < sc->nmlimits && rc == 0; j++) {
+            gov_model_limit_t *ml = &sc->mlimits[j];
+            gov_mstate_t *m = s->models;
+            while (m && strcmp(m->model, ml->model)) m = m->next;
+            if (!m) {
+                if (!(m = calloc(1, sizeof *m))) {
+                    rc = -ENOMEM;
+                    break;
+                }
+                snprintf(m->model, sizeof m->model, "%s", ml->model);
+                rl_state_init(&m->rl, &ml->rl, now_ns);
+                m->next = s->models;
+                s->models = m;
+            }
+            ml->state = m;
+        }
         pthread_mutex_unlock(&s->mu);
         sc->state = s;
     }
@@ -241,6 +262,67 @@ int gov_refusal(gov_t *g, const gov_service_cfg_t *sc, const gov_ticket_t *t, in
     }
 }
 
+void gov_ticket_model(gov_ticket_t *t, const char *model) {
+    t->ml = NULL;
+    for (size_t i = 0; t->svc && i < t->svc->nmlimits; i++)
+        if (!strcmp(t->svc->mlimits[i].model, model)) t->ml = &t->svc->mlimits[i];
+}
+
+/* A refusal by the service's limits on one model. */
+static int model_refusal(gov_t *g, const gov_ticket_t *t, int v, gov_decision_t *d) {
+    const gov_service_cfg_t *sc = t->svc;
+    const gov_model_limit_t *ml = t->ml;
+    char wait[32];
+    rl_fmt_duration(d->rl.retry_ns, wait);
+    d->retry_after_s = rl_retry_after_s(d->rl.retry_ns);
+    if (v == RL_TOO_LARGE) {
+        snprintf(d->message, sizeof d->message,
+                 "This request needs up to %llu tokens, more than service `%s` may use at once on "
+                 "model `%s` (tokens per minute burst %llu).",
+                 (unsigned long long)t->cost, sc->name, ml->model,
+                 (unsigned long long)(ml->rl.tpm_burst ? ml->rl.tpm_burst : ml->rl.tpm));
+        d->retry_after_s = 0;
+        return refuse(g, d, 400, GOV_R_TOO_LARGE, "invalid_request_error", "request_too_large", NULL);
+    }
+    if (v == RL_CONCURRENCY) {
+        snprintf(d->message, sizeof d->message,
+                 "Service `%s` already has %u requests in flight on model `%s`, its limit there. "
+                 "Please retry when one has finished.",
+                 sc->name, ml->rl.concurrency, ml->model);
+        return refuse(g, d, 429, GOV_R_CONCURRENCY, "requests", "rate_limit_exceeded", NULL);
+    }
+    int req = v == RL_REQUESTS;
+    snprintf(d->message, sizeof d->message,
+             "Rate limit reached for service `%s` on model `%s` on %s per min (%s): Limit %llu, "
+             "Remaining %llu. Please try again in %s.",
+             sc->name, ml->model, req ? "requests" : "tokens", req ? "RPM" : "TPM",
+             (unsigned long long)(req ? ml->rl.rpm : ml->rl.tpm),
+             (unsigned long long)(req ? d->rl.remaining_requests : d->rl.remaining_tokens), wait);
+    return refuse(g, d, 429, req ? GOV_R_REQUESTS : GOV_R_TOKENS, req ? "requests" : "tokens",
+                  "rate_limit_exceeded", NULL);
+}
+
+/* Charge the model-level limits; the service's lock is held. RL_OK or the verdict, d->rl
+ * then holding the model bucket's numbers. */
+static int admit_model_locked(gov_ticket_t *t, uint64_t now_ns, gov_decision_t *d) {
+    rl_result_t r;
+    int v = rl_admit(&((gov_mstate_t *)t->ml->state)->rl, &t->ml->rl, t->cost, now_ns, &r);
+    if (v == RL_OK)
+        t->ml_charged = 1;
+    else
+        d->rl = r;
+    return v;
+}
+
+int gov_admit_model(gov_t *g, gov_ticket_t *t, uint64_t now_ns, gov_decision_t *d) {
+    if (!t->ml || !t->ml->state) return 0;
+    gov_state_t *st = t->svc->state;
+    pthread_mutex_lock(&st->mu);
+    int v = admit_model_locked(t, now_ns, d);
+    pthread_mutex_unlock(&st->mu);
+    return v == RL_OK ? 0 : model_refusal(g, t, v, d);
+}
+
 int gov_admit_local(gov_t *g, gov_ticket_t *t, uint64_t now_ns, int64_t unix_s, gov_decision_t *d) {
     const gov_service_cfg_t *sc = t->svc;
     if (!sc) return 0;
@@ -254,9 +336,18 @@ int gov_admit_local(gov_t *g, gov_ticket_t *t, uint64_t now_ns, int64_t unix_s, 
         return gov_refusal(g, sc, t, GOV_V_BUDGET, used, unix_s, d);
     }
     int v = rl_admit(&st->rl, &sc->rl, cost, now_ns, &d->rl);
+    int mv = RL_OK;
+    if (v == RL_OK && t->ml && t->ml->state && (mv = admit_model_locked(t, now_ns, d)) != RL_OK) {
+        /* The model's limit says no: take back what the service was charged. */
+        uint64_t rb = sc->rl.rpm_burst ? sc->rl.rpm_burst : sc->rl.rpm;
+        if (sc->rl.rpm) rl_bucket_adjust(&st->rl.req, rb, -1);
+        rl_finish(&st->rl, &sc->rl, cost, 0, now_ns);
+        v = -1;
+    }
     if (v != RL_OK) budget_adjust(&st->budget, budget_day(unix_s), -(int64_t)cost, unix_s);
     pthread_mutex_unlock(&st->mu);
     d->rl_headers = sc->rl.rpm || sc->rl.tpm;
+    if (mv != RL_OK) return model_refusal(g, t, mv, d);
     if (v == RL_OK) {
         t->st = st;
         t->charged = cost;
@@ -290,8 +381,16 @@ uint64_t gov_actual(const gov_ticket_t *t, int64_t prompt, int64_t completion, i
 void gov_finish(gov_t *g, gov_ticket_t *t, int64_t prompt, int64_t completion, int status,
                 uint64_t now_ns, int64_t unix_s) {
     (void)g;
-    if (!t->st) return;
     uint64_t actual = gov_actual(t, prompt, completion, status);
+    if (t->ml_charged) {
+        gov_state_t *ms = t->svc->state;
+        pthread_mutex_lock(&ms->mu);
+        rl_finish(&((gov_mstate_t *)t->ml->state)->rl, &t->ml->rl, t->charged ? t->charged : t->cost,
+                  actual, now_ns);
+        pthread_mutex_unlock(&ms->mu);
+        t->ml_charged = 0;
+    }
+    if (!t->st) return;
     gov_state_t *st = t->st;
     pthread_mutex_lock(&st->mu);
     rl_finish(&st->rl, &t->svc->rl, t->charged, actual, now_ns);

@@ -36,8 +36,16 @@ const char *gov_reason_name(int r);
 /* The mutable limiter state of one service. Shared by every worker thread (guarded by mu,
  * held for a few hundred ns per admission and per finish) and by every config generation
  * that names the service: a reload keeps the counts. Lives until gov_free. */
+/* A service's limiter state on one model (model_limits), kept by model name. */
+typedef struct gov_mstate {
+    char model[128];
+    rl_state_t rl;
+    struct gov_mstate *next;
+} gov_mstate_t;
+
 typedef struct gov_state {
     char name[64];
+    gov_mstate_t *models; /* per-model states, under mu too */
     pthread_mutex_t mu;
     rl_state_t rl;
     budget_t budget;
@@ -75,6 +83,8 @@ typedef struct gov_ticket {
     uint64_t cost;      /* prompt + allowance: what admission charges */
     int shared;         /* charged in Redis (govshared.h), not in st */
     char lease[40];     /* shared: the concurrency lease to give back */
+    const gov_model_limit_t *ml; /* the service's limits on this request's model, or NULL */
+    int ml_charged;     /* ml's bucket charged (always locally, also with Redis) */
 } gov_ticket_t;
 
 /* What the admission decided; on refusal everything the error response needs. */
@@ -107,6 +117,13 @@ int gov_admit_request(gov_t *g, const gov_cfg_t *cfg, int service, const tokcoun
                       tokcount_work_t *w, const json_doc_t *body, int is_chat, gov_ticket_t *t,
                       gov_decision_t *d);
 int gov_admit_local(gov_t *g, gov_ticket_t *t, uint64_t now_ns, int64_t unix_s, gov_decision_t *d);
+/* Name the request's model, so that the service's model_limits for it apply (call after
+ * gov_admit_request). */
+void gov_ticket_model(gov_ticket_t *t, const char *model);
+/* Charge only the model-level limits (the shared path: Redis charged the service). 0 or the
+ * refusal status with d filled. */
+int gov_admit_model(gov_t *g, gov_ticket_t *t, uint64_t now_ns, gov_decision_t *d);
+
 /* Fill d for a refusal by verdict (rl_verdict_t, or GOV_V_BUDGET with the budget used),
  * d->rl holding the limiter's numbers. Counts it. Returns the status. */
 #define GOV_V_BUDGET 100

@@ -419,7 +419,7 @@ static void preq_release(preq_t *p) {
     /* Ended without an account stage (client gone early): give it all back. */
     if (p->gt.shared && w->shared)
         gov_shared_finish(w->shared, &p->gt, 0, time(NULL));
-    if (p->gt.st)
+    if (p->gt.st || p->gt.ml_charged)
         gov_finish(gateway_gov(w->gw), &p->gt, -1, -1, 499, ev_now_ns(w->loop), time(NULL));
     snapshot_unref(p->snap);
     p->snap = NULL;
@@ -491,7 +491,7 @@ static void stage_account(preq_t *p, int status) {
         gov_shared_finish(p->w->shared, &p->gt,
                           gov_actual(&p->gt, p->prompt_tokens, p->completion_tokens, status),
                           time(NULL));
-    if (p->gt.st)
+    if (p->gt.st || p->gt.ml_charged)
         gov_finish(gateway_gov(p->w->gw), &p->gt, p->prompt_tokens, p->completion_tokens, status,
                    ev_now_ns(p->w->loop), time(NULL));
 }
@@ -910,15 +910,24 @@ static int stage_admit(preq_t *p, json_doc_t *d, int service, int is_chat) {
             gov_refuse(p->req, &gd, svc);
             return -1;
         }
+        gov_ticket_model(&p->gt, p->route->cfg->model);
         p->gov_shared = 1;
     } else {
         if (svc && w->shared) /* configured but unreachable: local limits, counted */
             atomic_fetch_add_explicit(&g->redis_fallbacks, 1, memory_order_relaxed);
-        if (gov_admit(g, gc, service, tc, w->tcw, d, is_chat, ev_now_ns(w->loop), time(NULL),
-                      &p->gt, &gd)) {
+        if (gov_admit_request(g, gc, service, tc, w->tcw, d, is_chat, &p->gt, &gd)) {
             gov_refuse(p->req, &gd, svc);
             return -1;
         }
+        gov_ticket_model(&p->gt, p->route->cfg->model);
+        int64_t set_mt = gd.set_max_tokens;
+        const char *mt_key = gd.max_tokens_key;
+        if (gov_admit_local(g, &p->gt, ev_now_ns(w->loop), time(NULL), &gd)) {
+            gov_refuse(p->req, &gd, svc);
+            return -1;
+        }
+        gd.set_max_tokens = set_mt;
+        gd.max_tokens_key = mt_key;
         if (svc)
             gov_headers(&gd, svc, add_header_cb, p->req);
     }
@@ -937,6 +946,19 @@ static int stage_admit(preq_t *p, json_doc_t *d, int service, int is_chat) {
 static void shared_decided(void *arg, gov_decision_t *d) {
     preq_t *p = arg;
     p->gov_wait = 0;
+    /* Limits per service and model stay local (per replica): checked once Redis said yes,
+     * whose charge is given back when they say no. */
+    if (!d->status && p->gt.ml && !p->gt.ml_charged) {
+        gov_decision_t md;
+        memset(&md, 0, sizeof md);
+        if (gov_admit_model(gateway_gov(p->w->gw), &p->gt, ev_now_ns(p->w->loop), &md)) {
+            if (p->gt.shared && p->w->shared) gov_shared_finish(p->w->shared, &p->gt, 0, time(NULL));
+            gov_refuse(p->req, &md, p->gt.svc);
+            p->req = NULL;
+            preq_release(p);
+            return;
+        }
+    }
     if (d->status) {
         gov_refuse(p->req, d, p->gt.svc);
         p->req = NULL;

@@ -336,8 +336,78 @@ static void test_cost(void) {
     gwconfig_free(&c);
 }
 
+/* model_limits: a service's limits on one model, on top of its own, all or nothing. */
+static void test_model_limits(void) {
+    buf_t b, sv;
+    buf_init(&b);
+    buf_init(&sv);
+    buf_appendf(&sv,
+                "services:\n"
+                "  orders:\n"
+                "    keys: [%s]\n"
+                "    limits: {requests_per_minute: 5}\n"
+                "    model_limits:\n"
+                "      m1: {requests_per_minute: 2, concurrent_requests: 1}\n",
+                h_orders);
+    cfg_with(&b, sv.data);
+    gw_config_t c;
+    char err[512];
+    CHECK_MSG(load(b.data, &c, err) == 0, "%s", err);
+    if (!c.gov) return;
+    gov_t g;
+    gov_init(&g);
+    gov_bind(&g, c.gov, T0, DAY0);
+    tokcount_work_t *w = tokcount_work_new();
+    json_tok_t toks[64];
+    json_doc_t jd;
+    parse("{\"prompt\":\"hi\",\"max_tokens\":1}", toks, &jd);
+    gov_ticket_t t[4];
+    gov_decision_t d;
+    const char *model[4] = {"m1", "m1", "m1", "m2"};
+    int st[4];
+    for (int i = 0; i < 4; i++) {
+        gov_admit_request(&g, c.gov, 0, NULL, w, &jd, 0, &t[i], &d);
+        gov_ticket_model(&t[i], model[i]);
+    }
+    st[0] = gov_admit_local(&g, &t[0], T0, DAY0, &d);
+    CHECK_EQ_INT(st[0], 0);
+    /* Concurrency 1 on m1: the second at once is refused, naming the model. */
+    st[1] = gov_admit_local(&g, &t[1], T0, DAY0, &d);
+    CHECK_EQ_INT(st[1], 429);
+    CHECK(strstr(d.message, "on model `m1`") != NULL);
+    gov_finish(&g, &t[0], 1, 1, 200, T0, DAY0);
+    /* m1's RPM is 2: the refused one did not count; m2 has only the service's limits. */
+    CHECK_EQ_INT(gov_admit_local(&g, &t[2], T0, DAY0, &d), 0);
+    CHECK_EQ_INT(gov_admit_local(&g, &t[3], T0, DAY0, &d), 0);
+    gov_finish(&g, &t[2], 1, 1, 200, T0, DAY0);
+    gov_finish(&g, &t[3], 1, 1, 200, T0, DAY0);
+    gov_ticket_t t5;
+    gov_admit_request(&g, c.gov, 0, NULL, w, &jd, 0, &t5, &d);
+    gov_ticket_model(&t5, "m1");
+    CHECK_EQ_INT(gov_admit_local(&g, &t5, T0, DAY0, &d), 429);
+    CHECK(strstr(d.message, "on model `m1` on requests per min (RPM): Limit 2") != NULL);
+    CHECK_EQ_INT(d.retry_after_s, 30);
+    /* The service's own bucket was charged for the 3 admitted only (5 - 3 = 2 left). */
+    gov_state_t *ss = c.gov->services[0].state;
+    CHECK_EQ_INT(rl_bucket_remaining(&ss->rl.req), 2);
+    CHECK_EQ_INT(ss->rl.inflight, 0);
+    /* Unknown model in model_limits: an error naming it. */
+    buf_reset(&sv);
+    buf_appendf(&sv, "services:\n  o:\n    keys: [%s]\n    model_limits: {nope: {requests_per_minute: 1}}\n",
+                h_orders);
+    cfg_with(&b, sv.data);
+    gw_config_t c2;
+    CHECK(load(b.data, &c2, err) == -EINVAL && strstr(err, "services.o.model_limits.nope: no route serves model"));
+    tokcount_work_free(w);
+    gov_destroy(&g);
+    gwconfig_free(&c);
+    buf_free(&b);
+    buf_free(&sv);
+}
+
 int main(void) {
     hashes();
+    test_model_limits();
     test_cost();
     test_config_errors();
     test_decisions();
