@@ -7,6 +7,9 @@
 
 #include "gateway/canary.h"
 #include "gateway/circuit.h"
+#include "gateway/gwconfig.h"
+#include "gateway/task.h"
+#include "gateway/taskcfg.h"
 
 #define MS 1000000ull
 
@@ -259,7 +262,114 @@ static void test_canary_set(void) {
     canary_set_free(&s);
 }
 
+static void test_task_helpers(void) {
+    buf_t b;
+    buf_init(&b);
+    CHECK_EQ_INT(task_render("Order: {input} / {input}!", "a\"b", 3, &b), 0);
+    CHECK_EQ_STR(b.data, "Order: a\"b / a\"b!");
+    buf_reset(&b);
+    task_render("{input}", "", 0, &b);
+    CHECK_EQ_STR(b.data ? b.data : "", "");
+    buf_free(&b);
+    char s1[] = "  2x Large Pepperoni Pizza \n more\n";
+    size_t n = strlen(s1);
+    task_post(TASK_POST_FIRST_LINE, s1, &n);
+    CHECK_EQ_STR(s1, "2x Large Pepperoni Pizza");
+    CHECK_EQ_INT(n, strlen(s1));
+    char s2[] = "\t a\nb \n";
+    n = strlen(s2);
+    task_post(TASK_POST_TRIM, s2, &n);
+    CHECK_EQ_STR(s2, "a\nb");
+    char s3[] = " x ";
+    n = 3;
+    task_post(TASK_POST_NONE, s3, &n);
+    CHECK_EQ_INT(n, 3);
+    char s4[] = " \n ";
+    n = 3;
+    task_post(TASK_POST_FIRST_LINE, s4, &n);
+    CHECK_EQ_INT(n, 0);
+}
+
+static const char base_cfg[] =
+    "backends:\n  b: {addresses: [127.0.0.1:9]}\n"
+    "routes:\n  m:\n    variants: {s: {backend: b}, c: {backend: b, weight: 0}}\n";
+
+static int load(const char *extra, gw_config_t *c, char *err) {
+    char text[2048];
+    snprintf(text, sizeof text, "%s%s", base_cfg, extra);
+    return gwconfig_load_string("t.yaml", text, strlen(text), c, err, 512);
+}
+
+static void test_taskcfg(void) {
+    gw_config_t c;
+    char err[512];
+    CHECK_EQ_INT(load("", &c, err), 0);
+    CHECK(c.deg && c.deg->ntasks == 0 && c.deg->circuit_enabled);
+    CHECK_EQ_INT(c.deg->circuit.failures, CIRCUIT_DEF_FAILURES);
+    CHECK_EQ_INT(c.deg->routes[0].fallback_variant, -1);
+    CHECK_EQ_INT(c.deg->routes[0].stable_variant, 0); /* two variants: first stable */
+    CHECK_EQ_INT(c.deg->routes[0].canary_variant, 1);
+    gwconfig_free(&c);
+
+    int rc = load("    fallback: c\n    sticky: {header: x-tollgate-user}\n"
+                  "    canary: {steps: [5, 100], pause_ms: 10, min_requests: 3, max_p99_ms: 300}\n"
+                  "circuit_breaker: {consecutive_failures: 2, cooldown_ms: 100, probes: 1}\n"
+                  "tasks:\n  norm:\n    route: m\n    system: Normalize.\n"
+                  "    template: 'Order: {input}'\n    max_tokens: 20\n    temperature: 0\n"
+                  "    stop: ['\\n']\n    post: first_line\n    deadline_ms: 250\n"
+                  "  fixed: {route: m, fallback: {text: n/a}}\n",
+                  &c, err);
+    CHECK_MSG(rc == 0, "%s", err);
+    if (rc == 0) {
+        const taskcfg_t *t = c.deg;
+        CHECK_EQ_INT(t->routes[0].fallback_variant, 1);
+        CHECK_EQ_INT(t->routes[0].sticky, TASK_STICKY_HEADER);
+        CHECK_EQ_STR(t->routes[0].sticky_name, "x-tollgate-user");
+        CHECK_EQ_INT(t->routes[0].canary.nsteps, 2);
+        CHECK_EQ_INT(t->routes[0].canary.max_p99_ms, 300);
+        CHECK_EQ_INT(t->circuit.failures, 2);
+        const task_def_t *k = taskcfg_task(t, "norm", 4);
+        CHECK(k != NULL);
+        if (k) {
+            CHECK_EQ_STR(k->tmpl, "Order: {input}");
+            CHECK_EQ_INT(k->max_tokens, 20);
+            CHECK_EQ_INT(k->deadline_ms, 250);
+            CHECK_EQ_INT(k->post, TASK_POST_FIRST_LINE);
+            CHECK_EQ_INT(k->nstop, 1);
+            CHECK(k->fallback_text == NULL);
+        }
+        k = taskcfg_task(t, "fixed", 5);
+        CHECK(k && k->fallback_text && !strcmp(k->fallback_text, "n/a"));
+        CHECK(k && k->deadline_ms == TASK_DEF_DEADLINE_MS && !strcmp(k->tmpl, "{input}"));
+        CHECK(taskcfg_task(t, "nor", 3) == NULL);
+        gwconfig_free(&c);
+    }
+    /* Errors name the line and field. */
+    static const struct { const char *extra, *want; } bad[] = {
+        {"    fallback: nosuch\n", "t.yaml:6: routes.m.fallback: no variant `nosuch`"},
+        {"tasks:\n  t: {route: nope}\n", "no route `nope`"},
+        {"tasks:\n  t: {route: m, template: 'no placeholder'}\n", "must contain {input}"},
+        {"tasks:\n  t: {route: m, post: upper}\n", "expected trim, first_line or none"},
+        {"tasks:\n  t: {route: m, deadline_ms: 0}\n", "deadline_ms"},
+        {"tasks:\n  t: {route: m, colour: red}\n", "colour"},
+        {"tasks:\n  t: {template: '{input}'}\n", "route"},
+        {"tasks:\n  t: {route: m, fallback: raw}\n", "expected `input` or {text"},
+        {"    canary: {steps: [50, 20, 100]}\n", "steps must increase"},
+        {"    canary: {steps: [10, 50]}\n", "the last step must be 100"},
+        {"    sticky: {cookie: x}\n", "cookie"},
+        {"circuit_breaker: {probes: 0}\n", "probes"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        rc = load(bad[i].extra, &c, err);
+        CHECK_MSG(rc == -EINVAL && strstr(err, bad[i].want), "%s -> %d %s", bad[i].extra, rc, err);
+        if (rc == 0)
+            gwconfig_free(&c);
+    }
+}
+
 int main(void) {
+    test_task_helpers();
+    test_taskcfg();
     test_circuit_consecutive();
     test_circuit_ratio();
     test_circuit_set();
