@@ -86,6 +86,8 @@ services:
   search:
     keys: [${hash(KEYS.search)}]
     limits: {max_completion_tokens: 5, over_max_completion: reject}
+    model_limits:
+      other: {requests_per_minute: 1}
   limited:
     keys: [${hash(KEYS.limited)}]
     limits: {requests_per_minute: 3}
@@ -251,4 +253,12 @@ test('concurrent requests: the second at once gets 429, and passes after the fir
   assert.match(second.json.error.message, /1 requests in flight/);
   assert.equal((await first).status, 200);
   assert.equal((await post(KEYS.conc, body)).status, 200);
+});
+
+test('limits per service and model: the model has its own RPM on top of the service', async () => {
+  // 'search' used its one request of the minute on 'other' in the 403 test.
+  await assert.rejects(client('search').chat.completions.create({ model: 'other', messages: msg(), max_tokens: 5 }),
+    (e) => e.status === 429 && /on model `other` on requests per min \(RPM\): Limit 1/.test(e.message));
+  const r = await client('search').chat.completions.create({ model: 'm', messages: msg(), max_tokens: 5 });
+  assert.equal(r.object, 'chat.completion');
 });
