@@ -162,7 +162,8 @@ void gwm_record(gwm_cache_t *c, const gwm_req_t *r) {
     if (!s)
         return;
     metrics_inc(s->requests);
-    metrics_observe(s->duration, r->duration_s);
+    if (r->duration_s >= 0)
+        metrics_observe(s->duration, r->duration_s);
     if (r->ttft_s >= 0)
         metrics_observe(s->ttft, r->ttft_s);
     if (r->tpot_s >= 0)

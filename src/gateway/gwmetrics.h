@@ -16,7 +16,7 @@ typedef struct gwm_cache gwm_cache_t;
 typedef struct gwm_req {
     const char *service, *model, *variant;
     int status;              /* HTTP status answered (499: client went away) */
-    double duration_s;       /* arrival to last byte */
+    double duration_s;       /* arrival to last byte; < 0: not observed (a refusal) */
     double ttft_s;           /* arrival to first streamed token sent; < 0: none */
     double tpot_s;           /* mean time per output token after the first; < 0: none */
     double overhead_s;       /* time the gateway added (total minus upstream time); < 0: none */

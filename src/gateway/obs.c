@@ -161,6 +161,8 @@ void obs_request_end(obs_worker_t *w, const obs_req_t *r) {
         .prompt_tokens = r->prompt_tokens,
         .completion_tokens = r->completion_tokens,
     };
+    if (r->refused)
+        m.duration_s = m.ttft_s = m.overhead_s = -1;
     /* TPOT: the stream's time after its first token over the tokens after the first. */
     if (r->first_ns && r->end_ns > r->first_ns && r->completion_tokens > 1 && r->status < 400)
         m.tpot_s = secs(r->end_ns - r->first_ns) / (double)(r->completion_tokens - 1);

@@ -25,6 +25,8 @@ typedef struct obs_req {
     int stream;
     int attempts;
     int fallback;             /* answered with a fallback (counts tollgate_fallbacks_total) */
+    int refused;              /* refused before routing (governance): counted and access-logged,
+                                 no latency observed */
     uint64_t start_ns;        /* monotonic: arrival */
     uint64_t first_ns;        /* first streamed token sent; 0: none */
     uint64_t end_ns;          /* last byte */

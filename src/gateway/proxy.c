@@ -871,6 +871,28 @@ static void add_header_cb(void *arg, const char *name, const char *value) {
 
 /* Answer a governance refusal: OpenAI error JSON, Retry-After and x-ratelimit-* headers. */
 static void gov_refuse(httpd_req_t *req, const gov_decision_t *d, const gov_service_cfg_t *svc) {
+    /* Counted (requests_total by status) and access-logged, but kept out of the latency
+     * histograms: a fast refusal is not a fast answer. */
+    proxy_worker_t *w = httpd_req_worker_data(req);
+    uint64_t now = ev_clock_ns(), start = httpd_req_start_ns(req);
+    struct timespec wall;
+    clock_gettime(CLOCK_REALTIME, &wall);
+    obs_req_t r = {
+        .ts_ms = (int64_t)wall.tv_sec * 1000 + wall.tv_nsec / 1000000 -
+                 (int64_t)((now - start) / 1000000),
+        .method = httpd_req_method(req),
+        .path = httpd_req_path(req),
+        .service = svc ? svc->name : NULL,
+        .request_id = httpd_req_header(req, "x-request-id"),
+        .reason = d->code,
+        .status = d->status,
+        .refused = 1,
+        .start_ns = start,
+        .end_ns = now,
+        .prompt_tokens = -1,
+        .completion_tokens = -1,
+    };
+    obs_request_end(w->obs, &r);
     gov_headers(d, svc, add_header_cb, req);
     httpd_error_ex(req, d->status, d->type, d->message, d->param, d->code);
 }

@@ -235,6 +235,9 @@ access_log: ${accessPath}
   assert.equal(m[`tollgate_prompt_tokens_sum{service="orders",model="m"}`], prompt);
   assert.equal(m['tollgate_overhead_seconds_count'], 11);
   assert.equal(m['tollgate_rejected_total{reason="invalid_key"}'], 1);
+  // A refusal counts by its status but stays out of the latency histograms.
+  assert.equal(m['tollgate_requests_total{service="",model="",variant="",code="401"}'], 1);
+  assert.equal(m['tollgate_request_duration_seconds_count{service="",model="",variant=""}'], 0);
   assert.equal(m['tollgate_upstream_up{backend="fast"}'], 1);
   assert.equal(m['tollgate_canary_weight{model="m",variant="stable"}'], 1);
   assert.ok('tollgate_budget_used_ratio{service="orders"}' in m);
@@ -290,7 +293,11 @@ test('live: request log redacted on disk, `tollgate logs` filters and shows; acc
   assert.equal(r.code, 2);
 
   const lines = readFileSync(accessPath, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
-  assert.equal(lines.length, 11); // every proxied request, every service
+  assert.equal(lines.length, 12); // every request, every service, the 401 too
+  const refused = lines.find((x) => x.status === 401);
+  assert.equal(refused.service, null);
+  assert.equal(refused.reason, 'invalid_api_key');
+  assert.equal(refused.attempts, 0);
   assert.ok(!readFileSync(accessPath, 'utf8').includes('lgr pep'), 'no prompt text in the access log');
   const s = lines.find((x) => x.stream);
   assert.equal(s.service, 'orders');
