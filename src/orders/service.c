@@ -109,7 +109,7 @@ static void finish(orders_call_t *c, orders_reason_t why, const char *detail,
     int rc = store_insert(s->store, &o);
     if (rc < 0) {
         metrics_inc(s->rejected_store);
-        log_error("order not stored", LOG_ERRNO("error", rc), LOG_STR("customer", o.customer));
+        log_error("order not stored", LOG_ERRNO("error", rc)); /* no customer data in logs */
         httpd_error(c->req, 503, "store_error",
                     "the order could not be stored and was NOT created; retry");
     } else {
