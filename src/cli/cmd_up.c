@@ -16,7 +16,7 @@
 
 #include "cli/cli.h"
 
-#define UP_MAX_CHILDREN 4
+#define UP_MAX_CHILDREN 5
 #define UP_HEALTH_WAIT_MS 15000
 
 /* One child process of the stack. */
@@ -44,9 +44,10 @@ static void usage(FILE *out) {
             "usage: tollgate up [options]\n"
             "\n"
             "Run the local stack in the foreground and stop it cleanly on Ctrl-C:\n"
+            "  - the inference server (tollgate serve) with the shipped order-normalization\n"
+            "    model models/orders.gguf on 127.0.0.1:9003 (gateway model \"orders\");\n"
             "  - two simulated upstreams (tollgate sim) on 127.0.0.1:9001 (stable) and :9002\n"
-            "    (canary) — the simulator stands in for the inference server until the\n"
-            "    project's default model lands;\n"
+            "    (canary) for the general-purpose route \"tollgate-sim\";\n"
             "  - the gateway (tollgate gateway) with the example config, clients on :8080,\n"
             "    admin on :8081.\n"
             "It waits until each part answers its health check, prints the addresses, sends\n"
@@ -54,7 +55,8 @@ static void usage(FILE *out) {
             "\n"
             "options:\n"
             "  -c, --config FILE   gateway config [examples/tollgate.yaml]; it must route to\n"
-            "                      127.0.0.1:9001 and :9002\n"
+            "                      127.0.0.1:9001, :9002 and :9003\n"
+            "  -m, --model FILE    the order model the engine serves [models/orders.gguf]\n"
             "  --ttft-ms MS        the simulators' time to first token [40]\n"
             "  --itl-ms MS         the simulators' inter-token latency [10]\n"
             "  -h, --help          this text\n"
@@ -177,7 +179,7 @@ static void stop_all(up_stack_t *st) {
 /* Send one chat request through the gateway and print the assistant's text. */
 static void sample_request(int gateway_port) {
     static const char body[] =
-        "{\"model\":\"tollgate-sim\",\"max_tokens\":12,"
+        "{\"model\":\"orders\",\"max_tokens\":48,\"temperature\":0,"
         "\"messages\":[{\"role\":\"user\",\"content\":\"lgr pep pzza x2\"}]}";
     char resp[16384];
     int status = http_exchange(gateway_port, "POST", "/v1/chat/completions", body, resp,
@@ -189,23 +191,25 @@ static void sample_request(int gateway_port) {
     if (status == 200 && content) {
         content += strlen("\"content\":\"");
         const char *end = strchr(content, '"');
-        printf("        answer (simulated words): %.*s\n", end ? (int)(end - content) : 80,
+        printf("        answer (models/orders.gguf): %.*s\n", end ? (int)(end - content) : 80,
                content);
     }
 }
 
 int cmd_up(int argc, char **argv) {
     const char *config = "examples/tollgate.yaml";
-    const char *ttft = "40", *itl = "10";
+    const char *ttft = "40", *itl = "10", *model = "models/orders.gguf";
     static const struct option opts[] = {
         {"config", required_argument, NULL, 'c'}, {"ttft-ms", required_argument, NULL, 't'},
+        {"model", required_argument, NULL, 'm'},
         {"itl-ms", required_argument, NULL, 'i'}, {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     int o;
-    while ((o = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
+    while ((o = getopt_long(argc, argv, "c:m:h", opts, NULL)) != -1) {
         switch (o) {
         case 'c': config = optarg; break;
+        case 'm': model = optarg; break;
         case 't': ttft = optarg; break;
         case 'i': itl = optarg; break;
         case 'h': usage(stdout); return 0;
@@ -223,6 +227,13 @@ int cmd_up(int argc, char **argv) {
         return 2;
     }
 
+    if (access(model, R_OK) != 0) {
+        fprintf(stderr, "tollgate up: cannot read the order model %s: %s (run from the "
+                        "repository root, or pass -m FILE)\n",
+                model, strerror(errno));
+        return 2;
+    }
+
     struct sigaction sa = {.sa_handler = on_signal};
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
@@ -232,20 +243,23 @@ int cmd_up(int argc, char **argv) {
                     "--ttft-ms", (char *)ttft, "--itl-ms", (char *)itl, NULL};
     char *sim2[] = {"tollgate", "sim", "--port", "9002", "--model", "tollgate-sim",
                     "--ttft-ms", (char *)ttft, "--itl-ms", (char *)itl, "--seed", "2", NULL};
+    char *eng[] = {"tollgate", "serve", "-m", (char *)model, "--port", "9003", "--model-name", "orders", NULL};
     char *gw[] = {"tollgate", "gateway", "-c", (char *)config, NULL};
     int rc = 1;
-    if (spawn(&st, "sim-stable", 9001, "/health", sim1) || wait_healthy(&st.child[0]) ||
-        spawn(&st, "sim-canary", 9002, "/health", sim2) || wait_healthy(&st.child[1]) ||
-        spawn(&st, "gateway", 8081, "/health", gw) || wait_healthy(&st.child[2]))
+    if (spawn(&st, "engine", 9003, "/health", eng) || wait_healthy(&st.child[0]) ||
+        spawn(&st, "sim-stable", 9001, "/health", sim1) || wait_healthy(&st.child[1]) ||
+        spawn(&st, "sim-canary", 9002, "/health", sim2) || wait_healthy(&st.child[2]) ||
+        spawn(&st, "gateway", 8081, "/health", gw) || wait_healthy(&st.child[3]))
         goto out;
 
-    printf("tollgate up: the local stack is running (the inference server is simulated "
-           "until the default model lands)\n"
-           "  gateway     http://127.0.0.1:8080/v1   (OpenAI-compatible; model "
+    printf("tollgate up: the local stack is running\n"
+           "  gateway     http://127.0.0.1:8080/v1   (OpenAI-compatible; models \"orders\", "
            "\"tollgate-sim\")\n"
            "  admin       http://127.0.0.1:8081      (key: see %s)\n"
-           "  upstreams   http://127.0.0.1:9001 (stable), http://127.0.0.1:9002 (canary)\n",
-           config);
+           "  engine      http://127.0.0.1:9003      (tollgate serve -m %s)\n"
+           "  upstreams   http://127.0.0.1:9001 (stable), http://127.0.0.1:9002 (canary), "
+           "simulated\n",
+           config, model);
     sample_request(8080);
     printf("Ctrl-C stops everything.\n");
     fflush(stdout);
