@@ -30,6 +30,14 @@ int degrade_admit(gateway_t *gw, snapshot_t *s, const snap_backend_t *b, uint64_
     const taskcfg_t *t = s->cfg.deg;
     *c = NULL;
     *probe = 0;
+    if (b->cfg->max_conns && b->naddrs) {
+        uint64_t cap = 2ull * b->cfg->max_conns * (uint64_t)gateway_threads(gw);
+        size_t full = 0;
+        for (size_t i = 0; i < b->naddrs; i++)
+            full += atomic_load_explicit(&b->addrs[i]->outstanding, memory_order_relaxed) >= cap;
+        if (full == b->naddrs)
+            return DEGRADE_SHED;
+    }
     if (!t || !t->circuit_enabled)
         return 0;
     circuit_t *k = circuit_get(gateway_circuits(gw), b->cfg->name);
@@ -37,7 +45,7 @@ int degrade_admit(gateway_t *gw, snapshot_t *s, const snap_backend_t *b, uint64_
         return 0; /* no memory for a breaker: go on unprotected */
     int a = circuit_allow(k, &t->circuit, now_ns);
     if (a == CIRCUIT_REJECT)
-        return -1;
+        return DEGRADE_OPEN;
     *c = k;
     *probe = a == CIRCUIT_PROBE;
     return 0;

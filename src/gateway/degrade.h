@@ -17,8 +17,13 @@
 int degrade_pick(snapshot_t *s, snap_route_t *r, httpd_req_t *req, const json_doc_t *d,
                  uint32_t rnd);
 
+#define DEGRADE_OPEN (-1) /* the backend's circuit is open */
+#define DEGRADE_SHED (-2) /* the backend's queue is full: shed the request */
+
 /* Before an attempt on backend b: 0 and *c (NULL when breaking is off) with *probe set, or
- * -1 when b's circuit is open (fail fast). */
+ * DEGRADE_OPEN / DEGRADE_SHED to fail fast. Load shedding needs `max_connections` on the backend:
+ * when every address already has as many requests waiting for a connection as the gateway
+ * may open to it (max_connections per worker), one more would only wait and time out. */
 int degrade_admit(gateway_t *gw, snapshot_t *s, const snap_backend_t *b, uint64_t now_ns,
                   circuit_t **c, int *probe);
 /* The attempt's outcome for the breaker (ok 1, failure 0, -1 no verdict); c may be NULL. */

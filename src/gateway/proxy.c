@@ -802,11 +802,14 @@ static void client_gone(httpd_req_t *req, void *arg) {
 static void attempt_start(preq_t *p) {
     proxy_worker_t *w = p->w;
     uint64_t now = ev_now_ns(w->loop);
-    if (degrade_admit(w->gw, p->snap, p->backend, now, &p->circ, &p->probe) < 0) {
+    int da = degrade_admit(w->gw, p->snap, p->backend, now, &p->circ, &p->probe);
+    if (da < 0) {
         if (use_fallback(p, now))
             return attempt_start(p);
-        fail_request(p, 503, "circuit_open", "the backend's circuit is open after repeated "
-                                             "failures; try again after its cool-down");
+        fail_request(p, 503, da == DEGRADE_SHED ? "overloaded" : "circuit_open",
+                     da == DEGRADE_SHED ? "the backend's queue is full; try again shortly"
+                                        : "the backend's circuit is open after repeated "
+                                          "failures; try again after its cool-down");
         return;
     }
     snap_backend_t *b = p->backend;

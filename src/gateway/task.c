@@ -14,6 +14,7 @@
 #include "gateway/canary.h"
 #include "gateway/canaryapi.h"
 #include "gateway/circuit.h"
+#include "gateway/degrade.h"
 #include "gateway/govern.h"
 #include "gateway/obs.h"
 #include "gateway/proxy.h"
@@ -448,14 +449,9 @@ static void start_call(treq_t *t, proxy_env_t *env) {
     snap_backend_t *b = t->backend;
     uint64_t now = ev_now_ns(env->loop);
     const taskcfg_t *deg = t->snap->cfg.deg;
-    if (deg->circuit_enabled && (t->circ = circuit_get(gateway_circuits(env->gw), b->cfg->name))) {
-        int a = circuit_allow(t->circ, &deg->circuit, now);
-        if (a == CIRCUIT_REJECT) {
-            t->circ = NULL;
-            return answer(t, NULL, 0, "circuit_open");
-        }
-        t->probe = a == CIRCUIT_PROBE;
-    }
+    int da = degrade_admit(env->gw, t->snap, b, now, &t->circ, &t->probe);
+    if (da < 0)
+        return answer(t, NULL, 0, da == DEGRADE_SHED ? "overloaded" : "circuit_open");
     int i = pool_pick(b->addrs, b->naddrs, now, route_rand(env->rnd), 0);
     httpc_pool_t *hp = i >= 0 ? proxy_worker_pool(t->tw->pw, b->addrs[i], b->cfg) : NULL;
     uint64_t left = t->start_ns + (uint64_t)t->task->deadline_ms * 1000000;

@@ -100,6 +100,7 @@ before(async () => {
   sims.stall = await sim('--stall-rate', '1');
   sims.flaky = await sim();
   sims.canary = await sim('--ttft-ms', '700');
+  sims.shed = await sim('--ttft-ms', '800');
   const refused = await closedPort();
   const b = (name, port) => `  ${name}: {addresses: [127.0.0.1:${port}], health_check: false, ejection: {consecutive_failures: 0}}\n`;
   const cfg = `listen: 127.0.0.1:0
@@ -107,7 +108,7 @@ threads: 2
 admin: {listen: 127.0.0.1:0, key: ${ADMIN_KEY}}
 circuit_breaker: {consecutive_failures: 3, failure_ratio: 0, cooldown_ms: 1500, probes: 1}
 backends:
-${b('good', sims.good.port)}${b('good2', sims.good2.port)}${b('slow', sims.slow.port)}${b('failing', sims.failing.port)}${b('stall', sims.stall.port)}${b('flaky', sims.flaky.port)}${b('canary', sims.canary.port)}${b('refused', refused)}
+${b('good', sims.good.port)}${b('good2', sims.good2.port)}${b('slow', sims.slow.port)}${b('failing', sims.failing.port)}${b('stall', sims.stall.port)}${b('flaky', sims.flaky.port)}${b('canary', sims.canary.port)}${b('refused', refused)}  shed: {addresses: [127.0.0.1:${sims.shed.port}], health_check: false, max_connections: 1}
 routes:
   good: {variants: {v: {backend: good}}}
   slow: {variants: {v: {backend: slow}}}
@@ -124,6 +125,7 @@ routes:
   ab:
     variants: {a: {backend: good, weight: 50}, b: {backend: good2, weight: 50}}
     sticky: {header: x-tollgate-user}
+  shed: {variants: {v: {backend: shed}}, retry: {max_attempts: 1}}
   withfallback:
     variants: {primary: {backend: refused, weight: 100}, backup: {backend: good2, weight: 0}}
     fallback: backup
@@ -312,4 +314,25 @@ test('tollgate canary: the command line over the admin API', async () => {
   r = spawnSync(BIN, ['canary', '--admin', `127.0.0.1:${gw.admin}`, '--key', 'wrong', 'status'], { encoding: 'utf8' });
   assert.equal(r.status, 1);
   assert.match(r.stderr, /401/);
+});
+
+test('load shedding: a backend whose queue is full answers 503 at once', async () => {
+  // max_connections 1 per worker, 2 workers: 2 in flight and 2 waiting are let through, then shed.
+  const one = async () => {
+    const t0 = Date.now();
+    const r = await fetch(`http://127.0.0.1:${gw.port}/v1/chat/completions`, {
+      method: 'POST', headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'shed', messages: [{ role: 'user', content: 'hi' }], max_tokens: 2 }),
+    });
+    const body = await r.json();
+    return { status: r.status, code: body.error?.code, ms: Date.now() - t0 };
+  };
+  const rs = await Promise.all(Array.from({ length: 7 }, one));
+  const shed = rs.filter((r) => r.status === 503);
+  assert.ok(shed.length >= 1, JSON.stringify(rs));
+  for (const r of shed) {
+    assert.equal(r.code, 'overloaded');
+    assert.ok(r.ms < 500, `shed after ${r.ms} ms`);
+  }
+  assert.ok(rs.filter((r) => r.status === 200).length >= 2, JSON.stringify(rs));
 });
