@@ -3,11 +3,12 @@
 // Prometheus Operator kinds); references between objects resolve; workloads are Guaranteed
 // QoS, non-root and probed; the canary analysis gates on p99 > 0.5 s and on errors; the
 // gateway config the cluster would run passes `tollgate gateway --check`; yamllint is clean;
-// the Dockerfile is multi-stage and non-root. The schemas do not reject unknown fields (the
+// the Dockerfile is multi-stage and non-root; the canary analysis queries parse (promtool) and
+// select series that the gateway and a vLLM-compatible upstream really export. The schemas do not reject unknown fields (the
 // Kubernetes OpenAPI allows them), so field names are also checked where it matters below.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync, mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
@@ -215,6 +216,89 @@ for (const overlay of OVERLAYS) {
     }
   });
 }
+
+// Start a tollgate subcommand; resolve with the child and the match of `re` on its stdout.
+function start(args, re) {
+  const p = spawn(BIN, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  let err = '';
+  p.stderr.on('data', (d) => { err += d; });
+  return new Promise((resolve, reject) => {
+    let out = '';
+    const timer = setTimeout(() => { p.kill('SIGKILL'); reject(new Error(`${args[0]} did not start: ${err}`)); }, 10000);
+    p.stdout.on('data', (d) => {
+      out += d;
+      const m = out.match(re);
+      if (m) { clearTimeout(timer); resolve({ p, m }); }
+    });
+    p.on('exit', (code) => { clearTimeout(timer); reject(new Error(`${args[0]} exited ${code}: ${err}`)); });
+  });
+}
+
+test('the canary analysis queries are valid PromQL over series tollgate exports', { skip: !BIN && 'TOLLGATE_BIN not set' }, async () => {
+  const at = find(render('prod'), 'AnalysisTemplate', 'tollgate-canary-slo');
+  const args = { namespace: 'tollgate', ...Object.fromEntries(at.spec.args.filter((a) => a.value).map((a) => [a.name, a.value])) };
+  const subst = (q) => q.replace(/\{\{args\.([a-z0-9-]+)\}\}/g, (_, n) => { assert.ok(n in args, `unknown arg ${n}`); return args[n]; });
+  const dir = mkdtempSync(join(tmpdir(), 'deploy-promql-'));
+  const procs = [];
+  try {
+    // 1. promtool parses every query (as recording rules; the analysis runs them as instant queries).
+    const rules = { groups: [{ name: 'argo-analysis', rules: at.spec.metrics.map((m, i) => ({ record: `argo:check_${i}`, expr: subst(m.provider.prometheus.query) })) }] };
+    const file = join(dir, 'rules.yml');
+    writeFileSync(file, JSON.stringify(rules));
+    const r = run('promtool', ['check', 'rules', file]);
+    assert.equal(r.error, undefined, 'promtool not found: run scripts/setup.sh');
+    assert.equal(r.code, 0, r.out + r.err);
+    for (const m of at.spec.metrics) assert.match(subst(m.failureCondition), /^result\[0\] > [0-9.]+$/);
+
+    // 2. The series and labels the queries select exist: a gateway routing the analysed
+    // model's stable and canary variants to `tollgate sim` (which exports vLLM's names, as
+    // `tollgate serve` does), after a few requests.
+    const sim = await start(['sim', '--port', '0', '--threads', '1'], /listening on [\d.]+:(\d+)/);
+    procs.push(sim.p);
+    writeFileSync(join(dir, 'gw.yaml'), `listen: 127.0.0.1:0
+threads: 1
+backends:
+  s: {addresses: ["127.0.0.1:${sim.m[1]}"]}
+routes:
+  ${args.model}:
+    variants: {stable: {backend: s, weight: 1}, canary: {backend: s, weight: 1}}
+`);
+    const gw = await start(['gateway', '-c', join(dir, 'gw.yaml')], /listening on ([\d.]+):(\d+)/);
+    procs.push(gw.p);
+    const base = `http://${gw.m[1]}:${gw.m[2]}`;
+    const seen = new Set();
+    for (let i = 0; i < 40 && seen.size < 2; i++) {
+      const res = await fetch(`${base}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: args.model, max_tokens: 2, messages: [{ role: 'user', content: 'lgr pep' }] }) });
+      assert.equal(res.status, 200);
+      seen.add(res.headers.get('x-tollgate-variant'));
+      await res.text();
+    }
+    assert.ok(seen.has('canary'), 'no request went to the canary variant');
+    const gwText = await (await fetch(`${base}/metrics`)).text();
+    const simText = await (await fetch(`http://127.0.0.1:${sim.m[1]}/metrics`)).text();
+    // Each selector of the queries (less the labels Prometheus adds at scrape time:
+    // namespace, and the pod label `variant` on engine series) matches an exported sample.
+    const scrapeLabels = { namespace: 1 };
+    for (const m of at.spec.metrics) {
+      const q = subst(m.provider.prometheus.query);
+      for (const [, name, sel] of q.matchAll(/([a-zA-Z_:][a-zA-Z0-9_:]*)\{([^}]*)\}/g)) {
+        const engine = name.startsWith('vllm:');
+        const text = engine ? simText : gwText;
+        const want = [...sel.matchAll(/([a-z_]+)(=~|=)"([^"]*)"/g)].filter(([, l]) => !(l in scrapeLabels) && !(engine && l === 'variant'));
+        const hit = text.split('\n').some((line) => line.startsWith(name + '{') && want.every(([, l, op, v]) => {
+          const got = line.match(new RegExp(`[{,]${l}="([^"]*)"`));
+          // `=` must match the value; for `=~` (code=~"5..") the label must exist: an error
+          // series need not have been produced by this healthy run.
+          return got && (op === '=~' || got[1] === v);
+        }));
+        assert.ok(hit, `${m.name}: no exported sample matches ${name}{${sel}}`);
+      }
+    }
+  } finally {
+    for (const p of procs) p.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
 
 test('yamllint is clean on deploy/kustomize', () => {
   const r = run('yamllint', ['-f', 'parsable', '-c', join(ROOT, 'deploy/.yamllint'), join(ROOT, 'deploy/kustomize')]);
