@@ -1,11 +1,12 @@
 // deploy.test.mjs — deploy/ validated without a cluster: `kubectl kustomize` renders every
 // overlay; every object passes its schema (kubernetes-models, incl. Argo Rollouts and the
 // Prometheus Operator kinds); references between objects resolve; workloads are Guaranteed
-// QoS, non-root and probed; the canary analysis gates on p99 > 0.5 s and on errors; the
-// gateway config the cluster would run passes `tollgate gateway --check`; yamllint is clean;
-// the Dockerfile is multi-stage and non-root; the canary analysis queries parse (promtool) and
-// select series that the gateway and a vLLM-compatible upstream really export. The schemas do not reject unknown fields (the
-// Kubernetes OpenAPI allows them), so field names are also checked where it matters below.
+// QoS, non-root and probed; the canary analysis gates on p99 > 0.5 s and on errors, its
+// queries parse (promtool) and select series the gateway and a vLLM-compatible upstream
+// really export; the gateway config the cluster would run passes `tollgate gateway --check`;
+// yamllint is clean; the Dockerfile is multi-stage and non-root. The schemas do not reject
+// unknown fields (the Kubernetes OpenAPI allows them), so field names are also checked where
+// it matters below.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
