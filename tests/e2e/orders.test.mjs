@@ -221,6 +221,24 @@ test('every gateway outcome: the order is created in time, with the right descri
   mode = 'normal';
 });
 
+test('the normalization call never blocks a worker: 20 orders at once on one thread, gateway slow', async () => {
+  const { p, url } = await startOrders(join(dir, 'concurrent.db'), `http://127.0.0.1:${fakePort}`, ['--threads', '1']);
+  mode = 'slow';
+  const t0 = performance.now();
+  // Each call waits its whole deadline; a worker that blocked on it would need 20 x 300 ms.
+  const rs = await Promise.all(Array.from({ length: 20 }, (_, i) => order(url, `conc ${i}`)));
+  const wall = performance.now() - t0;
+  mode = 'normal';
+  for (const r of rs) {
+    assert.equal(r.status, 201);
+    assert.equal(r.body.description_source, 'raw');
+    assert.match(r.body.reason, /^timeout/);
+  }
+  assert.ok(wall < BOUND_MS, `20 concurrent orders took ${Math.round(wall)} ms (blocking would be >= ${20 * DEADLINE_MS})`);
+  assert.equal(new Set(rs.map((r) => r.body.id)).size, 20);
+  await kill(p, 'SIGTERM');
+});
+
 test('without --gateway orders keep their raw text (reason disabled)', async () => {
   const { url } = await startOrders(join(dir, 'nogw.db'), null);
   const r = await order(url, '2 gb');
