@@ -43,9 +43,12 @@ const char *gen_finish_reason(gen_finish_t f) {
 int gen_prefill(gen_t *g, int budget) {
     int end = g->n_prompt;
     if (budget > 0 && g->n_past + budget < end) end = g->n_past + budget;
-    for (; g->n_past < end; g->n_past++) {
-        g->logits = forward(g->m, g->fs, g->prompt[g->n_past], g->n_past);
+    if (end > g->n_past) {
+        /* The prompt path, not token by token: it follows the reference's batch kernels,
+         * so served log-probs match the reference's (see forward_prompt). */
+        g->logits = forward_prompt(g->m, g->fs, g->prompt + g->n_past, end - g->n_past, g->n_past);
         if (!g->logits) return -EINVAL;
+        g->n_past = end;
     }
     return g->n_past == g->n_prompt;
 }
