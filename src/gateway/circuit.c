@@ -1,6 +1,9 @@
 /* circuit.c — per-backend circuit breakers: the state machine and its registry. */
 #include "gateway/circuit.h"
 
+#include "core/buf.h"
+
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -143,6 +146,44 @@ const char *circuit_state_name(int state) {
     case CIRCUIT_HALF_OPEN: return "half_open";
     default: return "closed";
     }
+}
+
+/* A label value: backslash, quote and newline escaped as the text format wants. */
+static int label(buf_t *b, const char *s) {
+    int rc = 0;
+    for (; *s; s++) {
+        if (*s == '\\' || *s == '"')
+            rc |= buf_append(b, "\\", 1);
+        rc |= *s == '\n' ? buf_append(b, "\\n", 2) : buf_append(b, s, 1);
+    }
+    return rc;
+}
+
+int circuit_set_render(circuit_set_t *s, buf_t *out) {
+    static const char *const fam[3][3] = {
+        {"tollgate_circuit_state", "gauge",
+         "Circuit breaker of a backend: 0 closed, 1 open, 2 half-open."},
+        {"tollgate_circuit_opens_total", "counter", "Times a backend's circuit opened."},
+        {"tollgate_circuit_rejected_total", "counter",
+         "Calls refused at once because the backend's circuit was open."}};
+    size_t n = atomic_load_explicit(&s->n, memory_order_acquire);
+    int rc = 0;
+    for (int f = 0; f < 3; f++) {
+        rc |= buf_appendf(out, "# HELP %s %s\n# TYPE %s %s\n", fam[f][0], fam[f][2], fam[f][0],
+                          fam[f][1]);
+        for (size_t i = 0; i < n; i++) {
+            circuit_t *c = s->items[i];
+            unsigned long long v =
+                f == 0   ? (unsigned long long)atomic_load_explicit(&c->state, memory_order_relaxed)
+                : f == 1 ? (unsigned long long)atomic_load_explicit(&c->opens, memory_order_relaxed)
+                         : (unsigned long long)atomic_load_explicit(&c->rejected,
+                                                                    memory_order_relaxed);
+            rc |= buf_appendf(out, "%s{backend=\"", fam[f][0]);
+            rc |= label(out, c->name);
+            rc |= buf_appendf(out, "\"} %llu\n", v);
+        }
+    }
+    return rc ? -ENOMEM : 0;
 }
 
 void circuit_set_init(circuit_set_t *s) {

@@ -81,4 +81,11 @@ void circuit_set_free(circuit_set_t *s);
 /* The breaker of a backend, created on first use; NULL without memory or room. */
 circuit_t *circuit_get(circuit_set_t *s, const char *name);
 
+/* Prometheus text: tollgate_circuit_state{backend} (0 closed, 1 open, 2 half-open; an open
+ * breaker reads open until a call after its cool-down makes it half-open),
+ * tollgate_circuit_opens_total{backend}, tollgate_circuit_rejected_total{backend}.
+ * Appends to out (core/buf.h); 0 or -ENOMEM. */
+struct buf;
+int circuit_set_render(circuit_set_t *s, struct buf *out);
+
 #endif

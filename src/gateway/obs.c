@@ -10,6 +10,7 @@
 
 #include "core/ev.h"
 #include "gateway/canary.h"
+#include "gateway/circuit.h"
 #include "gateway/gateway.h"
 #include "gateway/govern.h"
 #include "gateway/snapshot.h"
@@ -338,6 +339,7 @@ int obs_render(obs_t *o, struct gateway *gw, buf_t *out) {
     int rc = metrics_render(gwm_registry(o->metrics), out);
     rc |= gov_render_metrics(gateway_gov(gw), time(NULL), out);
     rc |= render_routing(gw, out);
+    rc |= circuit_set_render(gateway_circuits(gw), out); /* circuit.h */
     rc |= render_logs(o, out);
     return rc ? -ENOMEM : 0;
 }

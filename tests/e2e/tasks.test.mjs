@@ -212,6 +212,10 @@ test('the circuit opens after repeated failures (fallback at once) and closes ag
   assert.deepEqual([probe.body.output, probe.body.fallback], ['Order: a b', false]);
   const after = await task('flaky', { input: 'c d' });
   assert.deepEqual([after.body.output, after.body.fallback], ['Order: c d', false]);
+  const text = await (await fetch(`http://127.0.0.1:${gw.port}/metrics`)).text();
+  assert.match(text, /tollgate_circuit_state\{backend="flaky"\} 0/);
+  assert.match(text, /tollgate_circuit_opens_total\{backend="flaky"\} 1/);
+  assert.match(text, /tollgate_circuit_rejected_total\{backend="flaky"\} [1-9]/);
 });
 
 test('a proxied call falls back to the route\'s fallback variant', async () => {
