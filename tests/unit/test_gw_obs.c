@@ -1,6 +1,7 @@
 /* test_gw_obs.c — gateway metrics families and buckets, the per-worker label cache, the
  * access-log line, the observability config, and obs_request_end into the request log. */
 #include <errno.h>
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
@@ -88,6 +89,61 @@ static void test_cache_overflow(void) {
     CHECK(has(&b, "tollgate_requests_total{service=\"s599\",model=\"m\",variant=\"v\",code=\"200\"} 2\n"));
     buf_free(&b);
     gwm_cache_free(c);
+    gwm_free(m);
+}
+
+/* Two workers record while a third thread scrapes: every observation is counted once. */
+typedef struct {
+    gwm_t *m;
+    int n;
+} rec_arg_t;
+static volatile int scraping;
+
+static void *recorder(void *arg) {
+    rec_arg_t *a = arg;
+    gwm_cache_t *c = gwm_cache_new(a->m);
+    for (int i = 0; i < a->n; i++) {
+        gwm_req_t r = {.service = "orders", .model = "m", .variant = i % 2 ? "a" : "b",
+                       .status = 200, .duration_s = 0.4, .ttft_s = -1, .tpot_s = -1,
+                       .overhead_s = -1, .prompt_tokens = 3, .completion_tokens = -1};
+        gwm_record(c, &r);
+    }
+    gwm_cache_free(c);
+    return NULL;
+}
+
+static void *scraper(void *arg) {
+    buf_t b;
+    buf_init(&b);
+    int n = 0;
+    while (__atomic_load_n(&scraping, __ATOMIC_RELAXED) || n == 0) {
+        buf_reset(&b);
+        metrics_render(gwm_registry(arg), &b);
+        n++;
+    }
+    buf_free(&b);
+    return NULL;
+}
+
+static void test_concurrent(void) {
+    gwm_t *m = gwm_new();
+    rec_arg_t a = {m, 100000};
+    pthread_t t1, t2, s;
+    scraping = 1;
+    pthread_create(&s, NULL, scraper, m);
+    pthread_create(&t1, NULL, recorder, &a);
+    pthread_create(&t2, NULL, recorder, &a);
+    pthread_join(t1, NULL);
+    pthread_join(t2, NULL);
+    __atomic_store_n(&scraping, 0, __ATOMIC_RELAXED);
+    pthread_join(s, NULL);
+    buf_t b;
+    buf_init(&b);
+    metrics_render(gwm_registry(m), &b);
+    CHECK(has(&b, "tollgate_requests_total{service=\"orders\",model=\"m\",variant=\"a\",code=\"200\"} 100000\n"));
+    CHECK(has(&b, "tollgate_request_duration_seconds_bucket{service=\"orders\",model=\"m\",variant=\"b\",le=\"0.5\"} 100000\n"));
+    CHECK(has(&b, "tollgate_tokens_total{service=\"orders\",model=\"m\",kind=\"prompt\"} 600000\n"));
+    buf_free(&b);
     gwm_free(m);
 }
 
@@ -241,6 +297,7 @@ static void test_obs_end(void) {
 int main(void) {
     test_metrics();
     test_cache_overflow();
+    test_concurrent();
     test_access_line();
     test_config();
     test_obs_end();
