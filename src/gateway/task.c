@@ -21,7 +21,7 @@
 #include "gateway/route.h"
 #include "gateway/taskcfg.h"
 
-#define TASK_TOKS  256          /* JSON values in a task body or in an upstream answer's head */
+#define TASK_TOKS  1024         /* JSON values in a task body or an upstream answer (logprobs fit) */
 #define TASK_KEEP  (64u * 1024) /* request buffers larger than this are freed on reuse */
 
 /* One task request. From the worker's free list, with its buffers: the steady state does

@@ -313,6 +313,10 @@ test('tollgate canary: the command line over the admin API', async () => {
   r = run('status');
   assert.equal(r.status, 0);
   assert.ok(JSON.parse(r.stdout).length >= 2);
+  // A reload starts from the file's weights (canary 0); the promoted canary's are put back.
+  const rl = await admin('POST', '/reload');
+  assert.equal(rl.status, 200);
+  assert.deepEqual((await admin('GET', '/routes/healthy/weights')).body.weights, { stable: 0, canary: 100 });
   r = run('frobnicate', 'healthy');
   assert.equal(r.status, 2);
   r = spawnSync(BIN, ['canary', '--admin', `127.0.0.1:${gw.admin}`, '--key', 'wrong', 'status'], { encoding: 'utf8' });
