@@ -25,5 +25,6 @@ int cmd_traingen(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_logs(int argc, char **argv);
 int cmd_canary(int argc, char **argv);
+int cmd_perf(int argc, char **argv);
 
 #endif

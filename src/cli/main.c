@@ -21,6 +21,7 @@ static const cli_cmd_t commands[] = {
     {"logs", cmd_logs, "list and filter the gateway's request log (sampled, redacted prompts and responses)"},
     {"eval", cmd_eval, "exact-match accuracy and latency of the order model on a held-out set (model file or server)"},
     {"canary", cmd_canary, "start, pause, promote, abort or watch a route's canary through the gateway's admin API"},
+    {"perf", cmd_perf, "engine speed: random models of real shapes, memory bandwidth, prompt and decode tokens/s"},
     {NULL, NULL, NULL},
 };
 

@@ -2,6 +2,7 @@
 #include "engine/matvec.h"
 
 #include <math.h>
+#include <stdatomic.h>
 #include <string.h>
 
 #include "engine/quant.h"
@@ -248,25 +249,26 @@ typedef struct mm_job {
     size_t xq_stride;
     size_t ldx, ldy;  /* floats between rows of X, of Y */
     int T, prompt, vt;
+    atomic_int next;  /* the next unclaimed chunk (activation row, or block of weight rows) */
 } mm_job_t;
 
-/* Thread ith converts its share of the T activation rows. */
-static void mm_quantize(void *a, int ith, int nth) {
+/* Each thread claims activation rows to convert until none is left. */
+static void mm_quantize(void *a, int ith) {
     mm_job_t *j = a;
-    for (int t = ith; t < j->T; t += nth)
+    (void)ith;
+    for (int t; (t = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed)) < j->T;)
         j->k->quantize_act(j->vt, j->X + (size_t)t * j->ldx, j->xq + (size_t)t * j->xq_stride, j->W->cols);
 }
 
-/* Thread ith computes a contiguous range of weight rows for all T activation rows. */
-static void mm_rows(void *a, int ith, int nth) {
+/* Each thread claims blocks of weight rows and computes them for all T activation rows. */
+static void mm_rows(void *a, int ith) {
     mm_job_t *j = a;
     const model_tensor_t *W = j->W;
     int64_t nblk = (W->rows + MM_ROW_BLOCK - 1) / MM_ROW_BLOCK;
-    int64_t r0 = nblk * ith / nth * MM_ROW_BLOCK, r1 = nblk * (ith + 1) / nth * MM_ROW_BLOCK;
-    if (r1 > W->rows) r1 = W->rows;
     const float *xf = j->X;
-    for (int64_t rb = r0; rb < r1; rb += MM_ROW_BLOCK) {
-        int64_t re = rb + MM_ROW_BLOCK < r1 ? rb + MM_ROW_BLOCK : r1;
+    (void)ith;
+    for (int64_t blk; (blk = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed)) < nblk;) {
+        int64_t rb = blk * MM_ROW_BLOCK, re = rb + MM_ROW_BLOCK < W->rows ? rb + MM_ROW_BLOCK : W->rows;
         for (int t = 0; t < j->T; t++) {
             const void *xv = j->xq ? (const void *)(j->xq + (size_t)t * j->xq_stride)
                                    : (const void *)(xf + (size_t)t * j->ldx);
@@ -289,11 +291,12 @@ void matmat(tpool_t *pool, const model_tensor_t *W, const float *X, size_t ldx, 
         if (T > 1)
             tpool_run(pool, mm_quantize, &j);
         else
-            mm_quantize(&j, 0, 1);
+            mm_quantize(&j, 0);
+        atomic_store(&j.next, 0);
     }
     /* small products are not worth waking the workers for */
     if (W->rows * (int64_t)T < 2 * MM_ROW_BLOCK)
-        mm_rows(&j, 0, 1);
+        mm_rows(&j, 0);
     else
         tpool_run(pool, mm_rows, &j);
 }

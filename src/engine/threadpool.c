@@ -1,4 +1,4 @@
-/* threadpool.c — fork-join worker pool: spin-then-sleep workers woken by a generation counter. */
+/* threadpool.c — fork-join worker pool: spin-then-sleep workers woken by a generation counter, late ones turned away. */
 #include "engine/threadpool.h"
 
 #include <errno.h>
@@ -15,7 +15,7 @@
 /* Iterations of the spin before sleeping: a few tens of microseconds, long enough to
  * bridge the gap between two matrix products of one forward pass, short enough not to
  * burn a core while the engine is idle. */
-#define SPIN_ITERS 20000
+#define SPIN_ITERS 2000
 
 typedef struct worker {
     struct tpool *pool;
@@ -30,7 +30,8 @@ struct tpool {
     pthread_cond_t start_cv; /* workers sleep here for the next generation */
     pthread_cond_t done_cv;  /* the caller sleeps here for pending == 0 */
     atomic_uint gen;         /* incremented by tpool_run once fn/arg are set */
-    atomic_int pending;      /* workers still running the current generation */
+    atomic_uint closed;      /* the last generation whose caller finished its own fn */
+    atomic_int inside;       /* workers between joining and leaving a generation */
     atomic_int stop;
     tpool_fn fn;             /* written by the caller before gen moves (release) */
     void *arg;
@@ -53,8 +54,12 @@ static void *worker_main(void *a) {
         }
         seen = g;
         if (atomic_load(&p->stop)) break;
-        p->fn(p->arg, w->ith, p->n);
-        if (atomic_fetch_sub_explicit(&p->pending, 1, memory_order_acq_rel) == 1) {
+        /* join, then look whether the caller has closed this generation already (both
+         * seq_cst: the caller stores closed, then reads inside, so either it waits for us
+         * or we see the close and never touch fn/arg, which may be gone) */
+        atomic_fetch_add(&p->inside, 1);
+        if ((int)(atomic_load(&p->closed) - g) < 0) p->fn(p->arg, w->ith);
+        if (atomic_fetch_sub(&p->inside, 1) == 1) {
             pthread_mutex_lock(&p->mu);
             pthread_cond_signal(&p->done_cv);
             pthread_mutex_unlock(&p->mu);
@@ -117,21 +122,20 @@ int tpool_size(const tpool_t *p) { return p ? p->n : 1; }
 
 void tpool_run(tpool_t *p, tpool_fn fn, void *arg) {
     if (!p || p->n <= 1) {
-        fn(arg, 0, 1);
+        fn(arg, 0);
         return;
     }
     p->fn = fn;
     p->arg = arg;
-    atomic_store_explicit(&p->pending, p->n - 1, memory_order_relaxed);
-    kick(p);
-    fn(arg, 0, p->n);
+    unsigned g = atomic_load(&p->gen) + 1;
+    kick(p); /* gen = g */
+    fn(arg, 0);
+    atomic_store(&p->closed, g);
     int spins = 0;
-    while (atomic_load_explicit(&p->pending, memory_order_acquire) > 0 && spins++ < SPIN_ITERS)
-        CPU_RELAX();
-    if (atomic_load_explicit(&p->pending, memory_order_acquire) > 0) {
+    while (atomic_load(&p->inside) > 0 && spins++ < SPIN_ITERS) CPU_RELAX();
+    if (atomic_load(&p->inside) > 0) {
         pthread_mutex_lock(&p->mu);
-        while (atomic_load_explicit(&p->pending, memory_order_acquire) > 0)
-            pthread_cond_wait(&p->done_cv, &p->mu);
+        while (atomic_load(&p->inside) > 0) pthread_cond_wait(&p->done_cv, &p->mu);
         pthread_mutex_unlock(&p->mu);
     }
 }

@@ -11,16 +11,22 @@
 #include "engine/quant.h"
 #include "engine/threadpool.h"
 
+/* 64 work items per call, claimed dynamically; each must be done exactly once per call,
+ * and nothing may touch the job after tpool_run returned (the job is reused). */
 typedef struct {
-    atomic_int calls[8];
-    atomic_int bad_nth;
-    int want_nth;
+    atomic_int next;
+    atomic_int done[64];
+    atomic_int bad_ith, by_caller, by_worker;
+    int n;
 } count_t;
 
-static void count_fn(void *a, int ith, int nth) {
+static void count_fn(void *a, int ith) {
     count_t *c = a;
-    if (nth != c->want_nth || ith < 0 || ith >= nth) atomic_fetch_add(&c->bad_nth, 1);
-    else atomic_fetch_add(&c->calls[ith], 1);
+    if (ith < 0 || ith >= c->n) atomic_fetch_add(&c->bad_ith, 1);
+    for (int k; (k = atomic_fetch_add(&c->next, 1)) < 64;) {
+        atomic_fetch_add(&c->done[k], 1);
+        atomic_fetch_add(ith ? &c->by_worker : &c->by_caller, 1);
+    }
 }
 
 static void check_pool(int n) {
@@ -28,10 +34,19 @@ static void check_pool(int n) {
     CHECK_EQ_INT(tpool_new(n, &p), 0);
     int want = n < 1 ? 1 : n;
     CHECK_EQ_INT(tpool_size(p), want);
-    count_t c = {.want_nth = want};
-    for (int i = 0; i < 20000; i++) tpool_run(p, count_fn, &c);
-    for (int i = 0; i < want; i++) CHECK_EQ_INT(atomic_load(&c.calls[i]), 20000);
-    CHECK_EQ_INT(atomic_load(&c.bad_nth), 0);
+    count_t c = {.n = want};
+    int bad = 0;
+    for (int i = 0; i < 20000; i++) {
+        atomic_store(&c.next, 0);
+        for (int k = 0; k < 64; k++) atomic_store(&c.done[k], 0);
+        tpool_run(p, count_fn, &c);
+        for (int k = 0; k < 64; k++) bad += atomic_load(&c.done[k]) != 1;
+    }
+    CHECK_EQ_INT(bad, 0);
+    CHECK_EQ_INT(atomic_load(&c.bad_ith), 0);
+    CHECK_EQ_INT(atomic_load(&c.by_caller) + atomic_load(&c.by_worker), 64 * 20000);
+    if (want == 1) CHECK_EQ_INT(atomic_load(&c.by_worker), 0);
+    printf("  pool of %d: %d of %d items done by workers\n", want, atomic_load(&c.by_worker), 64 * 20000);
     tpool_free(p);
 }
 
@@ -99,7 +114,7 @@ int main(void) {
     check_pool(1);
     check_pool(2);
     check_pool(4);
-    tpool_run(NULL, count_fn, &(count_t){.want_nth = 1});
+    tpool_run(NULL, count_fn, &(count_t){.n = 1});
     const char *ref = getenv("TOLLGATE_REF");
     if (!ref) ref = "../shared/ref";
     const char *files[] = {"llama-tiny-F16.gguf", "llama-tiny-Q4_0.gguf", "llama-tiny-Q4_K_M.gguf",

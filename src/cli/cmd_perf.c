@@ -1,0 +1,306 @@
+/* cmd_perf.c — `tollgate perf`: engine speed measurements (random models of real shapes, memory bandwidth, prompt and decode rates). */
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+#include "bench/membw.h"
+#include "cli/cli.h"
+#include "engine/forward.h"
+#include "engine/model.h"
+#include "engine/quant.h"
+#include "engine/quant_blocks.h"
+#include "engine/quant_simd.h"
+#include "engine/threadpool.h"
+#include "model/gguf.h"
+
+static void usage(FILE *o) {
+    fprintf(o,
+            "usage: tollgate perf gen --shape tinyllama|mistral7b -o FILE.gguf [--seed N]\n"
+            "       tollgate perf bw [--threads N] [--mib M]\n"
+            "       tollgate perf run -m FILE.gguf [--threads N] [--prompt P] [--gen G]\n"
+            "\n"
+            "  gen   write a llama model of that shape with random Q4_K_M weights (Q4_K, with\n"
+            "        Q6_K for output, and for attn_v/ffn_down in the layers llama.cpp gives\n"
+            "        more bits); the vocabulary has no tokenizer: for speed only\n"
+            "  bw    memory read bandwidth: vectorised streaming reads on N threads [2],\n"
+            "        M MiB per thread [512]\n"
+            "  run   time a P-token prompt [512] and G decoded tokens [128] on N threads [2];\n"
+            "        prints one line of key=value figures\n");
+}
+
+/* ---- random Q4_K_M model ---------------------------------------------------------- */
+
+typedef struct shape {
+    const char *name;
+    int V, D, L, H, Hkv, F;
+} shape_t;
+
+static const shape_t shapes[] = {
+    {"tinyllama", 32000, 2048, 22, 32, 4, 5632},
+    {"mistral7b", 32000, 4096, 32, 32, 8, 14336},
+};
+
+static uint64_t rng_state;
+static uint64_t rnd64(void) {
+    rng_state ^= rng_state << 13, rng_state ^= rng_state >> 7, rng_state ^= rng_state << 17;
+    return rng_state;
+}
+static void rnd_fill(void *p, size_t n) {
+    uint8_t *b = p;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t r = rnd64();
+        memcpy(b + i, &r, 8);
+    }
+    for (; i < n; i++) b[i] = (uint8_t)rnd64();
+}
+
+/* rows x cols of `type` random blocks with moderate scales (weights of std ~0.02). */
+static void *random_matrix(int type, int64_t rows, int64_t cols, size_t *size) {
+    size_t rb = ggml_row_bytes(type, cols), n = rb * (size_t)rows;
+    uint8_t *p = malloc(n);
+    if (!p) return NULL;
+    rnd_fill(p, n);
+    size_t nb = n / (type == GGML_TYPE_Q4_K ? sizeof(block_q4_K) : sizeof(block_q6_K));
+    for (size_t b = 0; b < nb; b++) {
+        if (type == GGML_TYPE_Q4_K) {
+            block_q4_K *k = (block_q4_K *)p + b;
+            k->d = quant_f32_to_f16(1e-4f);
+            k->dmin = quant_f32_to_f16(1e-4f);
+        } else {
+            block_q6_K *k = (block_q6_K *)p + b;
+            k->d = quant_f32_to_f16(2e-5f);
+        }
+    }
+    *size = n;
+    return p;
+}
+
+/* llama.cpp's Q4_K_M rule for attn_v / ffn_down: more bits in the first and last
+ * eighth of the layers and every third layer between. */
+static int more_bits(int l, int L) { return l < L / 8 || l >= 7 * L / 8 || (l - L / 8) % 3 == 2; }
+
+static int add_matrix(gguf_writer_t *w, const char *name, int type, int64_t rows, int64_t cols) {
+    size_t size;
+    void *p = random_matrix(type, rows, cols, &size);
+    if (!p) return -ENOMEM;
+    int64_t ne[2] = {cols, rows};
+    int rc = gguf_w_tensor(w, name, type, 2, ne, p, size);
+    free(p);
+    return rc;
+}
+
+static int add_norm(gguf_writer_t *w, const char *name, int64_t n) {
+    float *p = malloc(sizeof(float) * (size_t)n);
+    if (!p) return -ENOMEM;
+    for (int64_t i = 0; i < n; i++) p[i] = 1.0f;
+    int64_t ne[1] = {n};
+    int rc = gguf_w_tensor(w, name, GGML_TYPE_F32, 1, ne, p, sizeof(float) * (size_t)n);
+    free(p);
+    return rc;
+}
+
+static int perf_gen(const shape_t *s, const char *out, uint64_t seed) {
+    rng_state = seed ? seed : 0x2545f4914f6cdd1dull;
+    gguf_writer_t *w = gguf_writer_new();
+    if (!w) return 1;
+    int KV = s->D / s->H * s->Hkv, rc = 0;
+    char name[96], err[256];
+    rc |= gguf_w_str(w, "general.architecture", "llama");
+    rc |= gguf_w_str(w, "general.name", s->name);
+    rc |= gguf_w_u32(w, "llama.embedding_length", (uint32_t)s->D);
+    rc |= gguf_w_u32(w, "llama.block_count", (uint32_t)s->L);
+    rc |= gguf_w_u32(w, "llama.attention.head_count", (uint32_t)s->H);
+    rc |= gguf_w_u32(w, "llama.attention.head_count_kv", (uint32_t)s->Hkv);
+    rc |= gguf_w_u32(w, "llama.feed_forward_length", (uint32_t)s->F);
+    rc |= gguf_w_u32(w, "llama.context_length", 2048);
+    rc |= gguf_w_u32(w, "llama.rope.dimension_count", (uint32_t)(s->D / s->H));
+    rc |= gguf_w_f32(w, "llama.attention.layer_norm_rms_epsilon", 1e-5f);
+    rc |= add_matrix(w, "token_embd.weight", GGML_TYPE_Q4_K, s->V, s->D);
+    for (int l = 0; l < s->L && !rc; l++) {
+        int vt = more_bits(l, s->L) ? GGML_TYPE_Q6_K : GGML_TYPE_Q4_K;
+#define N(x) (snprintf(name, sizeof name, "blk.%d." x, l), name)
+        rc |= add_norm(w, N("attn_norm.weight"), s->D);
+        rc |= add_matrix(w, N("attn_q.weight"), GGML_TYPE_Q4_K, s->D, s->D);
+        rc |= add_matrix(w, N("attn_k.weight"), GGML_TYPE_Q4_K, KV, s->D);
+        rc |= add_matrix(w, N("attn_v.weight"), vt, KV, s->D);
+        rc |= add_matrix(w, N("attn_output.weight"), GGML_TYPE_Q4_K, s->D, s->D);
+        rc |= add_norm(w, N("ffn_norm.weight"), s->D);
+        rc |= add_matrix(w, N("ffn_gate.weight"), GGML_TYPE_Q4_K, s->F, s->D);
+        rc |= add_matrix(w, N("ffn_up.weight"), GGML_TYPE_Q4_K, s->F, s->D);
+        rc |= add_matrix(w, N("ffn_down.weight"), vt, s->D, s->F);
+#undef N
+    }
+    rc |= add_norm(w, "output_norm.weight", s->D);
+    rc |= add_matrix(w, "output.weight", GGML_TYPE_Q6_K, s->V, s->D);
+    if (rc) {
+        fprintf(stderr, "tollgate perf gen: out of memory building the model\n");
+        gguf_writer_free(w);
+        return 1;
+    }
+    rc = gguf_w_write(w, out, err, sizeof err);
+    gguf_writer_free(w);
+    if (rc) {
+        fprintf(stderr, "tollgate perf gen: %s\n", err);
+        return 1;
+    }
+    return 0;
+}
+
+/* ---- timing ------------------------------------------------------------------------ */
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static size_t tensor_bytes(const model_tensor_t *t) { return t->data ? (size_t)t->rows * t->row_bytes : 0; }
+
+/* Bytes of weights one decoded token reads: every matrix once, one embedding row. */
+static size_t bytes_per_token(const model_t *m) {
+    size_t n = tensor_bytes(&m->output) + m->tok_embd.row_bytes + sizeof(float) * m->hp.n_embd;
+    for (int l = 0; l < m->hp.n_layer; l++) {
+        const model_layer_t *w = &m->layers[l];
+        n += tensor_bytes(&w->wq) + tensor_bytes(&w->wk) + tensor_bytes(&w->wv) + tensor_bytes(&w->wqkv) +
+             tensor_bytes(&w->wo) + tensor_bytes(&w->w_gate) + tensor_bytes(&w->w_up) +
+             tensor_bytes(&w->w_down) + 2 * sizeof(float) * m->hp.n_embd;
+    }
+    return n;
+}
+
+/* Touch every weight page so that the first timed pass does not pay the page faults. */
+static unsigned touch(const model_t *m) {
+    const uint8_t *p = m->file.base;
+    unsigned s = 0;
+    for (size_t i = 0; i < m->file.size; i += 4096) s += p[i];
+    return s;
+}
+
+static int perf_run(const char *path, int threads, int n_prompt, int n_gen) {
+    model_t m;
+    char err[256];
+    if (model_load(path, &m, err, sizeof err)) {
+        fprintf(stderr, "tollgate perf run: %s\n", err);
+        return 1;
+    }
+    tpool_t *pool = NULL;
+    forward_state_t *s = NULL;
+    int rc = 1;
+    if (tpool_new(threads, &pool) || forward_state_new(&m, n_prompt + n_gen + 1, &s)) {
+        fprintf(stderr, "tollgate perf run: out of memory\n");
+        goto out;
+    }
+    s->pool = pool;
+    volatile unsigned sink = touch(&m);
+    (void)sink;
+    int32_t *toks = malloc(sizeof(int32_t) * (size_t)(n_prompt > 0 ? n_prompt : 1));
+    if (!toks) goto out;
+    for (int i = 0; i < n_prompt; i++) toks[i] = 1 + (int32_t)((i * 7919u) % (unsigned)(m.hp.n_vocab - 1));
+    double t0 = now_s();
+    const float *lg = n_prompt > 0 ? forward_prompt(&m, s, toks, n_prompt, 0) : NULL;
+    double t1 = now_s();
+    for (int i = 0; i < n_gen; i++)
+        lg = forward(&m, s, 1 + (int)((i * 104729u) % (unsigned)(m.hp.n_vocab - 1)), n_prompt + i);
+    double t2 = now_s();
+    free(toks);
+    if (!lg) {
+        fprintf(stderr, "tollgate perf run: forward failed\n");
+        goto out;
+    }
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    size_t bpt = bytes_per_token(&m);
+    double dtps = n_gen / (t2 - t1);
+    printf("perf: model=%s kernels=%s threads=%d prompt_tokens=%d prompt_s=%.3f prompt_tps=%.2f "
+           "gen_tokens=%d gen_s=%.3f gen_tps=%.3f bytes_per_token=%zu gen_read_gbps=%.2f "
+           "peak_rss_mib=%.0f\n",
+           m.name[0] ? m.name : path, quant_kernels()->name, tpool_size(pool), n_prompt, t1 - t0,
+           n_prompt / (t1 - t0), n_gen, t2 - t1, dtps, bpt, dtps * bpt / 1e9, ru.ru_maxrss / 1024.0);
+    rc = 0;
+out:
+    forward_state_free(s);
+    tpool_free(pool);
+    model_free(&m);
+    return rc;
+}
+
+/* ---- arguments --------------------------------------------------------------------- */
+
+static int int_arg(const char *a, int lo, int hi, int *out) {
+    char *end;
+    long v = strtol(a, &end, 10);
+    if (!*a || *end || v < lo || v > hi) return -1;
+    *out = (int)v;
+    return 0;
+}
+
+int cmd_perf(int argc, char **argv) {
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    const char *what = argv[1], *model = NULL, *out = NULL, *shape = NULL;
+    int threads = 2, n_prompt = 512, n_gen = 128, mib = 512, seed = 0;
+    for (int i = 2; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        int bad = 0;
+        if (!strcmp(a, "--help")) {
+            usage(stdout);
+            return 0;
+        } else if (!v) {
+            bad = 1;
+        } else if (!strcmp(a, "-m") || !strcmp(a, "--model")) {
+            model = v;
+        } else if (!strcmp(a, "-o")) {
+            out = v;
+        } else if (!strcmp(a, "--shape")) {
+            shape = v;
+        } else if (!strcmp(a, "--threads")) {
+            bad = int_arg(v, 1, 256, &threads);
+        } else if (!strcmp(a, "--prompt")) {
+            bad = int_arg(v, 0, 1 << 20, &n_prompt);
+        } else if (!strcmp(a, "--gen")) {
+            bad = int_arg(v, 0, 1 << 20, &n_gen);
+        } else if (!strcmp(a, "--mib")) {
+            bad = int_arg(v, 1, 1 << 16, &mib);
+        } else if (!strcmp(a, "--seed")) {
+            bad = int_arg(v, 0, 1 << 30, &seed);
+        } else {
+            bad = 1;
+        }
+        if (bad) {
+            fprintf(stderr, "tollgate perf: bad argument %s (see tollgate perf --help)\n", a);
+            return 2;
+        }
+        i++;
+    }
+    if (!strcmp(what, "gen")) {
+        for (size_t i = 0; shape && i < sizeof shapes / sizeof shapes[0]; i++)
+            if (!strcmp(shape, shapes[i].name) && out) return perf_gen(&shapes[i], out, (uint64_t)seed);
+        fprintf(stderr, "tollgate perf gen: needs --shape tinyllama|mistral7b and -o FILE\n");
+        return 2;
+    }
+    if (!strcmp(what, "bw")) {
+        double bw = membw_read(threads, (size_t)mib << 20, 4, 5);
+        if (bw < 0) {
+            fprintf(stderr, "tollgate perf bw: %s\n", strerror((int)-bw));
+            return 1;
+        }
+        printf("perf: read_bandwidth_gbps=%.2f threads=%d mib_per_thread=%d\n", bw / 1e9, threads, mib);
+        return 0;
+    }
+    if (!strcmp(what, "run")) {
+        if (!model) {
+            fprintf(stderr, "tollgate perf run: needs -m FILE.gguf\n");
+            return 2;
+        }
+        return perf_run(model, threads, n_prompt, n_gen);
+    }
+    fprintf(stderr, "tollgate perf: unknown action %s (gen, bw, run)\n", what);
+    return 2;
+}
