@@ -4,6 +4,7 @@
 #   make asan       the same suite under AddressSanitizer + UndefinedBehaviorSanitizer
 #   make fuzz       every fuzz target for FUZZ_SECONDS each (libFuzzer, clang)
 #   make bench      benchmarks; figures go to docs/benchmarks.md
+#   make soak       minutes of mixed load with injected faults (SOAK_SECONDS); not in CI
 #   make check      what CI runs: set-up, build, test, asan, short fuzz
 #   make up         set up, build and run the local stack
 #
@@ -79,6 +80,9 @@ fuzz: fuzz-build
 bench: all
 	bash bench/run.sh
 
+soak: all
+	TOLLGATE_BUILD=$(B) bash bench/soak.sh
+
 check: setup
 	$(MAKE) all
 	$(MAKE) test
@@ -95,4 +99,4 @@ format:
 clean:
 	rm -rf build
 
-.PHONY: all setup test asan fuzz fuzz-build bench check up format clean
+.PHONY: all setup test asan fuzz fuzz-build bench soak check up format clean
