@@ -7,6 +7,8 @@
 
 #include "gateway/canary.h"
 #include "gateway/circuit.h"
+#include "gateway/degrade.h"
+#include "gateway/snapshot.h"
 #include "gateway/gwconfig.h"
 #include "gateway/task.h"
 #include "gateway/taskcfg.h"
@@ -367,7 +369,51 @@ static void test_taskcfg(void) {
     }
 }
 
+/* The proxy's hooks on a real generation: sticky by body field, fallback variant. */
+static void test_degrade_hooks(void) {
+    gw_config_t c;
+    char err[512];
+    int rc = load("    sticky: {field: user}\n    fallback: c\n", &c, err);
+    CHECK_MSG(rc == 0, "%s", err);
+    if (rc)
+        return;
+    pool_registry_t reg;
+    pool_registry_init(&reg);
+    snapshot_t *s = NULL;
+    CHECK_EQ_INT(snapshot_new(&c, &reg, 1, &s), 0);
+    if (!s) {
+        pool_registry_free(&reg);
+        return;
+    }
+    snap_route_t *r = &s->routes[0];
+    atomic_store(&r->weights[0], 50);
+    atomic_store(&r->weights[1], 50);
+    json_tok_t toks[32];
+    json_doc_t d;
+    int seen[2] = {0, 0};
+    char body[64];
+    for (int u = 0; u < 40; u++) {
+        int n = snprintf(body, sizeof body, "{\"model\":\"m\",\"user\":\"u%d\"}", u);
+        CHECK(json_parse(body, (size_t)n, toks, 32, 0, &d, NULL) > 0);
+        int first = degrade_pick(s, r, NULL, &d, 1);
+        for (uint32_t rnd = 2; rnd < 12; rnd++) CHECK_EQ_INT(degrade_pick(s, r, NULL, &d, rnd), first);
+        if (first >= 0)
+            seen[first]++;
+    }
+    CHECK(seen[0] > 5 && seen[1] > 5);
+    /* Without the field: by rnd. */
+    CHECK(json_parse("{\"model\":\"m\"}", 13, toks, 32, 0, &d, NULL) > 0);
+    CHECK_EQ_INT(degrade_pick(s, r, NULL, &d, 10), 0);
+    CHECK_EQ_INT(degrade_pick(s, r, NULL, &d, 60), 1);
+    CHECK_EQ_INT(degrade_fallback(s, r, &r->cfg->variants[0]), 1);
+    CHECK_EQ_INT(degrade_fallback(s, r, &r->cfg->variants[1]), -1);
+    /* Circuit admission through the set of a gateway is covered end to end (e2e tasks). */
+    snapshot_unref(s);
+    pool_registry_free(&reg);
+}
+
 int main(void) {
+    test_degrade_hooks();
     test_task_helpers();
     test_taskcfg();
     test_circuit_consecutive();
