@@ -24,7 +24,7 @@ void train_opts_default(train_opts_t *o) {
     o->model = (tm_config_t){.dim = 128, .n_layer = 4, .n_head = 4, .ff = 384, .ctx = 96,
                              .rope_base = 10000.0f, .norm_eps = 1e-5f};
     o->vocab_size = 640;
-    o->steps = 3000, o->batch = 32, o->warmup = 100;
+    o->steps = 3000, o->batch = 32, o->warmup = 200; /* the shipped models/orders.gguf */
     o->lr = 2e-3f, o->min_lr = 1e-4f, o->weight_decay = 0.1f, o->clip = 1.0f;
     o->seed = 1, o->threads = 2, o->log_every = 50, o->ckpt_every = 500;
     o->eval_n = 500, o->eval_seed = 20261127;
