@@ -204,7 +204,12 @@ static void note_restart_only(const gw_config_t *a, const gw_config_t *b, char *
         n += (size_t)snprintf(msg + n, msglen - n,
                               "; admin listener changed (takes effect on restart)");
     if (a->max_body_bytes != b->max_body_bytes && n < msglen)
-        snprintf(msg + n, msglen - n, "; max_body_bytes changed (takes effect on restart)");
+        n += (size_t)snprintf(msg + n, msglen - n,
+                              "; max_body_bytes changed (takes effect on restart)");
+    if (obscfg_files_differ(a->obs, b->obs) && n < msglen)
+        snprintf(msg + n, msglen - n,
+                 "; request_log/access_log files changed (take effect on restart; sample rates "
+                 "apply now)");
 }
 
 int gateway_reload(gateway_t *gw, char *msg, size_t msglen) {

@@ -144,3 +144,22 @@ double obscfg_rate(const obs_cfg_t *c, const char *service) {
                 return c->rates[i].rate;
     return c->sample_rate;
 }
+
+static int str_differ(const char *a, const char *b) {
+    return (a == NULL) != (b == NULL) || (a && strcmp(a, b));
+}
+
+int obscfg_files_differ(const obs_cfg_t *a, const obs_cfg_t *b) {
+    if (!a || !b)
+        return a != b;
+    if (str_differ(a->log_path, b->log_path) || str_differ(a->access_log, b->access_log) ||
+        a->retention_ms != b->retention_ms || a->queue_size != b->queue_size ||
+        a->max_text != b->max_text || a->redact_builtin != b->redact_builtin ||
+        a->npatterns != b->npatterns)
+        return 1;
+    for (size_t i = 0; i < a->npatterns; i++)
+        if (str_differ(a->patterns[i].regex, b->patterns[i].regex) ||
+            str_differ(a->patterns[i].replace, b->patterns[i].replace))
+            return 1;
+    return 0;
+}

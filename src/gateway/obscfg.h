@@ -33,6 +33,10 @@ typedef struct obs_cfg {
 int obscfg_load(const cfg_node_t *root, obs_cfg_t **out, char *err, size_t errlen);
 void obscfg_free(obs_cfg_t *c);
 
+/* 1 when the start-up settings (request log file, retention, queue, text size, redaction,
+ * access log destination) of b differ from a's: a reload cannot apply them. */
+int obscfg_files_differ(const obs_cfg_t *a, const obs_cfg_t *b);
+
 /* The sample rate of a service in this generation (NULL service: the default). */
 double obscfg_rate(const obs_cfg_t *c, const char *service);
 

@@ -223,6 +223,38 @@ static void test_config(void) {
     CHECK_MSG(strstr(err, "colour"), "%s", err);
 }
 
+/* What a reload can and cannot apply. */
+static void test_reload_differ(void) {
+    obs_cfg_t *a, *b;
+    char err[256];
+    const char *base = "request_log:\n  path: /tmp/a.db\n  sample_rate: 0.1\n"
+                       "  redact: {patterns: [\"x+\"]}\naccess_log: \"-\"\n";
+    CHECK_EQ_INT(load(base, &a, err, sizeof err), 0);
+    CHECK_EQ_INT(load("request_log:\n  path: /tmp/a.db\n  sample_rate: 0.9\n"
+                      "  services: {orders: 0}\n  redact: {patterns: [\"x+\"]}\n"
+                      "access_log: \"-\"\n",
+                      &b, err, sizeof err),
+                 0);
+    CHECK_EQ_INT(obscfg_files_differ(a, b), 0); /* rates only: applied by the reload */
+    obscfg_free(b);
+    const char *changed[] = {
+        "request_log:\n  path: /tmp/b.db\n  sample_rate: 0.1\n  redact: {patterns: [\"x+\"]}\n"
+        "access_log: \"-\"\n",
+        "request_log:\n  path: /tmp/a.db\n  sample_rate: 0.1\n  redact: {patterns: [\"y+\"]}\n"
+        "access_log: \"-\"\n",
+        "request_log:\n  path: /tmp/a.db\n  retention: 1h\n  sample_rate: 0.1\n"
+        "  redact: {patterns: [\"x+\"]}\naccess_log: \"-\"\n",
+        "request_log:\n  path: /tmp/a.db\n  sample_rate: 0.1\n  redact: {patterns: [\"x+\"]}\n",
+        "listen: 1\n",
+    };
+    for (size_t i = 0; i < sizeof changed / sizeof changed[0]; i++) {
+        CHECK_EQ_INT(load(changed[i], &b, err, sizeof err), 0);
+        CHECK_MSG(obscfg_files_differ(a, b) == 1, "case %zu", i);
+        obscfg_free(b);
+    }
+    obscfg_free(a);
+}
+
 static void test_obs_end(void) {
     char dir[] = "/tmp/test_gw_obs.XXXXXX";
     if (!mkdtemp(dir))
@@ -300,6 +332,7 @@ int main(void) {
     test_concurrent();
     test_access_line();
     test_config();
+    test_reload_differ();
     test_obs_end();
     return check_summary("test_gw_obs");
 }
