@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -17,7 +18,9 @@
 #include "cli/cli.h"
 
 #define UP_MAX_CHILDREN 5
-#define UP_HEALTH_WAIT_MS 15000
+#define UP_DEFAULT_MODEL "models/orders.gguf"
+#define UP_DEFAULT_DB "build/up/orders.db"
+#define UP_HEALTH_WAIT_MS 60000 /* a big model file takes a while to map */
 
 /* One child process of the stack. */
 typedef struct up_child {
@@ -43,26 +46,31 @@ static void usage(FILE *out) {
     fprintf(out,
             "usage: tollgate up [options]\n"
             "\n"
-            "Run the local stack in the foreground and stop it cleanly on Ctrl-C:\n"
-            "  - the inference server (tollgate serve) with the shipped order-normalization\n"
-            "    model models/orders.gguf on 127.0.0.1:9003 (gateway model \"orders\");\n"
-            "  - two simulated upstreams (tollgate sim) on 127.0.0.1:9001 (stable) and :9002\n"
-            "    (canary) for the general-purpose route \"tollgate-sim\";\n"
-            "  - the gateway (tollgate gateway) with the example config, clients on :8080,\n"
-            "    admin on :8081.\n"
-            "It waits until each part answers its health check, prints the addresses, sends\n"
-            "one sample request through the gateway and prints the answer.\n"
+            "Run the whole local stack in the foreground and stop it cleanly on Ctrl-C:\n"
+            "  - the inference server (tollgate serve) with the shipped order model\n"
+            "    models/orders.gguf on 127.0.0.1:9003;\n"
+            "  - two simulated upstreams (tollgate sim) on :9001 (stable) and :9002 (canary)\n"
+            "    behind the example route \"tollgate-sim\", to try A/B weights and canaries;\n"
+            "  - the gateway (tollgate gateway) with the example config: clients on :8080,\n"
+            "    admin on :8081; its task normalize_order runs on the order model;\n"
+            "  - the order service (tollgate orders) on :8090, database %s.\n"
+            "It waits until each part answers its health check, prints the addresses, places a\n"
+            "few sample orders and prints their normalized descriptions.\n"
             "\n"
             "options:\n"
             "  -c, --config FILE   gateway config [examples/tollgate.yaml]; it must route to\n"
-            "                      127.0.0.1:9001, :9002 and :9003\n"
-            "  -m, --model FILE    the order model the engine serves [models/orders.gguf]\n"
+            "                      127.0.0.1:9001, :9002 and :9003 as the example does\n"
+            "  -m, --model FILE    serve this GGUF model instead of models/orders.gguf (e.g. a\n"
+            "                      Mistral 7B Q4_K_M you downloaded); the task normalize_order\n"
+            "                      then uses it with the config's prompt\n"
+            "  --db FILE           the order service's database [%s]\n"
             "  --ttft-ms MS        the simulators' time to first token [40]\n"
             "  --itl-ms MS         the simulators' inter-token latency [10]\n"
             "  -h, --help          this text\n"
             "\n"
             "exit status: 0 after Ctrl-C (or SIGTERM) stopped everything, 1 when a part failed\n"
-            "to start or died.\n");
+            "to start or died, 2 on a usage error.\n",
+            UP_DEFAULT_DB, UP_DEFAULT_DB);
 }
 
 static uint64_t now_ms(void) {
@@ -103,6 +111,18 @@ static int http_exchange(int port, const char *method, const char *path, const c
     }
     close(fd);
     return status;
+}
+
+/* 1 when something accepts connections on 127.0.0.1:port. */
+static int port_in_use(int port) {
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return 0;
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int used = connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0;
+    close(fd);
+    return used;
 }
 
 static int spawn(up_stack_t *st, const char *name, int port, const char *health_path,
@@ -176,32 +196,42 @@ static void stop_all(up_stack_t *st) {
     }
 }
 
-/* Send one chat request through the gateway and print the assistant's text. */
-static void sample_request(int gateway_port) {
-    static const char body[] =
-        "{\"model\":\"orders\",\"max_tokens\":48,\"temperature\":0,"
-        "\"messages\":[{\"role\":\"user\",\"content\":\"lgr pep pzza x2\"}]}";
-    char resp[16384];
-    int status = http_exchange(gateway_port, "POST", "/v1/chat/completions", body, resp,
-                               sizeof resp, 5000);
-    const char *content = strstr(resp, "\"content\":\"");
-    printf("sample: POST /v1/chat/completions {\"messages\":[{\"role\":\"user\",\"content\":"
-           "\"lgr pep pzza x2\"}]} -> %d\n",
-           status);
-    if (status == 200 && content) {
-        content += strlen("\"content\":\"");
-        const char *end = strchr(content, '"');
-        printf("        answer (models/orders.gguf): %.*s\n", end ? (int)(end - content) : 80,
-               content);
+/* Copy the JSON string value of "key" from a flat response into out (escapes kept). */
+static void json_field(const char *resp, const char *key, char *out, size_t cap) {
+    char pat[64];
+    snprintf(pat, sizeof pat, "\"%s\":\"", key);
+    const char *p = strstr(resp, pat);
+    size_t n = 0;
+    if (p) {
+        for (p += strlen(pat); *p && *p != '"' && n + 1 < cap; p++) {
+            if (*p == '\\' && p[1]) p++;
+            out[n++] = *p;
+        }
+    }
+    out[n] = '\0';
+}
+
+/* Place a few orders through the order service and print what each became. */
+static void sample_orders(int orders_port) {
+    static const char *const items[] = {"lgr pep pzza x2", "2 marg sml, coke", "one xl hawaiian + gb"};
+    for (size_t i = 0; i < sizeof items / sizeof items[0]; i++) {
+        char body[256], resp[8192], desc[256], source[16], reason[64];
+        snprintf(body, sizeof body, "{\"items\":\"%s\",\"customer\":\"sample\"}", items[i]);
+        int status = http_exchange(orders_port, "POST", "/orders", body, resp, sizeof resp, 5000);
+        json_field(resp, "description", desc, sizeof desc);
+        json_field(resp, "description_source", source, sizeof source);
+        json_field(resp, "reason", reason, sizeof reason);
+        printf("  order %-24s -> %d  %s  (%s%s%s)\n", items[i], status, desc, source,
+               reason[0] ? ": " : "", reason);
     }
 }
 
 int cmd_up(int argc, char **argv) {
-    const char *config = "examples/tollgate.yaml";
-    const char *ttft = "40", *itl = "10", *model = "models/orders.gguf";
+    const char *config = "examples/tollgate.yaml", *model = UP_DEFAULT_MODEL, *db = UP_DEFAULT_DB;
+    const char *ttft = "40", *itl = "10";
     static const struct option opts[] = {
-        {"config", required_argument, NULL, 'c'}, {"ttft-ms", required_argument, NULL, 't'},
-        {"model", required_argument, NULL, 'm'},
+        {"config", required_argument, NULL, 'c'}, {"model", required_argument, NULL, 'm'},
+        {"db", required_argument, NULL, 'd'},     {"ttft-ms", required_argument, NULL, 't'},
         {"itl-ms", required_argument, NULL, 'i'}, {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -210,6 +240,7 @@ int cmd_up(int argc, char **argv) {
         switch (o) {
         case 'c': config = optarg; break;
         case 'm': model = optarg; break;
+        case 'd': db = optarg; break;
         case 't': ttft = optarg; break;
         case 'i': itl = optarg; break;
         case 'h': usage(stdout); return 0;
@@ -220,18 +251,27 @@ int cmd_up(int argc, char **argv) {
         fprintf(stderr, "tollgate up: unexpected argument '%s'\n", argv[optind]);
         return 2;
     }
-    if (access(config, R_OK) != 0) {
-        fprintf(stderr, "tollgate up: cannot read the gateway config %s: %s (run from the "
-                        "repository root, or pass -c FILE)\n",
-                config, strerror(errno));
-        return 2;
+    const char *need[] = {config, model};
+    for (int i = 0; i < 2; i++) {
+        if (access(need[i], R_OK) != 0) {
+            fprintf(stderr, "tollgate up: cannot read %s: %s (run from the repository root, or "
+                            "pass %s FILE)\n",
+                    need[i], strerror(errno), i ? "-m" : "-c");
+            return 2;
+        }
     }
+    if (!strcmp(db, UP_DEFAULT_DB))
+        mkdir("build", 0755), mkdir("build/up", 0755);
 
-    if (access(model, R_OK) != 0) {
-        fprintf(stderr, "tollgate up: cannot read the order model %s: %s (run from the "
-                        "repository root, or pass -m FILE)\n",
-                model, strerror(errno));
-        return 2;
+    /* A port already taken would let a stranger answer our health checks. */
+    static const int ports[] = {9001, 9002, 9003, 8080, 8081, 8090};
+    for (size_t i = 0; i < sizeof ports / sizeof ports[0]; i++) {
+        if (port_in_use(ports[i])) {
+            fprintf(stderr, "tollgate up: port %d on 127.0.0.1 is already in use (another "
+                            "tollgate up?); stop what listens there first\n",
+                    ports[i]);
+            return 1;
+        }
     }
 
     struct sigaction sa = {.sa_handler = on_signal};
@@ -239,28 +279,35 @@ int cmd_up(int argc, char **argv) {
     sigaction(SIGTERM, &sa, NULL);
 
     up_stack_t st = {0};
+    char *engine[] = {"tollgate", "serve", "-m", (char *)model, "--port", "9003",
+                      "--model-name", "orders", "--log-level", "warn", NULL};
     char *sim1[] = {"tollgate", "sim", "--port", "9001", "--model", "tollgate-sim",
                     "--ttft-ms", (char *)ttft, "--itl-ms", (char *)itl, NULL};
     char *sim2[] = {"tollgate", "sim", "--port", "9002", "--model", "tollgate-sim",
                     "--ttft-ms", (char *)ttft, "--itl-ms", (char *)itl, "--seed", "2", NULL};
-    char *eng[] = {"tollgate", "serve", "-m", (char *)model, "--port", "9003", "--model-name", "orders", NULL};
-    char *gw[] = {"tollgate", "gateway", "-c", (char *)config, NULL};
+    char *gw[] = {"tollgate", "gateway", "-c", (char *)config, "--log-level", "warn", NULL};
+    char *orders[] = {"tollgate", "orders", "--port", "8090", "--db", (char *)db,
+                      "--gateway", "http://127.0.0.1:8080", NULL};
     int rc = 1;
-    if (spawn(&st, "engine", 9003, "/health", eng) || wait_healthy(&st.child[0]) ||
+    /* In dependency order, each healthy before the next starts, so the first sample
+     * orders already see the whole path. */
+    if (spawn(&st, "engine", 9003, "/health", engine) || wait_healthy(&st.child[0]) ||
         spawn(&st, "sim-stable", 9001, "/health", sim1) || wait_healthy(&st.child[1]) ||
         spawn(&st, "sim-canary", 9002, "/health", sim2) || wait_healthy(&st.child[2]) ||
-        spawn(&st, "gateway", 8081, "/health", gw) || wait_healthy(&st.child[3]))
+        spawn(&st, "gateway", 8081, "/health", gw) || wait_healthy(&st.child[3]) ||
+        spawn(&st, "orders", 8090, "/health", orders) || wait_healthy(&st.child[4]))
         goto out;
 
     printf("tollgate up: the local stack is running\n"
-           "  gateway     http://127.0.0.1:8080/v1   (OpenAI-compatible; models \"orders\", "
-           "\"tollgate-sim\")\n"
-           "  admin       http://127.0.0.1:8081      (key: see %s)\n"
-           "  engine      http://127.0.0.1:9003      (tollgate serve -m %s)\n"
-           "  upstreams   http://127.0.0.1:9001 (stable), http://127.0.0.1:9002 (canary), "
-           "simulated\n",
+           "  orders      http://127.0.0.1:8090/orders   (POST {\"items\": \"lgr pep pzza x2\"})\n"
+           "  gateway     http://127.0.0.1:8080/v1       (OpenAI-compatible; models \"orders\", "
+           "\"tollgate-sim\"; POST /v1/tasks/normalize_order)\n"
+           "  admin       http://127.0.0.1:8081          (key: see %s)\n"
+           "  engine      http://127.0.0.1:9003/v1       (tollgate serve -m %s)\n"
+           "  simulators  http://127.0.0.1:9001, :9002   (route \"tollgate-sim\", stable/canary)\n"
+           "sample orders:\n",
            config, model);
-    sample_request(8080);
+    sample_orders(8090);
     printf("Ctrl-C stops everything.\n");
     fflush(stdout);
 
