@@ -14,7 +14,7 @@ B=${TOLLGATE_BUILD:-build}
 TG="$ROOT/$B/tollgate"
 SECS=${BENCH_SECONDS:-10}
 DOC="$ROOT/docs/benchmarks.md"
-ALL_SECTIONS="ceilings gateway governance"
+ALL_SECTIONS="ceilings gateway governance engine"
 WORK=$(mktemp -d /tmp/tollgate-bench.XXXXXX)
 SERVER_PIDS=()
 
@@ -199,6 +199,7 @@ NGINX
 # Sections kept in their own files.
 . "$ROOT/bench/gateway.sh"
 . "$ROOT/bench/governance.sh"
+. "$ROOT/bench/engine.sh"
 
 # ---- main ------------------------------------------------------------------------------
 [ -x "$TG" ] || { log "no binary at $TG: run make first"; exit 1; }

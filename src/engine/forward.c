@@ -230,12 +230,81 @@ const float *forward(const model_t *m, forward_state_t *s, int token, int pos) {
     return step(m, s, token, pos, 0);
 }
 
+/* n (<= FORWARD_BATCH) tokens at positions pos0.. through every layer, each weight
+ * matrix applied to all of them at once; the per-token steps (norms, RoPE, cache,
+ * attention) are step()'s, in the same order for each token, so the numbers are the
+ * same. Logits of the last token only, when want_logits. */
+static const float *step_batch(const model_t *m, forward_state_t *s, const int32_t *tokens, int n,
+                               int pos0, int prompt, int want_logits) {
+    const model_hparams_t *hp = &m->hp;
+    int D = hp->n_embd, hd = hp->head_dim, kv_dim = hp->n_head_kv * hd, F = hp->n_ff;
+    size_t Dz = (size_t)D, W = (size_t)D + 2 * (size_t)kv_dim, F2 = 2 * (size_t)F;
+    tpool_t *pool = s->pool;
+    for (int t = 0; t < n; t++) {
+        if (tokens[t] < 0 || tokens[t] >= hp->n_vocab || pos0 + t < 0 || pos0 + t >= s->n_ctx) return NULL;
+        quant_dequantize_row(m->tok_embd.type,
+                             (const uint8_t *)m->tok_embd.data + (size_t)tokens[t] * m->tok_embd.row_bytes,
+                             s->bx + t * Dz, D);
+    }
+    float inv_sqrt = 1.0f / sqrtf((float)hd);
+    for (int l = 0; l < hp->n_layer; l++) {
+        const model_layer_t *w = &m->layers[l];
+        for (int t = 0; t < n; t++) rmsnorm(s->bxb + t * Dz, s->bx + t * Dz, w->attn_norm, D, hp->norm_eps);
+        if (m->arch == MODEL_ARCH_PHI3) {
+            matmat(pool, &w->wqkv, s->bxb, Dz, n, s->bqkv, W, s->bxq, prompt);
+        } else {
+            matmat(pool, &w->wq, s->bxb, Dz, n, s->bqkv, W, s->bxq, prompt);
+            matmat(pool, &w->wk, s->bxb, Dz, n, s->bqkv + D, W, s->bxq, prompt);
+            matmat(pool, &w->wv, s->bxb, Dz, n, s->bqkv + D + kv_dim, W, s->bxq, prompt);
+        }
+        for (int t = 0; t < n; t++) {
+            int pos = pos0 + t;
+            float *q = s->bqkv + t * W, *k = q + D, *v = k + kv_dim;
+            rope_angles(s->rope, pos, hp->n_rot, hp->rope_base);
+            rope_apply(q, hp->n_head, hd, hp->n_rot, hp->rope_neox, s->rope);
+            rope_apply(k, hp->n_head_kv, hd, hp->n_rot, hp->rope_neox, s->rope);
+            float scale = inv_sqrt;
+            if (m->arch == MODEL_ARCH_PHI3) {
+                for (int i = 0; i < D; i++) q[i] *= inv_sqrt;
+                scale = 1.0f;
+            }
+            size_t off = ((size_t)l * s->n_ctx + pos) * kv_dim;
+            for (int i = 0; i < kv_dim; i++) {
+                s->key_cache[off + i] = quant_f32_to_f16(k[i]);
+                s->val_cache[off + i] = quant_f32_to_f16(v[i]);
+            }
+            attention(m, s, l, pos, q, scale, prompt, s->bxb + t * Dz);
+        }
+        matmat(pool, &w->wo, s->bxb, Dz, n, s->bxb2, Dz, s->bxq, prompt);
+        for (size_t i = 0; i < (size_t)n * Dz; i++) s->bx[i] += s->bxb2[i];
+        for (int t = 0; t < n; t++) rmsnorm(s->bxb + t * Dz, s->bx + t * Dz, w->ffn_norm, D, hp->norm_eps);
+        if (m->arch == MODEL_ARCH_PHI3) {
+            matmat(pool, &w->w_up, s->bxb, Dz, n, s->bhb, F2, s->bxq, prompt);
+        } else {
+            matmat(pool, &w->w_gate, s->bxb, Dz, n, s->bhb, F2, s->bxq, prompt);
+            matmat(pool, &w->w_up, s->bxb, Dz, n, s->bhb + F, F2, s->bxq, prompt);
+        }
+        for (int t = 0; t < n; t++) {
+            float *gate = s->bhb + t * F2, *up = gate + F;
+            for (int i = 0; i < F; i++) gate[i] = silu(gate[i]) * up[i];
+        }
+        matmat(pool, &w->w_down, s->bhb, F2, n, s->bxb2, Dz, s->bxq, prompt);
+        for (size_t i = 0; i < (size_t)n * Dz; i++) s->bx[i] += s->bxb2[i];
+    }
+    if (!want_logits) return s->logits;
+    rmsnorm(s->x, s->bx + (size_t)(n - 1) * Dz, m->output_norm, D, hp->norm_eps);
+    matvec_mt(pool, &m->output, s->x, s->logits, s->xq, prompt);
+    return s->logits;
+}
+
 const float *forward_prompt(const model_t *m, forward_state_t *s, const int32_t *tokens, int n,
                             int pos0) {
     const float *logits = NULL;
     if (n <= 0 || pos0 < 0 || pos0 + n > s->n_ctx) return NULL;
-    for (int i = 0; i < n; i++)
-        if (!(logits = step(m, s, tokens[i], pos0 + i, n > 1))) return NULL;
+    for (int i = 0; i < n; i += FORWARD_BATCH) {
+        int nb = n - i < FORWARD_BATCH ? n - i : FORWARD_BATCH;
+        if (!(logits = step_batch(m, s, tokens + i, nb, pos0 + i, n > 1, i + nb == n))) return NULL;
+    }
     return logits;
 }
 
@@ -274,7 +343,15 @@ int forward_state_new(const model_t *m, int n_ctx, forward_state_t **out) {
     s->key_cache = calloc(L * C * KV, sizeof(uint16_t));
     s->val_cache = calloc(L * C * KV, sizeof(uint16_t));
     s->logits = calloc((size_t)hp->n_vocab, sizeof(float));
-    if (!s->x || !s->xb || !s->xb2 || !s->qkv || !s->hb || !s->att || !s->rope || !s->qh || !s->kvrow || !s->xq ||
+    size_t B = FORWARD_BATCH;
+    s->bx = calloc(B * D, sizeof(float));
+    s->bxb = calloc(B * D, sizeof(float));
+    s->bxb2 = calloc(B * D, sizeof(float));
+    s->bqkv = calloc(B * (D + 2 * KV), sizeof(float));
+    s->bhb = calloc(B * 2 * F, sizeof(float));
+    s->bxq = aligned_alloc(64, (B * xq + 63) / 64 * 64 + 64);
+    if (!s->bx || !s->bxb || !s->bxb2 || !s->bqkv || !s->bhb || !s->bxq ||
+        !s->x || !s->xb || !s->xb2 || !s->qkv || !s->hb || !s->att || !s->rope || !s->qh || !s->kvrow || !s->xq ||
         !s->key_cache || !s->val_cache || !s->logits) {
         forward_state_free(s);
         return -ENOMEM;
@@ -298,5 +375,11 @@ void forward_state_free(forward_state_t *s) {
     free(s->key_cache);
     free(s->val_cache);
     free(s->logits);
+    free(s->bx);
+    free(s->bxb);
+    free(s->bxb2);
+    free(s->bqkv);
+    free(s->bhb);
+    free(s->bxq);
     free(s);
 }

@@ -12,6 +12,9 @@
  *
  * The KV cache holds keys and values in IEEE half precision, as the reference engine
  * does by default (it matters for matching its numbers; it also halves the memory). */
+/* Tokens of a prompt that go through each weight matrix together (forward_prompt). */
+#define FORWARD_BATCH 32
+
 typedef struct forward_state {
     int n_ctx;           /* C: positions 0..C-1 can be computed */
     float *x;            /* (D) residual stream */
@@ -28,6 +31,13 @@ typedef struct forward_state {
     uint16_t *key_cache; /* (L, C, KV) f16 */
     uint16_t *val_cache; /* (L, C, KV) f16 */
     float *logits;       /* (V) output of the last forward() */
+    /* prompt batches of up to FORWARD_BATCH tokens (forward_prompt): B = FORWARD_BATCH */
+    float *bx;           /* (B, D) residual streams */
+    float *bxb;          /* (B, D) normed inputs / attention outputs */
+    float *bxb2;         /* (B, D) projection outputs */
+    float *bqkv;         /* (B, D + 2*KV) q, k, v per token */
+    float *bhb;          /* (B, 2*F) gate then up per token */
+    void *bxq;           /* (B, xq_bytes) activation rows quantized */
     tpool_t *pool;       /* borrowed, may be NULL: the threads the matrix products are split
                           * across; set by the owner, used only by the thread calling forward */
 } forward_state_t;
@@ -41,7 +51,10 @@ void forward_state_free(forward_state_t *s);
 
 /* Run a prompt of n tokens at positions pos0.. and return the logits after the last
  * (as forward()), or NULL when out of range. Numerically this follows the reference's
- * prompt (batch) kernels where they differ from its single-token ones (attention). */
+ * prompt (batch) kernels where they differ from its single-token ones (attention).
+ * Tokens go through the weight matrices FORWARD_BATCH at a time (matmat: each weight
+ * block read once for the batch); the result is bit for bit that of running the tokens
+ * one by one. */
 const float *forward_prompt(const model_t *m, forward_state_t *s, const int32_t *tokens, int n,
                             int pos0);
 
