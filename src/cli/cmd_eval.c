@@ -43,8 +43,10 @@ static int http_post(const char *host, const char *port, const char *path, const
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     buf_t req;
     buf_init(&req);
-    buf_appendf(&req, "POST %s HTTP/1.1\r\nHost: %s:%s\r\nContent-Type: application/json\r\nConnection: close\r\n", path,
-                host, port);
+    buf_appendf(&req,
+                "POST %s HTTP/1.1\r\nHost: %s:%s\r\nContent-Type: application/json\r\nConnection: "
+                "close\r\n",
+                path, host, port);
     if (auth) buf_appendf(&req, "Authorization: Bearer %s\r\n", auth);
     buf_appendf(&req, "Content-Length: %zu\r\n\r\n%s", strlen(body), body);
     size_t off = 0;
@@ -64,7 +66,8 @@ static int http_post(const char *host, const char *port, const char *path, const
     if (!hdr_end) return -1;
     size_t hl = (size_t)(hdr_end + 4 - resp->data);
     /* chunked bodies: join the chunks */
-    if (strcasestr(resp->data, "transfer-encoding: chunked") && strcasestr(resp->data, "chunked") < hdr_end) {
+    if (strcasestr(resp->data, "transfer-encoding: chunked") &&
+        strcasestr(resp->data, "chunked") < hdr_end) {
         buf_t b;
         buf_init(&b);
         const char *p = resp->data + hl, *end = resp->data + resp->len;
@@ -95,44 +98,67 @@ static int json_path_str(const char *text, size_t len, const char *const *path, 
     if (json_parse(text, len, toks, 512, 32, &d, NULL) < 0) return -1;
     int t = 0;
     for (int i = 0; i < n && t >= 0; i++)
-        t = path[i][0] == '#' ? json_arr_get(&d, t, (size_t)atoi(path[i] + 1)) : json_obj_get(&d, t, path[i]);
+        t = path[i][0] == '#' ? json_arr_get(&d, t, (size_t)atoi(path[i] + 1))
+                              : json_obj_get(&d, t, path[i]);
     if (t < 0 || toks[t].type != JSON_STRING) return -1;
     buf_reset(out);
     return json_str_unescape(&d, t, out);
 }
 
 static void usage(FILE *f) {
-    fprintf(f,
-            "usage: tollgate eval --data HELDOUT.jsonl (--model MODEL.gguf | --url http://HOST:PORT) [options]\n"
-            "Exact-match accuracy of the order model on a held-out set (tollgate traingen --test),\n"
-            "per noise kind, with latency percentiles.\n"
-            "  --model FILE      decode greedily in process with the engine (no server)\n"
-            "  --url URL         a running server: POST /v1/chat/completions (tollgate serve), or with\n"
-            "  --task NAME       POST /v1/tasks/NAME {\"input\"} on a gateway (fallbacks count as misses)\n"
-            "  --key KEY         bearer key for the gateway\n"
-            "  --limit N         only the first N cases\n"
-            "  --show N          print the first N mismatches (default 10)\n");
+    fprintf(
+        f, "usage: tollgate eval --data HELDOUT.jsonl (--model MODEL.gguf | --url "
+           "http://HOST:PORT) [options]\n"
+           "Exact-match accuracy of the order model on a held-out set (tollgate traingen --test),\n"
+           "per noise kind, with latency percentiles.\n"
+           "  --model FILE      decode greedily in process with the engine (no server)\n"
+           "  --url URL         a running server: POST /v1/chat/completions (tollgate serve), or "
+           "with\n"
+           "  --task NAME       POST /v1/tasks/NAME {\"input\"} on a gateway (fallbacks count as "
+           "misses)\n"
+           "  --key KEY         bearer key for the gateway\n"
+           "  --limit N         only the first N cases\n"
+           "  --show N          print the first N mismatches (default 10)\n");
 }
 
 int cmd_eval(int argc, char **argv) {
     const char *data = NULL, *model_path = NULL, *url = NULL, *task = NULL, *key = NULL;
     long limit = -1;
     int show = 10, ch;
-    static const struct option lo[] = {{"data", 1, 0, 'd'}, {"model", 1, 0, 'm'}, {"url", 1, 0, 'u'},
-                                       {"task", 1, 0, 't'}, {"key", 1, 0, 'k'},   {"limit", 1, 0, 'n'},
-                                       {"show", 1, 0, 's'}, {"help", 0, 0, 'h'},  {0, 0, 0, 0}};
+    static const struct option lo[] = {
+        {"data", 1, 0, 'd'}, {"model", 1, 0, 'm'}, {"url", 1, 0, 'u'},
+        {"task", 1, 0, 't'}, {"key", 1, 0, 'k'},   {"limit", 1, 0, 'n'},
+        {"show", 1, 0, 's'}, {"help", 0, 0, 'h'},  {0, 0, 0, 0}};
     optind = 1;
     while ((ch = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
         switch (ch) {
-        case 'd': data = optarg; break;
-        case 'm': model_path = optarg; break;
-        case 'u': url = optarg; break;
-        case 't': task = optarg; break;
-        case 'k': key = optarg; break;
-        case 'n': limit = atol(optarg); break;
-        case 's': show = atoi(optarg); break;
-        case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
+        case 'd':
+            data = optarg;
+            break;
+        case 'm':
+            model_path = optarg;
+            break;
+        case 'u':
+            url = optarg;
+            break;
+        case 't':
+            task = optarg;
+            break;
+        case 'k':
+            key = optarg;
+            break;
+        case 'n':
+            limit = atol(optarg);
+            break;
+        case 's':
+            show = atoi(optarg);
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
         }
     }
     if (!data || !!model_path == !!url) {
@@ -157,8 +183,8 @@ int cmd_eval(int argc, char **argv) {
     char host[256] = "", port[16] = "80";
     int rc = r.lat_ms ? 0 : 1;
     if (!rc && model_path) {
-        if (model_load(model_path, &m, err, sizeof err) || tok_load(&m.file, &tok, err, sizeof err) ||
-            forward_state_new(&m, 0, &st)) {
+        if (model_load(model_path, &m, err, sizeof err) ||
+            tok_load(&m.file, &tok, err, sizeof err) || forward_state_new(&m, 0, &st)) {
             fprintf(stderr, "tollgate eval: %s: %s\n", model_path, err);
             rc = 1;
         }
@@ -199,11 +225,14 @@ int cmd_eval(int argc, char **argv) {
             if (http_post(host, port, path, key, body.data, &status, &resp) == 0 && status == 200) {
                 static const char *const chat_path[] = {"choices", "#0", "message", "content"};
                 static const char *const task_path[] = {"output"};
-                if (json_path_str(resp.data, resp.len, task ? task_path : chat_path, task ? 1 : 4, &got) == 0)
+                if (json_path_str(resp.data, resp.len, task ? task_path : chat_path, task ? 1 : 4,
+                                  &got) == 0)
                     answer = got.data ? got.data : "";
-                if (task && answer && strstr(resp.data, "\"fallback\":true")) r.fallbacks++, answer = "";
+                if (task && answer && strstr(resp.data, "\"fallback\":true"))
+                    r.fallbacks++, answer = "";
             } else if (!r.errors) { /* the first failure says why */
-                fprintf(stderr, "tollgate eval: %s%s: HTTP %d %.200s\n", url, path, status, resp.data ? resp.data : "");
+                fprintf(stderr, "tollgate eval: %s%s: HTTP %d %.200s\n", url, path, status,
+                        resp.data ? resp.data : "");
             }
         }
         double ms = now_ms() - t0;

@@ -25,55 +25,105 @@ static void train_usage(FILE *f) {
             "  --vocab N          vocabulary pieces to learn (%d)\n"
             "  --threads N        worker threads (%d)\n"
             "  --seed N           data and initialisation seed (%llu)\n"
-            "  --checkpoint FILE  checkpoint path (default OUT.ckpt), written every --ckpt-every N (%d)\n"
+            "  --checkpoint FILE  checkpoint path (default OUT.ckpt), written every --ckpt-every N "
+            "(%d)\n"
             "  --resume           continue from the checkpoint (same data stream, same result)\n"
             "  --f16              store matrices in F16 (half the size)\n"
             "  --log-every N      progress line every N steps (%d)\n",
-            d.steps, d.batch, d.lr, d.min_lr, d.warmup, d.model.dim, d.model.n_layer, d.model.n_head,
-            d.model.ff, d.model.ctx, d.vocab_size, d.threads, (unsigned long long)d.seed, d.ckpt_every,
-            d.log_every);
+            d.steps, d.batch, d.lr, d.min_lr, d.warmup, d.model.dim, d.model.n_layer,
+            d.model.n_head, d.model.ff, d.model.ctx, d.vocab_size, d.threads,
+            (unsigned long long)d.seed, d.ckpt_every, d.log_every);
 }
 
 int cmd_train(int argc, char **argv) {
     train_opts_t o;
     train_opts_default(&o);
-    static const struct option lo[] = {
-        {"menu", 1, 0, 'm'},    {"out", 1, 0, 'o'},     {"steps", 1, 0, 's'},   {"batch", 1, 0, 'b'},
-        {"lr", 1, 0, 'l'},      {"min-lr", 1, 0, 'L'},  {"warmup", 1, 0, 'w'},  {"dim", 1, 0, 'd'},
-        {"layers", 1, 0, 'y'},  {"heads", 1, 0, 'H'},   {"ff", 1, 0, 'f'},      {"ctx", 1, 0, 'c'},
-        {"vocab", 1, 0, 'v'},   {"threads", 1, 0, 't'}, {"seed", 1, 0, 'S'},    {"checkpoint", 1, 0, 'k'},
-        {"resume", 0, 0, 'r'},  {"f16", 0, 0, '6'},     {"log-every", 1, 0, 'g'}, {"ckpt-every", 1, 0, 'K'},
-        {"help", 0, 0, 'h'},    {0, 0, 0, 0}};
+    static const struct option lo[] = {{"menu", 1, 0, 'm'},      {"out", 1, 0, 'o'},
+                                       {"steps", 1, 0, 's'},     {"batch", 1, 0, 'b'},
+                                       {"lr", 1, 0, 'l'},        {"min-lr", 1, 0, 'L'},
+                                       {"warmup", 1, 0, 'w'},    {"dim", 1, 0, 'd'},
+                                       {"layers", 1, 0, 'y'},    {"heads", 1, 0, 'H'},
+                                       {"ff", 1, 0, 'f'},        {"ctx", 1, 0, 'c'},
+                                       {"vocab", 1, 0, 'v'},     {"threads", 1, 0, 't'},
+                                       {"seed", 1, 0, 'S'},      {"checkpoint", 1, 0, 'k'},
+                                       {"resume", 0, 0, 'r'},    {"f16", 0, 0, '6'},
+                                       {"log-every", 1, 0, 'g'}, {"ckpt-every", 1, 0, 'K'},
+                                       {"help", 0, 0, 'h'},      {0, 0, 0, 0}};
     int ch;
     optind = 1;
     while ((ch = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
         switch (ch) {
-        case 'm': o.menu = optarg; break;
-        case 'o': o.out = optarg; break;
-        case 's': o.steps = atoi(optarg); break;
-        case 'b': o.batch = atoi(optarg); break;
-        case 'l': o.lr = strtof(optarg, NULL); break;
-        case 'L': o.min_lr = strtof(optarg, NULL); break;
-        case 'w': o.warmup = atoi(optarg); break;
-        case 'd': o.model.dim = atoi(optarg); break;
-        case 'y': o.model.n_layer = atoi(optarg); break;
-        case 'H': o.model.n_head = atoi(optarg); break;
-        case 'f': o.model.ff = atoi(optarg); break;
-        case 'c': o.model.ctx = atoi(optarg); break;
-        case 'v': o.vocab_size = atoi(optarg); break;
-        case 't': o.threads = atoi(optarg); break;
-        case 'S': o.seed = strtoull(optarg, NULL, 10); break;
-        case 'k': o.ckpt = optarg; break;
-        case 'r': o.resume = 1; break;
-        case '6': o.f16 = 1; break;
-        case 'g': o.log_every = atoi(optarg); break;
-        case 'K': o.ckpt_every = atoi(optarg); break;
-        case 'h': train_usage(stdout); return 0;
-        default: train_usage(stderr); return 2;
+        case 'm':
+            o.menu = optarg;
+            break;
+        case 'o':
+            o.out = optarg;
+            break;
+        case 's':
+            o.steps = atoi(optarg);
+            break;
+        case 'b':
+            o.batch = atoi(optarg);
+            break;
+        case 'l':
+            o.lr = strtof(optarg, NULL);
+            break;
+        case 'L':
+            o.min_lr = strtof(optarg, NULL);
+            break;
+        case 'w':
+            o.warmup = atoi(optarg);
+            break;
+        case 'd':
+            o.model.dim = atoi(optarg);
+            break;
+        case 'y':
+            o.model.n_layer = atoi(optarg);
+            break;
+        case 'H':
+            o.model.n_head = atoi(optarg);
+            break;
+        case 'f':
+            o.model.ff = atoi(optarg);
+            break;
+        case 'c':
+            o.model.ctx = atoi(optarg);
+            break;
+        case 'v':
+            o.vocab_size = atoi(optarg);
+            break;
+        case 't':
+            o.threads = atoi(optarg);
+            break;
+        case 'S':
+            o.seed = strtoull(optarg, NULL, 10);
+            break;
+        case 'k':
+            o.ckpt = optarg;
+            break;
+        case 'r':
+            o.resume = 1;
+            break;
+        case '6':
+            o.f16 = 1;
+            break;
+        case 'g':
+            o.log_every = atoi(optarg);
+            break;
+        case 'K':
+            o.ckpt_every = atoi(optarg);
+            break;
+        case 'h':
+            train_usage(stdout);
+            return 0;
+        default:
+            train_usage(stderr);
+            return 2;
         }
     }
     if (!o.menu || !o.out || o.steps < 1 || o.log_every < 1 || o.warmup < 1) {
-        fprintf(stderr, "tollgate train: --menu and --out are required (steps, warmup, log-every >= 1)\n");
+        fprintf(stderr,
+                "tollgate train: --menu and --out are required (steps, warmup, log-every >= 1)\n");
         train_usage(stderr);
         return 2;
     }
@@ -85,23 +135,37 @@ int cmd_traingen(int argc, char **argv) {
     unsigned long long seed = 1;
     long count = 1000;
     int test = 0, ch;
-    static const struct option lo[] = {{"menu", 1, 0, 'm'}, {"seed", 1, 0, 's'}, {"count", 1, 0, 'n'},
-                                       {"out", 1, 0, 'o'},  {"test", 0, 0, 't'}, {"help", 0, 0, 'h'},
-                                       {0, 0, 0, 0}};
+    static const struct option lo[] = {
+        {"menu", 1, 0, 'm'}, {"seed", 1, 0, 's'}, {"count", 1, 0, 'n'}, {"out", 1, 0, 'o'},
+        {"test", 0, 0, 't'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     optind = 1;
     while ((ch = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
         switch (ch) {
-        case 'm': menu_path = optarg; break;
-        case 's': seed = strtoull(optarg, NULL, 10); break;
-        case 'n': count = atol(optarg); break;
-        case 'o': out_path = optarg; break;
-        case 't': test = 1; break;
+        case 'm':
+            menu_path = optarg;
+            break;
+        case 's':
+            seed = strtoull(optarg, NULL, 10);
+            break;
+        case 'n':
+            count = atol(optarg);
+            break;
+        case 'o':
+            out_path = optarg;
+            break;
+        case 't':
+            test = 1;
+            break;
         case 'h':
-            printf("usage: tollgate traingen --menu MENU.yaml [--seed N] [--count N] [--test] [--out FILE.jsonl]\n"
-                   "Write generated order pairs as JSON lines {\"input\", \"output\", \"kinds\"}; --test makes\n"
-                   "the held-out kind (a third of orders carry a combination training never sees).\n");
+            printf(
+                "usage: tollgate traingen --menu MENU.yaml [--seed N] [--count N] [--test] [--out "
+                "FILE.jsonl]\n"
+                "Write generated order pairs as JSON lines {\"input\", \"output\", \"kinds\"}; "
+                "--test makes\n"
+                "the held-out kind (a third of orders carry a combination training never sees).\n");
             return 0;
-        default: return 2;
+        default:
+            return 2;
         }
     }
     if (!menu_path) {

@@ -30,12 +30,14 @@ int ev_load_jsonl(const char *path, ev_case_t **out, int *nout, char *err, size_
         lineno++;
         if (len <= 1) continue;
         json_doc_t d;
-        if (json_parse(line, (size_t)len, toks, 64, 8, &d, NULL) < 0 || toks[0].type != JSON_OBJECT) {
+        if (json_parse(line, (size_t)len, toks, 64, 8, &d, NULL) < 0 ||
+            toks[0].type != JSON_OBJECT) {
             snprintf(err, errlen, "%s:%d: not a JSON object", path, lineno);
             rc = -EINVAL;
             break;
         }
-        int ti = json_obj_get(&d, 0, "input"), to = json_obj_get(&d, 0, "output"), tk = json_obj_get(&d, 0, "kinds");
+        int ti = json_obj_get(&d, 0, "input"), to = json_obj_get(&d, 0, "output"),
+            tk = json_obj_get(&d, 0, "kinds");
         if (ti < 0 || to < 0 || toks[ti].type != JSON_STRING || toks[to].type != JSON_STRING) {
             snprintf(err, errlen, "%s:%d: \"input\" and \"output\" strings expected", path, lineno);
             rc = -EINVAL;
@@ -117,11 +119,13 @@ static int cmp_d(const void *a, const void *b) {
 
 void ev_print(const ev_report_t *r, FILE *f) {
     fprintf(f, "exact match: %ld/%ld = %.2f%%", r->ok, r->n, r->n ? 100.0 * r->ok / r->n : 0.0);
-    if (r->errors || r->fallbacks) fprintf(f, " (%ld request errors, %ld fallbacks)", r->errors, r->fallbacks);
+    if (r->errors || r->fallbacks)
+        fprintf(f, " (%ld request errors, %ld fallbacks)", r->errors, r->fallbacks);
     fprintf(f, "\nper kind:\n");
     for (int k = 0; k < ORD_N_KINDS; k++)
         if (r->kn[k])
-            fprintf(f, "  %-8s %5ld/%-5ld %6.2f%%\n", ord_kind_name(k), r->kok[k], r->kn[k], 100.0 * r->kok[k] / r->kn[k]);
+            fprintf(f, "  %-8s %5ld/%-5ld %6.2f%%\n", ord_kind_name(k), r->kok[k], r->kn[k],
+                    100.0 * r->kok[k] / r->kn[k]);
     long n = r->n < r->cap ? r->n : r->cap;
     if (n > 0) {
         double *l = malloc(sizeof(double) * (size_t)n);
@@ -131,7 +135,8 @@ void ev_print(const ev_report_t *r, FILE *f) {
         double sum = 0;
         for (long i = 0; i < n; i++) sum += l[i];
         fprintf(f, "latency ms: p50 %.2f  p90 %.2f  p99 %.2f  max %.2f  mean %.2f\n", l[n / 2],
-                l[(long)(n * 0.9)], l[(long)(n * 0.99) < n ? (long)(n * 0.99) : n - 1], l[n - 1], sum / n);
+                l[(long)(n * 0.9)], l[(long)(n * 0.99) < n ? (long)(n * 0.99) : n - 1], l[n - 1],
+                sum / n);
         free(l);
     }
 }

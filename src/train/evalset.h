@@ -18,12 +18,12 @@ typedef struct ev_case {
 } ev_case_t;
 
 typedef struct ev_report {
-    long n, ok;                /* cases, exact matches */
-    long kn[ORD_N_KINDS];      /* cases carrying each kind */
-    long kok[ORD_N_KINDS];     /* ...and matched */
-    long errors;               /* requests that failed (counted as misses) */
-    long fallbacks;            /* task answers marked fallback (counted as misses) */
-    double *lat_ms;            /* (cap) latency of each case, caller-owned */
+    long n, ok;            /* cases, exact matches */
+    long kn[ORD_N_KINDS];  /* cases carrying each kind */
+    long kok[ORD_N_KINDS]; /* ...and matched */
+    long errors;           /* requests that failed (counted as misses) */
+    long fallbacks;        /* task answers marked fallback (counted as misses) */
+    double *lat_ms;        /* (cap) latency of each case, caller-owned */
     long cap;
 } ev_report_t;
 

@@ -14,7 +14,9 @@ static const char *const KIND_NAMES[ORD_N_KINDS] = {
     "alias", "vowels", "typo", "qtyform", "noqty", "multi", "case", "punct", "nosize", "heldout",
 };
 
-const char *ord_kind_name(int bit) { return bit >= 0 && bit < ORD_N_KINDS ? KIND_NAMES[bit] : "?"; }
+const char *ord_kind_name(int bit) {
+    return bit >= 0 && bit < ORD_N_KINDS ? KIND_NAMES[bit] : "?";
+}
 
 /* ---- menu ---- */
 
@@ -93,7 +95,8 @@ int ord_menu_load(const char *path, ord_menu_t *m, char *err, size_t errlen) {
         if ((rc = entry_load(cfg_at(sizes, i), &m->sizes[i], err, errlen))) goto out;
     for (size_t c = 0; c < items->n; c++) {
         const cfg_node_t *cat = items->items[c]; /* maps keep their entries in file order */
-        int sized = sc ? in_list(sc, cat->key) : (!strcmp(cat->key, "pizzas") || !strcmp(cat->key, "drinks"));
+        int sized = sc ? in_list(sc, cat->key)
+                       : (!strcmp(cat->key, "pizzas") || !strcmp(cat->key, "drinks"));
         if (cat->type != CFG_SEQ) {
             rc = cfg_err(cat, err, errlen, "a category is a list of items");
             goto out;
@@ -143,8 +146,12 @@ static uint64_t rnd(ord_gen_t *g) {
     z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
     return z ^ (z >> 31);
 }
-static int rn(ord_gen_t *g, int n) { return (int)(rnd(g) % (uint64_t)n); }
-static int chance(ord_gen_t *g, int pct) { return rn(g, 100) < pct; }
+static int rn(ord_gen_t *g, int n) {
+    return (int)(rnd(g) % (uint64_t)n);
+}
+static int chance(ord_gen_t *g, int pct) {
+    return rn(g, 100) < pct;
+}
 
 void ord_gen_init(ord_gen_t *g, const ord_menu_t *m, uint64_t seed, int test) {
     g->menu = m;
@@ -152,10 +159,12 @@ void ord_gen_init(ord_gen_t *g, const ord_menu_t *m, uint64_t seed, int test) {
     g->test = test;
 }
 
-static const char *const QTY_WORDS[] = {"zero", "one", "two",   "three", "four",   "five", "six",
-                                        "seven", "eight", "nine", "ten", "eleven", "twelve"};
+static const char *const QTY_WORDS[] = {"zero",  "one",   "two",  "three", "four",   "five",  "six",
+                                        "seven", "eight", "nine", "ten",   "eleven", "twelve"};
 
-static int is_vowel(char c) { return strchr("aeiouAEIOU", c) != NULL && c; }
+static int is_vowel(char c) {
+    return strchr("aeiouAEIOU", c) != NULL && c;
+}
 
 /* Drop inner vowels of word w (in place); 1 when something changed. */
 static int drop_vowels(char *w) {
@@ -239,9 +248,12 @@ static void apply_case(ord_gen_t *g, char *s, int mode) {
     int start = 1;
     for (; *s; s++) {
         unsigned char c = (unsigned char)*s;
-        if (mode == 1) *s = (char)toupper(c);
-        else if (mode == 2) *s = (char)(start ? toupper(c) : c);
-        else if (mode == 3 && chance(g, 35)) *s = (char)toupper(c);
+        if (mode == 1)
+            *s = (char)toupper(c);
+        else if (mode == 2)
+            *s = (char)(start ? toupper(c) : c);
+        else if (mode == 3 && chance(g, 35))
+            *s = (char)toupper(c);
         start = c == ' ';
     }
 }
@@ -273,22 +285,34 @@ static void render_line(ord_gen_t *g, const ord_line_t *l, int nosize_size, char
         *kinds |= ORD_K_NOQTY;
     } else {
         int f = rn(g, 100);
-        if (f < 40) snprintf(qty, sizeof qty, "%d", l->qty);
-        else if (f < 55) snprintf(qty, sizeof qty, "%dx", l->qty);
-        else if (f < 70) snprintf(qty, sizeof qty, "x%d", l->qty), after = 1;
-        else if (f < 80) snprintf(qty, sizeof qty, "%s", QTY_WORDS[l->qty]);
-        else if (f < 87) snprintf(qty, sizeof qty, "%d \xC3\x97", l->qty);
-        else if (f < 93) snprintf(qty, sizeof qty, "%d x", l->qty);
-        else snprintf(qty, sizeof qty, "x %d", l->qty), after = 1;
+        if (f < 40)
+            snprintf(qty, sizeof qty, "%d", l->qty);
+        else if (f < 55)
+            snprintf(qty, sizeof qty, "%dx", l->qty);
+        else if (f < 70)
+            snprintf(qty, sizeof qty, "x%d", l->qty), after = 1;
+        else if (f < 80)
+            snprintf(qty, sizeof qty, "%s", QTY_WORDS[l->qty]);
+        else if (f < 87)
+            snprintf(qty, sizeof qty, "%d \xC3\x97", l->qty);
+        else if (f < 93)
+            snprintf(qty, sizeof qty, "%d x", l->qty);
+        else
+            snprintf(qty, sizeof qty, "x %d", l->qty), after = 1;
         if (f >= 70 || after) *kinds |= ORD_K_QTYFORM;
         if (f < 15 && chance(g, 30)) after = 1, *kinds |= ORD_K_QTYFORM;
     }
     char body[200];
-    if (*size && chance(g, 10)) snprintf(body, sizeof body, "%s %s", item, size);
-    else snprintf(body, sizeof body, "%s%s%s", size, *size ? " " : "", item);
-    if (!*qty) snprintf(t, cap, "%s", body);
-    else if (after) snprintf(t, cap, "%s %s", body, qty);
-    else snprintf(t, cap, "%s %s", qty, body);
+    if (*size && chance(g, 10))
+        snprintf(body, sizeof body, "%s %s", item, size);
+    else
+        snprintf(body, sizeof body, "%s%s%s", size, *size ? " " : "", item);
+    if (!*qty)
+        snprintf(t, cap, "%s", body);
+    else if (after)
+        snprintf(t, cap, "%s %s", body, qty);
+    else
+        snprintf(t, cap, "%s %s", qty, body);
 }
 
 int ord_gen_next(ord_gen_t *g, buf_t *in, buf_t *out, ord_line_t *lines, int *n_lines) {
@@ -316,11 +340,13 @@ int ord_gen_next(ord_gen_t *g, buf_t *in, buf_t *out, ord_line_t *lines, int *n_
         render_line(g, &ls[i], nosize, t, sizeof t, &kinds);
         apply_case(g, t, cmode);
         if (i) {
-            static const char *const SEP[] = {", ", ", ", ",", " and ", " & ", " + ", "\n", " , ", "; ", "\n"};
+            static const char *const SEP[] = {", ",  ", ", ",",   " and ", " & ",
+                                              " + ", "\n", " , ", "; ",    "\n"};
             buf_appends(in, SEP[rn(g, 10)]);
         }
         buf_appends(in, t);
-        if (punct && chance(g, 40)) buf_appends(in, (const char *const[]){".", "!", ",", "!!", "..", "?"}[rn(g, 6)]);
+        if (punct && chance(g, 40))
+            buf_appends(in, (const char *const[]){".", "!", ",", "!!", "..", "?"}[rn(g, 6)]);
     }
     int rc = ord_format(m, ls, n, out);
     if (rc) return rc;

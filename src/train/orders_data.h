@@ -10,8 +10,8 @@
 #include "core/buf.h"
 
 #define ORD_MAX_ALIASES 16
-#define ORD_MAX_LINES 4  /* items in one generated order */
-#define ORD_MAX_QTY 12   /* largest quantity generated */
+#define ORD_MAX_LINES 4 /* items in one generated order */
+#define ORD_MAX_QTY 12  /* largest quantity generated */
 
 /* Noise kinds of a pair (bit mask), for per-kind accuracy. */
 enum ord_kind {
@@ -31,17 +31,17 @@ enum ord_kind {
 const char *ord_kind_name(int bit);
 
 typedef struct ord_entry {
-    char *name;                      /* display name, e.g. "Pepperoni Pizza" */
-    char *aliases[ORD_MAX_ALIASES];  /* shorthands as customers type them */
+    char *name;                     /* display name, e.g. "Pepperoni Pizza" */
+    char *aliases[ORD_MAX_ALIASES]; /* shorthands as customers type them */
     int n_alias;
-    int sized;                       /* items: takes a size (pizzas, drinks) */
-    int is_pizza;                    /* display name ends in " Pizza": "pizza" may follow */
+    int sized;    /* items: takes a size (pizzas, drinks) */
+    int is_pizza; /* display name ends in " Pizza": "pizza" may follow */
 } ord_entry_t;
 
 typedef struct ord_menu {
-    ord_entry_t *sizes;  /* (n_sizes) */
+    ord_entry_t *sizes; /* (n_sizes) */
     int n_sizes;
-    ord_entry_t *items;  /* (n_items) in file order */
+    ord_entry_t *items; /* (n_items) in file order */
     int n_items;
 } ord_menu_t;
 

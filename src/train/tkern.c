@@ -18,7 +18,8 @@ void tk_matmul_ref(float *out, const float *in, const float *W, int N, int I, in
             int i = 0;
             for (; i + 8 <= I; i += 8)
                 for (int l = 0; l < 8; l++) acc[l] += x[i + l] * w[i + l];
-            float s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+            float s =
+                ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
             for (; i < I; i++) s += x[i] * w[i];
             out[(size_t)n * O + o] = s;
         }
@@ -46,12 +47,16 @@ void tk_matmul_bwd_ref(float *dinp, float *dW, const float *dout, const float *i
 }
 
 void tk_matmul(float *out, const float *in, const float *W, int N, int I, int O) {
-    if (I % 16 == 0 && have_avx512()) tk_matmul_avx512(out, in, W, N, I, O);
-    else tk_matmul_ref(out, in, W, N, I, O);
+    if (I % 16 == 0 && have_avx512())
+        tk_matmul_avx512(out, in, W, N, I, O);
+    else
+        tk_matmul_ref(out, in, W, N, I, O);
 }
 
 void tk_matmul_bwd(float *dinp, float *dW, const float *dout, const float *in, const float *W,
                    int N, int I, int O) {
-    if (I % 16 == 0 && have_avx512()) tk_matmul_bwd_avx512(dinp, dW, dout, in, W, N, I, O);
-    else tk_matmul_bwd_ref(dinp, dW, dout, in, W, N, I, O);
+    if (I % 16 == 0 && have_avx512())
+        tk_matmul_bwd_avx512(dinp, dW, dout, in, W, N, I, O);
+    else
+        tk_matmul_bwd_ref(dinp, dW, dout, in, W, N, I, O);
 }

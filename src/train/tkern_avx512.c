@@ -14,8 +14,8 @@ void tk_matmul_avx512(float *out, const float *in, const float *W, int N, int I,
         int o = 0;
         for (; o + 2 <= O; o += 2) {
             const float *w0 = W + (size_t)o * I, *w1 = w0 + I;
-            __m512 a00 = _mm512_setzero_ps(), a01 = a00, a10 = a00, a11 = a00, a20 = a00,
-                   a21 = a00, a30 = a00, a31 = a00;
+            __m512 a00 = _mm512_setzero_ps(), a01 = a00, a10 = a00, a11 = a00, a20 = a00, a21 = a00,
+                   a30 = a00, a31 = a00;
             for (int i = 0; i < I; i += 16) {
                 __m512 v0 = _mm512_loadu_ps(w0 + i), v1 = _mm512_loadu_ps(w1 + i);
                 __m512 y = _mm512_loadu_ps(x0 + i);
@@ -53,7 +53,8 @@ void tk_matmul_avx512(float *out, const float *in, const float *W, int N, int I,
         for (int o = 0; o < O; o++) {
             const float *w = W + (size_t)o * I;
             __m512 a = _mm512_setzero_ps();
-            for (int i = 0; i < I; i += 16) a = _mm512_fmadd_ps(_mm512_loadu_ps(x + i), _mm512_loadu_ps(w + i), a);
+            for (int i = 0; i < I; i += 16)
+                a = _mm512_fmadd_ps(_mm512_loadu_ps(x + i), _mm512_loadu_ps(w + i), a);
             out[(size_t)n * O + o] = _mm512_reduce_add_ps(a);
         }
     }
@@ -71,14 +72,16 @@ static void axpy_sum(float *y, int I, const float *a, size_t as, const float *X,
             if (s == 0.0f) continue; /* masked rows of dlogits are exactly zero */
             __m512 d = _mm512_set1_ps(s);
             const float *x = X + (size_t)k * xs + i;
-            for (int j = 0; j < 8; j++) c[j] = _mm512_fmadd_ps(d, _mm512_loadu_ps(x + 16 * j), c[j]);
+            for (int j = 0; j < 8; j++)
+                c[j] = _mm512_fmadd_ps(d, _mm512_loadu_ps(x + 16 * j), c[j]);
         }
         for (int j = 0; j < 8; j++) _mm512_storeu_ps(y + i + 16 * j, c[j]);
     }
     for (; i < I; i += 16) {
         __m512 c = _mm512_loadu_ps(y + i);
         for (int k = 0; k < K; k++)
-            c = _mm512_fmadd_ps(_mm512_set1_ps(a[(size_t)k * as]), _mm512_loadu_ps(X + (size_t)k * xs + i), c);
+            c = _mm512_fmadd_ps(_mm512_set1_ps(a[(size_t)k * as]),
+                                _mm512_loadu_ps(X + (size_t)k * xs + i), c);
         _mm512_storeu_ps(y + i, c);
     }
 }

@@ -39,7 +39,8 @@ static uint64_t mix(uint64_t *s) {
 
 /* Standard normal by Box-Muller. */
 static float gauss(uint64_t *s) {
-    double u1 = ((mix(s) >> 11) + 1.0) / 9007199254740993.0, u2 = (mix(s) >> 11) / 9007199254740992.0;
+    double u1 = ((mix(s) >> 11) + 1.0) / 9007199254740993.0,
+           u2 = (mix(s) >> 11) / 9007199254740992.0;
     return (float)(sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
 }
 
@@ -68,10 +69,10 @@ void tm_params_init(const tm_config_t *c, float *mem, uint64_t seed) {
 }
 
 void tm_acts_free(tm_acts_t *a) {
-    float **fs[] = {&a->res, &a->xn1, &a->rstd1, &a->q,     &a->k,     &a->v,   &a->att,
-                    &a->ao,  &a->mid, &a->xn2,   &a->rstd2, &a->gate,  &a->up,  &a->hsw,
-                    &a->rstdf, &a->xf, &a->logits, &a->dres, &a->dx,   &a->dq,  &a->dk,
-                    &a->dv,  &a->dao, &a->dh,    &a->dg,    &a->du,    &a->dxf, &a->rope};
+    float **fs[] = {&a->res,   &a->xn1, &a->rstd1,  &a->q,     &a->k,    &a->v,   &a->att,
+                    &a->ao,    &a->mid, &a->xn2,    &a->rstd2, &a->gate, &a->up,  &a->hsw,
+                    &a->rstdf, &a->xf,  &a->logits, &a->dres,  &a->dx,   &a->dq,  &a->dk,
+                    &a->dv,    &a->dao, &a->dh,     &a->dg,    &a->du,   &a->dxf, &a->rope};
     for (size_t i = 0; i < sizeof fs / sizeof fs[0]; i++) free(*fs[i]), *fs[i] = NULL;
     free(a->rows);
     a->rows = NULL;
@@ -90,10 +91,10 @@ int tm_acts_new(const tm_config_t *c, tm_acts_t *a) {
     A(rope, T * hd);
 #undef A
     a->rows = calloc(T, sizeof(int));
-    if (!a->res || !a->xn1 || !a->rstd1 || !a->q || !a->k || !a->v || !a->att || !a->ao || !a->mid ||
-        !a->xn2 || !a->rstd2 || !a->gate || !a->up || !a->hsw || !a->rstdf || !a->xf || !a->logits ||
-        !a->dres || !a->dx || !a->dq || !a->dk || !a->dv || !a->dao || !a->dh || !a->dg || !a->du ||
-        !a->dxf || !a->rope || !a->rows) {
+    if (!a->res || !a->xn1 || !a->rstd1 || !a->q || !a->k || !a->v || !a->att || !a->ao ||
+        !a->mid || !a->xn2 || !a->rstd2 || !a->gate || !a->up || !a->hsw || !a->rstdf || !a->xf ||
+        !a->logits || !a->dres || !a->dx || !a->dq || !a->dk || !a->dv || !a->dao || !a->dh ||
+        !a->dg || !a->du || !a->dxf || !a->rope || !a->rows) {
         tm_acts_free(a);
         return -ENOMEM;
     }
@@ -138,7 +139,9 @@ static void rope(float *v, int D, int hd, const float *cs, float dir) {
         }
 }
 
-static float sigm(float x) { return 1.0f / (1.0f + expf(-x)); }
+static float sigm(float x) {
+    return 1.0f / (1.0f + expf(-x));
+}
 
 double tm_forward(const tm_config_t *c, const tm_params_t *p, tm_acts_t *a, const int32_t *tokens,
                   const int32_t *targets, int T, int *n_targets) {
@@ -188,7 +191,8 @@ double tm_forward(const tm_config_t *c, const tm_params_t *p, tm_acts_t *a, cons
             }
         tk_matmul(mid, ao, p->wo + (size_t)l * D * D, T, D, D);
         for (size_t i = 0; i < TD; i++) mid[i] += x[i];
-        float *xn2 = a->xn2 + l * CD, *g = a->gate + l * CF, *u = a->up + l * CF, *hs = a->hsw + l * CF;
+        float *xn2 = a->xn2 + l * CD, *g = a->gate + l * CF, *u = a->up + l * CF,
+              *hs = a->hsw + l * CF;
         float *xo = a->res + (l + 1) * CD;
         for (int t = 0; t < T; t++)
             a->rstd2[l * c->ctx + t] = rmsnorm(xn2 + (size_t)t * D, mid + (size_t)t * D,
@@ -205,7 +209,8 @@ double tm_forward(const tm_config_t *c, const tm_params_t *p, tm_acts_t *a, cons
     for (int t = 0; t < T; t++) {
         if (targets && targets[t] < 0) continue;
         a->rows[M] = t;
-        a->rstdf[t] = rmsnorm(a->xf + (size_t)M * D, xl + (size_t)t * D, p->out_norm, D, c->norm_eps);
+        a->rstdf[t] =
+            rmsnorm(a->xf + (size_t)M * D, xl + (size_t)t * D, p->out_norm, D, c->norm_eps);
         M++;
     }
     a->M = M;
@@ -244,39 +249,46 @@ void tm_backward(const tm_config_t *c, const tm_params_t *p, const tm_params_t *
     const float *xl = a->res + (size_t)L * CD;
     for (int r = 0; r < M; r++) {
         int t = a->rows[r];
-        rmsnorm_bwd(a->dres + (size_t)t * D, g->out_norm, a->dxf + (size_t)r * D, xl + (size_t)t * D,
-                    p->out_norm, a->rstdf[t], D);
+        rmsnorm_bwd(a->dres + (size_t)t * D, g->out_norm, a->dxf + (size_t)r * D,
+                    xl + (size_t)t * D, p->out_norm, a->rstdf[t], D);
     }
     for (int l = L - 1; l >= 0; l--) {
         /* feed-forward: res[l+1] = mid + w_down . (silu(gate) * up) */
-        float *xn2 = a->xn2 + l * CD, *gt = a->gate + l * CF, *u = a->up + l * CF, *hs = a->hsw + l * CF;
+        float *xn2 = a->xn2 + l * CD, *gt = a->gate + l * CF, *u = a->up + l * CF,
+              *hs = a->hsw + l * CF;
         float *mid = a->mid + l * CD;
         memset(a->dh, 0, TF * sizeof(float));
-        tk_matmul_bwd(a->dh, g->w_down + (size_t)l * D * F, a->dres, hs, p->w_down + (size_t)l * D * F, T, F, D);
+        tk_matmul_bwd(a->dh, g->w_down + (size_t)l * D * F, a->dres, hs,
+                      p->w_down + (size_t)l * D * F, T, F, D);
         for (size_t i = 0; i < TF; i++) {
             float s = sigm(gt[i]), sl = gt[i] * s;
             a->du[i] = a->dh[i] * sl;
             a->dg[i] = a->dh[i] * u[i] * s * (1.0f + gt[i] * (1.0f - s));
         }
         memset(a->dx, 0, TD * sizeof(float));
-        tk_matmul_bwd(a->dx, g->w_gate + (size_t)l * F * D, a->dg, xn2, p->w_gate + (size_t)l * F * D, T, D, F);
-        tk_matmul_bwd(a->dx, g->w_up + (size_t)l * F * D, a->du, xn2, p->w_up + (size_t)l * F * D, T, D, F);
+        tk_matmul_bwd(a->dx, g->w_gate + (size_t)l * F * D, a->dg, xn2,
+                      p->w_gate + (size_t)l * F * D, T, D, F);
+        tk_matmul_bwd(a->dx, g->w_up + (size_t)l * F * D, a->du, xn2, p->w_up + (size_t)l * F * D,
+                      T, D, F);
         for (int t = 0; t < T; t++)
             rmsnorm_bwd(a->dres + (size_t)t * D, g->ffn_norm + (size_t)l * D, a->dx + (size_t)t * D,
-                        mid + (size_t)t * D, p->ffn_norm + (size_t)l * D, a->rstd2[l * c->ctx + t], D);
+                        mid + (size_t)t * D, p->ffn_norm + (size_t)l * D, a->rstd2[l * c->ctx + t],
+                        D);
         /* attention: mid = res[l] + wo . attention(q, k, v) */
         float *x = a->res + l * CD, *xn = a->xn1 + l * CD, *q = a->q + l * CD, *k = a->k + l * CD;
         float *v = a->v + l * CD, *ao = a->ao + l * CD;
         float *att = a->att + (size_t)l * H * c->ctx * c->ctx;
         memset(a->dao, 0, TD * sizeof(float));
-        tk_matmul_bwd(a->dao, g->wo + (size_t)l * D * D, a->dres, ao, p->wo + (size_t)l * D * D, T, D, D);
+        tk_matmul_bwd(a->dao, g->wo + (size_t)l * D * D, a->dres, ao, p->wo + (size_t)l * D * D, T,
+                      D, D);
         memset(a->dq, 0, TD * sizeof(float));
         memset(a->dk, 0, TD * sizeof(float));
         memset(a->dv, 0, TD * sizeof(float));
         for (int h = 0; h < H; h++)
             for (int t = 0; t < T; t++) {
                 const float *pr = att + ((size_t)h * c->ctx + t) * c->ctx;
-                const float *dot = a->dao + (size_t)t * D + h * hd, *qt = q + (size_t)t * D + h * hd;
+                const float *dot = a->dao + (size_t)t * D + h * hd,
+                            *qt = q + (size_t)t * D + h * hd;
                 float *dqt = a->dq + (size_t)t * D + h * hd;
                 float dp[512], sum = 0; /* T <= ctx <= 512 (checked by the trainer) */
                 for (int s = 0; s <= t; s++) {
@@ -298,12 +310,16 @@ void tm_backward(const tm_config_t *c, const tm_params_t *p, const tm_params_t *
             rope(a->dk + (size_t)t * D, D, hd, a->rope + (size_t)t * hd, -1.0f);
         }
         memset(a->dx, 0, TD * sizeof(float));
-        tk_matmul_bwd(a->dx, g->wq + (size_t)l * D * D, a->dq, xn, p->wq + (size_t)l * D * D, T, D, D);
-        tk_matmul_bwd(a->dx, g->wk + (size_t)l * D * D, a->dk, xn, p->wk + (size_t)l * D * D, T, D, D);
-        tk_matmul_bwd(a->dx, g->wv + (size_t)l * D * D, a->dv, xn, p->wv + (size_t)l * D * D, T, D, D);
+        tk_matmul_bwd(a->dx, g->wq + (size_t)l * D * D, a->dq, xn, p->wq + (size_t)l * D * D, T, D,
+                      D);
+        tk_matmul_bwd(a->dx, g->wk + (size_t)l * D * D, a->dk, xn, p->wk + (size_t)l * D * D, T, D,
+                      D);
+        tk_matmul_bwd(a->dx, g->wv + (size_t)l * D * D, a->dv, xn, p->wv + (size_t)l * D * D, T, D,
+                      D);
         for (int t = 0; t < T; t++)
-            rmsnorm_bwd(a->dres + (size_t)t * D, g->attn_norm + (size_t)l * D, a->dx + (size_t)t * D,
-                        x + (size_t)t * D, p->attn_norm + (size_t)l * D, a->rstd1[l * c->ctx + t], D);
+            rmsnorm_bwd(a->dres + (size_t)t * D, g->attn_norm + (size_t)l * D,
+                        a->dx + (size_t)t * D, x + (size_t)t * D, p->attn_norm + (size_t)l * D,
+                        a->rstd1[l * c->ctx + t], D);
     }
     for (int t = 0; t < T; t++) {
         float *ge = g->tok_embd + (size_t)tokens[t] * D;
@@ -312,10 +328,12 @@ void tm_backward(const tm_config_t *c, const tm_params_t *p, const tm_params_t *
 }
 
 /* One matrix (rows, cols) as F32 or F16 into the writer. */
-static int put(gguf_writer_t *w, const char *name, const float *x, int64_t rows, int64_t cols, int f16) {
+static int put(gguf_writer_t *w, const char *name, const float *x, int64_t rows, int64_t cols,
+               int f16) {
     int64_t ne[2] = {cols, rows};
     size_t n = (size_t)(rows * cols);
-    if (rows == 1 || !f16) return gguf_w_tensor(w, name, GGML_TYPE_F32, rows == 1 ? 1 : 2, ne, x, n * 4);
+    if (rows == 1 || !f16)
+        return gguf_w_tensor(w, name, GGML_TYPE_F32, rows == 1 ? 1 : 2, ne, x, n * 4);
     uint16_t *h = malloc(n * 2);
     if (!h) return -ENOMEM;
     for (size_t i = 0; i < n; i++) h[i] = quant_f32_to_f16(x[i]);
@@ -346,7 +364,8 @@ int tm_write_gguf(const tm_config_t *c, const tm_params_t *p, int f16, gguf_writ
         size_t dd = (size_t)l * D * D, fd = (size_t)l * F * D;
 #define P(suffix, x, r, cc, h) (snprintf(n, sizeof n, "blk.%d." suffix, l), put(w, n, x, r, cc, h))
         if ((rc = P("attn_norm.weight", p->attn_norm + (size_t)l * D, 1, D, 0)) ||
-            (rc = P("attn_q.weight", p->wq + dd, D, D, f16)) || (rc = P("attn_k.weight", p->wk + dd, D, D, f16)) ||
+            (rc = P("attn_q.weight", p->wq + dd, D, D, f16)) ||
+            (rc = P("attn_k.weight", p->wk + dd, D, D, f16)) ||
             (rc = P("attn_v.weight", p->wv + dd, D, D, f16)) ||
             (rc = P("attn_output.weight", p->wo + dd, D, D, f16)) ||
             (rc = P("ffn_norm.weight", p->ffn_norm + (size_t)l * D, 1, D, 0)) ||

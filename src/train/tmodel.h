@@ -14,12 +14,12 @@
  * embedding. RoPE rotates adjacent pairs (2i, 2i+1) of q and k, which is what the engine
  * computes for llama files, so the weights are written without any permutation. */
 typedef struct tm_config {
-    int vocab;    /* V */
-    int dim;      /* D */
-    int n_layer;  /* L */
-    int n_head;   /* H */
-    int ff;       /* F */
-    int ctx;      /* longest sequence (positions) */
+    int vocab;   /* V */
+    int dim;     /* D */
+    int n_layer; /* L */
+    int n_head;  /* H */
+    int ff;      /* F */
+    int ctx;     /* longest sequence (positions) */
     float rope_base;
     float norm_eps;
 } tm_config_t;
@@ -62,14 +62,14 @@ typedef struct tm_acts {
     int *rows;     /* (M) positions of those rows */
     int M;
     /* backward scratch */
-    float *dres;   /* (T, D) gradient of the residual stream */
-    float *dx;     /* (T, D) gradient of a normed input */
+    float *dres;               /* (T, D) gradient of the residual stream */
+    float *dx;                 /* (T, D) gradient of a normed input */
     float *dq, *dk, *dv, *dao; /* (T, D) */
-    float *dh;     /* (T, F) gradient of hsw */
-    float *dg;     /* (T, F) gradient of gate */
-    float *du;     /* (T, F) gradient of up */
-    float *dxf;    /* (M, D) */
-    float *rope;   /* (ctx, hd) cos, sin of each position and pair */
+    float *dh;                 /* (T, F) gradient of hsw */
+    float *dg;                 /* (T, F) gradient of gate */
+    float *du;                 /* (T, F) gradient of up */
+    float *dxf;                /* (M, D) */
+    float *rope;               /* (ctx, hd) cos, sin of each position and pair */
 } tm_acts_t;
 
 size_t tm_param_count(const tm_config_t *c);

@@ -21,8 +21,13 @@
 
 void train_opts_default(train_opts_t *o) {
     memset(o, 0, sizeof *o);
-    o->model = (tm_config_t){.dim = 128, .n_layer = 4, .n_head = 4, .ff = 384, .ctx = 96,
-                             .rope_base = 10000.0f, .norm_eps = 1e-5f};
+    o->model = (tm_config_t){.dim = 128,
+                             .n_layer = 4,
+                             .n_head = 4,
+                             .ff = 384,
+                             .ctx = 96,
+                             .rope_base = 10000.0f,
+                             .norm_eps = 1e-5f};
     o->vocab_size = 640;
     o->steps = 3000, o->batch = 32, o->warmup = 200; /* the shipped models/orders.gguf */
     o->lr = 2e-3f, o->min_lr = 1e-4f, o->weight_decay = 0.1f, o->clip = 1.0f;
@@ -52,7 +57,8 @@ int train_encode_completion(const tokenizer_t *t, const char *output, int32_t *o
     int32_t first[8];
     if (len >= 3 && !memcmp(s, "\xE2\x96\x81", 3)) {
         int32_t id = tok_lookup(t, s + 3, len - 3);
-        if (id >= 0) first[k++] = id;
+        if (id >= 0)
+            first[k++] = id;
         else
             for (size_t i = 3; i < len && k < 8; i++) { /* bytes of the rest (digits) */
                 int32_t c = tok_lookup(t, s + i, 1);
@@ -82,7 +88,7 @@ typedef struct worker {
     trainer_t *tr;
     int id;
     tm_acts_t acts;
-    float *grad;   /* (np) this worker's gradient sum; worker 0's is the step's */
+    float *grad; /* (np) this worker's gradient sum; worker 0's is the step's */
     tm_params_t g;
     double loss;
     long targets;
@@ -92,10 +98,10 @@ struct trainer {
     const train_opts_t *o;
     tm_config_t c;
     size_t np;
-    float *w, *m, *v;  /* (np) params, Adam moments */
+    float *w, *m, *v; /* (np) params, Adam moments */
     tm_params_t p;
-    seq_t *batch;      /* (B) */
-    float lscale;      /* 1 / targets in the batch */
+    seq_t *batch; /* (B) */
+    float lscale; /* 1 / targets in the batch */
     worker_t wk[MAX_THREADS];
     int nw;
 };
@@ -153,7 +159,8 @@ static int make_batch(trainer_t *tr, const ord_menu_t *menu, const tokenizer_t *
 /* Learning rate at step: linear warmup, then cosine from lr to min_lr. */
 static float lr_at(const train_opts_t *o, long step) {
     if (step < o->warmup) return o->lr * (float)(step + 1) / (float)o->warmup;
-    double f = (double)(step - o->warmup) / (double)(o->steps > o->warmup ? o->steps - o->warmup : 1);
+    double f =
+        (double)(step - o->warmup) / (double)(o->steps > o->warmup ? o->steps - o->warmup : 1);
     if (f > 1) f = 1;
     return (float)(o->min_lr + 0.5 * (o->lr - o->min_lr) * (1.0 + cos(3.141592653589793 * f)));
 }
@@ -183,7 +190,8 @@ static float adamw(trainer_t *tr, const float *grad, long step, float lr) {
 
 /* ---- checkpoints: a GGUF of the flat parameter and moment arrays ---- */
 
-static int save_ckpt(const trainer_t *tr, const vocab_t *voc, const char *path, long step, char *err, size_t el) {
+static int save_ckpt(const trainer_t *tr, const vocab_t *voc, const char *path, long step,
+                     char *err, size_t el) {
     gguf_writer_t *w = gguf_writer_new();
     int64_t ne[1] = {(int64_t)tr->np};
     char tmp[1100];
@@ -191,7 +199,8 @@ static int save_ckpt(const trainer_t *tr, const vocab_t *voc, const char *path, 
     if (!rc) rc = gguf_w_str(w, "general.architecture", "tollgate-train-checkpoint");
     if (!rc) rc = vocab_write_gguf(voc, w);
     const int vals[] = {tr->c.dim, tr->c.n_layer, tr->c.n_head, tr->c.ff, tr->c.ctx, (int)step};
-    const char *keys[] = {"train.dim", "train.n_layer", "train.n_head", "train.ff", "train.ctx", "train.step"};
+    const char *keys[] = {"train.dim", "train.n_layer", "train.n_head",
+                          "train.ff",  "train.ctx",     "train.step"};
     for (int i = 0; i < 6 && !rc; i++) rc = gguf_w_u32(w, keys[i], (uint32_t)vals[i]);
     if (!rc) rc = gguf_w_tensor(w, "train.params", GGML_TYPE_F32, 1, ne, tr->w, tr->np * 4);
     if (!rc) rc = gguf_w_tensor(w, "train.adam_m", GGML_TYPE_F32, 1, ne, tr->m, tr->np * 4);
@@ -208,15 +217,18 @@ static int load_ckpt(const char *path, gguf_file_t *f, tm_config_t *c, vocab_t *
                      char *err, size_t el) {
     if (gguf_open(path, f, err, el) != 0) return -EINVAL;
     uint32_t v[6];
-    const char *keys[] = {"train.dim", "train.n_layer", "train.n_head", "train.ff", "train.ctx", "train.step"};
+    const char *keys[] = {"train.dim", "train.n_layer", "train.n_head",
+                          "train.ff",  "train.ctx",     "train.step"};
     for (int i = 0; i < 6; i++)
         if (gguf_get_u32(f, keys[i], &v[i])) {
-            snprintf(err, el, "%.400s: not a tollgate training checkpoint (%s missing)", path, keys[i]);
+            snprintf(err, el, "%.400s: not a tollgate training checkpoint (%s missing)", path,
+                     keys[i]);
             return -EINVAL;
         }
     c->dim = (int)v[0], c->n_layer = (int)v[1], c->n_head = (int)v[2], c->ff = (int)v[3];
     c->ctx = (int)v[4], *step = v[5];
-    const gguf_kv_t *tk = gguf_find(f, "tokenizer.ggml.tokens"), *sc = gguf_find(f, "tokenizer.ggml.scores");
+    const gguf_kv_t *tk = gguf_find(f, "tokenizer.ggml.tokens"),
+                    *sc = gguf_find(f, "tokenizer.ggml.scores");
     const gguf_kv_t *ty = gguf_find(f, "tokenizer.ggml.token_type");
     if (!tk || !sc || !ty || tk->arr_count != sc->arr_count || tk->arr_count != ty->arr_count) {
         snprintf(err, el, "%.400s: vocabulary missing", path);
@@ -231,14 +243,16 @@ static int load_ckpt(const char *path, gguf_file_t *f, tm_config_t *c, vocab_t *
     for (int i = 0; i < n; i++, voc->n++) {
         gguf_str_t s;
         if (gguf_arr_str_next(tk, &cur, &s) || gguf_arr_f32(sc, (uint64_t)i, &voc->scores[i]) ||
-            gguf_arr_i32(ty, (uint64_t)i, &voc->types[i]) || !(voc->pieces[i] = strndup(s.ptr, s.len)))
+            gguf_arr_i32(ty, (uint64_t)i, &voc->types[i]) ||
+            !(voc->pieces[i] = strndup(s.ptr, s.len)))
             return -EINVAL;
     }
     c->vocab = n;
     return 0;
 }
 
-static int write_model(const trainer_t *tr, const vocab_t *voc, const char *path, char *err, size_t el) {
+static int write_model(const trainer_t *tr, const vocab_t *voc, const char *path, char *err,
+                       size_t el) {
     gguf_writer_t *w = gguf_writer_new();
     int rc = w ? 0 : -ENOMEM;
     if (!rc) rc = gguf_w_str(w, "general.architecture", "llama");
@@ -273,9 +287,11 @@ int train_run(const train_opts_t *o, FILE *log) {
         fprintf(log, "train: %s\n", err);
         return rc;
     }
-    if (o->threads < 1 || o->threads > MAX_THREADS || o->batch < 1 || tr.c.ctx > 512 || tr.c.ctx < 8 ||
-        tr.c.n_head < 1 || tr.c.dim % tr.c.n_head || (tr.c.dim / tr.c.n_head) % 2) {
-        fprintf(log, "train: invalid options (threads 1..%d, ctx 8..512, dim a multiple of 2*heads)\n", MAX_THREADS);
+    if (o->threads < 1 || o->threads > MAX_THREADS || o->batch < 1 || tr.c.ctx > 512 ||
+        tr.c.ctx < 8 || tr.c.n_head < 1 || tr.c.dim % tr.c.n_head || (tr.c.dim / tr.c.n_head) % 2) {
+        fprintf(log,
+                "train: invalid options (threads 1..%d, ctx 8..512, dim a multiple of 2*heads)\n",
+                MAX_THREADS);
         ord_menu_free(&menu);
         return -EINVAL;
     }
@@ -299,7 +315,8 @@ int train_run(const train_opts_t *o, FILE *log) {
             chat_msg_t msg = {"user", in.data};
             buf_reset(&pr);
             rc = chat_apply(CHAT_TMPL_MISTRAL, &msg, 1, 1, &pr);
-            if (!rc && (!(texts[2 * i] = strdup(pr.data)) || !(texts[2 * i + 1] = strdup(ob.data)))) rc = -ENOMEM;
+            if (!rc && (!(texts[2 * i] = strdup(pr.data)) || !(texts[2 * i + 1] = strdup(ob.data))))
+                rc = -ENOMEM;
         }
         if (!rc) rc = vocab_learn((const char *const *)texts, nt, o->vocab_size, &voc);
         for (size_t i = 0; texts && i < nt; i++) free(texts[i]);
@@ -320,15 +337,18 @@ int train_run(const train_opts_t *o, FILE *log) {
     tr.batch = calloc((size_t)o->batch, sizeof *tr.batch);
     rc = tr.w && tr.m && tr.v && tr.batch ? 0 : -ENOMEM;
     for (int b = 0; b < o->batch && !rc; b++) {
-        tr.batch[b].tok = calloc((size_t)tr.c.ctx, 4), tr.batch[b].tgt = calloc((size_t)tr.c.ctx, 4);
+        tr.batch[b].tok = calloc((size_t)tr.c.ctx, 4),
+        tr.batch[b].tgt = calloc((size_t)tr.c.ctx, 4);
         if (!tr.batch[b].tok || !tr.batch[b].tgt) rc = -ENOMEM;
     }
     tr.nw = o->threads;
     for (int i = 0; i < tr.nw && !rc; i++) {
         worker_t *w = &tr.wk[i];
         w->tr = &tr, w->id = i;
-        if (!(w->grad = calloc(tr.np, 4)) || tm_acts_new(&tr.c, &w->acts)) rc = -ENOMEM;
-        else tm_params_bind(&tr.c, w->grad, &w->g);
+        if (!(w->grad = calloc(tr.np, 4)) || tm_acts_new(&tr.c, &w->acts))
+            rc = -ENOMEM;
+        else
+            tm_params_bind(&tr.c, w->grad, &w->g);
     }
     if (rc) goto out;
     tm_params_bind(&tr.c, tr.w, &tr.p);
@@ -347,7 +367,8 @@ int train_run(const train_opts_t *o, FILE *log) {
     } else {
         tm_params_init(&tr.c, tr.w, o->seed);
     }
-    fprintf(log, "model: llama dim %d, %d layers, %d heads, ff %d, ctx %d, vocab %d: %.2fM parameters\n",
+    fprintf(log,
+            "model: llama dim %d, %d layers, %d heads, ff %d, ctx %d, vocab %d: %.2fM parameters\n",
             tr.c.dim, tr.c.n_layer, tr.c.n_head, tr.c.ff, tr.c.ctx, tr.c.vocab, tr.np / 1e6);
     fprintf(log, "training: %d steps of %d orders, lr %g -> %g (warmup %d), %d threads\n", o->steps,
             o->batch, o->lr, o->min_lr, o->warmup, tr.nw);
@@ -381,8 +402,11 @@ int train_run(const train_opts_t *o, FILE *log) {
         if ((step + 1) % o->log_every == 0 || last) {
             double t = now_s(), tps = tok_since / (t - tlast);
             double eta = (o->steps - step - 1) * (t - tlast) / steps_since;
-            fprintf(log, "step %5ld/%d | loss %.4f | lr %.2e | grad norm %.3f | %.0f tok/s | elapsed %.0fs | ETA %.0fm%02.0fs\n",
-                    step + 1, o->steps, lsum / steps_since, lr, gn, tps, t - t0, floor(eta / 60), fmod(eta, 60));
+            fprintf(log,
+                    "step %5ld/%d | loss %.4f | lr %.2e | grad norm %.3f | %.0f tok/s | elapsed "
+                    "%.0fs | ETA %.0fm%02.0fs\n",
+                    step + 1, o->steps, lsum / steps_since, lr, gn, tps, t - t0, floor(eta / 60),
+                    fmod(eta, 60));
             fflush(log);
             tlast = t, lsum = 0, tok_since = tgt_since = steps_since = 0;
         }

@@ -14,25 +14,25 @@
 
 /* The chat template written into the model (Mistral's; chat_template_detect knows it),
  * and the family the prompts are rendered with. */
-#define TRAIN_CHAT_TEMPLATE                                                                       \
-    "{{ bos_token }}{% for message in messages %}{% if message['role'] == 'user' %}"            \
-    "{{ '[INST] ' + message['content'] + ' [/INST]' }}{% else %}{{ message['content'] + "        \
+#define TRAIN_CHAT_TEMPLATE                                                                        \
+    "{{ bos_token }}{% for message in messages %}{% if message['role'] == 'user' %}"               \
+    "{{ '[INST] ' + message['content'] + ' [/INST]' }}{% else %}{{ message['content'] + "          \
     "eos_token }}{% endif %}{% endfor %}"
 
 typedef struct train_opts {
-    const char *menu;      /* menu YAML */
-    const char *out;       /* final GGUF */
-    const char *ckpt;      /* checkpoint path (NULL: out + ".ckpt") */
-    int resume;            /* continue from ckpt */
-    tm_config_t model;     /* vocab is set from the learned vocabulary */
-    int vocab_size;        /* pieces to learn */
+    const char *menu;  /* menu YAML */
+    const char *out;   /* final GGUF */
+    const char *ckpt;  /* checkpoint path (NULL: out + ".ckpt") */
+    int resume;        /* continue from ckpt */
+    tm_config_t model; /* vocab is set from the learned vocabulary */
+    int vocab_size;    /* pieces to learn */
     int steps, batch, warmup;
     float lr, min_lr, weight_decay, clip;
     uint64_t seed;
     int threads;
     int log_every, ckpt_every;
-    int f16;               /* matrices in F16 in the final file */
-    int eval_n;            /* held-out pairs decoded with the engine at the end (0: none) */
+    int f16;    /* matrices in F16 in the final file */
+    int eval_n; /* held-out pairs decoded with the engine at the end (0: none) */
     uint64_t eval_seed;
 } train_opts_t;
 

@@ -19,7 +19,7 @@ typedef struct word {
 } word_t;
 
 typedef struct wtab {
-    word_t *w;   /* (cap) open addressing on text */
+    word_t *w; /* (cap) open addressing on text */
     size_t cap, n;
 } wtab_t;
 
@@ -64,8 +64,10 @@ static int add_text(wtab_t *t, const char *text, char *scratch, size_t cap) {
     if (3 * (len + 1) + 1 > cap) return -E2BIG;
     memcpy(scratch, SPACE, 3), n = 3;
     for (size_t i = 0; i < len; i++) {
-        if (text[i] == ' ') memcpy(scratch + n, SPACE, 3), n += 3;
-        else scratch[n++] = text[i];
+        if (text[i] == ' ')
+            memcpy(scratch + n, SPACE, 3), n += 3;
+        else
+            scratch[n++] = text[i];
     }
     size_t start = 0;
     for (size_t i = 3; i <= n; i++) {
@@ -133,10 +135,19 @@ int vocab_learn(const char *const *texts, size_t n_texts, int vocab_size, vocab_
             if (p + cl > len) cl = len - p;
             int id = -1;
             for (int s = 0; s < n_sym; s++)
-                if (strlen(syms[s]) == cl && !memcmp(syms[s], w->text + p, cl)) { id = s; break; }
+                if (strlen(syms[s]) == cl && !memcmp(syms[s], w->text + p, cl)) {
+                    id = s;
+                    break;
+                }
             if (id < 0) {
-                if (n_sym >= max_sym) { rc = -E2BIG; break; }
-                if (!(syms[n_sym] = strndup(w->text + p, cl))) { rc = -ENOMEM; break; }
+                if (n_sym >= max_sym) {
+                    rc = -E2BIG;
+                    break;
+                }
+                if (!(syms[n_sym] = strndup(w->text + p, cl))) {
+                    rc = -ENOMEM;
+                    break;
+                }
                 id = n_sym++;
             }
             w->sym[w->n++] = id;
@@ -157,7 +168,10 @@ int vocab_learn(const char *const *texts, size_t n_texts, int vocab_size, vocab_
         if (best < 0) break;
         int a = best / max_sym, b = best % max_sym, ns = n_sym;
         size_t la = strlen(syms[a]), lb = strlen(syms[b]);
-        if (!(syms[ns] = malloc(la + lb + 1))) { rc = -ENOMEM; goto out; }
+        if (!(syms[ns] = malloc(la + lb + 1))) {
+            rc = -ENOMEM;
+            goto out;
+        }
         memcpy(syms[ns], syms[a], la);
         memcpy(syms[ns] + la, syms[b], lb + 1);
         n_sym++;
@@ -165,14 +179,17 @@ int vocab_learn(const char *const *texts, size_t n_texts, int vocab_size, vocab_
             word_t *w = &t.w[i];
             int j = 0;
             for (int k = 0; w->text && k < w->n; k++) {
-                if (k + 1 < w->n && w->sym[k] == a && w->sym[k + 1] == b) w->sym[j++] = ns, k++;
-                else w->sym[j++] = w->sym[k];
+                if (k + 1 < w->n && w->sym[k] == a && w->sym[k + 1] == b)
+                    w->sym[j++] = ns, k++;
+                else
+                    w->sym[j++] = w->sym[k];
             }
             if (w->text) w->n = j;
         }
     }
     /* the vocabulary: fixed tokens, bytes, characters, merges (score = -merge rank) */
-    if ((rc = push(v, "<unk>", 5, 0, TOK_TYPE_UNKNOWN)) || (rc = push(v, "<s>", 3, 0, TOK_TYPE_CONTROL)) ||
+    if ((rc = push(v, "<unk>", 5, 0, TOK_TYPE_UNKNOWN)) ||
+        (rc = push(v, "<s>", 3, 0, TOK_TYPE_CONTROL)) ||
         (rc = push(v, "</s>", 4, 0, TOK_TYPE_CONTROL)))
         goto out;
     for (int b = 0; b < 256 && !rc; b++) {
@@ -198,7 +215,8 @@ out:
 int vocab_write_gguf(const vocab_t *v, gguf_writer_t *w) {
     int rc;
     if ((rc = gguf_w_str(w, "tokenizer.ggml.model", "llama")) ||
-        (rc = gguf_w_arr_str(w, "tokenizer.ggml.tokens", (const char *const *)v->pieces, (size_t)v->n)) ||
+        (rc = gguf_w_arr_str(w, "tokenizer.ggml.tokens", (const char *const *)v->pieces,
+                             (size_t)v->n)) ||
         (rc = gguf_w_arr_f32(w, "tokenizer.ggml.scores", v->scores, (size_t)v->n)) ||
         (rc = gguf_w_arr_i32(w, "tokenizer.ggml.token_type", v->types, (size_t)v->n)) ||
         (rc = gguf_w_u32(w, "tokenizer.ggml.bos_token_id", VOCAB_BOS)) ||

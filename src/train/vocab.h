@@ -17,9 +17,9 @@
 #define VOCAB_N_FIXED 259
 
 typedef struct vocab {
-    char **pieces;   /* (n) token strings, spaces as U+2581 */
-    float *scores;   /* (n) merge order: an earlier merge scores higher */
-    int32_t *types;  /* (n) enum tok_type */
+    char **pieces;  /* (n) token strings, spaces as U+2581 */
+    float *scores;  /* (n) merge order: an earlier merge scores higher */
+    int32_t *types; /* (n) enum tok_type */
     int n;
 } vocab_t;
 

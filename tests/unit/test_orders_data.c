@@ -53,10 +53,12 @@ static void test_generator(const ord_menu_t *m) {
         ord_format(m, lines, n, &chk);
         if (strcmp(chk.data, out.data)) bad_format++;
         for (int j = 0; j < n; j++) {
-            if (ord_heldout_size(m, lines[j].item, lines[j].size) || ord_heldout_qty(m, lines[j].item, lines[j].qty))
+            if (ord_heldout_size(m, lines[j].item, lines[j].size) ||
+                ord_heldout_qty(m, lines[j].item, lines[j].qty))
                 held_train++;
             const ord_entry_t *e = &m->items[lines[j].item];
-            for (int a = 0; a < e->n_alias; a++) /* alias used verbatim somewhere (case-insensitive) */
+            for (int a = 0; a < e->n_alias;
+                 a++) /* alias used verbatim somewhere (case-insensitive) */
                 if (strcasestr(in.data, e->aliases[a])) used_item[lines[j].item][a] = 1;
         }
     }
@@ -81,7 +83,8 @@ static void test_generator(const ord_menu_t *m) {
         int k = ord_gen_next(&g, &in, &out, lines, &n);
         int has = 0;
         for (int j = 0; j < n; j++)
-            has |= ord_heldout_size(m, lines[j].item, lines[j].size) || ord_heldout_qty(m, lines[j].item, lines[j].qty);
+            has |= ord_heldout_size(m, lines[j].item, lines[j].size) ||
+                   ord_heldout_qty(m, lines[j].item, lines[j].qty);
         if (has != !!(k & ORD_K_HELDOUT)) test_held = -1000000;
         test_held += has;
     }
@@ -126,7 +129,8 @@ static void test_vocab(const ord_menu_t *m) {
         if (!dec.data || strcmp(dec.data, texts[i])) bad++;
         total++, ntok += n;
     }
-    printf("vocab: %d pieces, %d texts round-trip with %.1f tokens each\n", v.n, total - bad, (double)ntok / total);
+    printf("vocab: %d pieces, %d texts round-trip with %.1f tokens each\n", v.n, total - bad,
+           (double)ntok / total);
     CHECK_EQ_INT(bad, 0);
     int32_t ids[64];
     int n = train_encode_completion(t, "12\xC3\x97 Large Pepperoni Pizza", ids, 64);
@@ -139,7 +143,8 @@ static void test_vocab(const ord_menu_t *m) {
     }
     CHECK_EQ_STR(dec.data, "12\xC3\x97 Large Pepperoni Pizza");
     /* the chat template written into models is recognised as the family we render with */
-    CHECK_EQ_INT(chat_template_detect(TRAIN_CHAT_TEMPLATE, strlen(TRAIN_CHAT_TEMPLATE)), CHAT_TMPL_MISTRAL);
+    CHECK_EQ_INT(chat_template_detect(TRAIN_CHAT_TEMPLATE, strlen(TRAIN_CHAT_TEMPLATE)),
+                 CHAT_TMPL_MISTRAL);
     for (int i = 0; i < 4000; i++) free(texts[i]);
     tok_free(t);
     vocab_free(&v);
@@ -181,7 +186,8 @@ static void test_pipeline(void) {
         if (strstr(line, "resuming from") && strstr(line, "at step 20")) resumed = 1;
     }
     fclose(log);
-    printf("pipeline: loss %.3f -> %.3f over 40 steps (%d progress lines)\n", first, last, steps_logged);
+    printf("pipeline: loss %.3f -> %.3f over 40 steps (%d progress lines)\n", first, last,
+           steps_logged);
     CHECK(first > 0 && last > 0 && last < first * 0.8);
     CHECK(resumed);
     CHECK_EQ_INT(steps_logged, 4);

@@ -22,7 +22,8 @@ static void test_kernels(void) {
     float *in = malloc(sizeof(float) * N * I), *W = malloc(sizeof(float) * O * I);
     float *o1 = malloc(sizeof(float) * N * O), *o2 = malloc(sizeof(float) * N * O);
     float *d = malloc(sizeof(float) * N * O);
-    float *di1 = calloc(N * I, 4), *di2 = calloc(N * I, 4), *dw1 = calloc(O * I, 4), *dw2 = calloc(O * I, 4);
+    float *di1 = calloc(N * I, 4), *di2 = calloc(N * I, 4), *dw1 = calloc(O * I, 4),
+          *dw2 = calloc(O * I, 4);
     for (int i = 0; i < N * I; i++) in[i] = frand();
     for (int i = 0; i < O * I; i++) W[i] = frand();
     for (int i = 0; i < N * O; i++) d[i] = frand();
@@ -40,8 +41,14 @@ static void test_kernels(void) {
     free(in), free(W), free(o1), free(o2), free(d), free(di1), free(di2), free(dw1), free(dw2);
 }
 
-static const tm_config_t TINY = {.vocab = 19, .dim = 16, .n_layer = 2, .n_head = 2, .ff = 32,
-                                 .ctx = 9, .rope_base = 10000.0f, .norm_eps = 1e-5f};
+static const tm_config_t TINY = {.vocab = 19,
+                                 .dim = 16,
+                                 .n_layer = 2,
+                                 .n_head = 2,
+                                 .ff = 32,
+                                 .ctx = 9,
+                                 .rope_base = 10000.0f,
+                                 .norm_eps = 1e-5f};
 
 /* Analytic gradients against central differences on a sample of every tensor. */
 static void test_gradcheck(void) {
