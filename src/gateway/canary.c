@@ -55,6 +55,7 @@ void canary_init(canary_t *c, const char *model) {
     pthread_mutex_init(&c->mu, NULL);
     canary_cfg_defaults(&c->cfg);
     atomic_init(&c->weight, -1);
+    atomic_init(&c->live, 0);
 }
 
 void canary_destroy(canary_t *c) {
@@ -78,6 +79,7 @@ static void enter_step(canary_t *c, size_t i, uint64_t now) {
     c->step_requests = 0;
     if (i + 1 >= c->cfg.nsteps) {
         c->state = CANARY_PROMOTED;
+        atomic_store_explicit(&c->live, 0, memory_order_relaxed);
         snprintf(c->reason, sizeof c->reason, "promoted: %s serves all traffic", c->variant);
     }
     atomic_store_explicit(&c->weight, (int)c->cfg.steps[i], memory_order_relaxed);
@@ -97,6 +99,7 @@ int canary_start(canary_t *c, const canary_cfg_t *cfg, const char *stable, const
         c->total = c->errors = c->fallbacks = 0;
         c->reason[0] = '\0';
         c->state = CANARY_RUNNING;
+        atomic_store_explicit(&c->live, 1, memory_order_relaxed);
         enter_step(c, 0, now_ns);
         rc = 0;
     }
@@ -140,6 +143,7 @@ int canary_promote(canary_t *c, uint64_t now_ns) {
 
 static void do_abort(canary_t *c, const char *reason) {
     c->state = CANARY_ABORTED;
+    atomic_store_explicit(&c->live, 0, memory_order_relaxed);
     snprintf(c->reason, sizeof c->reason, "%s", reason);
     atomic_store_explicit(&c->weight, 0, memory_order_relaxed);
 }

@@ -75,6 +75,8 @@ typedef struct canary {
     canary_slot_t slots[CANARY_SLOTS];
     uint64_t total, errors, fallbacks; /* canary outcomes since start */
     atomic_int weight;          /* the canary weight in percent the controller wants; -1 idle */
+    atomic_int live;            /* 1 while running or paused: read without the lock so that
+                                   routes whose canary is decided pay nothing per request */
 } canary_t;
 
 void canary_init(canary_t *c, const char *model);
@@ -103,6 +105,9 @@ static inline int canary_weight(canary_t *c) {
     return atomic_load_explicit(&c->weight, memory_order_relaxed);
 }
 int canary_state(canary_t *c);
+static inline int canary_live(canary_t *c) {
+    return atomic_load_explicit(&c->live, memory_order_relaxed);
+}
 const char *canary_state_name(int state);
 
 /* Window figures at now: requests, error and fallback percent, p99 (bucket bound, ms). */

@@ -43,7 +43,7 @@ void canaryapi_observe(gateway_t *gw, const char *model, const char *variant,
     if (!canary_count(set))
         return;
     canary_t *c = canary_get(set, model, 0);
-    if (!c || canary_weight(c) < 0)
+    if (!c || !canary_live(c))
         return;
     int before = canary_state(c);
     if (canary_record(c, ev_clock_ns(), variant, latency_ms, error, fallback) != 1)

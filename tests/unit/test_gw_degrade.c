@@ -158,6 +158,7 @@ static void test_canary_steps(void) {
     CHECK_EQ_INT(canary_start(&c, &g, "stable", "canary", t), 0);
     CHECK_EQ_INT(canary_start(&c, &g, "stable", "canary", t), -EALREADY);
     CHECK_EQ_INT(canary_weight(&c), 10);
+    CHECK_EQ_INT(canary_live(&c), 1);
     /* The pause passes, but a step needs min_requests outcomes. */
     CHECK_EQ_INT(canary_tick(&c, t + 2000 * MS), 0);
     for (int i = 0; i < 4; i++) CHECK_EQ_INT(canary_record(&c, t + 2000 * MS, NULL, 40, 0, 0), 0);
@@ -184,6 +185,7 @@ static void test_canary_steps(void) {
     CHECK_EQ_INT(canary_promote(&c, t + 5500 * MS), 0);
     CHECK_EQ_INT(canary_weight(&c), 100);
     CHECK_EQ_INT(canary_state(&c), CANARY_PROMOTED);
+    CHECK_EQ_INT(canary_live(&c), 0);
     CHECK_EQ_INT(canary_promote(&c, t), -EALREADY);
     CHECK_EQ_INT(canary_abort(&c, "x", t), -EALREADY);
     canary_destroy(&c);
