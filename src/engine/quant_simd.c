@@ -4,6 +4,9 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
 
 #include "engine/matvec.h"
 #include "engine/quant.h"
@@ -12,9 +15,12 @@ static const quant_kernels_t scalar_kernels = {"scalar", matvec_dot, quant_quant
 
 static int cpu_has_avx2(void) {
 #if defined(__x86_64__) || defined(__i386__)
+    /* F16C from cpuid leaf 1 directly: clang 14 (Debian's, used by `make fuzz`) does not
+     * know "f16c" as a __builtin_cpu_supports feature. */
+    unsigned a, b, c, d;
+    int f16c = __get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C);
     __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-           __builtin_cpu_supports("f16c");
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && f16c;
 #else
     return 0;
 #endif
