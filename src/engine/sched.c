@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "core/ev.h"
+#include "engine/threadpool.h"
 
 #define SCHED_MAX_RUNNING 1 /* one forward state today; batching raises this */
 
@@ -40,6 +41,7 @@ struct sched {
     const model_t *m;
     const tokenizer_t *tok;
     forward_state_t *fs;
+    tpool_t *pool;           /* compute threads; used by the engine thread only */
     int n_ctx;
     seq_t run[SCHED_MAX_RUNNING];
     int n_run;
@@ -258,6 +260,8 @@ static void *engine_main(void *arg) {
 int sched_start(sched_t *s, const model_t *m, const tokenizer_t *tok, int n_ctx) {
     int rc = forward_state_new(m, n_ctx, &s->fs);
     if (rc) return rc;
+    if ((rc = tpool_new(s->cfg.threads > 0 ? s->cfg.threads : 2, &s->pool))) return rc;
+    s->fs->pool = s->pool;
     s->m = m;
     s->tok = tok;
     s->n_ctx = s->fs->n_ctx;
@@ -285,6 +289,7 @@ void sched_free(sched_t *s) {
     for (int i = 0; i < s->cfg.n_workers; i++) pthread_mutex_destroy(&s->mb[i].mu);
     for (int i = 0; i < SCHED_MAX_RUNNING; i++) buf_free(&s->run[i].piece);
     forward_state_free(s->fs);
+    tpool_free(s->pool);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cv);
     free(s->mb);

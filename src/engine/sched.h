@@ -75,6 +75,7 @@ typedef struct sched_config {
     int n_workers;        /* mailboxes: one per HTTP worker */
     int max_queue;        /* waiting jobs beyond which sched_submit refuses */
     int prefill_chunk;    /* prompt tokens between cancellation checks (0: 32) */
+    int threads;          /* compute threads of the forward pass (a tpool; <= 0: 2) */
     sched_wake_fn wake;
     void *wake_arg;
     sched_metrics_t metrics;

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "core/log.h"
 #include "engine/server_priv.h"
@@ -419,6 +420,7 @@ int server_new(const server_opts_t *opts, server_t **out, char *err, size_t errl
     if (!s->model_path || !s->host || !s->reg || register_metrics(s)) goto fail;
     sched_config_t sc = {.n_workers = threads,
                          .max_queue = opts->max_queue > 0 ? opts->max_queue : SERVER_DEFAULT_MAX_QUEUE,
+                         .threads = opts->threads > 0 ? opts->threads : (int)sysconf(_SC_NPROCESSORS_ONLN),
                          .wake = wake,
                          .wake_arg = s,
                          .metrics = s->sm};
