@@ -872,10 +872,12 @@ static void add_header_cb(void *arg, const char *name, const char *value) {
     httpd_add_header(arg, name, value);
 }
 
-/* Answer a governance refusal: OpenAI error JSON, Retry-After and x-ratelimit-* headers. */
-static void gov_refuse(httpd_req_t *req, const gov_decision_t *d, const gov_service_cfg_t *svc) {
-    /* Counted (requests_total by status) and access-logged, but kept out of the latency
-     * histograms: a fast refusal is not a fast answer. */
+/* A request answered with an error before it was routed (refused, malformed, unknown):
+ * counted in requests_total by status and access-logged, but kept out of the latency
+ * histograms (a fast refusal is not a fast answer). Labels come from the config only
+ * (service, a route's model), never from the request, so clients cannot add series. */
+static void account_early(httpd_req_t *req, const char *service, const char *model, int status,
+                          const char *code) {
     proxy_worker_t *w = httpd_req_worker_data(req);
     uint64_t now = ev_clock_ns(), start = httpd_req_start_ns(req);
     struct timespec wall;
@@ -885,10 +887,11 @@ static void gov_refuse(httpd_req_t *req, const gov_decision_t *d, const gov_serv
                  (int64_t)((now - start) / 1000000),
         .method = httpd_req_method(req),
         .path = httpd_req_path(req),
-        .service = svc ? svc->name : NULL,
+        .service = service,
+        .model = model,
         .request_id = httpd_req_header(req, "x-request-id"),
-        .reason = d->code,
-        .status = d->status,
+        .reason = code,
+        .status = status,
         .refused = 1,
         .start_ns = start,
         .end_ns = now,
@@ -896,6 +899,11 @@ static void gov_refuse(httpd_req_t *req, const gov_decision_t *d, const gov_serv
         .completion_tokens = -1,
     };
     obs_request_end(w->obs, &r);
+}
+
+/* Answer a governance refusal: OpenAI error JSON, Retry-After and x-ratelimit-* headers. */
+static void gov_refuse(httpd_req_t *req, const gov_decision_t *d, const gov_service_cfg_t *svc) {
+    account_early(req, svc ? svc->name : NULL, NULL, d->status, d->code);
     gov_headers(d, svc, add_header_cb, req);
     httpd_error_ex(req, d->status, d->type, d->message, d->param, d->code);
 }
@@ -1212,20 +1220,25 @@ void proxy_handle(httpd_req_t *req, void *arg) {
             return method_not_allowed(req, "GET");
         return answer_models(w, req, path[10] == '/' ? path + 11 : NULL);
     }
+    const char *svc_name = service >= 0 ? w->snap->cfg.gov->services[service].name : NULL;
     if (strcmp(path, "/v1/chat/completions") && strcmp(path, "/v1/completions")) {
+        account_early(req, svc_name, NULL, 404, "unknown_url");
         buf_reset(&w->scratch);
         buf_appendf(&w->scratch, "Unknown request URL: %s %s", method, path);
         httpd_error_ex(req, 404, "invalid_request_error", w->scratch.data, NULL, "unknown_url");
         return;
     }
-    if (strcmp(method, "POST"))
+    if (strcmp(method, "POST")) {
+        account_early(req, svc_name, NULL, 405, "method_not_allowed");
         return method_not_allowed(req, "POST");
+    }
 
     size_t len;
     const char *body = httpd_req_body(req, &len);
     json_doc_t d;
     int n = worker_parse(w, body, len, &d);
     if (n <= 0 || d.toks[0].type != JSON_OBJECT) {
+        account_early(req, svc_name, NULL, 400, "invalid_json");
         httpd_error_ex(req, 400, "invalid_request_error",
                        n == JSON_ERR_NOMEM ? "the request body has too many JSON values"
                                            : "the request body is not a valid JSON object",
@@ -1234,6 +1247,7 @@ void proxy_handle(httpd_req_t *req, void *arg) {
     }
     int mt = json_obj_get(&d, 0, "model");
     if (mt < 0 || d.toks[mt].type != JSON_STRING) {
+        account_early(req, svc_name, NULL, 400, "missing_model");
         httpd_error_ex(req, 400, "invalid_request_error",
                        "you must provide a model parameter (a string)", "model", NULL);
         return;
@@ -1252,6 +1266,7 @@ void proxy_handle(httpd_req_t *req, void *arg) {
         char msg[320];
         snprintf(msg, sizeof msg, "The model `%.200s` does not exist or you do not have access to it.",
                  name->data);
+        account_early(req, svc_name, NULL, 404, "model_not_found");
         httpd_error_ex(req, 404, "invalid_request_error", msg, "model", "model_not_found");
         return;
     }
@@ -1293,6 +1308,7 @@ void proxy_handle(httpd_req_t *req, void *arg) {
     if (vi < 0) {
         p->req = NULL;
         preq_release(p);
+        account_early(req, svc_name, rc->model, 503, "no_variant");
         httpd_error_ex(req, 503, "server_error", "every variant of this model has weight 0",
                        "model", "no_variant");
         return;

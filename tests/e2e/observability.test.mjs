@@ -210,6 +210,7 @@ access_log: ${accessPath}
   for (let i = 0; i < 2; i++) await orders.chat.completions.create(chat('slow', 'slow one'));
   await client(KEYS.search).chat.completions.create(chat('m', 'search text never logged'));
   await assert.rejects(client('wrong-key').chat.completions.create(chat('m', 'x')), (e) => e.status === 401);
+  await assert.rejects(orders.chat.completions.create(chat('no-such-model', 'x')), (e) => e.status === 404);
 
   const m = await scrape();
   const L = 'service="orders",model="m",variant="stable"';
@@ -238,6 +239,9 @@ access_log: ${accessPath}
   // A refusal counts by its status but stays out of the latency histograms.
   assert.equal(m['tollgate_requests_total{service="",model="",variant="",code="401"}'], 1);
   assert.equal(m['tollgate_request_duration_seconds_count{service="",model="",variant=""}'], 0);
+  // An unknown model: counted for the service, without the client's model name as a label.
+  assert.equal(m['tollgate_requests_total{service="orders",model="",variant="",code="404"}'], 1);
+  assert.ok(!Object.keys(m).some((k) => k.includes('no-such-model')));
   assert.equal(m['tollgate_upstream_up{backend="fast"}'], 1);
   assert.equal(m['tollgate_canary_weight{model="m",variant="stable"}'], 1);
   assert.ok('tollgate_budget_used_ratio{service="orders"}' in m);
@@ -293,7 +297,8 @@ test('live: request log redacted on disk, `tollgate logs` filters and shows; acc
   assert.equal(r.code, 2);
 
   const lines = readFileSync(accessPath, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
-  assert.equal(lines.length, 12); // every request, every service, the 401 too
+  assert.equal(lines.length, 13); // every request, every service, the 401 and the 404 too
+  assert.equal(lines.filter((x) => x.status === 404 && x.reason === 'model_not_found' && x.service === 'orders').length, 1);
   const refused = lines.find((x) => x.status === 401);
   assert.equal(refused.service, null);
   assert.equal(refused.reason, 'invalid_api_key');
