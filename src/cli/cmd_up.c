@@ -287,7 +287,9 @@ int cmd_up(int argc, char **argv) {
                     "--ttft-ms", (char *)ttft, "--itl-ms", (char *)itl, "--seed", "2", NULL};
     char *gw[] = {"tollgate", "gateway", "-c", (char *)config, "--log-level", "warn", NULL};
     char *orders[] = {"tollgate", "orders", "--port", "8090", "--db", (char *)db,
-                      "--gateway", "http://127.0.0.1:8080", NULL};
+                      /* longer than the task's 500 ms deadline, so a slow model shows up as
+                       * the gateway's own fallback rather than an order-side timeout */
+                      "--gateway", "http://127.0.0.1:8080", "--deadline-ms", "600", NULL};
     int rc = 1;
     /* In dependency order, each healthy before the next starts, so the first sample
      * orders already see the whole path. */
