@@ -381,9 +381,10 @@ test('absurd and negative numbers in every numeric field: a 4xx or a sane answer
       if (r.status >= 400) assert.ok(errJson(r.text).error.message, `${f}=${lit}: error message`);
     }
   }
-  // Token counts are the gateway's business (it admits on them) and must be refused here;
-  // sampling parameters are passed on for the upstream to judge (tollgate serve refuses
-  // them with 400, see below).
+  // The gateway passes numeric fields on as they are (a service's max_completion_tokens
+  // clamps or refuses large ones); the upstream judges them. Negative or overflowing token
+  // counts must come back as a 400 — from tollgate sim here, from serve below — not as a
+  // 5xx or a crash anywhere on the way.
   for (const b of ['{"model":"m","messages":[{"role":"user","content":"hi"}],"max_tokens":-1}',
     '{"model":"m","messages":[{"role":"user","content":"hi"}],"max_tokens":1e999}',
     '{"model":"m","messages":[{"role":"user","content":"hi"}],"max_completion_tokens":-7}']) {
