@@ -29,8 +29,8 @@ section_engine() {
     echo "bounded by it: every weight is read once per token, so the limit is bandwidth ÷ bytes"
     echo "read per token."
     echo
-    echo "| shape | kernels | threads | prompt tokens | prompt tok/s | decoded tokens | decode tok/s | bytes/token | decode GB/s | of the limit | peak RSS MiB |"
-    echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    echo "| shape | kernels | threads | prompt tokens | prompt tok/s | decoded tokens | decode tok/s | bytes/token | decode GB/s | of the limit | peak RSS MiB | CPU used, prompt / decode |"
+    echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
   } >"$out"
   local shape cmds=""
   for shape in ${ENGINE_SHAPES:-tinyllama mistral7b}; do
@@ -46,9 +46,12 @@ section_engine() {
     local gtps bpt frac
     gtps=$(kv gen_tps "$line"); bpt=$(kv bytes_per_token "$line")
     frac=$(awk -v g="$gtps" -v b="$bpt" -v bw="$bw" 'BEGIN { printf "%.0f%%", 100 * g * b / (bw * 1e9) }')
-    printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$shape" "$(kv kernels "$line")" \
+    local cpu
+    cpu=$(awk -v pc="$(kv prompt_cpu_s "$line")" -v ps="$(kv prompt_s "$line")" -v gc="$(kv gen_cpu_s "$line")" \
+      -v gs="$(kv gen_s "$line")" 'BEGIN { printf "%.2f / %.2f cores", pc / ps, gc / gs }')
+    printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$shape" "$(kv kernels "$line")" \
       "$(kv threads "$line")" "$np" "$(kv prompt_tps "$line")" "$gen" "$gtps" "$bpt" \
-      "$(kv gen_read_gbps "$line")" "$frac" "$(kv peak_rss_mib "$line")" >>"$out"
+      "$(kv gen_read_gbps "$line")" "$frac" "$(kv peak_rss_mib "$line")" "$cpu" >>"$out"
     cmds+="    tollgate perf run -m $f --threads $th --prompt $np --gen $gen"$'\n'
   done
   {
@@ -64,7 +67,9 @@ section_engine() {
     echo "dispatched kernels), decoding through forward; kernels bit-identical to the scalar"
     echo "definitions (test_quant_simd). TOLLGATE_KERNELS=scalar|avx2 caps the kernel set for"
     echo "comparisons. On a machine shared with other work the figures say more about the"
-    echo "load than about the engine: compare them with the load average above."
+    echo "load than about the engine: compare them with the load average above and with the"
+    echo "CPU the run actually got (last column: CPU seconds ÷ wall seconds; 2.00 would be both"
+    echo "cores to ourselves)."
   } >>"$out"
   write_section engine "$out"
 }

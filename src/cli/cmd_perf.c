@@ -159,6 +159,12 @@ static double now_s(void) {
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
+/* User + system CPU seconds of the process (all threads). */
+static double cpu_s(const struct rusage *r) {
+    return (double)r->ru_utime.tv_sec + r->ru_utime.tv_usec * 1e-6 + (double)r->ru_stime.tv_sec +
+           r->ru_stime.tv_usec * 1e-6;
+}
+
 static size_t tensor_bytes(const model_tensor_t *t) { return t->data ? (size_t)t->rows * t->row_bytes : 0; }
 
 /* Bytes of weights one decoded token reads: every matrix once, one embedding row. */
@@ -201,26 +207,30 @@ static int perf_run(const char *path, int threads, int n_prompt, int n_gen) {
     int32_t *toks = malloc(sizeof(int32_t) * (size_t)(n_prompt > 0 ? n_prompt : 1));
     if (!toks) goto out;
     for (int i = 0; i < n_prompt; i++) toks[i] = 1 + (int32_t)((i * 7919u) % (unsigned)(m.hp.n_vocab - 1));
+    struct rusage r0, r1, r2;
+    getrusage(RUSAGE_SELF, &r0);
     double t0 = now_s();
     const float *lg = n_prompt > 0 ? forward_prompt(&m, s, toks, n_prompt, 0) : NULL;
     double t1 = now_s();
+    getrusage(RUSAGE_SELF, &r1);
     for (int i = 0; i < n_gen; i++)
         lg = forward(&m, s, 1 + (int)((i * 104729u) % (unsigned)(m.hp.n_vocab - 1)), n_prompt + i);
     double t2 = now_s();
+    getrusage(RUSAGE_SELF, &r2);
     free(toks);
     if (!lg) {
         fprintf(stderr, "tollgate perf run: forward failed\n");
         goto out;
     }
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
+    struct rusage ru = r2;
     size_t bpt = bytes_per_token(&m);
     double dtps = n_gen / (t2 - t1);
     printf("perf: model=%s kernels=%s threads=%d prompt_tokens=%d prompt_s=%.3f prompt_tps=%.2f "
            "gen_tokens=%d gen_s=%.3f gen_tps=%.3f bytes_per_token=%zu gen_read_gbps=%.2f "
-           "peak_rss_mib=%.0f\n",
+           "peak_rss_mib=%.0f prompt_cpu_s=%.3f gen_cpu_s=%.3f\n",
            m.name[0] ? m.name : path, quant_kernels()->name, tpool_size(pool), n_prompt, t1 - t0,
-           n_prompt / (t1 - t0), n_gen, t2 - t1, dtps, bpt, dtps * bpt / 1e9, ru.ru_maxrss / 1024.0);
+           n_prompt / (t1 - t0), n_gen, t2 - t1, dtps, bpt, dtps * bpt / 1e9, ru.ru_maxrss / 1024.0,
+           cpu_s(&r1) - cpu_s(&r0), cpu_s(&r2) - cpu_s(&r1));
     rc = 0;
 out:
     forward_state_free(s);
