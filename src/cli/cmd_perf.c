@@ -256,7 +256,7 @@ int cmd_perf(int argc, char **argv) {
     }
     const char *what = argv[1], *model = NULL, *out = NULL, *shape = NULL;
     int threads = 2, n_prompt = 512, n_gen = 128, mib = 512, seed = 0;
-    for (int i = 2; i < argc; i++) {
+    for (int i = 2; i < argc; i += 2) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         int bad = 0;
         if (!strcmp(a, "--help")) {
@@ -287,7 +287,6 @@ int cmd_perf(int argc, char **argv) {
             fprintf(stderr, "tollgate perf: bad argument %s (see tollgate perf --help)\n", a);
             return 2;
         }
-        i++;
     }
     if (!strcmp(what, "gen")) {
         for (size_t i = 0; shape && i < sizeof shapes / sizeof shapes[0]; i++)
