@@ -28,6 +28,7 @@ static void train_usage(FILE *f) {
             "  --checkpoint FILE  checkpoint path (default OUT.ckpt), written every --ckpt-every N "
             "(%d)\n"
             "  --resume           continue from the checkpoint (same data stream, same result)\n"
+            "  --stop-at N        checkpoint and stop after step N (continue later with --resume)\n"
             "  --f16              store matrices in F16 (half the size)\n"
             "  --log-every N      progress line every N steps (%d)\n",
             d.steps, d.batch, d.lr, d.min_lr, d.warmup, d.model.dim, d.model.n_layer,
@@ -38,17 +39,29 @@ static void train_usage(FILE *f) {
 int cmd_train(int argc, char **argv) {
     train_opts_t o;
     train_opts_default(&o);
-    static const struct option lo[] = {{"menu", 1, 0, 'm'},      {"out", 1, 0, 'o'},
-                                       {"steps", 1, 0, 's'},     {"batch", 1, 0, 'b'},
-                                       {"lr", 1, 0, 'l'},        {"min-lr", 1, 0, 'L'},
-                                       {"warmup", 1, 0, 'w'},    {"dim", 1, 0, 'd'},
-                                       {"layers", 1, 0, 'y'},    {"heads", 1, 0, 'H'},
-                                       {"ff", 1, 0, 'f'},        {"ctx", 1, 0, 'c'},
-                                       {"vocab", 1, 0, 'v'},     {"threads", 1, 0, 't'},
-                                       {"seed", 1, 0, 'S'},      {"checkpoint", 1, 0, 'k'},
-                                       {"resume", 0, 0, 'r'},    {"f16", 0, 0, '6'},
-                                       {"log-every", 1, 0, 'g'}, {"ckpt-every", 1, 0, 'K'},
-                                       {"help", 0, 0, 'h'},      {0, 0, 0, 0}};
+    static const struct option lo[] = {{"menu", 1, 0, 'm'},
+                                       {"out", 1, 0, 'o'},
+                                       {"steps", 1, 0, 's'},
+                                       {"batch", 1, 0, 'b'},
+                                       {"lr", 1, 0, 'l'},
+                                       {"min-lr", 1, 0, 'L'},
+                                       {"warmup", 1, 0, 'w'},
+                                       {"dim", 1, 0, 'd'},
+                                       {"layers", 1, 0, 'y'},
+                                       {"heads", 1, 0, 'H'},
+                                       {"ff", 1, 0, 'f'},
+                                       {"ctx", 1, 0, 'c'},
+                                       {"vocab", 1, 0, 'v'},
+                                       {"threads", 1, 0, 't'},
+                                       {"seed", 1, 0, 'S'},
+                                       {"checkpoint", 1, 0, 'k'},
+                                       {"resume", 0, 0, 'r'},
+                                       {"f16", 0, 0, '6'},
+                                       {"log-every", 1, 0, 'g'},
+                                       {"ckpt-every", 1, 0, 'K'},
+                                       {"stop-at", 1, 0, 'T'},
+                                       {"help", 0, 0, 'h'},
+                                       {0, 0, 0, 0}};
     int ch;
     optind = 1;
     while ((ch = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
@@ -109,6 +122,9 @@ int cmd_train(int argc, char **argv) {
             break;
         case 'g':
             o.log_every = atoi(optarg);
+            break;
+        case 'T':
+            o.stop_at = atoi(optarg);
             break;
         case 'K':
             o.ckpt_every = atoi(optarg);

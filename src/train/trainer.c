@@ -32,7 +32,6 @@ void train_opts_default(train_opts_t *o) {
     o->steps = 3000, o->batch = 32, o->warmup = 200; /* the shipped models/orders.gguf */
     o->lr = 2e-3f, o->min_lr = 1e-4f, o->weight_decay = 0.1f, o->clip = 1.0f;
     o->seed = 1, o->threads = 2, o->log_every = 50, o->ckpt_every = 500;
-    o->eval_n = 500, o->eval_seed = 20261127;
 }
 
 int train_encode_prompt(const tokenizer_t *t, const char *input, int32_t *out, int cap) {
@@ -374,7 +373,8 @@ int train_run(const train_opts_t *o, FILE *log) {
             o->batch, o->lr, o->min_lr, o->warmup, tr.nw);
     double t0 = now_s(), tlast = t0, lsum = 0;
     long tok_since = 0, tgt_since = 0, steps_since = 0;
-    for (long step = step0; step < o->steps; step++) {
+    long end = o->stop_at > 0 && o->stop_at < o->steps ? o->stop_at : o->steps;
+    for (long step = step0; step < end; step++) {
         long n_tok, n_tgt;
         if ((rc = make_batch(&tr, &menu, tok, step, &n_tok, &n_tgt))) {
             fprintf(log, "train: data: %s\n", strerror(-rc));
@@ -398,7 +398,7 @@ int train_run(const train_opts_t *o, FILE *log) {
         float lr = lr_at(o, step), gn = adamw(&tr, tr.wk[0].grad, step, lr);
         lsum += loss / (double)n_tgt;
         tok_since += n_tok, tgt_since += n_tgt, steps_since++;
-        int last = step + 1 == o->steps;
+        int last = step + 1 == end;
         if ((step + 1) % o->log_every == 0 || last) {
             double t = now_s(), tps = tok_since / (t - tlast);
             double eta = (o->steps - step - 1) * (t - tlast) / steps_since;
@@ -410,12 +410,17 @@ int train_run(const train_opts_t *o, FILE *log) {
             fflush(log);
             tlast = t, lsum = 0, tok_since = tgt_since = steps_since = 0;
         }
-        if (o->ckpt_every > 0 && ((step + 1) % o->ckpt_every == 0 || last)) {
+        if ((o->ckpt_every > 0 && ((step + 1) % o->ckpt_every == 0 || last)) ||
+            (last && end < o->steps)) {
             if ((rc = save_ckpt(&tr, &voc, ckpath, step + 1, err, sizeof err))) {
                 fprintf(log, "train: checkpoint %s: %s\n", ckpath, err[0] ? err : strerror(-rc));
                 goto out;
             }
         }
+    }
+    if (end < o->steps) { /* stopped early on purpose: the checkpoint is the result */
+        fprintf(log, "stopped at step %ld of %d; continue with --resume\n", end, o->steps);
+        goto out;
     }
     if ((rc = write_model(&tr, &voc, o->out, err, sizeof err))) {
         fprintf(log, "train: write %s: %s\n", o->out, err[0] ? err : strerror(-rc));

@@ -31,9 +31,9 @@ typedef struct train_opts {
     uint64_t seed;
     int threads;
     int log_every, ckpt_every;
-    int f16;    /* matrices in F16 in the final file */
-    int eval_n; /* held-out pairs decoded with the engine at the end (0: none) */
-    uint64_t eval_seed;
+    int f16;     /* matrices in F16 in the final file */
+    int stop_at; /* > 0: checkpoint and return after this step (resume later); the
+                  * schedule is still that of `steps` */
 } train_opts_t;
 
 void train_opts_default(train_opts_t *o);

@@ -151,6 +151,15 @@ static void test_vocab(const ord_menu_t *m) {
     buf_free(&in), buf_free(&out), buf_free(&dec);
 }
 
+static int same_file(const char *a, const char *b) {
+    FILE *fa = fopen(a, "rb"), *fb = fopen(b, "rb");
+    int same = fa && fb, ca, cb;
+    while (same && ((ca = fgetc(fa)) != EOF) | ((cb = fgetc(fb)) != EOF)) same = ca == cb;
+    if (fa) fclose(fa);
+    if (fb) fclose(fb);
+    return same;
+}
+
 static double loss_of_line(const char *line) {
     const char *p = strstr(line, "| loss ");
     return p ? atof(p + 7) : -1;
@@ -169,10 +178,20 @@ static void test_pipeline(void) {
     o.vocab_size = 400, o.steps = 40, o.batch = 8, o.warmup = 5, o.lr = 3e-3f, o.log_every = 10;
     o.ckpt_every = 20, o.threads = 2;
     FILE *log = tmpfile();
-    o.steps = 20;
+    /* stopped at step 20 and resumed: byte-identical to the straight run below */
+    o.stop_at = 20;
     CHECK_EQ_INT(train_run(&o, log), 0);
-    o.steps = 40, o.resume = 1;
+    o.stop_at = 0, o.resume = 1;
     CHECK_EQ_INT(train_run(&o, log), 0);
+    char straight[160];
+    snprintf(straight, sizeof straight, "%s/straight.gguf", dir);
+    train_opts_t o2 = o;
+    o2.resume = 0, o2.out = straight, o2.ckpt_every = 0;
+    FILE *log2 = tmpfile();
+    CHECK_EQ_INT(train_run(&o2, log2), 0);
+    fclose(log2);
+    CHECK_MSG(same_file(out, straight), "a resumed run differs from a straight one");
+    unlink(straight);
     rewind(log);
     char line[512];
     double first = -1, last = -1;
