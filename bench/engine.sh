@@ -52,7 +52,7 @@ section_engine() {
     printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$shape" "$(kv kernels "$line")" \
       "$(kv threads "$line")" "$np" "$(kv prompt_tps "$line")" "$gen" "$gtps" "$bpt" \
       "$(kv gen_read_gbps "$line")" "$frac" "$(kv peak_rss_mib "$line")" "$cpu" >>"$out"
-    cmds+="    tollgate perf run -m $f --threads $th --prompt $np --gen $gen"$'\n'
+    cmds+="    tollgate perf run -m ${f#$ROOT/} --threads $th --prompt $np --gen $gen"$'\n'
   done
   {
     echo
@@ -63,9 +63,10 @@ section_engine() {
     printf '%s' "$cmds"
     echo '```'
     echo
-    echo "The prompt runs through forward_prompt (one token at a time through the threaded,"
-    echo "dispatched kernels), decoding through forward; kernels bit-identical to the scalar"
-    echo "definitions (test_quant_simd). TOLLGATE_KERNELS=scalar|avx2 caps the kernel set for"
+    echo "The prompt runs through forward_prompt (32 tokens at a time through matmat: each"
+    echo "weight block read once per batch), decoding through forward, both on the thread pool"
+    echo "and the dispatched kernels, which are bit-identical to the scalar definitions"
+    echo "(test_quant_simd). TOLLGATE_KERNELS=scalar|avx2 caps the kernel set for"
     echo "comparisons. On a machine shared with other work the figures say more about the"
     echo "load than about the engine: compare them with the load average above and with the"
     echo "CPU the run actually got (last column: CPU seconds ÷ wall seconds; 2.00 would be both"
