@@ -166,7 +166,7 @@ const errs = (r) => {
 const out = [];
 out.push('## Soak: mixed load with injected faults (`make soak`)', '');
 out.push(`Measured ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC on ${require('os').cpus().length} CPUs (${cpu}); everything on 127.0.0.1, sharing the cores.`, '');
-out.push(`${secs} s of open-loop load through \`tollgate gateway\` (2 threads) to two \`tollgate sim\` upstreams in one pool, one of them injecting faults (2% 429/500/503, 1% resets mid-response, 1% stalls after the head; route: 2 attempts, 20% retry budget, total deadline 2 s), plus a closed loop of 2 to \`tollgate serve\` on models/orders.gguf when present; ${idle} idle keep-alive client connections held open on the gateway throughout (at the end: ${idleReport.replace(/^idle: /, '')}; a closed one is reopened); request log on (sample rate 1). Written by bench/soak.sh.`, '');
+out.push(`${secs} s of open-loop load through \`tollgate gateway\` (2 threads) to two \`tollgate sim\` upstreams in one pool, one of them injecting faults (2% 429/500/503, 1% resets mid-response, 1% stalls after the head; route: 2 attempts, 20% retry budget, total deadline 2 s), plus a closed loop of 2 to \`tollgate serve\` on models/orders.gguf when present; ${idle} idle keep-alive client connections held open on the gateway throughout (at the end: ${idleReport.replace(/^idle: /, '')}: each is closed by the gateway's 60 s keep-alive idle timeout and opened again at once); request log on (sample rate 1). Written by bench/soak.sh.`, '');
 out.push('| stream | sent | ok | errors by kind | e2e p50 / p99 ms | TTFT p99 ms |', '|---|---:|---:|---|---:|---:|');
 for (const [label, file] of [['plain chat to sims', 'plain.json'], ['streamed chat to sims', 'stream.json'], ['chat to the engine (orders model)', 'engine.json']]) {
   const r = read(file);
@@ -186,7 +186,13 @@ for (const p of procs) {
   const fd = pick(3).join(' / ') + ` (${Math.max(...s.map((r) => Number(r[3])))})`;
   out.push(`| ${p} | ${rss} | ${fd} |`);
 }
-out.push('', `Samples every 5 s; the last ones are taken after the load stopped and the idle connections closed, so descriptors there show what is released.`, '');
+out.push('', 'Over time (every 30 s of the 5 s samples; the last after the load stopped and the idle connections closed, showing what is released):', '');
+for (const p of procs) {
+  const s = rowsCsv.filter((r) => r[1] === p);
+  const every = s.filter((r, i) => i % 6 === 0 || i === s.length - 1);
+  out.push(`- ${p}: RSS MiB ${every.map((r) => (Number(r[2]) / 1024).toFixed(1)).join(', ')}; descriptors ${every.map((r) => r[3]).join(', ')}`);
+}
+out.push('');
 const acc = m(/^tollgate_request_log_entries_total\{result="accepted"\}/), wr = m(/^tollgate_request_log_entries_total\{result="written"\}/);
 const dr = m(/^tollgate_request_log_entries_total\{result="dropped"\}/), fl = m(/^tollgate_request_log_entries_total\{result="failed"\}/);
 const served = m(/^tollgate_requests_total\{/);
