@@ -33,7 +33,7 @@ function start(args, re) {
   const p = spawn(BIN, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   procs.add(p);
   p.stderrText = '';
-  p.stderr.on('data', (d) => { if (p.stderrText.length < 65536) p.stderrText += d; });
+  p.stderr.on('data', (d) => { p.stderrText = (p.stderrText + d).slice(-65536); }); // the end holds sanitizer reports
   return new Promise((resolve, reject) => {
     let out = '';
     const timer = setTimeout(() => reject(new Error(`${args[0]} did not start: ${p.stderrText}`)), 20000);
@@ -478,7 +478,13 @@ test('serve: absurd input gets 400, a client abort mid-stream frees the slot', {
   assert.equal(p.exitCode, null, `serve exited: ${p.stderrText}`);
   await until(() => fds(p) <= base.fds + 4, 10000, `serve descriptors back near ${base.fds}`);
   assert.ok(rssKb(p) < base.rss + 128 * 1024, 'serve RSS near baseline');
-  await stop(p);
+  // A clean shutdown, so that LeakSanitizer runs under `make asan`.
+  const exited = new Promise((resolve) => { p.removeAllListeners('exit'); p.on('exit', (code, signal) => { procs.delete(p); resolve({ code, signal }); }); });
+  p.kill('SIGTERM');
+  const r = await Promise.race([exited, sleep(30000).then(() => null)]);
+  assert.ok(r, 'serve exited within 30 s of SIGTERM');
+  assert.doesNotMatch(p.stderrText, /AddressSanitizer|LeakSanitizer|runtime error/, p.stderrText.slice(-2000));
+  assert.equal(r.code, 0, `serve exit ${r.code} ${r.signal}`);
 });
 
 test('serve: truncated and corrupted GGUF files exit with a clear error, not a crash', { skip: !haveModel && 'no reference model' }, async () => {
@@ -507,4 +513,19 @@ test('serve: truncated and corrupted GGUF files exit with a clear error, not a c
     assert.match(r.stderr, /cannot load/, `${name}: a clear message: ${r.stderr.slice(-300)}`);
     assert.doesNotMatch(r.stderr, /AddressSanitizer|runtime error/, `${name}: sanitizer report`);
   }
+});
+
+// Last: after all of the above, a clean shutdown. Under `make asan` this is where
+// LeakSanitizer reports whatever the abuse leaked (a SIGKILL would skip it).
+test('after the abuse the gateway shuts down cleanly on SIGTERM (no sanitizer report)', async () => {
+  const exited = new Promise((resolve) => {
+    gw.p.removeAllListeners('exit');
+    gw.p.on('exit', (code, signal) => { procs.delete(gw.p); resolve({ code, signal }); });
+  });
+  gw.p.kill('SIGTERM');
+  const r = await Promise.race([exited, sleep(30000).then(() => null)]);
+  assert.ok(r, 'gateway exited within 30 s of SIGTERM');
+  assert.doesNotMatch(gw.p.stderrText, /AddressSanitizer|LeakSanitizer|runtime error/, gw.p.stderrText.slice(-2000));
+  assert.equal(r.signal, null, `gateway killed by ${r.signal}`);
+  assert.equal(r.code, 0, `gateway exit code ${r.code}: ${gw.p.stderrText.slice(-500)}`);
 });
