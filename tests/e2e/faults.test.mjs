@@ -410,6 +410,30 @@ test('unknown model 404, wrong or missing key 401 — each with an OpenAI error'
   await healthy('unknown model and wrong keys');
 });
 
+test('reachable without a key: gateway /metrics, admin /health and /ready only', async () => {
+  assert.equal((await fetch(`http://127.0.0.1:${gw.port}/metrics`)).status, 200, 'metrics for scrapers (docs/security.md gap 1)');
+  for (const path of ['/v1/models', '/v1/completions', '/v1/tasks/x', '/nope', '/health']) {
+    const r = await fetch(`http://127.0.0.1:${gw.port}${path}`);
+    assert.equal(r.status, 401, `main ${path} without a key: ${r.status}`);
+  }
+  for (const path of ['/health', '/ready']) {
+    assert.equal((await fetch(`http://127.0.0.1:${gw.admin}${path}`)).status, 200, `admin ${path} is a probe`);
+  }
+  for (const path of ['/config', '/routes', '/upstreams', '/limits', '/stats', '/canary']) {
+    for (const auth of [undefined, 'Bearer wrong', `Bearer ${KEY}`, `Bearer ${hash(ADMIN_KEY)}`, `Bearer ${'x'.repeat(5000)}`]) {
+      const r = await fetch(`http://127.0.0.1:${gw.admin}${path}`, { headers: auth ? { authorization: auth } : {} });
+      assert.equal(r.status, 401, `admin ${path} with ${auth ? auth.slice(0, 20) : 'no key'}: ${r.status}`);
+    }
+  }
+  const ok = await fetch(`http://127.0.0.1:${gw.admin}/config`, { headers: { authorization: `Bearer ${ADMIN_KEY}` } });
+  assert.equal(ok.status, 200);
+  const text = await ok.text();
+  assert.ok(!text.includes(KEY) && !text.includes(ADMIN_KEY), 'no key in /config');
+  const reload = await fetch(`http://127.0.0.1:${gw.admin}/reload`, { method: 'POST' });
+  assert.equal(reload.status, 401, 'reload needs the key');
+  await healthy('key checks');
+});
+
 test('a flood from one service: 429 with Retry-After for it, others unaffected', async () => {
   const flood = new OpenAI({ baseURL: `http://127.0.0.1:${gw.port}/v1`, apiKey: FLOOD_KEY, maxRetries: 0, timeout: 15000 });
   const codes = {};
