@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
 import net from 'node:net';
 import OpenAI from 'openai';
+import { procs, start as startProc, stop, stopAll } from './lib.mjs';
 
 const BIN = process.env.TOLLGATE_BIN;
 const REF = process.env.TOLLGATE_REF || '';
@@ -25,35 +26,10 @@ const IDLE_CONNS = Math.min(Number(process.env.FAULTS_IDLE_CONNS || 2000), NOFIL
 const KEY = 'faults-good-key', FLOOD_KEY = 'faults-flood-key', ADMIN_KEY = 'faults-admin';
 const hash = (k) => `sha256:${createHash('sha256').update(k).digest('hex')}`;
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const procs = new Set();
 let dir, gw, sim, victim, raw, client;
 
-// Start a tollgate subcommand; resolve once stdout matches `re`.
-function start(args, re) {
-  const p = spawn(BIN, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  procs.add(p);
-  p.stderrText = '';
-  p.stderr.on('data', (d) => { p.stderrText = (p.stderrText + d).slice(-65536); }); // the end holds sanitizer reports
-  return new Promise((resolve, reject) => {
-    let out = '';
-    const timer = setTimeout(() => reject(new Error(`${args[0]} did not start: ${p.stderrText}`)), 20000);
-    p.stdout.on('data', (d) => {
-      out += d;
-      const m = out.match(re);
-      if (m) { clearTimeout(timer); resolve({ p, m }); }
-    });
-    p.on('exit', (code, sig) => { clearTimeout(timer); procs.delete(p); reject(new Error(`${args[0]} exited ${code} ${sig}: ${p.stderrText}`)); });
-  });
-}
-
-function stop(p) {
-  return new Promise((resolve) => {
-    if (p.exitCode !== null || p.signalCode !== null) return resolve();
-    p.removeAllListeners('exit');
-    p.on('exit', () => { procs.delete(p); resolve(); });
-    p.kill('SIGKILL');
-  });
-}
+// Start a tollgate subcommand; resolve once stdout matches `re` (20 s; keeps the end of stderr, which holds sanitizer reports).
+const start = (args, re) => startProc(args, re, { ms: 20000, tail: 65536 });
 
 // Run a command to its end; resolve with {code, signal, stdout, stderr}.
 function run(args, ms = 20000) {
@@ -257,7 +233,7 @@ before(async () => {
 });
 
 after(async () => {
-  for (const p of [...procs]) await stop(p);
+  await stopAll();
   if (raw) { for (const s of raw.socks) s.destroy(); raw.server.close(); }
   if (dir) rmSync(dir, { recursive: true, force: true });
 });

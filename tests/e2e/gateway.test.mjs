@@ -10,38 +10,11 @@ import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import http from 'node:http';
 import OpenAI from 'openai';
+import { procs, start, stop, stopAll } from './lib.mjs';
 
 const BIN = process.env.TOLLGATE_BIN;
 const ADMIN_KEY = 'e2e-admin-key';
-const procs = new Set();
 let dir, cfgPath, gw, client, sims = {};
-
-// Start a tollgate subcommand; resolve once stdout shows `re`, with the match.
-function start(args, re) {
-  const p = spawn(BIN, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  procs.add(p);
-  p.stderrText = '';
-  p.stderr.on('data', (d) => { p.stderrText += d; });
-  return new Promise((resolve, reject) => {
-    let out = '';
-    const timer = setTimeout(() => reject(new Error(`${args[0]} did not start: ${p.stderrText}`)), 10000);
-    p.stdout.on('data', (d) => {
-      out += d;
-      const m = out.match(re);
-      if (m) { clearTimeout(timer); resolve({ p, m }); }
-    });
-    p.on('exit', (code) => { clearTimeout(timer); procs.delete(p); reject(new Error(`${args[0]} exited ${code}: ${p.stderrText}`)); });
-  });
-}
-
-function stop(p) {
-  return new Promise((resolve) => {
-    if (p.exitCode !== null || p.signalCode !== null) return resolve();
-    p.removeAllListeners('exit');
-    p.on('exit', () => { procs.delete(p); resolve(); });
-    p.kill('SIGKILL');
-  });
-}
 
 async function startSim(port = 0, extra = []) {
   const { p, m } = await start(['sim', '--port', String(port), '--threads', '1', ...extra], /listening on [\d.]+:(\d+)/);
@@ -151,7 +124,7 @@ before(async () => {
 });
 
 after(async () => {
-  for (const p of [...procs]) await stop(p);
+  await stopAll();
   if (sims.broken) sims.broken.server.close();
   if (dir) rmSync(dir, { recursive: true, force: true });
 });

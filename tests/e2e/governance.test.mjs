@@ -5,46 +5,19 @@
 // usage (streamed and not), daily budget, concurrency.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import OpenAI from 'openai';
+import { start, stopAll } from './lib.mjs';
 
 const BIN = process.env.TOLLGATE_BIN;
 const REF = process.env.TOLLGATE_REF;
-const procs = new Set();
 let dir, gw, sim, slow, cfgText, cfgPath;
 const KEYS = { orders: 'tg-orders-key-0001', search: 'tg-search-key-0002', limited: 'tg-limited-key-0003',
   tpm: 'tg-tpm-key-0004', budget: 'tg-budget-key-0005', conc: 'tg-conc-key-0006' };
 const hash = (k) => `sha256:${createHash('sha256').update(k).digest('hex')}`;
-
-function start(args, re) {
-  const p = spawn(BIN, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  procs.add(p);
-  p.stderrText = '';
-  p.stderr.on('data', (d) => { p.stderrText += d; });
-  return new Promise((resolve, reject) => {
-    let out = '';
-    const timer = setTimeout(() => reject(new Error(`${args[0]} did not start: ${p.stderrText}`)), 10000);
-    p.stdout.on('data', (d) => {
-      out += d;
-      const m = out.match(re);
-      if (m) { clearTimeout(timer); resolve({ p, m }); }
-    });
-    p.on('exit', (code) => { clearTimeout(timer); procs.delete(p); reject(new Error(`${args[0]} exited ${code}: ${p.stderrText}`)); });
-  });
-}
-
-function stop(p) {
-  return new Promise((resolve) => {
-    if (p.exitCode !== null || p.signalCode !== null) return resolve();
-    p.removeAllListeners('exit');
-    p.on('exit', () => { procs.delete(p); resolve(); });
-    p.kill('SIGKILL');
-  });
-}
 
 const client = (service, key = KEYS[service]) => new OpenAI({
   baseURL: `http://127.0.0.1:${gw.port}/v1`, apiKey: key, maxRetries: 0, timeout: 10000 });
@@ -110,7 +83,7 @@ services:
 });
 
 after(async () => {
-  for (const p of [...procs]) await stop(p);
+  await stopAll();
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 

@@ -3,45 +3,18 @@
 // once; a request that waits past the queue deadline gets 503. OpenAI client as the caller.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import OpenAI from 'openai';
+import { start, stopAll } from './lib.mjs';
 
 const BIN = process.env.TOLLGATE_BIN;
 const KEYS = { flood: 'tg-flood-key-1', orders: 'tg-orders-key-2' };
-const procs = new Set();
 let dir, gw, sim, slowSim;
 const hash = (k) => `sha256:${createHash('sha256').update(k).digest('hex')}`;
 const TTFT = 100; // ms per request at the upstream: the pool does one at a time
-
-function start(args, re) {
-  const p = spawn(BIN, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  procs.add(p);
-  p.stderrText = '';
-  p.stderr.on('data', (d) => { p.stderrText += d; });
-  return new Promise((resolve, reject) => {
-    let out = '';
-    const timer = setTimeout(() => reject(new Error(`${args[0]} did not start: ${p.stderrText}`)), 10000);
-    p.stdout.on('data', (d) => {
-      out += d;
-      const m = out.match(re);
-      if (m) { clearTimeout(timer); resolve({ p, m }); }
-    });
-    p.on('exit', (code) => { clearTimeout(timer); procs.delete(p); reject(new Error(`${args[0]} exited ${code}: ${p.stderrText}`)); });
-  });
-}
-
-function stop(p) {
-  return new Promise((resolve) => {
-    if (p.exitCode !== null || p.signalCode !== null) return resolve();
-    p.removeAllListeners('exit');
-    p.on('exit', () => { procs.delete(p); resolve(); });
-    p.kill('SIGKILL');
-  });
-}
 
 const clients = {};
 const client = (svc) => (clients[svc] ??= new OpenAI({ baseURL: `http://127.0.0.1:${gw.port}/v1`, apiKey: KEYS[svc], maxRetries: 0, timeout: 30000 }));
@@ -99,7 +72,7 @@ services:
 });
 
 after(async () => {
-  for (const p of [...procs]) await stop(p);
+  await stopAll();
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 

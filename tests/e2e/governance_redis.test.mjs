@@ -3,44 +3,19 @@
 // share again. The OpenAI client is the caller.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import net from 'node:net';
 import OpenAI from 'openai';
+import { start as startProc, stop, stopAll } from './lib.mjs';
 
 const BIN = process.env.TOLLGATE_BIN;
 const KEY = 'tg-shared-e2e-key';
-const procs = new Set();
 let dir, sim, redis, redisPort, gws = [];
 
-function start(cmd, args, re) {
-  const p = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  procs.add(p);
-  p.stderrText = '';
-  p.stderr.on('data', (d) => { p.stderrText += d; });
-  return new Promise((resolve, reject) => {
-    let out = '';
-    const timer = setTimeout(() => reject(new Error(`${cmd} ${args[0]} did not start: ${p.stderrText}`)), 10000);
-    p.stdout.on('data', (d) => {
-      out += d;
-      const m = out.match(re);
-      if (m) { clearTimeout(timer); resolve({ p, m }); }
-    });
-    p.on('exit', (code) => { clearTimeout(timer); procs.delete(p); reject(new Error(`${cmd} exited ${code}: ${p.stderrText}`)); });
-  });
-}
-
-function stop(p) {
-  return new Promise((resolve) => {
-    if (p.exitCode !== null || p.signalCode !== null) return resolve();
-    p.removeAllListeners('exit');
-    p.on('exit', () => { procs.delete(p); resolve(); });
-    p.kill('SIGKILL');
-  });
-}
+const start = (cmd, args, re) => startProc(args, re, { cmd });
 
 const freePort = () => new Promise((resolve) => {
   const s = net.createServer();
@@ -100,7 +75,7 @@ services:
 });
 
 after(async () => {
-  for (const p of [...procs]) await stop(p);
+  await stopAll();
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 

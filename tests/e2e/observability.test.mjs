@@ -13,13 +13,13 @@ import { fileURLToPath } from 'node:url';
 import net from 'node:net';
 import { createHash } from 'node:crypto';
 import OpenAI from 'openai';
+import { procs, start } from './lib.mjs';
 
 const BIN = process.env.TOLLGATE_BIN;
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const RULES = join(ROOT, 'deploy/prometheus/tollgate-rules.yml');
 const RULE_TESTS = join(ROOT, 'deploy/prometheus/tests/rules.test.yml');
 const DASHBOARD = join(ROOT, 'deploy/grafana/tollgate.json');
-const procs = new Set();
 let dir;
 
 function run(cmd, args, opts = {}) {
@@ -102,23 +102,6 @@ const hash = (k) => `sha256:${createHash('sha256').update(k).digest('hex')}`;
 const KEYS = { orders: 'obs-orders-key', search: 'obs-search-key' };
 const ADMIN_KEY = 'obs-admin-key';
 let gw, sim, slowSim, cfgPath, dbPath, accessPath;
-
-function start(args, re) {
-  const p = spawn(BIN, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  procs.add(p);
-  p.stderrText = '';
-  p.stderr.on('data', (d) => { p.stderrText += d; });
-  return new Promise((resolve, reject) => {
-    let out = '';
-    const timer = setTimeout(() => reject(new Error(`${args[0]} did not start: ${p.stderrText}`)), 10000);
-    p.stdout.on('data', (d) => {
-      out += d;
-      const m = out.match(re);
-      if (m) { clearTimeout(timer); resolve({ p, m }); }
-    });
-    p.on('exit', (code) => { clearTimeout(timer); procs.delete(p); reject(new Error(`${args[0]} exited ${code}: ${p.stderrText}`)); });
-  });
-}
 
 async function until(fn, ms, what) {
   const end = Date.now() + ms;

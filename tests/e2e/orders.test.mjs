@@ -13,13 +13,13 @@ import http from 'node:http';
 import net from 'node:net';
 import { createHash } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
+import { procs, start as startProc } from './lib.mjs';
 
 const BIN = process.env.TOLLGATE_BIN;
 const KEY = 'orders-e2e-key';
 const DEADLINE_MS = 300;
 // Generous: the bound proves the deadline is enforced (a slow answer comes after 5 s), not speed.
 const BOUND_MS = DEADLINE_MS + 1200;
-const procs = new Set();
 let dir, fake, fakePort, seen = [], mode = 'normal';
 const held = []; // mode 'hold': answers waiting for the test to release them
 
@@ -54,24 +54,6 @@ function fakeHandler(req, res) {
       default:
         throw new Error(`unknown mode ${mode}`);
     }
-  });
-}
-
-// Start a tollgate subcommand; resolve with the child and the regex match on its stdout.
-function startProc(args, re) {
-  const p = spawn(BIN, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  procs.add(p);
-  p.stderrText = '';
-  p.stderr.on('data', (d) => { p.stderrText += d; });
-  return new Promise((resolve, reject) => {
-    let out = '';
-    const timer = setTimeout(() => reject(new Error(`${args[0]} did not start: ${p.stderrText}`)), 10000);
-    p.stdout.on('data', (d) => {
-      out += d;
-      const m = out.match(re);
-      if (m) { clearTimeout(timer); resolve({ p, m }); }
-    });
-    p.on('exit', (code) => { clearTimeout(timer); procs.delete(p); reject(new Error(`${args[0]} exited ${code}: ${p.stderrText}`)); });
   });
 }
 

@@ -4,11 +4,11 @@
 // still created, with the raw text and the reason, when the engine or the gateway is down.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { start as startProc, stop as kill, stopAll } from './lib.mjs';
 
 const BIN = process.env.TOLLGATE_BIN;
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -17,34 +17,9 @@ const MODEL = join(ROOT, 'models/orders.gguf');
 // is several times slower); the bound only proves that a dead part is not waited for.
 const TASK_DEADLINE_MS = 3000;
 const ORDERS_DEADLINE_MS = 4000;
-const procs = new Set();
 let dir, serve, gw, orders, ordersUrl;
 
-function start(args, re) {
-  const p = spawn(BIN, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  procs.add(p);
-  p.stderrText = '';
-  p.stderr.on('data', (d) => { p.stderrText += d; });
-  return new Promise((resolve, reject) => {
-    let out = '';
-    const timer = setTimeout(() => reject(new Error(`${args[0]} did not start: ${p.stderrText}`)), 20000);
-    p.stdout.on('data', (d) => {
-      out += d;
-      const m = out.match(re);
-      if (m) { clearTimeout(timer); resolve({ p, m }); }
-    });
-    p.on('exit', (code) => { clearTimeout(timer); procs.delete(p); reject(new Error(`${args[0]} exited ${code}: ${p.stderrText}`)); });
-  });
-}
-
-function kill(p, sig = 'SIGKILL') {
-  return new Promise((resolve) => {
-    if (p.exitCode !== null || p.signalCode !== null) return resolve();
-    p.removeAllListeners('exit');
-    p.on('exit', () => { procs.delete(p); resolve(); });
-    p.kill(sig);
-  });
-}
+const start = (args, re) => startProc(args, re, { ms: 20000 });
 
 async function waitHealthy(url) {
   for (let i = 0; i < 200; i++) {
@@ -97,7 +72,7 @@ tasks:
 });
 
 after(async () => {
-  for (const p of [...procs]) await kill(p);
+  await stopAll();
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 

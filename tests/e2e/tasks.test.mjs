@@ -6,45 +6,19 @@
 // task input gets a clear 400. The OpenAI client makes the proxied calls.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import OpenAI from 'openai';
+import { start, stopAll } from './lib.mjs';
 
 const BIN = process.env.TOLLGATE_BIN;
 const ADMIN_KEY = 'e2e-task-admin-key';
 const DEADLINE = 300; // ms, the tasks' deadline
 const MARGIN = 400;   // ms: generous, a loaded CI machine must not fail the test
-const procs = new Set();
 let dir, gw, sims = {};
-
-function start(args, re) {
-  const p = spawn(BIN, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  procs.add(p);
-  p.stderrText = '';
-  p.stderr.on('data', (d) => { p.stderrText += d; });
-  return new Promise((resolve, reject) => {
-    let out = '';
-    const timer = setTimeout(() => reject(new Error(`${args[0]} did not start: ${p.stderrText}`)), 10000);
-    p.stdout.on('data', (d) => {
-      out += d;
-      const m = out.match(re);
-      if (m) { clearTimeout(timer); resolve({ p, m }); }
-    });
-    p.on('exit', (code) => { clearTimeout(timer); procs.delete(p); reject(new Error(`${args[0]} exited ${code}: ${p.stderrText}`)); });
-  });
-}
-
-function stop(p) {
-  return new Promise((resolve) => {
-    if (p.exitCode !== null || p.signalCode !== null) return resolve();
-    p.removeAllListeners('exit');
-    p.on('exit', () => { procs.delete(p); resolve(); });
-    p.kill('SIGKILL');
-  });
-}
 
 async function sim(...args) {
   const { p, m } = await start(['sim', '--port', '0', '--threads', '1', '--output', 'echo', ...args], /listening on [\d.]+:(\d+)/);
@@ -148,7 +122,7 @@ tasks:
 });
 
 after(async () => {
-  for (const p of [...procs]) await stop(p);
+  await stopAll();
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 

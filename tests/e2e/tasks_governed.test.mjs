@@ -3,43 +3,16 @@
 // what the caller must fix (no key, a route the service may not use) stays an error.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
+import { start, stopAll } from './lib.mjs';
 
 const BIN = process.env.TOLLGATE_BIN;
 const KEYS = { orders: 'tg-task-orders-1', poor: 'tg-task-poor-2', other: 'tg-task-other-3' };
 const hash = (k) => `sha256:${createHash('sha256').update(k).digest('hex')}`;
-const procs = new Set();
 let dir, gw;
-
-function start(args, re) {
-  const p = spawn(BIN, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  procs.add(p);
-  p.stderrText = '';
-  p.stderr.on('data', (d) => { p.stderrText += d; });
-  return new Promise((resolve, reject) => {
-    let out = '';
-    const timer = setTimeout(() => reject(new Error(`${args[0]} did not start: ${p.stderrText}`)), 10000);
-    p.stdout.on('data', (d) => {
-      out += d;
-      const m = out.match(re);
-      if (m) { clearTimeout(timer); resolve({ p, m }); }
-    });
-    p.on('exit', (code) => { clearTimeout(timer); procs.delete(p); reject(new Error(`${args[0]} exited ${code}: ${p.stderrText}`)); });
-  });
-}
-
-function stop(p) {
-  return new Promise((resolve) => {
-    if (p.exitCode !== null || p.signalCode !== null) return resolve();
-    p.removeAllListeners('exit');
-    p.on('exit', () => { procs.delete(p); resolve(); });
-    p.kill('SIGKILL');
-  });
-}
 
 async function task(svc, input = 'lgr pep pzza x2') {
   const t0 = Date.now();
@@ -81,7 +54,7 @@ tasks:
 });
 
 after(async () => {
-  for (const p of [...procs]) await stop(p);
+  await stopAll();
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
