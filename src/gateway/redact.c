@@ -235,7 +235,7 @@ static void scan_regex(const regex_t *re, const char *label, const char *z, size
     }
 }
 
-int redact_apply(const redact_t *r, const char *s, size_t n, buf_t *out) {
+static int redact_pass(const redact_t *r, int patterns, const char *s, size_t n, buf_t *out) {
     if (!r || !n)
         return buf_append(out, s, n) < 0 ? -ENOMEM : 0;
     spans_t sp = {0};
@@ -245,7 +245,7 @@ int redact_apply(const redact_t *r, const char *s, size_t n, buf_t *out) {
         scan_card(s, n, &sp);
     if (r->builtin & REDACT_PHONE)
         scan_phone(s, n, &sp);
-    if (r->npatterns) {
+    if (patterns && r->npatterns) {
         char *z = malloc(n + 1);
         if (!z) {
             free(sp.v);
@@ -281,4 +281,20 @@ int redact_apply(const redact_t *r, const char *s, size_t n, buf_t *out) {
     rc |= buf_append(out, s + pos, n - pos);
     free(sp.v);
     return rc ? -ENOMEM : count;
+}
+
+int redact_apply(const redact_t *r, const char *s, size_t n, buf_t *out) {
+    if (!r || !r->npatterns || !r->builtin)
+        return redact_pass(r, 1, s, n, out);
+    /* A custom pattern's replacement can expose what the built-in scanners skipped in the
+     * original (a letter glued to a card number, replaced by a label, leaves the number
+     * standing alone), so the built-ins run once more over the result. */
+    buf_t first;
+    buf_init(&first);
+    int n1 = redact_pass(r, 1, s, n, &first);
+    int n2 = n1 < 0 ? n1 : redact_pass(r, 0, first.data ? first.data : "", first.len, out);
+    buf_free(&first);
+    if (n1 < 0 || n2 < 0)
+        return -ENOMEM;
+    return n1 + n2;
 }

@@ -132,6 +132,22 @@ static void test_patterns(void) {
     CHECK(strstr(err, "([a-z") != NULL);
 }
 
+/* Regression (fuzz_redact): a custom pattern replaced the letter glued to a card number,
+ * leaving the number standing alone in the output; the built-ins now run over the result. */
+static void test_pattern_exposes_card(void) {
+    static const redact_pattern_t pats[] = {{"x", NULL}};
+    redact_t *r = NULL;
+    char err[256];
+    CHECK_EQ_INT(redact_new(&(redact_opts_t){.builtin = REDACT_ALL, .patterns = pats, .npatterns = 1},
+                            &r, err, sizeof err),
+                 0);
+    int n = 0;
+    const char *o = red(r, "id x4111111111111111 end", &n);
+    CHECK_MSG(!strstr(o, "4111111111111111"), "card survived: %s", o);
+    CHECK_EQ_INT(n, 2);
+    redact_free(r);
+}
+
 int main(void) {
     test_luhn();
     test_email();
@@ -139,5 +155,6 @@ int main(void) {
     test_card();
     test_all_and_overlap();
     test_patterns();
+    test_pattern_exposes_card();
     return check_summary("test_redact");
 }
