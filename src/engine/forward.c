@@ -6,8 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/attention.h"
 #include "engine/matvec.h"
 #include "engine/quant.h"
+#include "engine/vexp.h"
 
 /* The numerics follow the reference engine step by step where it is free to do so
  * (double-precision sums in RMSNorm and softmax, RoPE angles by repeated multiplication,
@@ -53,119 +55,16 @@ static void rope_apply(float *v, int n_heads, int hd, int n_rot, int neox, const
     }
 }
 
-/* exp as the reference's vectorised kernels compute it (ggml_v_expf: a degree-5 polynomial
- * on a Cody-Waite reduced argument, with FMAs); softmax and SiLU use it, and matching its
- * last bit matters for the same reason as the matvec order (see matvec.h). */
-static float v_expf(float x) {
-    const float r = 0x1.8p23f;
-    float z = fmaf(x, 0x1.715476p+0f, r);
-    float n = z - r;
-    float b = fmaf(-n, 0x1.7f7d1cp-20f, fmaf(-n, 0x1.62e4p-1f, x));
-    if (fabsf(n) > 192.0f) return n <= 0.0f ? 0.0f : INFINITY;
-    float u = b * b;
-    float j = fmaf(fmaf(fmaf(0x1.0e4020p-7f, b, 0x1.573e2ep-5f), u, fmaf(0x1.555e66p-3f, b, 0x1.fffdb6p-2f)),
-                   u, fmaf(0x1.ffffecp-1f, b, 1.0f));
-    return ldexpf(j, (int)n);
+/* attention() over layer l of the state's cache. */
+static void attend(const model_t *m, forward_state_t *s, int l, int pos, const float *q, float scale,
+                   int prompt, float *out) {
+    size_t loff = (size_t)l * s->n_ctx * m->hp.n_head_kv * m->hp.head_dim;
+    attn_cache_t c = {s->key_cache + loff, s->val_cache + loff, s->n_ctx};
+    attn_scratch_t scr = {s->att, s->qh, s->kvrow};
+    attention(&m->hp, &c, pos, q, scale, prompt, &scr, out);
 }
 
 static float silu(float x) { return x / (1.0f + v_expf(-x)); }
-
-/* Round to half precision and back (the reference converts the f32 operand of a product
- * with an f16 tensor to f16 first). */
-static float f16_round(float x) { return quant_f16_to_f32(quant_f32_to_f16(x)); }
-
-/* The reference's f16 dot products inside attention take two routes: a prompt (several
- * tokens) goes through a tiled kernel keeping 16 float lanes with FMA (lane = i % 16);
- * a single token goes through its vector dot, which keeps four 16-lane accumulators over
- * chunks of 64 and adds the rest in double. Both are reproduced. a, b (n) floats that
- * are exactly representable in f16. */
-static float reduce16(float *acc) {
-    for (int i = 0; i < 8; i++) acc[i] = acc[i + 8] + acc[i];
-    for (int i = 0; i < 4; i++) acc[i] = acc[i + 4] + acc[i];
-    return (acc[0] + acc[2]) + (acc[1] + acc[3]);
-}
-
-static float dot_f16_tiled(int n, const float *a, int sa, const float *b) {
-    float acc[16] = {0};
-    int i = 0;
-    for (; i + 16 <= n; i += 16)
-        for (int l = 0; l < 16; l++) acc[l] = fmaf(a[(size_t)(i + l) * sa], b[i + l], acc[l]);
-    float r = reduce16(acc);
-    for (; i < n; i++) r += a[(size_t)i * sa] * b[i];
-    return r;
-}
-
-static float dot_f16_vec(int n, const float *a, int sa, const float *b) {
-    double sum = 0.0;
-    int i = 0, np = n & ~63;
-    if (np) {
-        float acc[4][16] = {{0}};
-        for (; i < np; i += 64)
-            for (int j = 0; j < 4; j++)
-                for (int l = 0; l < 16; l++)
-                    acc[j][l] = fmaf(a[(size_t)(i + 16 * j + l) * sa], b[i + 16 * j + l], acc[j][l]);
-        for (int l = 0; l < 16; l++) {
-            acc[0][l] = acc[0][l] + acc[2][l];
-            acc[1][l] = acc[1][l] + acc[3][l];
-            acc[0][l] = acc[0][l] + acc[1][l];
-        }
-        sum = reduce16(acc[0]);
-    }
-    for (; i < n; i++) sum += (double)(a[(size_t)i * sa] * b[i]);
-    return (float)sum;
-}
-
-/* Causal multi-head attention of the current token over positions lo..pos of one layer.
- * q (H*hd) roped query, scaled by `scale` inside the softmax; out (H*hd). prompt: the
- * token is part of a multi-token prompt (selects the reference's kernel, see above).
- * Positions are padded to n_kv = pos+1 rounded up to 32 as the reference's cache view;
- * padding and positions outside the window weigh exactly 0. */
-static void attention(const model_t *m, forward_state_t *s, int layer, int pos, const float *q,
-                      float scale, int prompt, float *out) {
-    const model_hparams_t *hp = &m->hp;
-    int hd = hp->head_dim, kv_dim = hp->n_head_kv * hd, group = hp->n_head / hp->n_head_kv;
-    int lo = 0, n_kv = (pos + 1 + 31) / 32 * 32;
-    if (n_kv > s->n_ctx) n_kv = s->n_ctx;
-    if (hp->sliding_window > 0 && pos - hp->sliding_window + 1 > 0) lo = pos - hp->sliding_window + 1;
-    size_t loff = (size_t)layer * s->n_ctx * kv_dim;
-    float (*dot)(int, const float *, int, const float *) = prompt ? dot_f16_tiled : dot_f16_vec;
-    for (int h = 0; h < hp->n_head; h++) {
-        float *qh = s->qh;                          /* (hd) this head of q, f16 precision */
-        float *att = s->att + (size_t)h * s->n_ctx; /* (n_kv) scores, then probabilities */
-        float *kv = s->kvrow;                       /* (max(hd, n_kv)) a K row or a V column */
-        int kvh = h / group;
-        for (int i = 0; i < hd; i++) qh[i] = f16_round(q[(size_t)h * hd + i]);
-        float max = -INFINITY;
-        for (int t = lo; t <= pos; t++) {
-            const uint16_t *k = s->key_cache + loff + (size_t)t * kv_dim + (size_t)kvh * hd;
-            for (int i = 0; i < hd; i++) kv[i] = quant_f16_to_f32(k[i]);
-            att[t] = dot(hd, kv, 1, qh) * scale;
-            if (att[t] > max) max = att[t];
-        }
-        /* softmax: exp per element, float sums of 16 lanes added in double */
-        double sum = 0.0;
-        for (int c = 0; c < n_kv; c += 16) {
-            float acc[16];
-            for (int l = 0; l < 16; l++) {
-                int t = c + l;
-                acc[l] = (t >= lo && t <= pos) ? v_expf(att[t] - max) : 0.0f;
-                if (t < n_kv) att[t] = acc[l];
-            }
-            sum += (double)reduce16(acc);
-        }
-        float inv = (float)(1.0 / sum);
-        for (int t = 0; t < n_kv; t++) att[t] = f16_round(att[t] * inv); /* f16 operand */
-        /* out[i] = sum_t p_t v[t][i], over the padded view (zeros weigh nothing) */
-        for (int i = 0; i < hd; i++) {
-            for (int t = 0; t < n_kv; t++)
-                kv[t] = (t >= lo && t <= pos)
-                            ? quant_f16_to_f32(s->val_cache[loff + (size_t)t * kv_dim +
-                                                            (size_t)kvh * hd + i])
-                            : 0.0f;
-            out[(size_t)h * hd + i] = dot(n_kv, kv, 1, att);
-        }
-    }
-}
 
 /* One token through every layer; prompt as in attention(). */
 static const float *step(const model_t *m, forward_state_t *s, int token, int pos, int prompt) {
@@ -205,7 +104,7 @@ static const float *step(const model_t *m, forward_state_t *s, int token, int po
             s->key_cache[off + i] = quant_f32_to_f16(k[i]);
             s->val_cache[off + i] = quant_f32_to_f16(v[i]);
         }
-        attention(m, s, l, pos, q, scale, prompt, s->xb);
+        attend(m, s, l, pos, q, scale, prompt, s->xb);
         matvec_mt(s->pool, &w->wo, s->xb, s->xb2, s->xq, prompt);
         for (int i = 0; i < D; i++) x[i] += s->xb2[i];
 
@@ -273,7 +172,7 @@ static const float *step_batch(const model_t *m, forward_state_t *s, const int32
                 s->key_cache[off + i] = quant_f32_to_f16(k[i]);
                 s->val_cache[off + i] = quant_f32_to_f16(v[i]);
             }
-            attention(m, s, l, pos, q, scale, prompt, s->bxb + t * Dz);
+            attend(m, s, l, pos, q, scale, prompt, s->bxb + t * Dz);
         }
         matmat(pool, &w->wo, s->bxb, Dz, n, s->bxb2, Dz, s->bxq, prompt);
         for (size_t i = 0; i < (size_t)n * Dz; i++) s->bx[i] += s->bxb2[i];
