@@ -2,6 +2,7 @@
 #include "engine/attention.h"
 
 #include <math.h>
+#include <stdlib.h>
 
 #include "engine/quant.h"
 #include "engine/vexp.h"
@@ -51,10 +52,40 @@ static float dot_f16_vec(int n, const float *a, int sa, const float *b) {
     return (float)sum;
 }
 
+struct attn_scratch {
+    float *att;   /* (n_head, C) scores, then probabilities */
+    float *qh;    /* (head_dim) one head of q, rounded to f16 */
+    float *kvrow; /* (max(head_dim, C + 32)) one K row or one V column, as floats */
+};
+
+attn_scratch_t *attn_scratch_new(const model_hparams_t *hp, int n_ctx, int n_threads) {
+    (void)n_threads; /* one thread for now */
+    attn_scratch_t *s = calloc(1, sizeof *s);
+    if (!s) return NULL;
+    size_t C = (size_t)n_ctx, hd = (size_t)hp->head_dim;
+    s->att = calloc((size_t)hp->n_head * C, sizeof(float));
+    s->qh = calloc(hd, sizeof(float));
+    s->kvrow = calloc(hd > C + 32 ? hd : C + 32, sizeof(float));
+    if (!s->att || !s->qh || !s->kvrow) {
+        attn_scratch_free(s);
+        return NULL;
+    }
+    return s;
+}
+
+void attn_scratch_free(attn_scratch_t *s) {
+    if (!s) return;
+    free(s->att);
+    free(s->qh);
+    free(s->kvrow);
+    free(s);
+}
+
 /* Positions are padded to n_kv = pos+1 rounded up to 32 as the reference's cache view;
  * padding and positions outside the window weigh exactly 0. */
 void attention(const model_hparams_t *hp, const attn_cache_t *c, int pos, const float *q, float scale,
-               int prompt, attn_scratch_t *s, float *out) {
+               int prompt, attn_scratch_t *s, tpool_t *pool, float *out) {
+    (void)pool; /* heads run on the caller for now */
     int hd = hp->head_dim, kv_dim = hp->n_head_kv * hd, group = hp->n_head / hp->n_head_kv;
     int lo = 0, n_kv = (pos + 1 + 31) / 32 * 32;
     if (n_kv > c->n_ctx) n_kv = c->n_ctx;

@@ -5,6 +5,7 @@
 #include <stdint.h>
 
 #include "engine/model.h"
+#include "engine/threadpool.h"
 
 /* One layer's cache of one sequence: row t (t < n_ctx) holds position t's keys / values,
  * n_head_kv * head_dim halves each. */
@@ -14,19 +15,22 @@ typedef struct attn_cache {
     int n_ctx;
 } attn_cache_t;
 
-/* Scratch, owned by the caller; sizes for a cache of C = n_ctx rows. */
-typedef struct attn_scratch {
-    float *att;   /* (n_head, C) scores, then probabilities */
-    float *qh;    /* (head_dim) one head of q, rounded to f16 */
-    float *kvrow; /* (max(head_dim, C + 32)) one K row or one V column, as floats */
-} attn_scratch_t;
+/* Scratch for caches of up to n_ctx rows, used by up to n_threads threads at once;
+ * owned by the caller (one per thread that calls attention()). */
+typedef struct attn_scratch attn_scratch_t;
+
+/* NULL when out of memory. */
+attn_scratch_t *attn_scratch_new(const model_hparams_t *hp, int n_ctx, int n_threads);
+void attn_scratch_free(attn_scratch_t *s);
 
 /* out (H*hd) = attention of the token at `pos` over positions lo..pos of the cache
  * (lo > 0 only with a sliding window); the cache must already hold row pos. q (H*hd)
  * roped query, scaled by `scale` inside the softmax. prompt: the token is part of a
  * multi-token prompt, which selects the reference's tiled f16 products instead of its
  * single-token ones (the numbers differ in the last bits; both are reproduced). */
+/* Heads are shared out over pool (NULL: the caller alone; at most the n_threads the
+ * scratch was made for). */
 void attention(const model_hparams_t *hp, const attn_cache_t *c, int pos, const float *q, float scale,
-               int prompt, attn_scratch_t *s, float *out);
+               int prompt, attn_scratch_t *s, tpool_t *pool, float *out);
 
 #endif

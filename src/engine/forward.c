@@ -60,8 +60,7 @@ static void attend(const model_t *m, forward_state_t *s, int l, int pos, const f
                    int prompt, float *out) {
     size_t loff = (size_t)l * s->n_ctx * m->hp.n_head_kv * m->hp.head_dim;
     attn_cache_t c = {s->key_cache + loff, s->val_cache + loff, s->n_ctx};
-    attn_scratch_t scr = {s->att, s->qh, s->kvrow};
-    attention(&m->hp, &c, pos, q, scale, prompt, &scr, out);
+    attention(&m->hp, &c, pos, q, scale, prompt, s->attn, s->pool, out);
 }
 
 static float silu(float x) { return x / (1.0f + v_expf(-x)); }
@@ -234,10 +233,8 @@ int forward_state_new(const model_t *m, int n_ctx, forward_state_t **out) {
     s->xb2 = calloc(D, sizeof(float));
     s->qkv = calloc(D + 2 * KV, sizeof(float));
     s->hb = calloc(2 * F, sizeof(float));
-    s->att = calloc((size_t)hp->n_head * C, sizeof(float));
+    s->attn = attn_scratch_new(hp, n_ctx, 2);
     s->rope = calloc((size_t)hp->n_rot, sizeof(float));
-    s->qh = calloc((size_t)hp->head_dim, sizeof(float));
-    s->kvrow = calloc(max_sz((size_t)hp->head_dim, C + 32), sizeof(float));
     s->xq = aligned_alloc(64, (xq + 63) / 64 * 64 + 64);
     s->key_cache = calloc(L * C * KV, sizeof(uint16_t));
     s->val_cache = calloc(L * C * KV, sizeof(uint16_t));
@@ -250,7 +247,7 @@ int forward_state_new(const model_t *m, int n_ctx, forward_state_t **out) {
     s->bhb = calloc(B * 2 * F, sizeof(float));
     s->bxq = aligned_alloc(64, (B * xq + 63) / 64 * 64 + 64);
     if (!s->bx || !s->bxb || !s->bxb2 || !s->bqkv || !s->bhb || !s->bxq ||
-        !s->x || !s->xb || !s->xb2 || !s->qkv || !s->hb || !s->att || !s->rope || !s->qh || !s->kvrow || !s->xq ||
+        !s->x || !s->xb || !s->xb2 || !s->qkv || !s->hb || !s->attn || !s->rope || !s->xq ||
         !s->key_cache || !s->val_cache || !s->logits) {
         forward_state_free(s);
         return -ENOMEM;
@@ -266,10 +263,8 @@ void forward_state_free(forward_state_t *s) {
     free(s->xb2);
     free(s->qkv);
     free(s->hb);
-    free(s->att);
+    attn_scratch_free(s->attn);
     free(s->rope);
-    free(s->qh);
-    free(s->kvrow);
     free(s->xq);
     free(s->key_cache);
     free(s->val_cache);

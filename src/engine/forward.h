@@ -22,10 +22,8 @@ typedef struct forward_state {
     float *xb2;          /* (D) output of a projection before the residual add */
     float *qkv;          /* (D + 2*KV) q, k, v of the current token, contiguous */
     float *hb;           /* (2*F) feed-forward: gate then up (llama writes both halves) */
-    float *att;          /* (H, C) attention scores, then probabilities */
+    struct attn_scratch *attn; /* attention's scratch (attention.h) */
     float *rope;         /* (n_rot) cos, sin pairs for the current position */
-    float *qh;           /* (hd) one head of q, rounded to f16 */
-    float *kvrow;        /* (max(hd, C + 32)) one K row or one V column, as floats */
     void *xq;            /* activation row quantized to a weight's vec-dot type (bytes) */
     size_t xq_bytes;
     uint16_t *key_cache; /* (L, C, KV) f16 */
