@@ -1,19 +1,28 @@
 #!/usr/bin/env bash
 # run.sh — the test suite: every unit-test binary, then the end-to-end tests (node:test +
 # the official OpenAI client). Ends with one line "tests: N passed, M failed".
-# TOLLGATE_BUILD picks the build (build, build/asan); TESTS=pattern runs a subset.
+# TOLLGATE_BUILD picks the build (build, build/asan); TESTS=pattern runs a subset
+# (tests whose name contains the pattern; a|b|c for several).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 B=${TOLLGATE_BUILD:-build}
 export TOLLGATE_BIN="$PWD/$B/tollgate"
 export TOLLGATE_REF="${TOLLGATE_REF:-$PWD/../shared/ref}"
 pat=${TESTS:-}
+# selected NAME: no TESTS, or NAME contains one of its |-separated alternatives
+selected() {
+  [ -z "$pat" ] && return 0
+  local alt
+  IFS='|' read -ra alts <<<"$pat"
+  for alt in "${alts[@]}"; do [[ "$1" == *"$alt"* ]] && return 0; done
+  return 1
+}
 passed=0 failed=0 broken=()
 
 for t in "$B"/tests/test_*; do
   [ -x "$t" ] || continue
   n=$(basename "$t")
-  [ -n "$pat" ] && [[ "$n" != *$pat* ]] && continue
+  selected "$n" || continue
   out=$(timeout -k 5 600 "$t" 2>&1); rc=$?  # a hung test fails instead of stalling CI
   line=$(printf '%s\n' "$out" | grep -E '^[a-z0-9_]+: [0-9]+ passed, [0-9]+ failed$' | tail -1)
   if [ -z "$line" ]; then
@@ -31,7 +40,7 @@ done
 e2e=(tests/e2e/*.test.mjs)
 if [ -e "${e2e[0]}" ]; then
   sel=()
-  for f in "${e2e[@]}"; do [ -z "$pat" ] || [[ "$f" == *$pat* ]] && sel+=("$f"); done
+  for f in "${e2e[@]}"; do selected "$f" && sel+=("$f"); done
   if ((${#sel[@]})); then
     # Bounded: one test may take 2 minutes, the whole e2e run 20 (a hang must fail, not stall CI).
     out=$(timeout -k 10 1200 node --test --test-reporter=tap --test-concurrency=1 \
