@@ -11,6 +11,8 @@
 #include "core/httpd.h"
 #include "core/json.h"
 #include "gateway/gateway.h"
+#include "gateway/proxy_body.h"
+#include "gateway/proxy_sse.h"
 
 #define PROXY_MAX_RESPONSE (16u << 20) /* a non-streamed upstream body larger than this: 502 */
 
@@ -42,26 +44,5 @@ struct httpc_pool *proxy_worker_pool(proxy_worker_t *w, pool_addr_t *a,
 
 /* Add this worker's counters to *acc (relaxed atomic reads: any thread). */
 void proxy_worker_stats(proxy_worker_t *w, gateway_stats_t *acc);
-
-/* --- pure helpers, exposed for the unit tests --- */
-
-/* Write the upstream request body for a parsed client body (an object): the model
- * replaced by upstream_model when not NULL, and when add_usage is set,
- * stream_options.include_usage forced to true (other stream_options kept). Every other
- * member is copied byte for byte. 0, -EINVAL (not an object) or -ENOMEM. */
-int proxy_rewrite_body(const json_doc_t *d, const char *upstream_model, int add_usage,
-                       buf_t *out);
-
-/* Look at one raw SSE event (its lines, blank-line terminator optional) for a usage
- * object. Returns 1 when one was found (*prompt, *completion set, -1 for a field that is
- * missing) and *usage_only says whether the event carries nothing else for the client
- * (an empty "choices" array, as OpenAI's final usage chunk has); 0 when the event has no
- * usage. toks/cap: scratch for the JSON parser. */
-int proxy_sse_usage(const char *ev, size_t len, json_tok_t *toks, size_t cap, int64_t *prompt,
-                    int64_t *completion, int *usage_only);
-
-/* Length of the first complete SSE event in p[0..n) including its blank-line
- * terminator (LF LF, CRLF CRLF, or CR CR mixes), or 0 when none is complete yet. */
-size_t proxy_sse_event_len(const char *p, size_t n);
 
 #endif
