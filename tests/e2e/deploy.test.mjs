@@ -4,7 +4,9 @@
 // QoS, non-root and probed; the canary analysis gates on p99 > 0.5 s and on errors, its
 // queries parse (promtool) and select series the gateway and a vLLM-compatible upstream
 // really export; the gateway config the cluster would run passes `tollgate gateway --check`;
-// yamllint is clean; the Dockerfile is multi-stage and non-root. The schemas do not reject
+// the PrometheusRule is tollgate-rules.yml (the file promtool tests) and the Grafana dashboard
+// ConfigMap is deploy/grafana/tollgate.json, labelled for the sidecar, using only metrics that
+// tollgate exports; yamllint is clean; the Dockerfile is multi-stage and non-root. The schemas do not reject
 // unknown fields (the Kubernetes OpenAPI allows them), so field names are also checked where
 // it matters below.
 import { test } from 'node:test';
@@ -69,13 +71,16 @@ test('the validator rejects what it should (control)', async () => {
   assert.throws(() => new Rollout({ metadata: { name: 'x' }, spec: { strategy: { canary: { steps: [{ setWeight: 'ten' }] } } } }).validate());
   const ServiceMonitor = await modelFor('monitoring.coreos.com/v1', 'ServiceMonitor');
   assert.throws(() => new ServiceMonitor({ metadata: { name: 'x' }, spec: { selector: {}, endpoints: 'http' } }).validate());
+  const PrometheusRule = await modelFor('monitoring.coreos.com/v1', 'PrometheusRule');
+  assert.throws(() => new PrometheusRule({ metadata: { name: 'x' }, spec: { groups: [{ name: 'g', rules: [{ record: 'r' }] }] } }).validate());
+  assert.throws(() => new PrometheusRule({ metadata: { name: 'x' }, spec: { groups: [{ rules: [] }] } }).validate());
 });
 
 for (const overlay of OVERLAYS) {
   test(`${overlay}: kubectl kustomize renders; every object passes its schema`, async () => {
     const objs = render(overlay);
     const kinds = new Set(objs.map((o) => o.kind));
-    for (const k of ['Rollout', 'AnalysisTemplate', 'Deployment', 'Job', 'PersistentVolumeClaim', 'Service', 'ConfigMap', 'PodDisruptionBudget', 'ServiceMonitor', 'StatefulSet'])
+    for (const k of ['Rollout', 'AnalysisTemplate', 'Deployment', 'Job', 'PersistentVolumeClaim', 'Service', 'ConfigMap', 'PodDisruptionBudget', 'ServiceMonitor', 'StatefulSet', 'PrometheusRule'])
       assert.ok(kinds.has(k), `${overlay}: no ${k}`);
     for (const o of objs) {
       const Model = await modelFor(o.apiVersion, o.kind);
@@ -301,8 +306,72 @@ routes:
   }
 });
 
-test('yamllint is clean on deploy/kustomize', () => {
-  const r = run('yamllint', ['-f', 'parsable', '-c', join(ROOT, 'deploy/.yamllint'), join(ROOT, 'deploy/kustomize')]);
+const RULES_FILE = join(ROOT, 'deploy/prometheus/tollgate-rules.yml');
+const DASHBOARD_FILE = join(ROOT, 'deploy/grafana/tollgate.json');
+
+for (const overlay of OVERLAYS) {
+  test(`${overlay}: the PrometheusRule is tollgate-rules.yml; the dashboard ConfigMap is tollgate.json for the Grafana sidecar`, () => {
+    const objs = render(overlay);
+    const rules = objs.filter((o) => o.kind === 'PrometheusRule');
+    assert.equal(rules.length, 1, `${overlay}: one PrometheusRule`);
+    // One source of truth: the object's groups are the file promtool tests, rule for rule.
+    const file = parseAllDocuments(readFileSync(RULES_FILE, 'utf8'))[0].toJS();
+    assert.deepEqual(rules[0].spec, file, 'deploy/prometheus/prometheus-rule.yaml differs from tollgate-rules.yml: run deploy/prometheus/render-rule.sh');
+    assert.ok(file.groups.flatMap((g) => g.rules).some((r) => r.alert), 'the rules include alerts');
+    const cms = objs.filter((o) => o.kind === 'ConfigMap' && o.metadata.labels?.grafana_dashboard === '1');
+    assert.equal(cms.length, 1, `${overlay}: one ConfigMap labelled grafana_dashboard: "1"`);
+    assert.equal(cms[0].metadata.name, 'tollgate-grafana-dashboard', 'a fixed name (no hash suffix)');
+    assert.equal(cms[0].data['tollgate.json'], readFileSync(DASHBOARD_FILE, 'utf8'));
+    assert.equal(JSON.parse(cms[0].data['tollgate.json']).uid, 'tollgate-overview');
+  });
+}
+
+// Every "expr" anywhere in a Grafana dashboard JSON.
+function dashboardExprs(node, out = []) {
+  if (Array.isArray(node)) for (const n of node) dashboardExprs(n, out);
+  else if (node && typeof node === 'object') for (const [k, v] of Object.entries(node)) (k === 'expr' && typeof v === 'string' ? out.push(v) : dashboardExprs(v, out));
+  return out;
+}
+
+test('the dashboard parses and queries only metrics that the gateway and tollgate serve export', { skip: !BIN && 'TOLLGATE_BIN not set', timeout: 60000 }, async () => {
+  const dash = JSON.parse(readFileSync(DASHBOARD_FILE, 'utf8'));
+  const exprs = dashboardExprs(dash);
+  assert.ok(exprs.length >= 20, `${exprs.length} queries`);
+  const dir = mkdtempSync(join(tmpdir(), 'deploy-dash-'));
+  const procs = [];
+  try {
+    const serve = await start(['serve', '-m', join(ROOT, 'models/orders.gguf'), '--port', '0', '--log-level', 'warn'], /listening on [\d.]+:(\d+)/);
+    procs.push(serve.p);
+    writeFileSync(join(dir, 'gw.yaml'), `listen: 127.0.0.1:0\nthreads: 1\nbackends:\n  e: {addresses: ["127.0.0.1:${serve.m[1]}"]}\nroutes:\n  orders:\n    variants: {stable: {backend: e, weight: 1}}\n`);
+    const gw = await start(['gateway', '-c', join(dir, 'gw.yaml')], /listening on ([\d.]+):(\d+)/);
+    procs.push(gw.p);
+    // The names each /metrics declares (# TYPE), with a histogram's _bucket/_sum/_count series.
+    const exported = new Set();
+    for (const url of [`http://${gw.m[1]}:${gw.m[2]}/metrics`, `http://127.0.0.1:${serve.m[1]}/metrics`]) {
+      const text = await (await fetch(url)).text();
+      for (const [, name, type] of text.matchAll(/^# TYPE (\S+) (\S+)$/gm)) {
+        exported.add(name);
+        if (type === 'histogram') for (const sfx of ['_bucket', '_sum', '_count']) exported.add(name + sfx);
+      }
+    }
+    assert.ok(exported.has('tollgate_requests_total') && exported.has('vllm:e2e_request_latency_seconds_bucket'), [...exported].join(' '));
+    // Recording rules are series too.
+    const file = parseAllDocuments(readFileSync(RULES_FILE, 'utf8'))[0].toJS();
+    for (const r of file.groups.flatMap((g) => g.rules)) if (r.record) exported.add(r.record);
+    for (const e of exprs) {
+      const names = [...e.matchAll(/(?<![a-zA-Z0-9_:$])((?:tollgate|vllm)[_:][a-zA-Z0-9_:]*)/g)].map((m) => m[1]);
+      assert.ok(names.length > 0, `a query without a tollgate or vllm metric: ${e}`);
+      for (const n of names) assert.ok(exported.has(n), `the dashboard queries ${n}, which nothing exports: ${e}`);
+    }
+  } finally {
+    for (const p of procs) p.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('yamllint is clean on deploy/kustomize and the kustomizations of the rules and dashboard', () => {
+  const r = run('yamllint', ['-f', 'parsable', '-c', join(ROOT, 'deploy/.yamllint'), join(ROOT, 'deploy/kustomize'),
+    join(ROOT, 'deploy/prometheus/kustomization.yaml'), join(ROOT, 'deploy/prometheus/prometheus-rule.yaml'), join(ROOT, 'deploy/grafana/kustomization.yaml')]);
   assert.equal(r.error, undefined, 'yamllint not found: run scripts/setup.sh');
   assert.equal(r.code, 0, r.out + r.err);
 });
