@@ -1,4 +1,4 @@
-/* forward.c — the transformer forward pass for one token of one sequence (llama and phi3). */
+/* forward.c — the transformer forward pass (llama and phi3): a batched step over tokens of several sequences, and the one-sequence wrappers. */
 #include "engine/forward.h"
 
 #include <errno.h>
@@ -9,6 +9,7 @@
 #include "engine/attention.h"
 #include "engine/matvec.h"
 #include "engine/quant.h"
+#include "model/gguf.h"
 #include "engine/vexp.h"
 
 /* The numerics follow the reference engine step by step where it is free to do so
@@ -55,110 +56,72 @@ static void rope_apply(float *v, int n_heads, int hd, int n_rot, int neox, const
     }
 }
 
-/* attention() over layer l of the state's cache. */
-static void attend(const model_t *m, forward_state_t *s, int l, int pos, const float *q, float scale,
-                   int prompt, float *out) {
-    size_t loff = (size_t)l * s->n_ctx * m->hp.n_head_kv * m->hp.head_dim;
-    attn_cache_t c = {s->key_cache + loff, s->val_cache + loff, s->n_ctx};
+/* attention() over layer l of one sequence's cache. */
+static void attend(const model_t *m, forward_state_t *s, const fwd_kv_t *kv, int l, int pos,
+                   const float *q, float scale, int prompt, float *out) {
+    size_t loff = (size_t)l * kv->n_ctx * m->hp.n_head_kv * m->hp.head_dim;
+    attn_cache_t c = {kv->key + loff, kv->val + loff, kv->n_ctx};
     attention(&m->hp, &c, pos, q, scale, prompt, s->attn, s->pool, out);
 }
 
 static float silu(float x) { return x / (1.0f + v_expf(-x)); }
 
-/* One token through every layer; prompt as in attention(). */
-static const float *step(const model_t *m, forward_state_t *s, int token, int pos, int prompt) {
-    const model_hparams_t *hp = &m->hp;
-    int D = hp->n_embd, hd = hp->head_dim, kv_dim = hp->n_head_kv * hd, F = hp->n_ff;
-    if (token < 0 || token >= hp->n_vocab || pos < 0 || pos >= s->n_ctx) return NULL;
-    float *x = s->x, *q = s->qkv, *k = s->qkv + D, *v = s->qkv + D + kv_dim;
-
-    /* x (D) = token_embd[token] */
-    quant_dequantize_row(m->tok_embd.type,
-                         (const uint8_t *)m->tok_embd.data + (size_t)token * m->tok_embd.row_bytes,
-                         x, D);
-    rope_angles(s->rope, pos, hp->n_rot, hp->rope_base);
-    /* llama scales scores inside the softmax; phi3 scales q before the product */
-    float inv_sqrt = 1.0f / sqrtf((float)hd);
-
-    for (int l = 0; l < hp->n_layer; l++) {
-        const model_layer_t *w = &m->layers[l];
-        rmsnorm(s->xb, x, w->attn_norm, D, hp->norm_eps);
-        if (m->arch == MODEL_ARCH_PHI3) {
-            matvec_mt(s->pool, &w->wqkv, s->xb, s->qkv, s->xq, prompt); /* (D + 2*KV) */
-        } else {
-            matvec_mt(s->pool, &w->wq, s->xb, q, s->xq, prompt); /* (D) */
-            matvec_mt(s->pool, &w->wk, s->xb, k, s->xq, prompt); /* (KV) */
-            matvec_mt(s->pool, &w->wv, s->xb, v, s->xq, prompt); /* (KV) */
-        }
-        rope_apply(q, hp->n_head, hd, hp->n_rot, hp->rope_neox, s->rope);
-        rope_apply(k, hp->n_head_kv, hd, hp->n_rot, hp->rope_neox, s->rope);
-        float scale = inv_sqrt;
-        if (m->arch == MODEL_ARCH_PHI3) {
-            for (int i = 0; i < D; i++) q[i] *= inv_sqrt;
-            scale = 1.0f;
-        }
-        /* store k, v at pos in the f16 cache */
-        size_t off = ((size_t)l * s->n_ctx + pos) * kv_dim;
-        for (int i = 0; i < kv_dim; i++) {
-            s->key_cache[off + i] = quant_f32_to_f16(k[i]);
-            s->val_cache[off + i] = quant_f32_to_f16(v[i]);
-        }
-        attend(m, s, l, pos, q, scale, prompt, s->xb);
-        matvec_mt(s->pool, &w->wo, s->xb, s->xb2, s->xq, prompt);
-        for (int i = 0; i < D; i++) x[i] += s->xb2[i];
-
-        rmsnorm(s->xb, x, w->ffn_norm, D, hp->norm_eps);
-        float *gate = s->hb, *up = s->hb + F; /* (F) each */
-        if (m->arch == MODEL_ARCH_PHI3) {
-            matvec_mt(s->pool, &w->w_up, s->xb, s->hb, s->xq, prompt); /* (2F): gate then up */
-        } else {
-            matvec_mt(s->pool, &w->w_gate, s->xb, gate, s->xq, prompt);
-            matvec_mt(s->pool, &w->w_up, s->xb, up, s->xq, prompt);
-        }
-        for (int i = 0; i < F; i++) gate[i] = silu(gate[i]) * up[i];
-        matvec_mt(s->pool, &w->w_down, gate, s->xb2, s->xq, prompt);
-        for (int i = 0; i < D; i++) x[i] += s->xb2[i];
+/* Y = X W^T for n rows of which the first nd are decode rows (prompt 0) and the rest
+ * prompt rows. Only F16 has two kernel orders; the quantized types give the same bits
+ * either way, so they take all rows in one pass over the weights. */
+static void mm(tpool_t *pool, const model_tensor_t *W, const float *X, size_t ldx, int n, int nd,
+               float *Y, size_t ldy, void *xq) {
+    if (nd == 0 || nd == n || W->type != GGML_TYPE_F16) {
+        matmat(pool, W, X, ldx, n, Y, ldy, xq, nd < n);
+        return;
     }
-    rmsnorm(x, x, m->output_norm, D, hp->norm_eps);
-    matvec_mt(s->pool, &m->output, x, s->logits, s->xq, prompt);
-    return s->logits;
+    matmat(pool, W, X, ldx, nd, Y, ldy, xq, 0);
+    matmat(pool, W, X + (size_t)nd * ldx, ldx, n - nd, Y + (size_t)nd * ldy, ldy, xq, 1);
 }
 
-const float *forward(const model_t *m, forward_state_t *s, int token, int pos) {
-    return step(m, s, token, pos, 0);
+size_t forward_kv_bytes(const model_hparams_t *hp, int n_ctx) {
+    return 2 * (size_t)hp->n_layer * (size_t)n_ctx * hp->n_head_kv * hp->head_dim * sizeof(uint16_t);
 }
 
-/* n (<= FORWARD_BATCH) tokens at positions pos0.. through every layer, each weight
- * matrix applied to all of them at once; the per-token steps (norms, RoPE, cache,
- * attention) are step()'s, in the same order for each token, so the numbers are the
- * same. Logits of the last token only, when want_logits. */
-static const float *step_batch(const model_t *m, forward_state_t *s, const int32_t *tokens, int n,
-                               int pos0, int prompt, int want_logits) {
+int forward_batch(const model_t *m, forward_state_t *s, const fwd_row_t *rows, int n) {
     const model_hparams_t *hp = &m->hp;
     int D = hp->n_embd, hd = hp->head_dim, kv_dim = hp->n_head_kv * hd, F = hp->n_ff;
     size_t Dz = (size_t)D, W = (size_t)D + 2 * (size_t)kv_dim, F2 = 2 * (size_t)F;
+    size_t V = (size_t)hp->n_vocab;
     tpool_t *pool = s->pool;
+    if (n <= 0 || n > s->n_batch) return -EINVAL;
+    int nd = 0, nl = 0;
     for (int t = 0; t < n; t++) {
-        if (tokens[t] < 0 || tokens[t] >= hp->n_vocab || pos0 + t < 0 || pos0 + t >= s->n_ctx) return NULL;
+        const fwd_row_t *r = &rows[t];
+        if (r->token < 0 || r->token >= hp->n_vocab || !r->kv || r->pos < 0 ||
+            r->pos >= r->kv->n_ctx || r->kv->n_ctx > s->n_ctx)
+            return -EINVAL;
+        if (!r->prompt) {
+            if (nd != t) return -EINVAL; /* decode rows first */
+            nd++;
+        }
+        nl += r->want_logits != 0;
         quant_dequantize_row(m->tok_embd.type,
-                             (const uint8_t *)m->tok_embd.data + (size_t)tokens[t] * m->tok_embd.row_bytes,
+                             (const uint8_t *)m->tok_embd.data + (size_t)r->token * m->tok_embd.row_bytes,
                              s->bx + t * Dz, D);
     }
+    if (nl > s->n_logits) return -EINVAL;
+    /* llama scales scores inside the softmax; phi3 scales q before the product */
     float inv_sqrt = 1.0f / sqrtf((float)hd);
     for (int l = 0; l < hp->n_layer; l++) {
         const model_layer_t *w = &m->layers[l];
         for (int t = 0; t < n; t++) rmsnorm(s->bxb + t * Dz, s->bx + t * Dz, w->attn_norm, D, hp->norm_eps);
         if (m->arch == MODEL_ARCH_PHI3) {
-            matmat(pool, &w->wqkv, s->bxb, Dz, n, s->bqkv, W, s->bxq, prompt);
+            mm(pool, &w->wqkv, s->bxb, Dz, n, nd, s->bqkv, W, s->bxq);
         } else {
-            matmat(pool, &w->wq, s->bxb, Dz, n, s->bqkv, W, s->bxq, prompt);
-            matmat(pool, &w->wk, s->bxb, Dz, n, s->bqkv + D, W, s->bxq, prompt);
-            matmat(pool, &w->wv, s->bxb, Dz, n, s->bqkv + D + kv_dim, W, s->bxq, prompt);
+            mm(pool, &w->wq, s->bxb, Dz, n, nd, s->bqkv, W, s->bxq);
+            mm(pool, &w->wk, s->bxb, Dz, n, nd, s->bqkv + D, W, s->bxq);
+            mm(pool, &w->wv, s->bxb, Dz, n, nd, s->bqkv + D + kv_dim, W, s->bxq);
         }
         for (int t = 0; t < n; t++) {
-            int pos = pos0 + t;
+            const fwd_row_t *r = &rows[t];
             float *q = s->bqkv + t * W, *k = q + D, *v = k + kv_dim;
-            rope_angles(s->rope, pos, hp->n_rot, hp->rope_base);
+            rope_angles(s->rope, r->pos, hp->n_rot, hp->rope_base);
             rope_apply(q, hp->n_head, hd, hp->n_rot, hp->rope_neox, s->rope);
             rope_apply(k, hp->n_head_kv, hd, hp->n_rot, hp->rope_neox, s->rope);
             float scale = inv_sqrt;
@@ -166,58 +129,88 @@ static const float *step_batch(const model_t *m, forward_state_t *s, const int32
                 for (int i = 0; i < D; i++) q[i] *= inv_sqrt;
                 scale = 1.0f;
             }
-            size_t off = ((size_t)l * s->n_ctx + pos) * kv_dim;
+            /* store k, v at pos in the sequence's f16 cache */
+            size_t off = ((size_t)l * r->kv->n_ctx + r->pos) * kv_dim;
             for (int i = 0; i < kv_dim; i++) {
-                s->key_cache[off + i] = quant_f32_to_f16(k[i]);
-                s->val_cache[off + i] = quant_f32_to_f16(v[i]);
+                r->kv->key[off + i] = quant_f32_to_f16(k[i]);
+                r->kv->val[off + i] = quant_f32_to_f16(v[i]);
             }
-            attend(m, s, l, pos, q, scale, prompt, s->bxb + t * Dz);
+            attend(m, s, r->kv, l, r->pos, q, scale, r->prompt, s->bxb + t * Dz);
         }
-        matmat(pool, &w->wo, s->bxb, Dz, n, s->bxb2, Dz, s->bxq, prompt);
+        mm(pool, &w->wo, s->bxb, Dz, n, nd, s->bxb2, Dz, s->bxq);
         for (size_t i = 0; i < (size_t)n * Dz; i++) s->bx[i] += s->bxb2[i];
         for (int t = 0; t < n; t++) rmsnorm(s->bxb + t * Dz, s->bx + t * Dz, w->ffn_norm, D, hp->norm_eps);
         if (m->arch == MODEL_ARCH_PHI3) {
-            matmat(pool, &w->w_up, s->bxb, Dz, n, s->bhb, F2, s->bxq, prompt);
+            mm(pool, &w->w_up, s->bxb, Dz, n, nd, s->bhb, F2, s->bxq); /* (2F): gate then up */
         } else {
-            matmat(pool, &w->w_gate, s->bxb, Dz, n, s->bhb, F2, s->bxq, prompt);
-            matmat(pool, &w->w_up, s->bxb, Dz, n, s->bhb + F, F2, s->bxq, prompt);
+            mm(pool, &w->w_gate, s->bxb, Dz, n, nd, s->bhb, F2, s->bxq);
+            mm(pool, &w->w_up, s->bxb, Dz, n, nd, s->bhb + F, F2, s->bxq);
         }
         for (int t = 0; t < n; t++) {
             float *gate = s->bhb + t * F2, *up = gate + F;
             for (int i = 0; i < F; i++) gate[i] = silu(gate[i]) * up[i];
         }
-        matmat(pool, &w->w_down, s->bhb, F2, n, s->bxb2, Dz, s->bxq, prompt);
+        mm(pool, &w->w_down, s->bhb, F2, n, nd, s->bxb2, Dz, s->bxq);
         for (size_t i = 0; i < (size_t)n * Dz; i++) s->bx[i] += s->bxb2[i];
     }
-    if (!want_logits) return s->logits;
-    rmsnorm(s->x, s->bx + (size_t)(n - 1) * Dz, m->output_norm, D, hp->norm_eps);
-    matvec_mt(pool, &m->output, s->x, s->logits, s->xq, prompt);
-    return s->logits;
+    if (!nl) return 0;
+    /* only the rows that are sampled from go through the (large) output matrix: their
+     * normed streams gathered in row order, decode rows still first */
+    int k = 0, nld = 0;
+    for (int t = 0; t < n; t++) {
+        if (!rows[t].want_logits) continue;
+        rmsnorm(s->bxb + k * Dz, s->bx + t * Dz, m->output_norm, D, hp->norm_eps);
+        nld += !rows[t].prompt;
+        k++;
+    }
+    mm(pool, &m->output, s->bxb, Dz, nl, nld, s->logits, V, s->bxq);
+    return 0;
+}
+
+static fwd_kv_t own_kv(const forward_state_t *s) {
+    return (fwd_kv_t){s->key_cache, s->val_cache, s->n_ctx};
+}
+
+const float *forward(const model_t *m, forward_state_t *s, int token, int pos) {
+    if (!s->key_cache) return NULL;
+    fwd_kv_t kv = own_kv(s);
+    fwd_row_t r = {.token = token, .pos = pos, .kv = &kv, .prompt = 0, .want_logits = 1};
+    return forward_batch(m, s, &r, 1) ? NULL : s->logits;
 }
 
 const float *forward_prompt(const model_t *m, forward_state_t *s, const int32_t *tokens, int n,
                             int pos0) {
-    const float *logits = NULL;
-    if (n <= 0 || pos0 < 0 || pos0 + n > s->n_ctx) return NULL;
-    for (int i = 0; i < n; i += FORWARD_BATCH) {
-        int nb = n - i < FORWARD_BATCH ? n - i : FORWARD_BATCH;
-        if (!(logits = step_batch(m, s, tokens + i, nb, pos0 + i, n > 1, i + nb == n))) return NULL;
+    if (!s->key_cache || n <= 0 || pos0 < 0 || pos0 + n > s->n_ctx) return NULL;
+    fwd_kv_t kv = own_kv(s);
+    fwd_row_t rows[FORWARD_BATCH];
+    int cap = s->n_batch < FORWARD_BATCH ? s->n_batch : FORWARD_BATCH;
+    for (int i = 0; i < n; i += cap) {
+        int nb = n - i < cap ? n - i : cap;
+        for (int t = 0; t < nb; t++)
+            rows[t] = (fwd_row_t){.token = tokens[i + t], .pos = pos0 + i + t, .kv = &kv,
+                                  .prompt = n > 1, .want_logits = i + t == n - 1};
+        if (forward_batch(m, s, rows, nb)) return NULL;
     }
-    return logits;
+    return s->logits;
 }
 
 static size_t max_sz(size_t a, size_t b) { return a > b ? a : b; }
 
-int forward_state_new(const model_t *m, int n_ctx, forward_state_t **out) {
+int forward_state_new_batch(const model_t *m, int n_ctx, int n_batch, int n_logits, int own_kv,
+                            forward_state_t **out) {
     const model_hparams_t *hp = &m->hp;
     *out = NULL;
     if (n_ctx <= 0) n_ctx = hp->n_ctx_train;
-    if (n_ctx <= 0 || n_ctx > (1 << 22)) return -EINVAL;
+    if (n_ctx <= 0 || n_ctx > (1 << 22) || n_batch <= 0 || n_batch > 4096 || n_logits <= 0 ||
+        n_logits > n_batch)
+        return -EINVAL;
     forward_state_t *s = calloc(1, sizeof *s);
     if (!s) return -ENOMEM;
-    size_t D = (size_t)hp->n_embd, F = (size_t)hp->n_ff, C = (size_t)n_ctx;
+    size_t D = (size_t)hp->n_embd, F = (size_t)hp->n_ff;
     size_t KV = (size_t)hp->n_head_kv * hp->head_dim, L = (size_t)hp->n_layer;
     s->n_ctx = n_ctx;
+    s->n_batch = n_batch;
+    s->n_logits = n_logits;
     /* the activation scratch must fit the widest quantized input of any matrix */
     size_t xq = matvec_xq_bytes(m->output.type, m->output.cols);
     for (size_t l = 0; l < L; l++) {
@@ -228,27 +221,22 @@ int forward_state_new(const model_t *m, int n_ctx, forward_state_t **out) {
             if (ts[i]->data) xq = max_sz(xq, matvec_xq_bytes(ts[i]->type, ts[i]->cols));
     }
     s->xq_bytes = xq;
-    s->x = calloc(D, sizeof(float));
-    s->xb = calloc(D, sizeof(float));
-    s->xb2 = calloc(D, sizeof(float));
-    s->qkv = calloc(D + 2 * KV, sizeof(float));
-    s->hb = calloc(2 * F, sizeof(float));
     s->attn = attn_scratch_new(hp, n_ctx, 2);
     s->rope = calloc((size_t)hp->n_rot, sizeof(float));
-    s->xq = aligned_alloc(64, (xq + 63) / 64 * 64 + 64);
-    s->key_cache = calloc(L * C * KV, sizeof(uint16_t));
-    s->val_cache = calloc(L * C * KV, sizeof(uint16_t));
-    s->logits = calloc((size_t)hp->n_vocab, sizeof(float));
-    size_t B = FORWARD_BATCH;
+    if (own_kv) {
+        s->key_cache = calloc(L * (size_t)n_ctx * KV, sizeof(uint16_t));
+        s->val_cache = calloc(L * (size_t)n_ctx * KV, sizeof(uint16_t));
+    }
+    s->logits = calloc((size_t)n_logits * hp->n_vocab, sizeof(float));
+    size_t B = (size_t)n_batch;
     s->bx = calloc(B * D, sizeof(float));
     s->bxb = calloc(B * D, sizeof(float));
     s->bxb2 = calloc(B * D, sizeof(float));
     s->bqkv = calloc(B * (D + 2 * KV), sizeof(float));
     s->bhb = calloc(B * 2 * F, sizeof(float));
     s->bxq = aligned_alloc(64, (B * xq + 63) / 64 * 64 + 64);
-    if (!s->bx || !s->bxb || !s->bxb2 || !s->bqkv || !s->bhb || !s->bxq ||
-        !s->x || !s->xb || !s->xb2 || !s->qkv || !s->hb || !s->attn || !s->rope || !s->xq ||
-        !s->key_cache || !s->val_cache || !s->logits) {
+    if (!s->bx || !s->bxb || !s->bxb2 || !s->bqkv || !s->bhb || !s->bxq || !s->attn ||
+        !s->rope || (own_kv && (!s->key_cache || !s->val_cache)) || !s->logits) {
         forward_state_free(s);
         return -ENOMEM;
     }
@@ -256,16 +244,14 @@ int forward_state_new(const model_t *m, int n_ctx, forward_state_t **out) {
     return 0;
 }
 
+int forward_state_new(const model_t *m, int n_ctx, forward_state_t **out) {
+    return forward_state_new_batch(m, n_ctx, FORWARD_BATCH, 1, 1, out);
+}
+
 void forward_state_free(forward_state_t *s) {
     if (!s) return;
-    free(s->x);
-    free(s->xb);
-    free(s->xb2);
-    free(s->qkv);
-    free(s->hb);
     attn_scratch_free(s->attn);
     free(s->rope);
-    free(s->xq);
     free(s->key_cache);
     free(s->val_cache);
     free(s->logits);

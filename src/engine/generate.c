@@ -8,16 +8,25 @@
 int gen_init(gen_t *g, const model_t *m, const tokenizer_t *tok, forward_state_t *fs,
              const int32_t *prompt, int n_prompt, const gen_params_t *p) {
     memset(g, 0, sizeof *g);
+    if (!fs) return -EINVAL;
+    int rc = gen_init_seq(g, m, tok, fs->n_ctx, prompt, n_prompt, p);
+    g->fs = fs;
+    return rc;
+}
+
+int gen_init_seq(gen_t *g, const model_t *m, const tokenizer_t *tok, int n_ctx,
+                 const int32_t *prompt, int n_prompt, const gen_params_t *p) {
+    memset(g, 0, sizeof *g);
     if (!prompt || n_prompt <= 0 || !p || p->n_stop < 0 || p->n_stop > GEN_MAX_STOP)
         return -EINVAL;
     for (int i = 0; i < p->n_stop; i++)
         if (!p->stop[i] || !p->stop[i][0]) return -EINVAL;
-    if (n_prompt >= fs->n_ctx) return -E2BIG;
+    if (n_prompt >= n_ctx) return -E2BIG;
     int rc = sampler_init(&g->smp, m->hp.n_vocab, &p->sp);
     if (rc) return rc;
     g->m = m;
     g->tok = tok;
-    g->fs = fs;
+    g->n_ctx = n_ctx;
     g->p = *p;
     g->prompt = prompt;
     g->n_prompt = n_prompt;
@@ -41,6 +50,7 @@ const char *gen_finish_reason(gen_finish_t f) {
 }
 
 int gen_prefill(gen_t *g, int budget) {
+    if (!g->fs) return -EINVAL;
     int end = g->n_prompt;
     if (budget > 0 && g->n_past + budget < end) end = g->n_past + budget;
     if (end > g->n_past) {
@@ -111,7 +121,7 @@ static int finish(gen_t *g, gen_finish_t why, buf_t *out) {
     return emit_to(g, g->text.len, out) ? -ENOMEM : 0;
 }
 
-int gen_step(gen_t *g, gen_out_t *out) {
+int gen_sample(gen_t *g, gen_out_t *out) {
     out->has_token = 0;
     if (g->finish != GEN_RUNNING) return 0;
     if (g->n_past < g->n_prompt || !g->logits) return -EINVAL;
@@ -138,13 +148,26 @@ int gen_step(gen_t *g, gen_out_t *out) {
             return emit_to(g, (size_t)s, out->text) ? -ENOMEM : 0;
         }
     }
-    if ((g->p.max_tokens > 0 && g->n_gen >= g->p.max_tokens) || g->n_past >= g->fs->n_ctx)
+    if ((g->p.max_tokens > 0 && g->n_gen >= g->p.max_tokens) || g->n_past >= g->n_ctx)
         return finish(g, GEN_FINISH_LENGTH, out->text);
 
     if (emit_to(g, g->p.n_stop ? hold_point(g) : g->text.len, out->text)) return -ENOMEM;
-    g->logits = forward(g->m, g->fs, id, g->n_past);
-    if (!g->logits) return -EINVAL;
-    g->n_past++;
     g->next = id;
+    g->logits = NULL; /* until the forward pass of `next` */
+    return 1;
+}
+
+void gen_fed(gen_t *g, int n, const float *logits) {
+    g->n_past += n;
+    g->logits = logits;
+}
+
+int gen_step(gen_t *g, gen_out_t *out) {
+    int rc = gen_sample(g, out);
+    if (rc != 1) return rc;
+    if (!g->fs) return -EINVAL;
+    const float *logits = forward(g->m, g->fs, g->next, g->n_past);
+    if (!logits) return -EINVAL;
+    gen_fed(g, 1, logits);
     return 1;
 }

@@ -41,12 +41,13 @@ typedef struct gen_out {
 } gen_out_t;
 
 /* The state of one generation. Borrowed: model, tokenizer, forward state (one sequence
- * at a time); owned: sampler scratch and text buffers, all allocated in gen_init so the
+ * at a time; NULL when a scheduler runs the forward passes, see gen_sample); owned: sampler scratch and text buffers, all allocated in gen_init so the
  * decode loop only allocates when the text outgrows its buffer. */
 typedef struct gen {
     const model_t *m;
     const tokenizer_t *tok;
     forward_state_t *fs;
+    int n_ctx;             /* positions the sequence's cache holds */
     gen_params_t p;
     sampler_t smp;
     const int32_t *prompt; /* borrowed, n_prompt ids (BOS included when wanted) */
@@ -67,6 +68,11 @@ typedef struct gen {
  * -ENOMEM. On error g holds nothing to free. */
 int gen_init(gen_t *g, const model_t *m, const tokenizer_t *tok, forward_state_t *fs,
              const int32_t *prompt, int n_prompt, const gen_params_t *p);
+/* The same for a sequence whose forward passes someone else runs (a batching scheduler):
+ * no forward state, a cache of n_ctx positions. Use gen_sample / gen_fed instead of
+ * gen_prefill / gen_step. */
+int gen_init_seq(gen_t *g, const model_t *m, const tokenizer_t *tok, int n_ctx,
+                 const int32_t *prompt, int n_prompt, const gen_params_t *p);
 void gen_free(gen_t *g);
 
 /* Feed prompt tokens from where the last call stopped, at most `budget` of them (<= 0:
@@ -79,6 +85,16 @@ int gen_prefill(gen_t *g, int budget);
  * generation goes on. Returns 1 while running, 0 when finished (g->finish says why; the
  * held-back text has been released or cut at the stop string), negative errno. */
 int gen_step(gen_t *g, gen_out_t *out);
+
+/* gen_step without the forward pass: sample from g->logits, hand out text as gen_step.
+ * Returns 1 when the generation goes on: the caller runs token g->next at position
+ * g->n_past and reports the logits with gen_fed; 0 when finished; negative errno. */
+int gen_sample(gen_t *g, gen_out_t *out);
+/* n tokens (prompt tokens, or the token g->next) went through the forward pass at
+ * n_past..; logits (borrowed until the next gen_sample) are those after the last of them,
+ * NULL while prompt tokens remain. Also for positions taken from a prefix cache (n
+ * prompt tokens, logits NULL). */
+void gen_fed(gen_t *g, int n, const float *logits);
 
 const char *gen_finish_reason(gen_finish_t f); /* "stop", "length", or NULL while running */
 

@@ -7,9 +7,8 @@
 #include <string.h>
 
 #include "core/ev.h"
+#include "engine/kvcache.h"
 #include "engine/threadpool.h"
-
-#define SCHED_MAX_RUNNING 1 /* one forward state today; batching raises this */
 
 /* Output on its way to one worker's loop. Lock order: sched.mu before mailbox.mu. */
 typedef struct mailbox {
@@ -19,9 +18,15 @@ typedef struct mailbox {
 
 /* A running sequence (engine thread only). */
 typedef struct seq {
-    sched_job_t *job;
+    sched_job_t *job;     /* NULL once ended (removed at the end of the step) */
     gen_t g;
     int inited;           /* g is set up and must be freed */
+    int slot;             /* KV slot, -1 before it has one */
+    fwd_kv_t *kv;
+    int prompt_numerics;  /* prompt rows take the multi-token prompt numerics (n_prompt > 1) */
+    int fresh;            /* admitted this step, not set up yet */
+    int n_rows;           /* rows fed in the current step */
+    int logit_row;        /* its row of the step's logits, -1 for none */
     uint64_t last_tok_ns; /* time of the previous output token, 0 before the first */
     buf_t piece;          /* text of the current step */
 } seq_t;
@@ -42,9 +47,14 @@ struct sched {
     const tokenizer_t *tok;
     forward_state_t *fs;
     tpool_t *pool;           /* compute threads; used by the engine thread only */
+    kv_pool_t kv;
     int n_ctx;
-    seq_t run[SCHED_MAX_RUNNING];
-    int n_run;
+    int max_run;             /* min(max_seqs, KV slots) */
+    int step_tokens;         /* rows per forward_batch */
+    seq_t *run;              /* (max_run) admission order, dense */
+    int n_run;               /* entries in run, ended ones included until the step's end */
+    int n_live;              /* entries still running */
+    fwd_row_t *rows;         /* (step_tokens) */
 };
 
 static void gauge(metrics_child_t *c, double v) {
@@ -67,7 +77,8 @@ int sched_new(const sched_config_t *cfg, sched_t **out) {
         return -ENOMEM;
     }
     s->cfg = *cfg;
-    if (s->cfg.prefill_chunk <= 0) s->cfg.prefill_chunk = 32;
+    if (s->cfg.prefill_chunk <= 0) s->cfg.prefill_chunk = FORWARD_BATCH;
+    if (s->cfg.max_seqs <= 0) s->cfg.max_seqs = SCHED_DEFAULT_MAX_SEQS;
     for (int i = 0; i < cfg->n_workers; i++) pthread_mutex_init(&s->mb[i].mu, NULL);
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
@@ -132,9 +143,14 @@ static void post(sched_t *s, sched_job_t *j, const char *text, size_t len, const
     if (wake && s->cfg.wake) s->cfg.wake(worker, s->cfg.wake_arg);
 }
 
-/* Finish a running sequence (any reason) and post its final state. `left` sequences run
- * on: the gauge drops before the client can see its answer. */
-static void end_seq(sched_t *s, seq_t *q, int error, int left) {
+static void kv_gauge(sched_t *s) {
+    gauge(s->cfg.metrics.kv_usage, s->kv.n_slots ? (double)s->kv.n_used / s->kv.n_slots : 0.0);
+}
+
+/* Finish a running sequence (any reason) and post its final state; its slot is free for
+ * the next step (its prompt rows stay for the prefix cache). The running gauge drops
+ * before the client can see its answer. */
+static void end_seq(sched_t *s, seq_t *q, int error) {
     sched_job_t *j = q->job;
     gen_finish_t f = q->inited ? q->g.finish : GEN_RUNNING;
     int n_gen = q->inited ? q->g.n_gen : 0;
@@ -145,38 +161,52 @@ static void end_seq(sched_t *s, seq_t *q, int error, int left) {
     }
     if (q->inited) gen_free(&q->g);
     q->inited = 0;
+    if (q->slot >= 0) kv_pool_release(&s->kv, q->slot);
+    q->slot = -1;
     q->job = NULL;
-    atomic_store(&s->n_running, left);
-    gauge(s->cfg.metrics.running, left);
+    s->n_live--;
+    atomic_store(&s->n_running, s->n_live);
+    gauge(s->cfg.metrics.running, s->n_live);
+    kv_gauge(s);
     post(s, j, NULL, 0, NULL, 1, f, error, n_gen);
 }
 
-/* One unit of work for a sequence: a prefill chunk or one token. 1 while it runs on. */
-static int step(sched_t *s, seq_t *q) {
+/* Set up a newly admitted sequence: its generation state and a KV slot, reusing the
+ * longest cached prefix of its prompt. 1 when it runs, 0 when it ended (bad request). */
+static int start_seq(sched_t *s, seq_t *q) {
     sched_job_t *j = q->job;
-    if (atomic_load(&j->cancel)) {
-        end_seq(s, q, -ECANCELED, s->n_run - 1);
+    q->fresh = 0;
+    observe(s->cfg.metrics.queue_time, (double)(ev_clock_ns() - j->arrival_ns) / 1e9);
+    int rc = gen_init_seq(&q->g, s->m, s->tok, s->n_ctx, j->prompt, j->n_prompt, &j->gp);
+    if (rc) {
+        end_seq(s, q, rc);
         return 0;
     }
-    if (!q->inited) {
-        int rc = gen_init(&q->g, s->m, s->tok, s->fs, j->prompt, j->n_prompt, &j->gp);
-        if (rc) {
-            end_seq(s, q, rc, s->n_run - 1);
-            return 0;
-        }
-        q->inited = 1;
-        q->last_tok_ns = 0;
-        add(s->cfg.metrics.prompt_tokens, j->n_prompt);
+    q->inited = 1;
+    q->last_tok_ns = 0;
+    q->prompt_numerics = j->n_prompt > 1;
+    int reused = 0;
+    q->slot = kv_pool_acquire(&s->kv, j->prompt, j->n_prompt, &reused);
+    if (q->slot < 0) { /* cannot happen: max_run <= slots */
+        end_seq(s, q, -ENOSPC);
+        return 0;
     }
-    if (q->g.n_past < q->g.n_prompt) {
-        int rc = gen_prefill(&q->g, s->cfg.prefill_chunk);
-        if (rc < 0) end_seq(s, q, rc, s->n_run - 1);
-        return rc >= 0;
-    }
+    q->kv = &s->kv.slots[q->slot].kv;
+    kv_gauge(s);
+    if (reused) gen_fed(&q->g, reused, NULL);
+    add(s->cfg.metrics.prompt_tokens, j->n_prompt);
+    add(s->cfg.metrics.prefix_queries, j->n_prompt);
+    add(s->cfg.metrics.prefix_hits, reused);
+    return 1;
+}
+
+/* Sample from the logits a sequence just got and post what came out. */
+static void sample_seq(sched_t *s, seq_t *q) {
+    sched_job_t *j = q->job;
     buf_reset(&q->piece);
     gen_out_t o = {.text = &q->piece};
     int before = q->g.n_gen;
-    int rc = gen_step(&q->g, &o);
+    int rc = gen_sample(&q->g, &o);
     if (q->g.n_gen > before) {
         uint64_t now = ev_clock_ns();
         add(s->cfg.metrics.gen_tokens, 1.0);
@@ -185,13 +215,68 @@ static int step(sched_t *s, seq_t *q) {
         q->last_tok_ns = now;
     }
     const gen_token_t *tok = o.has_token && j->gp.sp.want_logprobs ? &o.tok : NULL;
-    if (rc == 1) {
-        post(s, j, q->piece.data, q->piece.len, tok, 0, GEN_RUNNING, 0, 0);
-        return 1;
-    }
     if (q->piece.len || tok) post(s, j, q->piece.data, q->piece.len, tok, 0, GEN_RUNNING, 0, 0);
-    end_seq(s, q, rc < 0 ? rc : 0, s->n_run - 1);
-    return 0;
+    if (rc != 1) end_seq(s, q, rc < 0 ? rc : 0);
+}
+
+static int decoding(const seq_t *q) {
+    return q->g.n_past >= q->g.n_prompt;
+}
+
+static void add_row(sched_t *s, int *nr, int *nl, seq_t *q, int32_t token, int pos, int prompt,
+                    int want_logits) {
+    s->rows[*nr] = (fwd_row_t){.token = token, .pos = pos, .kv = q->kv, .prompt = prompt,
+                               .want_logits = want_logits};
+    (*nr)++;
+    q->n_rows++;
+    if (want_logits) q->logit_row = (*nl)++;
+}
+
+/* One engine step over the running sequences: build the batch (decode-numerics rows
+ * first, as forward_batch wants), run it, hand each sequence its logits and sample. */
+static void step_all(sched_t *s) {
+    int nr = 0, nl = 0;
+    for (int i = 0; i < s->n_run; i++) {
+        seq_t *q = &s->run[i];
+        if (!q->job) continue;
+        if (atomic_load(&q->job->cancel)) {
+            end_seq(s, q, -ECANCELED);
+            continue;
+        }
+        q->n_rows = 0;
+        q->logit_row = -1;
+        if (decoding(q)) add_row(s, &nr, &nl, q, q->g.next, q->g.n_past, 0, 1);
+        else if (!q->prompt_numerics) /* a one-token prompt runs as a decode token */
+            add_row(s, &nr, &nl, q, q->g.prompt[0], 0, 0, 1);
+    }
+    /* prompt chunks in admission order with what the decodes left of the budget (at
+     * least one token: the budget is >= max_seqs) */
+    for (int i = 0; i < s->n_run && nr < s->step_tokens; i++) {
+        seq_t *q = &s->run[i];
+        if (!q->job || decoding(q) || !q->prompt_numerics) continue;
+        int n = q->g.n_prompt - q->g.n_past;
+        if (n > s->step_tokens - nr) n = s->step_tokens - nr;
+        for (int t = 0; t < n; t++) {
+            int pos = q->g.n_past + t;
+            add_row(s, &nr, &nl, q, q->g.prompt[pos], pos, 1, pos == q->g.n_prompt - 1);
+        }
+    }
+    if (!nr) return;
+    int rc = forward_batch(s->m, s->fs, s->rows, nr);
+    size_t V = (size_t)s->m->hp.n_vocab;
+    for (int i = 0; i < s->n_run; i++) {
+        seq_t *q = &s->run[i];
+        if (!q->job || !q->n_rows) continue;
+        if (rc) {
+            end_seq(s, q, rc);
+            continue;
+        }
+        if (!decoding(q) && q->prompt_numerics)
+            for (int t = 0; t < q->n_rows; t++)
+                kv_pool_note_prompt_row(&s->kv, q->slot, q->g.n_past + t, q->g.prompt[q->g.n_past + t]);
+        gen_fed(&q->g, q->n_rows, q->logit_row >= 0 ? s->fs->logits + (size_t)q->logit_row * V : NULL);
+        if (q->logit_row >= 0) sample_seq(s, q);
+    }
 }
 
 static sched_job_t *pop(sched_t *s) {
@@ -206,6 +291,22 @@ static sched_job_t *pop(sched_t *s) {
     return j;
 }
 
+/* Drop ended entries, keeping admission order (the prefill order). */
+static void compact(sched_t *s) {
+    int k = 0;
+    for (int i = 0; i < s->n_run; i++) {
+        if (!s->run[i].job) continue;
+        if (k != i) {
+            buf_t keep = s->run[k].piece; /* each entry keeps its own buffer */
+            s->run[k] = s->run[i];
+            s->run[i].piece = keep;
+            s->run[i].job = NULL;
+        }
+        k++;
+    }
+    s->n_run = k;
+}
+
 static void *engine_main(void *arg) {
     sched_t *s = arg;
     for (;;) {
@@ -215,31 +316,27 @@ static void *engine_main(void *arg) {
             pthread_mutex_unlock(&s->mu);
             break;
         }
-        while (s->n_run < SCHED_MAX_RUNNING && s->qhead) {
+        /* new requests join at this step; a slot per running sequence */
+        while (s->n_run < s->max_run && s->qhead) {
             seq_t *q = &s->run[s->n_run++];
             q->job = pop(s);
+            q->fresh = 1;
+            q->slot = -1;
+            q->inited = 0;
+            s->n_live++;
         }
-        atomic_store(&s->n_running, s->n_run);
-        gauge(s->cfg.metrics.running, s->n_run);
+        atomic_store(&s->n_running, s->n_live);
+        gauge(s->cfg.metrics.running, s->n_live);
         pthread_mutex_unlock(&s->mu);
 
-        for (int i = 0; i < s->n_run;) {
-            if (step(s, &s->run[i])) {
-                i++;
-                continue;
-            }
-            /* keep the running list dense; the state of a finished entry is gone */
-            seq_t done = s->run[i];
-            s->run[i] = s->run[--s->n_run];
-            s->run[s->n_run] = done;
-            atomic_store(&s->n_running, s->n_run);
-            gauge(s->cfg.metrics.running, s->n_run);
-        }
+        for (int i = 0; i < s->n_run; i++)
+            if (s->run[i].job && s->run[i].fresh) start_seq(s, &s->run[i]);
+        step_all(s);
+        compact(s);
     }
-    while (s->n_run > 0) {
-        s->n_run--;
-        end_seq(s, &s->run[s->n_run], -ECANCELED, s->n_run);
-    }
+    for (int i = 0; i < s->n_run; i++)
+        if (s->run[i].job) end_seq(s, &s->run[i], -ECANCELED);
+    s->n_run = 0;
     atomic_store(&s->n_running, 0);
     pthread_mutex_lock(&s->mu);
     sched_job_t *j, *list = NULL, **tail = &list;
@@ -258,14 +355,28 @@ static void *engine_main(void *arg) {
 }
 
 int sched_start(sched_t *s, const model_t *m, const tokenizer_t *tok, int n_ctx) {
-    int rc = forward_state_new(m, n_ctx, &s->fs);
+    if (n_ctx <= 0) n_ctx = m->hp.n_ctx_train;
+    if (n_ctx <= 0 || n_ctx > (1 << 22)) return -EINVAL;
+    int slots = kv_pool_slots_for(&m->hp, n_ctx, s->cfg.kv_bytes, s->cfg.max_seqs);
+    if (slots <= 0) return -ENOSPC;
+    s->max_run = slots < s->cfg.max_seqs ? slots : s->cfg.max_seqs;
+    s->step_tokens = s->cfg.prefill_chunk > s->max_run ? s->cfg.prefill_chunk : s->max_run;
+    int rc = kv_pool_init(&s->kv, &m->hp, n_ctx, slots);
     if (rc) return rc;
+    if ((rc = forward_state_new_batch(m, n_ctx, s->step_tokens, s->max_run, 0, &s->fs))) return rc;
     if ((rc = tpool_new(s->cfg.threads > 0 ? s->cfg.threads : 2, &s->pool))) return rc;
+    s->run = calloc((size_t)s->max_run, sizeof *s->run);
+    s->rows = calloc((size_t)s->step_tokens, sizeof *s->rows);
+    if (!s->run || !s->rows) return -ENOMEM;
     s->fs->pool = s->pool;
     s->m = m;
     s->tok = tok;
-    s->n_ctx = s->fs->n_ctx;
-    for (int i = 0; i < SCHED_MAX_RUNNING; i++) buf_init(&s->run[i].piece);
+    s->n_ctx = n_ctx;
+    for (int i = 0; i < s->max_run; i++) {
+        buf_init(&s->run[i].piece);
+        s->run[i].slot = -1;
+    }
+    kv_gauge(s);
     pthread_mutex_lock(&s->mu);
     rc = -pthread_create(&s->thread, NULL, engine_main, s);
     if (!rc) s->started = 1;
@@ -287,7 +398,11 @@ void sched_free(sched_t *s) {
     if (!s) return;
     sched_stop(s);
     for (int i = 0; i < s->cfg.n_workers; i++) pthread_mutex_destroy(&s->mb[i].mu);
-    for (int i = 0; i < SCHED_MAX_RUNNING; i++) buf_free(&s->run[i].piece);
+    if (s->run)
+        for (int i = 0; i < s->max_run; i++) buf_free(&s->run[i].piece);
+    free(s->run);
+    free(s->rows);
+    kv_pool_free(&s->kv);
     forward_state_free(s->fs);
     tpool_free(s->pool);
     pthread_mutex_destroy(&s->mu);
@@ -355,4 +470,8 @@ int sched_running(const sched_t *s) {
 
 int sched_n_ctx(const sched_t *s) {
     return s->n_ctx;
+}
+
+int sched_kv_slots(const sched_t *s) {
+    return s->kv.n_slots;
 }

@@ -1,4 +1,4 @@
-/* sched.h — the engine thread: a bounded FIFO of generation jobs, the running sequences, and per-worker mailboxes that carry output back to the HTTP loops. */
+/* sched.h — the engine thread: a bounded FIFO of generation jobs, continuous batching of the running sequences over a pool of KV slots, and per-worker mailboxes that carry output back to the HTTP loops. */
 #ifndef TOLLGATE_ENGINE_SCHED_H
 #define TOLLGATE_ENGINE_SCHED_H
 
@@ -17,6 +17,8 @@
  * sequences per iteration later; today it holds one (one forward state). */
 
 typedef struct sched sched_t;
+
+#define SCHED_DEFAULT_MAX_SEQS 8
 
 /* Called on the engine thread after output was posted for `worker` (e.g. httpd_wakeup). */
 typedef void (*sched_wake_fn)(int worker, void *arg);
@@ -69,12 +71,21 @@ typedef struct sched_metrics {
     metrics_child_t *gen_tokens;     /* counter */
     metrics_child_t *success_stop;   /* counter: finished with "stop" */
     metrics_child_t *success_length; /* counter: finished with "length" */
+    metrics_child_t *queue_time;     /* histogram, seconds: arrival -> admitted to run */
+    metrics_child_t *kv_usage;       /* gauge, 0..1: KV slots held by running sequences */
+    metrics_child_t *prefix_queries; /* counter: prompt tokens looked up in the prefix cache */
+    metrics_child_t *prefix_hits;    /* counter: prompt tokens found there (not computed) */
 } sched_metrics_t;
 
 typedef struct sched_config {
     int n_workers;        /* mailboxes: one per HTTP worker */
     int max_queue;        /* waiting jobs beyond which sched_submit refuses */
-    int prefill_chunk;    /* prompt tokens between cancellation checks (0: 32) */
+    int prefill_chunk;    /* tokens per engine step, decode and prompt rows together (0: 32;
+                           * raised to max_seqs): bounds a step's time, hence how long
+                           * decodes wait behind a prompt being prefilled */
+    int max_seqs;         /* sequences running at once (0: SCHED_DEFAULT_MAX_SEQS) */
+    size_t kv_bytes;      /* KV cache memory for all slots (0: max_seqs full-context slots);
+                           * fewer slots than max_seqs lower the running limit */
     int threads;          /* compute threads of the forward pass (a tpool; <= 0: 2) */
     sched_wake_fn wake;
     void *wake_arg;
@@ -84,7 +95,8 @@ typedef struct sched_config {
 /* Mailboxes and queue only; no thread yet. 0, -EINVAL, -ENOMEM. */
 int sched_new(const sched_config_t *cfg, sched_t **out);
 /* Start the engine thread on a loaded model (borrowed until sched_free). n_ctx as in
- * forward_state_new. 0 or negative errno. */
+ * forward_state_new. 0 or negative errno: -ENOSPC when kv_bytes holds no slot of n_ctx
+ * positions (forward_kv_bytes says what one needs). */
 int sched_start(sched_t *s, const model_t *m, const tokenizer_t *tok, int n_ctx);
 /* Stop the engine thread: the running and queued jobs end with -ECANCELED (posted to
  * their mailboxes, so a final sched_drain hands them back). Then join. */
@@ -108,5 +120,7 @@ void sched_drain(sched_t *s, int worker, void (*cb)(sched_job_t *j, void *arg), 
 int sched_waiting(const sched_t *s);
 int sched_running(const sched_t *s);
 int sched_n_ctx(const sched_t *s);
+/* KV slots (after sched_start): sequences that can run at once is min(max_seqs, slots). */
+int sched_kv_slots(const sched_t *s);
 
 #endif
