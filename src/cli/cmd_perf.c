@@ -22,6 +22,7 @@ static void usage(FILE *o) {
             "usage: tollgate perf gen --shape tinyllama|mistral7b -o FILE.gguf [--seed N]\n"
             "       tollgate perf bw [--threads N] [--mib M]\n"
             "       tollgate perf run -m FILE.gguf [--threads N] [--prompt P] [--gen G]\n"
+            "       tollgate perf kernels [--rows R] [--cols C]\n"
             "\n"
             "  gen   write a llama model of that shape with random Q4_K_M weights (Q4_K, with\n"
             "        Q6_K for output, and for attn_v/ffn_down in the layers llama.cpp gives\n"
@@ -29,7 +30,10 @@ static void usage(FILE *o) {
             "  bw    memory read bandwidth: vectorised streaming reads on N threads [2],\n"
             "        M MiB per thread [512]\n"
             "  run   time a P-token prompt [512] and G decoded tokens [128] on N threads [2];\n"
-            "        prints one line of key=value figures\n");
+            "        prints one line of key=value figures\n"
+            "  kernels  one thread's CPU time per weight product, every kernel set side by side:\n"
+            "        an R x C matrix [2048 x 2048] of Q4_K, Q5_K, Q6_K, Q8_0, Q4_0 times 1 and 32\n"
+            "        activation rows (CPU time of the thread, so other load matters little)\n");
 }
 
 /* ---- random Q4_K_M model ---------------------------------------------------------- */
@@ -239,6 +243,74 @@ out:
     return rc;
 }
 
+/* ---- kernels side by side ------------------------------------------------------- */
+
+static double thread_cpu_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* One kernel set on one matrix: the tiles of matmat (blocks of 16 weight rows times all
+ * T activation rows) on this thread, repeated for at least 0.3 CPU-seconds. */
+static double time_tiles(const quant_kernels_t *k, int type, int64_t rows, int64_t cols, const void *w,
+                         const void *xq, size_t xs, int T, float *y) {
+    size_t rb = ggml_row_bytes(type, cols);
+    int reps = 0;
+    double t0 = thread_cpu_s(), t;
+    do {
+        for (int64_t r = 0; r < rows; r += 16)
+            k->dot_tile(type, cols, (const uint8_t *)w + r * rb, rb, rows - r < 16 ? (int)(rows - r) : 16, xq, xs,
+                        T, y + r, (size_t)rows, 0);
+        reps++;
+    } while ((t = thread_cpu_s() - t0) < 0.3);
+    return t / reps;
+}
+
+static int perf_kernels(int64_t rows, int64_t cols) {
+    static const int types[] = {GGML_TYPE_Q4_K, GGML_TYPE_Q5_K, GGML_TYPE_Q6_K, GGML_TYPE_Q8_0, GGML_TYPE_Q4_0};
+    static const char *const names[] = {"scalar", "avx2", "avx512"};
+    const int Tmax = 32;
+    if (cols % QUANT_QK_K) {
+        fprintf(stderr, "tollgate perf kernels: --cols must be a multiple of %d\n", QUANT_QK_K);
+        return 2;
+    }
+    float *x = malloc(sizeof(float) * cols), *y = malloc(sizeof(float) * rows * Tmax);
+    size_t wbytes = ggml_row_bytes(GGML_TYPE_Q8_0, cols) * rows + ggml_row_bytes(GGML_TYPE_Q6_K, cols) * rows;
+    void *w = malloc(wbytes), *xq = malloc(ggml_row_bytes(GGML_TYPE_Q8_K, cols) * Tmax);
+    int rc = 1;
+    if (!x || !y || !w || !xq) goto out;
+    rng_state = 0x853c49e6748fea9bull;
+    for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
+        int type = types[ti], vt = quant_vec_dot_type(type);
+        size_t rb = ggml_row_bytes(type, cols), xs = ggml_row_bytes(vt, cols);
+        for (int64_t r = 0; r < rows; r++) {
+            for (int64_t c = 0; c < cols; c++) x[c] = (float)((int64_t)(rnd64() % 2001) - 1000) * 1e-5f;
+            quant_quantize_row(type, x, (uint8_t *)w + r * rb, cols);
+        }
+        for (int t = 0; t < Tmax; t++) {
+            for (int64_t c = 0; c < cols; c++) x[c] = (float)((int64_t)(rnd64() % 2001) - 1000) * 1e-3f;
+            quant_quantize_row_act(vt, x, (uint8_t *)xq + t * xs, cols);
+        }
+        for (size_t ki = 0; ki < sizeof names / sizeof names[0]; ki++) {
+            const quant_kernels_t *k = quant_kernels_named(names[ki]);
+            if (!k) continue;
+            for (int T = 1; T <= Tmax; T *= Tmax) {
+                double s = time_tiles(k, type, rows, cols, w, xq, xs, T, y);
+                printf("perf: kernels=%s type=%s rows=%lld cols=%lld T=%d us_per_product=%.1f gmac_per_s=%.2f "
+                       "weight_gb_per_cpu_s=%.2f\n",
+                       k->name, ggml_type_name(type), (long long)rows, (long long)cols, T, s * 1e6,
+                       (double)rows * cols * T / s / 1e9, (double)rows * rb / s / 1e9);
+                fflush(stdout);
+            }
+        }
+    }
+    rc = 0;
+out:
+    free(x), free(y), free(w), free(xq);
+    return rc;
+}
+
 /* ---- arguments --------------------------------------------------------------------- */
 
 static int int_arg(const char *a, int lo, int hi, int *out) {
@@ -255,7 +327,7 @@ int cmd_perf(int argc, char **argv) {
         return argc < 2 ? 2 : 0;
     }
     const char *what = argv[1], *model = NULL, *out = NULL, *shape = NULL;
-    int threads = 2, n_prompt = 512, n_gen = 128, mib = 512, seed = 0;
+    int threads = 2, n_prompt = 512, n_gen = 128, mib = 512, seed = 0, rows = 2048, cols = 2048;
     for (int i = 2; i < argc; i += 2) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         int bad = 0;
@@ -278,6 +350,10 @@ int cmd_perf(int argc, char **argv) {
             bad = int_arg(v, 0, 1 << 20, &n_gen);
         } else if (!strcmp(a, "--mib")) {
             bad = int_arg(v, 1, 1 << 16, &mib);
+        } else if (!strcmp(a, "--rows")) {
+            bad = int_arg(v, 1, 1 << 20, &rows);
+        } else if (!strcmp(a, "--cols")) {
+            bad = int_arg(v, 256, 1 << 20, &cols);
         } else if (!strcmp(a, "--seed")) {
             bad = int_arg(v, 0, 1 << 30, &seed);
         } else {
@@ -310,6 +386,7 @@ int cmd_perf(int argc, char **argv) {
         }
         return perf_run(model, threads, n_prompt, n_gen);
     }
-    fprintf(stderr, "tollgate perf: unknown action %s (gen, bw, run)\n", what);
+    if (!strcmp(what, "kernels")) return perf_kernels(rows, cols);
+    fprintf(stderr, "tollgate perf: unknown action %s (gen, bw, run, kernels)\n", what);
     return 2;
 }

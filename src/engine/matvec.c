@@ -260,23 +260,19 @@ static void mm_quantize(void *a, int ith) {
         j->k->quantize_act(j->vt, j->X + (size_t)t * j->ldx, j->xq + (size_t)t * j->xq_stride, j->W->cols);
 }
 
-/* Each thread claims blocks of weight rows and computes them for all T activation rows. */
+/* Each thread claims blocks of weight rows and computes them for all T activation rows
+ * as one tile (the kernel reads each weight block once per group of activation rows). */
 static void mm_rows(void *a, int ith) {
     mm_job_t *j = a;
     const model_tensor_t *W = j->W;
     int64_t nblk = (W->rows + MM_ROW_BLOCK - 1) / MM_ROW_BLOCK;
-    const float *xf = j->X;
+    const void *xv = j->xq ? (const void *)j->xq : (const void *)j->X;
+    size_t xstride = j->xq ? j->xq_stride : j->ldx * sizeof(float);
     (void)ith;
     for (int64_t blk; (blk = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed)) < nblk;) {
         int64_t rb = blk * MM_ROW_BLOCK, re = rb + MM_ROW_BLOCK < W->rows ? rb + MM_ROW_BLOCK : W->rows;
-        for (int t = 0; t < j->T; t++) {
-            const void *xv = j->xq ? (const void *)(j->xq + (size_t)t * j->xq_stride)
-                                   : (const void *)(xf + (size_t)t * j->ldx);
-            float *y = j->Y + (size_t)t * j->ldy;
-            const uint8_t *row = (const uint8_t *)W->data + rb * W->row_bytes;
-            for (int64_t r = rb; r < re; r++, row += W->row_bytes)
-                y[r] = j->k->dot(W->type, W->cols, row, xv, j->prompt);
-        }
+        j->k->dot_tile(W->type, W->cols, (const uint8_t *)W->data + rb * W->row_bytes, W->row_bytes,
+                       (int)(re - rb), xv, xstride, j->T, j->Y + rb, j->ldy, j->prompt);
     }
 }
 

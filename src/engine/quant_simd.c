@@ -11,7 +11,17 @@
 #include "engine/matvec.h"
 #include "engine/quant.h"
 
-static const quant_kernels_t scalar_kernels = {"scalar", matvec_dot, quant_quantize_row_act};
+/* The scalar tile: one definition dot per (row, activation row). */
+static void scalar_dot_tile(int type, int64_t n, const void *w, size_t row_bytes, int nr, const void *xq,
+                            size_t xq_stride, int nt, float *y, size_t ldy, int prompt) {
+    for (int t = 0; t < nt; t++) {
+        const void *x = (const uint8_t *)xq + (size_t)t * xq_stride;
+        for (int r = 0; r < nr; r++)
+            y[(size_t)t * ldy + r] = matvec_dot(type, n, (const uint8_t *)w + (size_t)r * row_bytes, x, prompt);
+    }
+}
+
+static const quant_kernels_t scalar_kernels = {"scalar", matvec_dot, quant_quantize_row_act, scalar_dot_tile};
 
 static int cpu_has_avx2(void) {
 #if defined(__x86_64__) || defined(__i386__)

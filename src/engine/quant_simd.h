@@ -2,6 +2,7 @@
 #ifndef TOLLGATE_ENGINE_QUANT_SIMD_H
 #define TOLLGATE_ENGINE_QUANT_SIMD_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 /* One set of kernels. Every entry gives the same float, bit for bit, as the scalar
@@ -13,6 +14,11 @@ typedef struct quant_kernels {
     float (*dot)(int type, int64_t n, const void *w, const void *xq, int prompt);
     /* as quant_quantize_row_act: 0, or -1 */
     int (*quantize_act)(int type, const float *x, void *xq, int64_t n);
+    /* a tile of dots: y[t * ldy + r] = dot(type, n, w + r * row_bytes, xq + t * xq_stride,
+     * prompt) for r < nr, t < nt, each bit for bit as dot; the kernel may read a weight
+     * block once for several activation rows (quant_tile.h) */
+    void (*dot_tile)(int type, int64_t n, const void *w, size_t row_bytes, int nr, const void *xq,
+                     size_t xq_stride, int nt, float *y, size_t ldy, int prompt);
 } quant_kernels_t;
 
 /* The best set this CPU runs, chosen on the first call from cpuid (thread-safe; the

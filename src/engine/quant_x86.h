@@ -18,6 +18,7 @@
 #include "engine/quant.h"
 #include "engine/quant_blocks.h"
 #include "engine/quant_simd.h"
+#include "engine/quant_tile.h"
 
 static inline float qx_h2f(uint16_t h) { return _cvtsh_ss(h); }
 
@@ -350,6 +351,20 @@ static float QX_NAME(dot)(int type, int64_t n, const void *w, const void *xq, in
         return QX_NAME(dot_q6_K)(n / QUANT_QK_K, w, xq);
     default:
         return NAN;
+    }
+}
+
+/* A tile of dots, row by row within each activation row (the weight rows stay in cache
+ * between activation rows); the AVX-512 file first offers it to its K-quant tile kernels. */
+static void QX_NAME(dot_tile)(int type, int64_t n, const void *w, size_t row_bytes, int nr, const void *xq,
+                              size_t xq_stride, int nt, float *y, size_t ldy, int prompt) {
+#if QX_VNNI
+    if (!quant_tile_avx512(type, n, w, row_bytes, nr, xq, xq_stride, nt, y, ldy)) return;
+#endif
+    for (int t = 0; t < nt; t++) {
+        const void *x = (const uint8_t *)xq + (size_t)t * xq_stride;
+        for (int r = 0; r < nr; r++)
+            y[(size_t)t * ldy + r] = QX_NAME(dot)(type, n, (const uint8_t *)w + (size_t)r * row_bytes, x, prompt);
     }
 }
 

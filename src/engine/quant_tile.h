@@ -1,0 +1,16 @@
+/* quant_tile.h — tile kernels: several weight rows times several activation rows per call (the matmat inner kernel). */
+#ifndef TOLLGATE_ENGINE_QUANT_TILE_H
+#define TOLLGATE_ENGINE_QUANT_TILE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* y[t * ldy + r] = dot(row r of w, activation row t) for r < nr, t < nt, each the same
+ * float, bit for bit, as matvec_dot: nr weight rows of `type` (n columns) row_bytes
+ * apart from w, nt activation rows in quant_vec_dot_type(type) xq_stride bytes apart
+ * from xq. The AVX-512 VNNI kernels for Q4_K, Q5_K and Q6_K (quant_tile_avx512.c; call
+ * only when the CPU has them): 0, or -1 for any other type (nothing written). */
+int quant_tile_avx512(int type, int64_t n, const void *w, size_t row_bytes, int nr, const void *xq,
+                      size_t xq_stride, int nt, float *y, size_t ldy);
+
+#endif

@@ -1,0 +1,178 @@
+/* test_quant_tile.c — tile kernels and matmat against the scalar definition: every (row, activation row) bit for bit, every type, odd sizes, threads. */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "engine/matvec.h"
+#include "engine/model.h"
+#include "engine/quant.h"
+#include "engine/quant_blocks.h"
+#include "engine/quant_simd.h"
+#include "engine/threadpool.h"
+
+static uint64_t rng = 0x2545f4914f6cdd1dull;
+static uint32_t rnd(void) {
+    rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+    return (uint32_t)(rng >> 16);
+}
+/* roughly normal, with an occasional outlier as real activations have */
+static float rnd_f(void) {
+    float s = 0;
+    for (int i = 0; i < 4; i++) s += (float)(rnd() % 20001) / 10000.0f - 1.0f;
+    if (rnd() % 97 == 0) s *= 20.0f;
+    return s;
+}
+
+static int same_bits(float a, float b) { return memcmp(&a, &b, sizeof a) == 0 || (isnan(a) && isnan(b)); }
+
+static const int types[] = {GGML_TYPE_F32, GGML_TYPE_F16, GGML_TYPE_Q8_0, GGML_TYPE_Q4_0,
+                            GGML_TYPE_Q4_K, GGML_TYPE_Q5_K, GGML_TYPE_Q6_K};
+
+/* A weight matrix (rows, cols) of `type`: quantized from random floats, or (raw) random
+ * bytes with moderate finite f16 scales, so that every code and scale bit pattern occurs
+ * (Q8_0 avoids the code -128, see quant_x86.h). */
+static uint8_t *make_weights(int type, int64_t rows, int64_t cols, int raw) {
+    size_t rb = ggml_row_bytes(type, cols);
+    uint8_t *w = malloc(rb * rows);
+    float *f = malloc(sizeof(float) * cols);
+    for (int64_t r = 0; r < rows; r++) {
+        uint8_t *row = w + r * rb;
+        if (!raw || type == GGML_TYPE_F32 || type == GGML_TYPE_F16) {
+            for (int64_t c = 0; c < cols; c++) f[c] = rnd_f() * 0.05f;
+            quant_quantize_row(type, f, row, cols);
+            continue;
+        }
+        for (size_t i = 0; i < rb; i++) row[i] = (uint8_t)rnd();
+        size_t bs = type == GGML_TYPE_Q8_0 ? sizeof(block_q8_0) : type == GGML_TYPE_Q4_0 ? sizeof(block_q4_0)
+                  : type == GGML_TYPE_Q4_K ? sizeof(block_q4_K) : type == GGML_TYPE_Q5_K ? sizeof(block_q5_K)
+                  : sizeof(block_q6_K);
+        for (size_t b = 0; b < rb / bs; b++) {
+            uint8_t *blk = row + b * bs;
+            uint16_t h[2] = {quant_f32_to_f16(rnd_f() * 0.001f), quant_f32_to_f16(rnd_f() * 0.001f)};
+            if (type == GGML_TYPE_Q6_K)
+                memcpy(blk + offsetof(block_q6_K, d), h, 2);
+            else if (type == GGML_TYPE_Q4_K || type == GGML_TYPE_Q5_K)
+                memcpy(blk, h, 4);
+            else
+                memcpy(blk, h, 2);
+            if (type == GGML_TYPE_Q8_0)
+                for (int j = 0; j < 32; j++)
+                    if (blk[2 + j] == 0x80) blk[2 + j] = 0x81;
+        }
+    }
+    free(f);
+    return w;
+}
+
+/* dot_tile of every kernel set against matvec_dot for every (row, activation row). */
+static void check_tiles(const quant_kernels_t *k) {
+    const int64_t colss[] = {256, 768, 2048};
+    const int nrs[] = {1, 3, 16, 17};
+    const int nts[] = {1, 2, 3, 4, 5, 9};
+    for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
+        int type = types[ti], vt = quant_vec_dot_type(type);
+        int bad = 0, runs = 0;
+        for (size_t ci = 0; ci < sizeof colss / sizeof colss[0]; ci++)
+            for (int raw = 0; raw < 2; raw++) {
+                int64_t cols = colss[ci];
+                int nr = nrs[(2 * ci + raw) % 4], ntmax = 9; /* a spread of row counts */
+                uint8_t *w = make_weights(type, nr, cols, raw);
+                size_t rb = ggml_row_bytes(type, cols);
+                size_t xs = vt == GGML_TYPE_F32 ? sizeof(float) * cols : ggml_row_bytes(vt, cols);
+                uint8_t *xq = malloc(xs * ntmax);
+                float *x = malloc(sizeof(float) * cols);
+                for (int t = 0; t < ntmax; t++) {
+                    float scale = t == 2 ? 1e-3f : 1.0f;
+                    for (int64_t c = 0; c < cols; c++) x[c] = rnd_f() * scale;
+                    if (t == 3) memset(x, 0, sizeof(float) * 256); /* an all-zero activation block */
+                    if (vt == GGML_TYPE_F32)
+                        memcpy(xq + t * xs, x, xs);
+                    else
+                        quant_quantize_row_act(vt, x, xq + t * xs, cols);
+                }
+                for (size_t ni = 0; ni < sizeof nts / sizeof nts[0]; ni++)
+                    for (int prompt = 0; prompt < 2; prompt++) {
+                        int nt = nts[ni];
+                        size_t ldy = (size_t)nr + 3;
+                        float *y = malloc(sizeof(float) * ldy * nt);
+                        for (size_t i = 0; i < ldy * nt; i++) y[i] = -7.0f; /* padding must stay */
+                        k->dot_tile(type, cols, w, rb, nr, xq, xs, nt, y, ldy, prompt);
+                        for (int t = 0; t < nt; t++) {
+                            for (int r = 0; r < nr; r++, runs++) {
+                                float want = matvec_dot(type, cols, w + r * rb, xq + t * xs, prompt);
+                                if (!same_bits(want, y[t * ldy + r]) && bad++ < 3)
+                                    fprintf(stderr, "  %s tile type %d cols %lld row %d tok %d/%d: %.9g vs %.9g\n",
+                                            k->name, type, (long long)cols, r, t, nt, want, y[t * ldy + r]);
+                            }
+                            for (size_t p = nr; p < ldy; p++) CHECK(y[t * ldy + p] == -7.0f);
+                        }
+                        free(y);
+                    }
+                free(w), free(xq), free(x);
+            }
+        CHECK_MSG(bad == 0 && runs > 0, "%s type %d: %d of %d tile dots differ", k->name, type, bad, runs);
+    }
+}
+
+/* matmat (threads, dispatched tiles) against the scalar matvec row by row, for activation
+ * row counts around the kernels' token groups and row counts not divisible by the row
+ * block; both through the strided layout forward.c uses. */
+static void check_matmat(int threads) {
+    tpool_t *pool = NULL;
+    CHECK_EQ_INT(tpool_new(threads, &pool), 0);
+    const int Ts[] = {1, 4, 7, 32};
+    for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
+        int type = types[ti];
+        int64_t rows = 37 + 16 * (int64_t)ti, cols = 512;
+        model_tensor_t W = {.type = type, .rows = rows, .cols = cols, .row_bytes = ggml_row_bytes(type, cols)};
+        uint8_t *w = make_weights(type, rows, cols, 0);
+        W.data = w;
+        int bad = 0;
+        for (size_t k = 0; k < sizeof Ts / sizeof Ts[0]; k++) {
+            int T = Ts[k];
+            size_t ldx = cols + 5, ldy = rows + 2;
+            float *X = malloc(sizeof(float) * ldx * T), *Y = malloc(sizeof(float) * ldy * T);
+            float *y1 = malloc(sizeof(float) * rows);
+            void *xq = malloc(matvec_xq_bytes(type, cols) * T + 1), *xq1 = malloc(matvec_xq_bytes(type, cols) + 1);
+            for (size_t i = 0; i < ldx * T; i++) X[i] = rnd_f();
+            for (int prompt = 0; prompt < 2; prompt++) {
+                matmat(pool, &W, X, ldx, T, Y, ldy, xq, prompt);
+                for (int t = 0; t < T; t++) {
+                    matvec(&W, X + t * ldx, y1, xq1, prompt);
+                    for (int64_t r = 0; r < rows; r++)
+                        if (!same_bits(y1[r], Y[t * ldy + r]) && bad++ < 3)
+                            fprintf(stderr, "  matmat type %d T %d t %d r %lld: %.9g vs %.9g\n", type, T, t,
+                                    (long long)r, y1[r], Y[t * ldy + r]);
+                }
+            }
+            /* and matvec_mt, the decode path */
+            matvec_mt(pool, &W, X, Y, xq, 0);
+            matvec(&W, X, y1, xq1, 0);
+            for (int64_t r = 0; r < rows; r++) bad += !same_bits(y1[r], Y[r]);
+            free(X), free(Y), free(y1), free(xq), free(xq1);
+        }
+        CHECK_MSG(bad == 0, "matmat type %d, %d threads: %d results differ from matvec", type, threads, bad);
+        free(w);
+    }
+    tpool_free(pool);
+}
+
+int main(void) {
+    const char *names[] = {"scalar", "avx2", "avx512"};
+    for (int i = 0; i < 3; i++) {
+        const quant_kernels_t *k = quant_kernels_named(names[i]);
+        if (!k) {
+            printf("  %s: not on this CPU, skipped\n", names[i]);
+            continue;
+        }
+        check_tiles(k);
+    }
+    printf("  matmat through %s\n", quant_kernels()->name);
+    check_matmat(1);
+    check_matmat(2);
+    check_matmat(3);
+    return check_summary("test_quant_tile");
+}
