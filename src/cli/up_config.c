@@ -54,7 +54,9 @@ static void put_addresses(FILE *out, const char *line, const char *const *from,
             if (!strncmp(p, from[i], strlen(from[i])))
                 break;
         if (i < n) {
-            fputs(to[i], out);
+            /* "[::1]:8000" unquoted would be a YAML flow sequence */
+            int quote = to[i][0] == '[' && (p == line || (p[-1] != '\'' && p[-1] != '"'));
+            fprintf(out, quote ? "'%s'" : "%s", to[i]);
             p += strlen(from[i]);
         } else {
             fputc(*p++, out);
