@@ -1,10 +1,15 @@
-/* attention.c — causal multi-head attention of one token over one layer's f16 KV cache, in the reference's arithmetic. */
+/* attention.c — causal multi-head attention of one token over one layer's f16 KV cache, in the reference's arithmetic: the scalar definition, the kernel dispatch and the split of heads over threads. */
 #include "engine/attention.h"
 
 #include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
+#include <string.h>
 
+#include "engine/attention_kern.h"
 #include "engine/quant.h"
+#include "engine/quant_simd.h"
 #include "engine/vexp.h"
 
 /* Round to half precision and back (the reference converts the f32 operand of a product
@@ -22,25 +27,24 @@ static float reduce16(float *acc) {
     return (acc[0] + acc[2]) + (acc[1] + acc[3]);
 }
 
-static float dot_f16_tiled(int n, const float *a, int sa, const float *b) {
+static float dot_f16_tiled(int n, const float *a, const float *b) {
     float acc[16] = {0};
     int i = 0;
     for (; i + 16 <= n; i += 16)
-        for (int l = 0; l < 16; l++) acc[l] = fmaf(a[(size_t)(i + l) * sa], b[i + l], acc[l]);
+        for (int l = 0; l < 16; l++) acc[l] = fmaf(a[i + l], b[i + l], acc[l]);
     float r = reduce16(acc);
-    for (; i < n; i++) r += a[(size_t)i * sa] * b[i];
+    for (; i < n; i++) r += a[i] * b[i];
     return r;
 }
 
-static float dot_f16_vec(int n, const float *a, int sa, const float *b) {
+static float dot_f16_vec(int n, const float *a, const float *b) {
     double sum = 0.0;
     int i = 0, np = n & ~63;
     if (np) {
         float acc[4][16] = {{0}};
         for (; i < np; i += 64)
             for (int j = 0; j < 4; j++)
-                for (int l = 0; l < 16; l++)
-                    acc[j][l] = fmaf(a[(size_t)(i + 16 * j + l) * sa], b[i + 16 * j + l], acc[j][l]);
+                for (int l = 0; l < 16; l++) acc[j][l] = fmaf(a[i + 16 * j + l], b[i + 16 * j + l], acc[j][l]);
         for (int l = 0; l < 16; l++) {
             acc[0][l] = acc[0][l] + acc[2][l];
             acc[1][l] = acc[1][l] + acc[3][l];
@@ -48,83 +52,192 @@ static float dot_f16_vec(int n, const float *a, int sa, const float *b) {
         }
         sum = reduce16(acc[0]);
     }
-    for (; i < n; i++) sum += (double)(a[(size_t)i * sa] * b[i]);
+    for (; i < n; i++) sum += (double)(a[i] * b[i]);
     return (float)sum;
 }
 
-struct attn_scratch {
-    float *att;   /* (n_head, C) scores, then probabilities */
-    float *qh;    /* (head_dim) one head of q, rounded to f16 */
-    float *kvrow; /* (max(head_dim, C + 32)) one K row or one V column, as floats */
+/* The definition of one head, one element at a time. Positions are padded to n_kv as
+ * the reference's cache view; padding and positions outside the window weigh exactly 0. */
+void attn_head_scalar(const attn_head_job_t *j, const float *q, const uint16_t *k, const uint16_t *v,
+                      float *att, float *qh, float *work, float *out) {
+    int hd = j->hd, lo = j->lo, pos = j->pos, n_kv = j->n_kv;
+    float (*dot)(int, const float *, const float *) = j->prompt ? dot_f16_tiled : dot_f16_vec;
+    float *kv = work; /* (max(hd, n_kv)) one K row or one V column, as floats */
+    for (int i = 0; i < hd; i++) qh[i] = f16_round(q[i]);
+    float max = -INFINITY;
+    for (int t = lo; t <= pos; t++) {
+        const uint16_t *kt = k + (size_t)t * j->kv_dim;
+        for (int i = 0; i < hd; i++) kv[i] = quant_f16_to_f32(kt[i]);
+        att[t] = dot(hd, kv, qh) * j->scale;
+        if (att[t] > max) max = att[t];
+    }
+    /* softmax: exp per element, float sums of 16 lanes added in double */
+    double sum = 0.0;
+    for (int c0 = 0; c0 < n_kv; c0 += 16) {
+        float acc[16];
+        for (int l = 0; l < 16; l++) {
+            int t = c0 + l;
+            acc[l] = (t >= lo && t <= pos) ? v_expf(att[t] - max) : 0.0f;
+            if (t < n_kv) att[t] = acc[l];
+        }
+        sum += (double)reduce16(acc);
+    }
+    float inv = (float)(1.0 / sum);
+    for (int t = 0; t < n_kv; t++) att[t] = f16_round(att[t] * inv); /* f16 operand */
+    /* out[i] = sum_t p_t v[t][i], over the padded view (zeros weigh nothing) */
+    for (int i = 0; i < hd; i++) {
+        for (int t = 0; t < n_kv; t++)
+            kv[t] = (t >= lo && t <= pos) ? quant_f16_to_f32(v[(size_t)t * j->kv_dim + i]) : 0.0f;
+        out[i] = dot(n_kv, kv, att);
+    }
+}
+
+/* ---- kernel choice ----------------------------------------------------------------- */
+
+typedef struct attn_kernel {
+    const char *name;
+    attn_head_fn head;
+} attn_kernel_t;
+
+static const attn_kernel_t kernels[] = {
+    {"scalar", attn_head_scalar},
+    {"avx2", attn_head_avx2},
+    {"avx512", attn_head_avx512},
 };
 
+/* The set named `name` if this CPU runs it (quant_kernels_named checks the same
+ * instructions: AVX2+FMA+F16C, AVX-512 F/BW/VL/DQ), else NULL. */
+static const attn_kernel_t *kernel_named(const char *name) {
+    if (!name || !quant_kernels_named(name)) return NULL;
+    for (size_t i = 0; i < sizeof kernels / sizeof kernels[0]; i++)
+        if (!strcmp(kernels[i].name, name)) return &kernels[i];
+    return NULL;
+}
+
+/* Follows the weight kernels' choice, so TOLLGATE_KERNELS=scalar|avx2 caps both. */
+const char *attention_kernels(void) {
+    const attn_kernel_t *k = kernel_named(quant_kernels()->name);
+    return k ? k->name : "scalar";
+}
+
+/* ---- scratch ----------------------------------------------------------------------- */
+
+/* One thread's buffers (sizes as attn_head_fn asks for them). */
+typedef struct attn_slot {
+    float *att;  /* (C64 + 64) scores, then probabilities */
+    float *qh;   /* (hd) the head's query rounded to f16 */
+    float *work; /* (max(64 * hd, C64 + 64)) accumulators, or a K row / V column */
+} attn_slot_t;
+
+struct attn_scratch {
+    int n_ctx, n_threads;
+    attn_slot_t *slot; /* (n_threads) */
+};
+
+static float *alloc_floats(size_t n) {
+    size_t bytes = (n * sizeof(float) + 63) / 64 * 64;
+    float *p = aligned_alloc(64, bytes);
+    if (p) memset(p, 0, bytes);
+    return p;
+}
+
 attn_scratch_t *attn_scratch_new(const model_hparams_t *hp, int n_ctx, int n_threads) {
-    (void)n_threads; /* one thread for now */
+    if (n_ctx <= 0 || hp->head_dim <= 0) return NULL;
+    if (n_threads < 1) n_threads = 1;
     attn_scratch_t *s = calloc(1, sizeof *s);
     if (!s) return NULL;
-    size_t C = (size_t)n_ctx, hd = (size_t)hp->head_dim;
-    s->att = calloc((size_t)hp->n_head * C, sizeof(float));
-    s->qh = calloc(hd, sizeof(float));
-    s->kvrow = calloc(hd > C + 32 ? hd : C + 32, sizeof(float));
-    if (!s->att || !s->qh || !s->kvrow) {
-        attn_scratch_free(s);
-        return NULL;
+    s->n_ctx = n_ctx;
+    s->n_threads = n_threads;
+    s->slot = calloc((size_t)n_threads, sizeof *s->slot);
+    if (!s->slot) goto err;
+    size_t c64 = ((size_t)n_ctx + 63) / 64 * 64 + 64, hd = (size_t)hp->head_dim;
+    for (int i = 0; i < n_threads; i++) {
+        attn_slot_t *t = &s->slot[i];
+        t->att = alloc_floats(c64);
+        t->qh = alloc_floats(hd);
+        t->work = alloc_floats(64 * hd > c64 ? 64 * hd : c64);
+        if (!t->att || !t->qh || !t->work) goto err;
     }
     return s;
+err:
+    attn_scratch_free(s);
+    return NULL;
 }
 
 void attn_scratch_free(attn_scratch_t *s) {
     if (!s) return;
-    free(s->att);
-    free(s->qh);
-    free(s->kvrow);
+    for (int i = 0; s->slot && i < s->n_threads; i++) {
+        free(s->slot[i].att);
+        free(s->slot[i].qh);
+        free(s->slot[i].work);
+    }
+    free(s->slot);
     free(s);
 }
 
-/* Positions are padded to n_kv = pos+1 rounded up to 32 as the reference's cache view;
- * padding and positions outside the window weigh exactly 0. */
-void attention(const model_hparams_t *hp, const attn_cache_t *c, int pos, const float *q, float scale,
-               int prompt, attn_scratch_t *s, tpool_t *pool, float *out) {
-    (void)pool; /* heads run on the caller for now */
-    int hd = hp->head_dim, kv_dim = hp->n_head_kv * hd, group = hp->n_head / hp->n_head_kv;
-    int lo = 0, n_kv = (pos + 1 + 31) / 32 * 32;
-    if (n_kv > c->n_ctx) n_kv = c->n_ctx;
-    if (hp->sliding_window > 0 && pos - hp->sliding_window + 1 > 0) lo = pos - hp->sliding_window + 1;
-    float (*dot)(int, const float *, int, const float *) = prompt ? dot_f16_tiled : dot_f16_vec;
-    for (int h = 0; h < hp->n_head; h++) {
-        float *qh = s->qh;                          /* (hd) this head of q, f16 precision */
-        float *att = s->att + (size_t)h * c->n_ctx; /* (n_kv) scores, then probabilities */
-        float *kv = s->kvrow;                       /* (max(hd, n_kv)) a K row or a V column */
-        int kvh = h / group;
-        for (int i = 0; i < hd; i++) qh[i] = f16_round(q[(size_t)h * hd + i]);
-        float max = -INFINITY;
-        for (int t = lo; t <= pos; t++) {
-            const uint16_t *k = c->key + (size_t)t * kv_dim + (size_t)kvh * hd;
-            for (int i = 0; i < hd; i++) kv[i] = quant_f16_to_f32(k[i]);
-            att[t] = dot(hd, kv, 1, qh) * scale;
-            if (att[t] > max) max = att[t];
-        }
-        /* softmax: exp per element, float sums of 16 lanes added in double */
-        double sum = 0.0;
-        for (int c0 = 0; c0 < n_kv; c0 += 16) {
-            float acc[16];
-            for (int l = 0; l < 16; l++) {
-                int t = c0 + l;
-                acc[l] = (t >= lo && t <= pos) ? v_expf(att[t] - max) : 0.0f;
-                if (t < n_kv) att[t] = acc[l];
-            }
-            sum += (double)reduce16(acc);
-        }
-        float inv = (float)(1.0 / sum);
-        for (int t = 0; t < n_kv; t++) att[t] = f16_round(att[t] * inv); /* f16 operand */
-        /* out[i] = sum_t p_t v[t][i], over the padded view (zeros weigh nothing) */
-        for (int i = 0; i < hd; i++) {
-            for (int t = 0; t < n_kv; t++)
-                kv[t] = (t >= lo && t <= pos)
-                            ? quant_f16_to_f32(c->val[(size_t)t * kv_dim + (size_t)kvh * hd + i])
-                            : 0.0f;
-            out[(size_t)h * hd + i] = dot(n_kv, kv, 1, att);
+/* ---- heads over threads ------------------------------------------------------------ */
+
+/* One call's shared state: heads are claimed in units of `per_unit` consecutive heads
+ * (within one KV group, so a thread reuses the group's K/V rows from its cache); `next`
+ * is the only field written while the threads run. */
+typedef struct attn_run {
+    const attn_head_job_t *job;
+    attn_head_fn head;
+    const attn_cache_t *c;
+    const float *q;
+    float *out;
+    attn_scratch_t *s;
+    int n_head, group, per_unit, n_units, n_threads;
+    atomic_int next;
+} attn_run_t;
+
+static void run_units(void *arg, int ith) {
+    attn_run_t *r = arg;
+    if (ith >= r->n_threads) return; /* no scratch for it */
+    attn_slot_t *sl = &r->s->slot[ith];
+    int hd = r->job->hd;
+    for (;;) {
+        int u = atomic_fetch_add(&r->next, 1);
+        if (u >= r->n_units) break;
+        for (int h = u * r->per_unit; h < (u + 1) * r->per_unit && h < r->n_head; h++) {
+            size_t kvoff = (size_t)(h / r->group) * hd;
+            r->head(r->job, r->q + (size_t)h * hd, r->c->key + kvoff, r->c->val + kvoff, sl->att, sl->qh,
+                    sl->work, r->out + (size_t)h * hd);
         }
     }
 }
 
+/* Below this many multiply-adds (window x heads x head_dim, scores alone) one thread
+ * does the heads: waking the pool costs a few microseconds. */
+#define ATTN_MT_MIN_WORK (1 << 17)
+
+int attention_with(const char *kernels_name, const model_hparams_t *hp, const attn_cache_t *c, int pos,
+                   const float *q, float scale, int prompt, attn_scratch_t *s, tpool_t *pool, float *out) {
+    const attn_kernel_t *k = kernels_name ? kernel_named(kernels_name) : kernel_named(attention_kernels());
+    if (!k) return -1;
+    if (pos < 0 || pos >= c->n_ctx || c->n_ctx > s->n_ctx) return -1;
+    int hd = hp->head_dim, group = hp->n_head / hp->n_head_kv;
+    attn_head_job_t job = {.hd = hd, .kv_dim = hp->n_head_kv * hd, .pos = pos, .prompt = prompt, .scale = scale};
+    job.n_kv = (pos + 1 + 31) / 32 * 32;
+    if (job.n_kv > c->n_ctx) job.n_kv = c->n_ctx;
+    if (hp->sliding_window > 0 && pos - hp->sliding_window + 1 > 0) job.lo = pos - hp->sliding_window + 1;
+    attn_run_t r = {.job = &job, .head = hd % 16 ? attn_head_scalar : k->head, .c = c, .q = q, .out = out,
+                    .s = s, .n_head = hp->n_head, .group = group};
+    int nth = tpool_size(pool) < s->n_threads ? tpool_size(pool) : s->n_threads;
+    if ((double)(pos - job.lo + 1) * hp->n_head * hd < ATTN_MT_MIN_WORK) nth = 1;
+    /* whole KV groups when there are enough of them to share out, else single heads */
+    r.per_unit = hp->n_head_kv >= 2 * nth ? group : 1;
+    r.n_units = (hp->n_head + r.per_unit - 1) / r.per_unit;
+    r.n_threads = nth;
+    atomic_init(&r.next, 0);
+    if (nth <= 1)
+        run_units(&r, 0);
+    else
+        tpool_run(pool, run_units, &r);
+    return 0;
+}
+
+void attention(const model_hparams_t *hp, const attn_cache_t *c, int pos, const float *q, float scale,
+               int prompt, attn_scratch_t *s, tpool_t *pool, float *out) {
+    attention_with(NULL, hp, c, pos, q, scale, prompt, s, pool, out);
+}

@@ -16,8 +16,13 @@ typedef struct attn_cache {
 } attn_cache_t;
 
 /* Scratch for caches of up to n_ctx rows, used by up to n_threads threads at once;
- * owned by the caller (one per thread that calls attention()). */
+ * owned by the caller (one per thread that calls attention()). Each of the n_threads
+ * slots holds ~(n_ctx + 64 * head_dim) floats. */
 typedef struct attn_scratch attn_scratch_t;
+
+/* Threads a forward state's scratch is made for: a pool larger than this leaves the
+ * extra threads out of attention (they still share the weight products). */
+#define ATTN_MAX_THREADS 16
 
 /* NULL when out of memory. */
 attn_scratch_t *attn_scratch_new(const model_hparams_t *hp, int n_ctx, int n_threads);
@@ -29,8 +34,20 @@ void attn_scratch_free(attn_scratch_t *s);
  * multi-token prompt, which selects the reference's tiled f16 products instead of its
  * single-token ones (the numbers differ in the last bits; both are reproduced). */
 /* Heads are shared out over pool (NULL: the caller alone; at most the n_threads the
- * scratch was made for). */
+ * scratch was made for; short contexts stay on the caller). The result does not depend
+ * on the kernel set or the number of threads: bit for bit the scalar definition.
+ * Requires 0 <= pos < c->n_ctx <= the scratch's n_ctx (the caller's invariant). */
 void attention(const model_hparams_t *hp, const attn_cache_t *c, int pos, const float *q, float scale,
                int prompt, attn_scratch_t *s, tpool_t *pool, float *out);
+
+/* The kernel set attention() uses: "scalar", "avx2" or "avx512", following the weight
+ * kernels' choice (quant_kernels(), so TOLLGATE_KERNELS=scalar|avx2 caps it too). */
+const char *attention_kernels(void);
+
+/* attention() with a named kernel set (NULL: attention_kernels()); 0, or -1 when the
+ * set is unknown or this CPU lacks its instructions, or pos / n_ctx are out of range
+ * (nothing written). For tests and benchmarks. */
+int attention_with(const char *kernels, const model_hparams_t *hp, const attn_cache_t *c, int pos,
+                   const float *q, float scale, int prompt, attn_scratch_t *s, tpool_t *pool, float *out);
 
 #endif

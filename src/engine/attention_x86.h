@@ -1,0 +1,224 @@
+/* attention_x86.h — one head of attention with F16C conversions and FMA, one body compiled twice (attention_avx2.c, attention_avx512.c).
+ *
+ * Included only by the two ISA files, after they define the output-dimension vector
+ * (AX_W floats: axv_t and the ax_* operations, axd_t for its double tail) and
+ * AX_NAME(f). Bit-exact with attn_head_scalar (attention.c): every float of the
+ * definition is computed by the same operation on the same operands in the same order,
+ * only several of them at once:
+ * - scores: the 16 lanes of the f16 dot (lane = i % 16) are two 8-float registers; the
+ *   reduction tree is the definition's (a[i+8]+a[i], a[i+4]+a[i], (a0+a2)+(a1+a3));
+ * - softmax: the same exp per lane (ax_exp8, the polynomial of vexp.h), each 16-lane
+ *   chunk summed in that tree, the chunk sums added in double in position order;
+ * - V product: the definition's dot of column i with the probabilities keeps, per i, one
+ *   accumulator per slot s = t % 16 (prompt) or t % 64 (single token); here a register
+ *   holds AX_W consecutive i of one slot, positions t of that slot are visited in
+ *   increasing order, so each (i, s) sees the same FMAs in the same order, then the
+ *   same combination of slots and the same tail.
+ * Positions outside the window (and the padding) have probability 0 and a zero V value
+ * in the definition: fma(0, 0, acc) = acc (an accumulator is never -0), and so is a
+ * tail step r + 0, so those steps are skipped rather than computed.
+ * The files are built with -ffp-contract=off, so a product and a sum written apart stay
+ * apart. */
+#ifndef TOLLGATE_ENGINE_ATTENTION_X86_H
+#define TOLLGATE_ENGINE_ATTENTION_X86_H
+
+#include <immintrin.h>
+#include <math.h>
+#include <stdint.h>
+
+#include "engine/attention_kern.h"
+
+/* ---- 16 lanes as two 8-float registers -------------------------------------------- */
+
+typedef struct l16 {
+    __m256 lo, hi; /* lanes 0..7, 8..15 */
+} l16_t;
+
+static inline __m256 h8(const uint16_t *p) { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p)); }
+
+/* the definition's reduce16 */
+static inline float l16_reduce(__m256 lo, __m256 hi) {
+    __m256 t = _mm256_add_ps(hi, lo);                                             /* a[i+8] + a[i] */
+    __m128 u = _mm_add_ps(_mm256_extractf128_ps(t, 1), _mm256_castps256_ps128(t)); /* a[i+4] + a[i] */
+    __m128 v = _mm_add_ps(u, _mm_movehl_ps(u, u));                                 /* a0+a2, a1+a3 */
+    return _mm_cvtss_f32(_mm_add_ss(v, _mm_movehdup_ps(v)));
+}
+
+/* Round to half precision and back, ties to even (= quant_f32_to_f16 on non-NaN). */
+static inline __m256 f16_round8(__m256 x) { return _mm256_cvtph_ps(_mm256_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT)); }
+
+/* v_expf (vexp.h) on 8 lanes: the same FMAs and products per lane; ldexpf(j, n) is the
+ * correctly rounded j * 2^n, which one float product with 2^n gives while 2^n is a normal
+ * float, and a product in double rounded once to float gives in any case. */
+static inline __m256 ax_exp8(__m256 x) {
+    const __m256 r = _mm256_set1_ps(0x1.8p23f), sign = _mm256_set1_ps(-0.0f);
+    __m256 z = _mm256_fmadd_ps(x, _mm256_set1_ps(0x1.715476p+0f), r);
+    __m256 n = _mm256_sub_ps(z, r);
+    __m256 nn = _mm256_xor_ps(n, sign);
+    __m256 b = _mm256_fmadd_ps(nn, _mm256_set1_ps(0x1.7f7d1cp-20f),
+                               _mm256_fmadd_ps(nn, _mm256_set1_ps(0x1.62e4p-1f), x));
+    __m256 u = _mm256_mul_ps(b, b);
+    __m256 p5 = _mm256_fmadd_ps(_mm256_set1_ps(0x1.0e4020p-7f), b, _mm256_set1_ps(0x1.573e2ep-5f));
+    __m256 p3 = _mm256_fmadd_ps(_mm256_set1_ps(0x1.555e66p-3f), b, _mm256_set1_ps(0x1.fffdb6p-2f));
+    __m256 p1 = _mm256_fmadd_ps(_mm256_set1_ps(0x1.ffffecp-1f), b, _mm256_set1_ps(1.0f));
+    __m256 j = _mm256_fmadd_ps(_mm256_fmadd_ps(p5, u, p3), u, p1);
+    __m256 an = _mm256_andnot_ps(sign, n);
+    __m256i ni = _mm256_cvttps_epi32(n);
+    __m256 res;
+    if (!_mm256_movemask_ps(_mm256_cmp_ps(an, _mm256_set1_ps(126.0f), _CMP_GT_OQ))) {
+        __m256i e = _mm256_slli_epi32(_mm256_add_epi32(ni, _mm256_set1_epi32(127)), 23);
+        res = _mm256_mul_ps(j, _mm256_castsi256_ps(e));
+    } else {
+        const __m256i bias = _mm256_set1_epi64x(1023);
+        __m256d e0 = _mm256_castsi256_pd(
+            _mm256_slli_epi64(_mm256_add_epi64(_mm256_cvtepi32_epi64(_mm256_castsi256_si128(ni)), bias), 52));
+        __m256d e1 = _mm256_castsi256_pd(
+            _mm256_slli_epi64(_mm256_add_epi64(_mm256_cvtepi32_epi64(_mm256_extracti128_si256(ni, 1)), bias), 52));
+        __m128 r0 = _mm256_cvtpd_ps(_mm256_mul_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(j)), e0));
+        __m128 r1 = _mm256_cvtpd_ps(_mm256_mul_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(j, 1)), e1));
+        res = _mm256_set_m128(r1, r0);
+    }
+    /* |n| > 192: 0 below, infinity above */
+    __m256 big = _mm256_cmp_ps(an, _mm256_set1_ps(192.0f), _CMP_GT_OQ);
+    __m256 sat = _mm256_blendv_ps(_mm256_set1_ps(INFINITY), _mm256_setzero_ps(),
+                                  _mm256_cmp_ps(n, _mm256_setzero_ps(), _CMP_LE_OQ));
+    return _mm256_blendv_ps(res, sat, big);
+}
+
+/* ---- the three steps --------------------------------------------------------------- */
+
+/* att[t] = dot(K row t, qh) * scale for t in lo..pos; returns their maximum as the
+ * definition finds it (NaNs never win). */
+static float AX_NAME(scores)(const attn_head_job_t *j, const float *qh, const uint16_t *k, float *att) {
+    int hd = j->hd, np = hd & ~63;
+    float max = -INFINITY;
+    for (int t = j->lo; t <= j->pos; t++) {
+        const uint16_t *kt = k + (size_t)t * j->kv_dim;
+        float r;
+        if (j->prompt) {
+            __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+            for (int i = 0; i < hd; i += 16) {
+                a0 = _mm256_fmadd_ps(h8(kt + i), _mm256_load_ps(qh + i), a0);
+                a1 = _mm256_fmadd_ps(h8(kt + i + 8), _mm256_load_ps(qh + i + 8), a1);
+            }
+            r = l16_reduce(a0, a1);
+        } else {
+            double sum = 0.0;
+            int i = 0;
+            if (np) {
+                __m256 a[8];
+                for (int s = 0; s < 8; s++) a[s] = _mm256_setzero_ps();
+                for (; i < np; i += 64)
+                    for (int s = 0; s < 8; s++)
+                        a[s] = _mm256_fmadd_ps(h8(kt + i + 8 * s), _mm256_load_ps(qh + i + 8 * s), a[s]);
+                /* accumulator jj is a[2jj] (lanes 0..7), a[2jj+1] (8..15) */
+                for (int h = 0; h < 2; h++) {
+                    a[h] = _mm256_add_ps(a[h], a[4 + h]);     /* acc0 + acc2 */
+                    a[2 + h] = _mm256_add_ps(a[2 + h], a[6 + h]); /* acc1 + acc3 */
+                    a[h] = _mm256_add_ps(a[h], a[2 + h]);     /* acc0 + acc1 */
+                }
+                sum = l16_reduce(a[0], a[1]);
+            }
+            for (; i < hd; i++) sum += (double)(_cvtsh_ss(kt[i]) * qh[i]);
+            r = (float)sum;
+        }
+        att[t] = r * j->scale;
+        if (att[t] > max) max = att[t];
+    }
+    return max;
+}
+
+/* att[0..n_kv) = probabilities rounded to f16 (0 outside lo..pos). */
+static void AX_NAME(softmax)(const attn_head_job_t *j, float max, float *att) {
+    int lo = j->lo, pos = j->pos, n_kv = j->n_kv;
+    __m256 vmax = _mm256_set1_ps(max);
+    __m256i vlo = _mm256_set1_epi32(lo - 1), vhi = _mm256_set1_epi32(pos + 1);
+    __m256i step = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    double sum = 0.0;
+    for (int c0 = 0; c0 < n_kv; c0 += 16) {
+        __m256 e[2];
+        if (c0 + 15 < lo || c0 > pos) { /* no lane in the window: a chunk of zeros adds +0 */
+            _mm256_storeu_ps(att + c0, _mm256_setzero_ps());
+            _mm256_storeu_ps(att + c0 + 8, _mm256_setzero_ps());
+            continue;
+        }
+        for (int h = 0; h < 2; h++) {
+            __m256i t = _mm256_add_epi32(_mm256_set1_epi32(c0 + 8 * h), step);
+            __m256i in = _mm256_and_si256(_mm256_cmpgt_epi32(t, vlo), _mm256_cmpgt_epi32(vhi, t));
+            __m256 x = _mm256_sub_ps(_mm256_loadu_ps(att + c0 + 8 * h), vmax);
+            e[h] = _mm256_and_ps(ax_exp8(x), _mm256_castsi256_ps(in));
+            _mm256_storeu_ps(att + c0 + 8 * h, e[h]);
+        }
+        sum += (double)l16_reduce(e[0], e[1]);
+    }
+    __m256 inv = _mm256_set1_ps((float)(1.0 / sum));
+    for (int t = lo & ~7; t <= pos; t += 8)
+        _mm256_storeu_ps(att + t, f16_round8(_mm256_mul_ps(_mm256_loadu_ps(att + t), inv)));
+}
+
+/* out (hd) = sum over t of p[t] * V row t, in the definition's order (see the top). */
+static void AX_NAME(vprod)(const attn_head_job_t *j, const uint16_t *v, const float *p, float *slots,
+                           float *out) {
+    int hd = j->hd, kv_dim = j->kv_dim, lo = j->lo, n_kv = j->n_kv;
+    int P = j->prompt ? 16 : 64, np = n_kv & ~(P - 1);
+    int hi = j->pos < np - 1 ? j->pos : np - 1; /* last position of the blocked part */
+    /* slots (P, hd): accumulator of slot s for dim i at s * hd + i; one pass per group of
+     * AX_G slots and AX_W dims keeps its AX_G accumulators in registers */
+    for (int g0 = 0; g0 < P; g0 += AX_G)
+        for (int d0 = 0; d0 < hd; d0 += AX_W) {
+            axv_t a[AX_G];
+            for (int s = 0; s < AX_G; s++) a[s] = ax_zero();
+            for (int base = lo / P * P; base < np; base += P) {
+                int t0 = base + g0;
+                if (t0 > hi) break;
+                if (t0 + AX_G - 1 < lo) continue;
+                const uint16_t *vr = v + (size_t)t0 * kv_dim + d0;
+                int full = t0 >= lo && t0 + AX_G - 1 <= hi;
+                /* unrolled, so that a[] lives in registers */
+#pragma GCC unroll 16
+                for (int s = 0; s < AX_G; s++) {
+                    int t = t0 + s;
+                    if (full || (t >= lo && t <= hi))
+                        a[s] = ax_fma(ax_loadh(vr + (size_t)s * kv_dim), ax_set1(p[t]), a[s]);
+                }
+            }
+            for (int s = 0; s < AX_G; s++) ax_store(slots + (size_t)(g0 + s) * hd + d0, a[s]);
+        }
+    int tail0 = np > lo ? np : lo;
+    for (int d0 = 0; d0 < hd; d0 += AX_W) {
+        axv_t l[16];
+        const float *sd = slots + d0;
+        if (j->prompt) {
+            for (int s = 0; s < 16; s++) l[s] = ax_load(sd + (size_t)s * hd);
+        } else {
+            for (int s = 0; s < 16; s++) {
+                axv_t a02 = ax_add(ax_load(sd + (size_t)s * hd), ax_load(sd + (size_t)(32 + s) * hd));
+                axv_t a13 = ax_add(ax_load(sd + (size_t)(16 + s) * hd), ax_load(sd + (size_t)(48 + s) * hd));
+                l[s] = ax_add(a02, a13);
+            }
+        }
+        for (int s = 0; s < 8; s++) l[s] = ax_add(l[s + 8], l[s]);
+        for (int s = 0; s < 4; s++) l[s] = ax_add(l[s + 4], l[s]);
+        axv_t r = ax_add(ax_add(l[0], l[2]), ax_add(l[1], l[3]));
+        if (j->prompt) {
+            for (int t = tail0; t <= j->pos && t < n_kv; t++)
+                r = ax_add(r, ax_mul(ax_loadh(v + (size_t)t * kv_dim + d0), ax_set1(p[t])));
+            ax_store(out + d0, r);
+        } else {
+            axd_t sum = axd_from(r);
+            for (int t = tail0; t <= j->pos && t < n_kv; t++)
+                sum = axd_add(sum, axd_from(ax_mul(ax_loadh(v + (size_t)t * kv_dim + d0), ax_set1(p[t]))));
+            ax_store(out + d0, axd_to(sum));
+        }
+    }
+}
+
+void AX_NAME(attn_head)(const attn_head_job_t *j, const float *q, const uint16_t *k, const uint16_t *v,
+                        float *att, float *qh, float *work, float *out) {
+    for (int i = 0; i < j->hd; i += 8) _mm256_store_ps(qh + i, f16_round8(_mm256_loadu_ps(q + i)));
+    float max = AX_NAME(scores)(j, qh, k, att);
+    AX_NAME(softmax)(j, max, att);
+    AX_NAME(vprod)(j, v, att, work, out);
+}
+
+#endif
