@@ -78,6 +78,7 @@ routes:
 request_log:
   path: $WORK/requests.db
   sample_rate: 1
+metrics: {public: true}  # scraped at the end without a key (loopback only)
 YAML
 up gateway "$TG" gateway -c "$WORK/gw.yaml"
 GW=$UP_PID; GW_PORT=$UP_PORT

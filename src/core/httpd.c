@@ -35,6 +35,8 @@ static void accept_cb(ev_loop_t *loop, int lfd, uint32_t events, void *arg) {
             ssize_t r = send(fd, busy, sizeof busy - 1, MSG_NOSIGNAL);
             (void)r;
             close(fd);
+            if (w->h->cfg.on_refused)
+                w->h->cfg.on_refused(w->idx, w->data, 503, w->h->cfg.worker_arg);
             continue;
         }
         int one = 1;

@@ -39,6 +39,10 @@ typedef void *(*httpd_worker_init_fn)(int worker, ev_loop_t *loop, void *arg);
 typedef void (*httpd_worker_fini_fn)(int worker, void *worker_data, void *arg);
 /* A worker was woken by httpd_wakeup (on that worker's thread). */
 typedef void (*httpd_wakeup_fn)(int worker, void *worker_data, void *arg);
+/* The server answered a client itself, before any handler ran (400/408/413/431 from the
+ * protocol checks, 503 past max_conns or without memory), on that worker's thread: so the
+ * embedding server can count what its handler never saw. */
+typedef void (*httpd_refused_fn)(int worker, void *worker_data, int status, void *arg);
 
 typedef struct httpd_config {
     const char *host;            /* bind address, numeric IPv4/IPv6; NULL = 127.0.0.1 */
@@ -57,7 +61,8 @@ typedef struct httpd_config {
     httpd_worker_init_fn worker_init; /* optional */
     httpd_worker_fini_fn worker_fini; /* optional */
     httpd_wakeup_fn on_wakeup;        /* optional */
-    void *worker_arg;                 /* passed to the three above */
+    httpd_refused_fn on_refused;      /* optional */
+    void *worker_arg;                 /* passed to the four above */
 } httpd_config_t;
 
 /* Create the server and bind one listening socket per worker (so a bind error

@@ -180,6 +180,9 @@ static void conn_fail(conn_t *c, int status, const char *message) {
     char num[16];
     snprintf(num, sizeof num, "%010zu", c->out.len - body_at);
     memcpy(c->out.data + len_at, num, 10); /* leading zeros are a valid length */
+    const httpd_t *h = c->w->h;
+    if (h->cfg.on_refused)
+        h->cfg.on_refused(c->w->idx, c->w->data, status, h->cfg.worker_arg);
     httpd_conn_set_timer(c, T_NONE, 0);
 }
 

@@ -55,6 +55,15 @@ static void worker_fini(int idx, void *data, void *arg) {
     proxy_worker_free(data);
 }
 
+/* The HTTP layer answered a client itself (oversized head or body, slow client, too many
+ * connections): counted in the request metrics and access log like the proxy's refusals. */
+static void refused(int idx, void *data, int status, void *arg) {
+    (void)idx;
+    (void)arg;
+    if (data)
+        proxy_refused(data, status);
+}
+
 static int ncores(void) {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     return n > 0 ? (int)n : 1;
@@ -113,6 +122,7 @@ int gateway_new(const gateway_opts_t *opts, gateway_t **out, char *err, size_t e
         .handler = proxy_handle,
         .worker_init = worker_init,
         .worker_fini = worker_fini,
+        .on_refused = refused,
         .worker_arg = gw,
     };
     if ((rc = httpd_new(&hc, &gw->main)) != 0) {

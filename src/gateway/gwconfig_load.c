@@ -241,7 +241,7 @@ static int section(ld_t *l, const cfg_node_t *n, size_t *count) {
 static int load_tree(ld_t *l, const cfg_node_t *root, gw_config_t *c) {
     static const char *const keys[] = {"listen", "threads", "max_body_bytes", "admin",
                                        "backends", "routes", "services", "redis",
-                                       "fair_queue", "request_log", "access_log", "tasks",
+                                       "fair_queue", "request_log", "access_log", "metrics", "tasks",
                                        "circuit_breaker", NULL};
     int rc = cfg_check_keys(root, keys, l->err, l->errlen);
     int64_t threads;

@@ -1,4 +1,4 @@
-/* obscfg.c — load and validate the request_log and access_log settings. */
+/* obscfg.c — load and validate the request_log, access_log and metrics settings. */
 #include "gateway/obscfg.h"
 
 #include <errno.h>
@@ -93,6 +93,35 @@ static int load_log(const cfg_node_t *n, obs_cfg_t *c, char *err, size_t errlen)
     return 0;
 }
 
+/* metrics: {keys: [sha256:...], public: false} — the scrape keys of /metrics. */
+static int load_metrics(const cfg_node_t *n, obs_cfg_t *c, char *err, size_t errlen) {
+    static const char *const keys[] = {"keys", "public", NULL};
+    if (n->type != CFG_MAP)
+        return cfg_err(n, err, errlen, "expected a mapping (keys, public)");
+    int rc = cfg_check_keys(n, keys, err, errlen);
+    if (rc || (rc = cfg_bool(n, "public", 0, &c->metrics_public, err, errlen)))
+        return rc;
+    const cfg_node_t *ks = cfg_get(n, "keys");
+    if (!ks || ks->is_null)
+        return 0;
+    if (ks->type != CFG_SEQ)
+        return cfg_err(ks, err, errlen,
+                       "expected a list of key hashes (sha256:...; see tollgate keygen)");
+    for (size_t i = 0; i < ks->n; i++) {
+        const cfg_node_t *k = cfg_at(ks, i);
+        uint8_t h[KEYS_HASH_LEN];
+        if (k->type != CFG_SCALAR || keys_parse_hash(k->value, h))
+            return cfg_err(k, err, errlen, "expected sha256: and 64 hex digits (the hash that "
+                                           "tollgate keygen prints, never the key itself)");
+        rc = keys_table_add(&c->metrics_keys, h, 0);
+        if (rc == -EEXIST)
+            return cfg_err(k, err, errlen, "this key hash is already listed");
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
 int obscfg_load(const cfg_node_t *root, obs_cfg_t **out, char *err, size_t errlen) {
     *out = NULL;
     obs_cfg_t *c = calloc(1, sizeof *c);
@@ -100,6 +129,7 @@ int obscfg_load(const cfg_node_t *root, obs_cfg_t **out, char *err, size_t errle
         return -ENOMEM;
     c->redact_builtin = REDACT_ALL;
     c->sample_rate = 1.0;
+    keys_table_init(&c->metrics_keys);
     int rc = 0;
     const cfg_node_t *rl = cfg_get(root, "request_log"), *al = cfg_get(root, "access_log");
     if (rl && !rl->is_null) {
@@ -112,6 +142,9 @@ int obscfg_load(const cfg_node_t *root, obs_cfg_t **out, char *err, size_t errle
     if (rc == 0 && al && !al->is_null && (rc = cfg_str(root, "access_log", NULL, &dest, err,
                                                         errlen)) == 0)
         rc = dup_str(dest, &c->access_log);
+    const cfg_node_t *mn = cfg_get(root, "metrics");
+    if (rc == 0 && mn && !mn->is_null)
+        rc = load_metrics(mn, c, err, errlen);
     if (rc) {
         obscfg_free(c);
         return rc;
@@ -132,6 +165,7 @@ void obscfg_free(obs_cfg_t *c) {
     }
     free(c->patterns);
     free(c->access_log);
+    keys_table_free(&c->metrics_keys);
     free(c);
 }
 

@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "core/config.h"
+#include "gateway/keys.h"
 #include "gateway/redact.h"
 #include "gateway/reqlog.h"
 
@@ -24,9 +25,12 @@ typedef struct obs_cfg {
     redact_pattern_t *patterns;  /* extra patterns (strings owned) */
     size_t npatterns;
     char *access_log;            /* NULL: off; "-"/"stdout", "stderr" or a path */
+    /* metrics: who may scrape the main listener's /metrics (applies per generation). */
+    keys_table_t metrics_keys;   /* hashes of scrape keys (`metrics.keys`); empty: none */
+    int metrics_public;          /* `metrics.public: true`: no key needed */
 } obs_cfg_t;
 
-/* Read `request_log` and `access_log` from the config root into a new *out (always set on
+/* Read `request_log`, `access_log` and `metrics` from the config root into a new *out (always set on
  * success, with defaults when both are absent). Patterns are compiled once here so that a
  * bad one is a config error with its line. 0, -EINVAL with "FILE:LINE: field: ..." in err,
  * or -ENOMEM. */

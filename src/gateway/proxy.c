@@ -11,9 +11,11 @@
 #include "core/httpc.h"
 #include "core/log.h"
 #include "gateway/degrade.h"
+#include "gateway/keys.h"
 #include "gateway/proxy_account.h"
 #include "gateway/proxy_admit.h"
 #include "gateway/proxy_req.h"
+#include "gateway/proxy_validate.h"
 #include "gateway/task.h"
 
 #define LOG_CAPTURE (256u * 1024) /* SSE bytes kept of a sampled stream for the request log */
@@ -364,11 +366,35 @@ static void method_not_allowed(httpd_req_t *req, const char *allow) {
                    NULL, "method_not_allowed");
 }
 
-/* GET /metrics: Prometheus text, without a key (scrapers carry none; nothing in it is
- * secret). Rendered on this worker from atomics: the other workers are not disturbed. */
+/* May this request read /metrics? With `metrics.public: true` anyone may; otherwise the
+ * bearer key's hash must be one of `metrics.keys` (constant-time lookup, like service
+ * keys). The counters are not secret, but they map the deployment (services, models,
+ * backends, budgets) for whoever can reach the listener. */
+static int metrics_allowed(const snapshot_t *s, httpd_req_t *req) {
+    const obs_cfg_t *oc = s->cfg.obs;
+    if (!oc)
+        return 0;
+    if (oc->metrics_public)
+        return 1;
+    const char *auth = httpd_req_header(req, "authorization");
+    size_t len;
+    const char *key = auth ? keys_bearer(auth, &len) : NULL;
+    return key && len <= KEYS_MAX_KEY && keys_table_lookup(&oc->metrics_keys, key, len) >= 0;
+}
+
+/* GET /metrics: Prometheus text for a scraper with a metrics key (401 otherwise). Rendered
+ * on this worker from atomics: the other workers are not disturbed. */
 static void answer_metrics(proxy_worker_t *w, httpd_req_t *req, const char *method) {
     if (strcmp(method, "GET") && strcmp(method, "HEAD"))
         return method_not_allowed(req, "GET");
+    if (!metrics_allowed(w->snap, req)) {
+        httpd_add_header(req, "WWW-Authenticate", "Bearer realm=\"tollgate metrics\"");
+        httpd_error_ex(req, 401, "invalid_request_error",
+                       "/metrics needs a scrape key: send `Authorization: Bearer KEY` with the "
+                       "hash of KEY listed in the config's metrics.keys (tollgate keygen)",
+                       NULL, "invalid_api_key");
+        return;
+    }
     buf_reset(&w->scratch);
     if (obs_render(gateway_obs(w->gw), w->gw, &w->scratch) < 0) {
         httpd_error(req, 500, "server_error", "out of memory");
@@ -427,6 +453,12 @@ void proxy_handle(httpd_req_t *req, void *arg) {
         proxy_account_early(req, svc_name, NULL, 400, "missing_model");
         httpd_error_ex(req, 400, "invalid_request_error",
                        "you must provide a model parameter (a string)", "model", NULL);
+        return;
+    }
+    proxy_invalid_t why;
+    if (proxy_validate(&d, !strcmp(path, "/v1/chat/completions"), &why) < 0) {
+        proxy_account_early(req, svc_name, NULL, 400, why.code);
+        httpd_error_ex(req, 400, "invalid_request_error", why.message, why.param, why.code);
         return;
     }
     int st = json_obj_get(&d, 0, "stream");

@@ -27,6 +27,10 @@ void proxy_worker_free(proxy_worker_t *w);
  * httpd_req_worker_data). */
 void proxy_handle(httpd_req_t *req, void *arg);
 
+/* The HTTP layer answered a client of this worker itself (httpd's on_refused: 400, 408,
+ * 413, 431, 503): counted in tollgate_requests_total by status and access-logged. */
+void proxy_refused(proxy_worker_t *w, int status);
+
 /* What the task endpoint (task.c) borrows from the worker it runs on. */
 typedef struct proxy_env {
     gateway_t *gw;

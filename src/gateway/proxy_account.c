@@ -94,3 +94,24 @@ void proxy_account_early(httpd_req_t *req, const char *service, const char *mode
     obs_request_end(w->obs, &r);
 }
 
+
+void proxy_refused(proxy_worker_t *w, int status) {
+    uint64_t now = ev_clock_ns();
+    struct timespec wall;
+    clock_gettime(CLOCK_REALTIME, &wall);
+    obs_req_t r = {
+        .ts_ms = (int64_t)wall.tv_sec * 1000 + wall.tv_nsec / 1000000,
+        .reason = status == 408   ? "client_timeout"
+                  : status == 413 ? "body_too_large"
+                  : status == 431 ? "headers_too_large"
+                  : status == 503 ? "overloaded"
+                                  : "malformed_request",
+        .status = status,
+        .refused = 1,
+        .start_ns = now,
+        .end_ns = now,
+        .prompt_tokens = -1,
+        .completion_tokens = -1,
+    };
+    obs_request_end(w->obs, &r);
+}

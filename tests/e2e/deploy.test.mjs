@@ -268,6 +268,7 @@ backends:
 routes:
   ${args.model}:
     variants: {stable: {backend: s, weight: 1}, canary: {backend: s, weight: 1}}
+metrics: {public: true}
 `);
     const gw = await start(['gateway', '-c', join(dir, 'gw.yaml')], /listening on ([\d.]+):(\d+)/);
     procs.push(gw.p);
@@ -342,7 +343,7 @@ test('the dashboard parses and queries only metrics that the gateway and tollgat
   try {
     const serve = await start(['serve', '-m', join(ROOT, 'models/orders.gguf'), '--port', '0', '--log-level', 'warn'], /listening on [\d.]+:(\d+)/);
     procs.push(serve.p);
-    writeFileSync(join(dir, 'gw.yaml'), `listen: 127.0.0.1:0\nthreads: 1\nbackends:\n  e: {addresses: ["127.0.0.1:${serve.m[1]}"]}\nroutes:\n  orders:\n    variants: {stable: {backend: e, weight: 1}}\n`);
+    writeFileSync(join(dir, 'gw.yaml'), `listen: 127.0.0.1:0\nthreads: 1\nbackends:\n  e: {addresses: ["127.0.0.1:${serve.m[1]}"]}\nroutes:\n  orders:\n    variants: {stable: {backend: e, weight: 1}}\nmetrics: {public: true}\n`);
     const gw = await start(['gateway', '-c', join(dir, 'gw.yaml')], /listening on ([\d.]+):(\d+)/);
     procs.push(gw.p);
     // The names each /metrics declares (# TYPE), with a histogram's _bucket/_sum/_count series.

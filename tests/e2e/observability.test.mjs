@@ -100,7 +100,7 @@ test('dashboard: valid JSON, the required panels, every query parsed by promtool
 
 const hash = (k) => `sha256:${createHash('sha256').update(k).digest('hex')}`;
 const KEYS = { orders: 'obs-orders-key', search: 'obs-search-key' };
-const ADMIN_KEY = 'obs-admin-key';
+const ADMIN_KEY = 'obs-admin-key', METRICS_KEY = 'obs-metrics-key';
 let gw, sim, slowSim, cfgPath, dbPath, accessPath;
 
 async function until(fn, ms, what) {
@@ -131,7 +131,7 @@ function parseMetrics(text) {
   return out;
 }
 async function scrape() {
-  const r = await fetch(`http://127.0.0.1:${gw.port}/metrics`);
+  const r = await fetch(`http://127.0.0.1:${gw.port}/metrics`, { headers: { authorization: `Bearer ${METRICS_KEY}` } });
   assert.equal(r.status, 200);
   assert.match(r.headers.get('content-type'), /^text\/plain; version=0\.0\.4/);
   return parseMetrics(await r.text());
@@ -178,6 +178,8 @@ request_log:
   sample_rate: 0
   services: {orders: 1}
 access_log: ${accessPath}
+metrics:
+  keys: [${hash(METRICS_KEY)}]
 `);
   gw = await startGateway();
   const orders = client(KEYS.orders);
@@ -326,6 +328,7 @@ test('live: a real Prometheus scrapes gateway and sim; recording rules evaluate;
 rule_files: [${join(dir, 'rules.yml')}]
 scrape_configs:
   - job_name: tollgate-gateway
+    authorization: {type: Bearer, credentials: ${METRICS_KEY}}
     static_configs: [{targets: ['127.0.0.1:${gw.port}']}]
   - job_name: tollgate-engine
     static_configs: [{targets: ['127.0.0.1:${sim.m[1]}']}]

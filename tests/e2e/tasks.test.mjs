@@ -112,6 +112,8 @@ tasks:
   refused: {route: refused, deadline_ms: ${DEADLINE}}
   flaky: {route: flaky, template: "Order: {input}", deadline_ms: ${DEADLINE}}
   fixed: {route: refused, deadline_ms: ${DEADLINE}, fallback: {text: "n/a"}}
+# scraped without a key below: the opt-out for a listener only the scraper can reach
+metrics: {public: true}
 `;
   const path = join(dir, 'gw.yaml');
   writeFileSync(path, cfg);

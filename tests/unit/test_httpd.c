@@ -612,6 +612,16 @@ static void test_big_and_conn_limit(void) {
     httpd_free(h); /* hard stop with no drain */
 }
 
+/* What on_refused reported, by status (any worker thread). */
+static atomic_int refused_by_status[600];
+static void on_refused(int worker, void *worker_data, int status, void *arg) {
+    (void)worker;
+    (void)worker_data;
+    (void)arg;
+    if (status >= 0 && status < 600)
+        atomic_fetch_add(&refused_by_status[status], 1);
+}
+
 int main(void) {
     httpd_config_t cfg = {
         .host = "127.0.0.1",
@@ -624,6 +634,7 @@ int main(void) {
         .body_timeout_ms = 200,
         .idle_timeout_ms = 300,
         .handler = handler,
+        .on_refused = on_refused,
     };
     httpd_t *h = NULL;
     CHECK_EQ_INT(httpd_new(&cfg, &h), 0);
@@ -641,7 +652,15 @@ int main(void) {
 
     test_basic(port);
     test_pipelining_and_bodies(port);
+    CHECK_EQ_INT(atomic_load(&refused_by_status[400]), 0); /* handled requests are not refusals */
     test_limits(port);
+    /* every answer the server gave itself in test_limits was reported (the embedding
+     * server's metrics count them) */
+    CHECK(atomic_load(&refused_by_status[413]) >= 2);
+    CHECK(atomic_load(&refused_by_status[431]) >= 2);
+    CHECK(atomic_load(&refused_by_status[400]) >= 2);
+    CHECK(atomic_load(&refused_by_status[408]) >= 2);
+    CHECK_EQ_INT(atomic_load(&refused_by_status[200]), 0);
     test_streaming(port);
     test_disconnect(port);
     test_graceful_stop(h, port);
