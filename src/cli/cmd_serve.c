@@ -25,7 +25,7 @@ static void usage(FILE *out) {
             "  --host ADDR             listen address [127.0.0.1]\n"
             "  --port N                listen port, 0 = any free port [8080]\n"
             "  --threads N             compute threads for the forward pass [cores]\n"
-            "                          (accepted; the forward pass is single-threaded today)\n"
+
             "  --http-threads N        HTTP worker threads, one event loop each [2]\n"
             "  -c, --ctx N             context length in tokens (prompt + completion)\n"
             "                          [the model's, at most %d]\n"
@@ -35,6 +35,11 @@ static void usage(FILE *out) {
             "                          [the file's base name without .gguf]\n"
             "  --max-queue N           requests waiting for the engine before new ones get\n"
             "                          503 [%d]\n"
+            "  --max-seqs N            sequences generated together, one batched forward\n"
+            "                          pass per step (continuous batching) [%d]\n"
+            "  --kv-cache-mib N        KV cache memory for all sequences; each holds a whole\n"
+            "                          context, so this bounds the running sequences\n"
+            "                          [max-seqs full contexts]\n"
             "  --drain-ms N            on SIGTERM/SIGINT, let in-flight requests finish for\n"
             "                          up to N ms [10000]\n"
             "  --log-level LEVEL       debug, info, warn, error or off [info]; logs are JSON\n"
@@ -58,7 +63,7 @@ static void usage(FILE *out) {
             "\n"
             "exit status: 0 after a clean stop, 1 when the model cannot be loaded or the\n"
             "port cannot be bound, 2 on a usage error.\n",
-            SERVER_DEFAULT_CTX_CAP, SERVER_DEFAULT_MAX_QUEUE);
+            SERVER_DEFAULT_CTX_CAP, SERVER_DEFAULT_MAX_QUEUE, SERVER_DEFAULT_MAX_SEQS);
 }
 
 static int parse_int(const char *s, int lo, int hi, int *out) {
@@ -70,7 +75,7 @@ static int parse_int(const char *s, int lo, int hi, int *out) {
     return 0;
 }
 
-enum { O_HOST = 256, O_PORT, O_THREADS, O_HTTP_THREADS, O_TMPL, O_NAME, O_QUEUE, O_DRAIN, O_LOG };
+enum { O_HOST = 256, O_PORT, O_THREADS, O_HTTP_THREADS, O_TMPL, O_NAME, O_QUEUE, O_DRAIN, O_LOG, O_SEQS, O_KV };
 
 int cmd_serve(int argc, char **argv) {
     static const struct option longopts[] = {
@@ -84,6 +89,8 @@ int cmd_serve(int argc, char **argv) {
         {"model-name", required_argument, NULL, O_NAME},
         {"max-queue", required_argument, NULL, O_QUEUE},
         {"drain-ms", required_argument, NULL, O_DRAIN},
+        {"max-seqs", required_argument, NULL, O_SEQS},
+        {"kv-cache-mib", required_argument, NULL, O_KV},
         {"log-level", required_argument, NULL, O_LOG},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -103,6 +110,8 @@ int cmd_serve(int argc, char **argv) {
         case O_NAME: o.model_name = optarg; break;
         case O_QUEUE: bad |= parse_int(optarg, 1, 1 << 20, &o.max_queue) ? 16 : 0; break;
         case O_DRAIN: bad |= parse_int(optarg, 0, 3600000, &drain_ms) ? 32 : 0; break;
+        case O_SEQS: bad |= parse_int(optarg, 1, 256, &o.max_seqs) ? 64 : 0; break;
+        case O_KV: bad |= parse_int(optarg, 1, 1 << 24, &o.kv_cache_mib) ? 128 : 0; break;
         case O_LOG:
             if (log_level_parse(optarg) < 0) {
                 fprintf(stderr, "tollgate serve: --log-level: debug, info, warn, error or off\n");
@@ -117,7 +126,8 @@ int cmd_serve(int argc, char **argv) {
     if (bad) {
         fprintf(stderr, "tollgate serve: invalid number for %s; see tollgate serve --help\n",
                 bad & 1 ? "--port (0-65535)" : bad & 2 ? "--threads" : bad & 4 ? "--http-threads"
-                : bad & 8 ? "--ctx (>= 16)" : bad & 16 ? "--max-queue" : "--drain-ms");
+                : bad & 8 ? "--ctx (>= 16)" : bad & 16 ? "--max-queue" : bad & 32 ? "--drain-ms"
+                : bad & 64 ? "--max-seqs (1-256)" : "--kv-cache-mib");
         return 2;
     }
     if (optind < argc) {

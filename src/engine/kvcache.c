@@ -67,7 +67,10 @@ static void copy_rows(const kv_pool_t *p, const kv_slot_t *a, kv_slot_t *b, int 
 
 int kv_pool_acquire(kv_pool_t *p, const int32_t *prompt, int n_prompt, int *reused) {
     int max = n_prompt > 1 ? n_prompt - 1 : 0;
-    int take = -1, take_len = -1, src = -1, src_len = 0;
+    /* the slot to take: a free one whose reusable rows are all a prefix of this prompt
+     * (taking it loses nothing; the longest such), else the least recently used free
+     * one. The longest prefix anywhere is copied in when it beats the slot's own. */
+    int take = -1, take_len = 0, take_keeps = 0, src = -1, src_len = 0;
     for (int i = 0; i < p->n_slots; i++) {
         kv_slot_t *s = &p->slots[i];
         int len = common_prefix(s, prompt, max);
@@ -76,9 +79,15 @@ int kv_pool_acquire(kv_pool_t *p, const int32_t *prompt, int n_prompt, int *reus
             src_len = len;
         }
         if (s->in_use) continue;
-        if (len > take_len || (len == take_len && s->last_use < p->slots[take].last_use)) {
+        int keeps = len >= s->n_shared;
+        int better = take < 0 || keeps > take_keeps ||
+                     (keeps == take_keeps && (keeps ? len > take_len ||
+                                                          (len == take_len && s->last_use < p->slots[take].last_use)
+                                                    : s->last_use < p->slots[take].last_use));
+        if (better) {
             take = i;
             take_len = len;
+            take_keeps = keeps;
         }
     }
     *reused = 0;

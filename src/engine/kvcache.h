@@ -37,8 +37,9 @@ int kv_pool_init(kv_pool_t *p, const model_hparams_t *hp, int n_ctx, int n_slots
 void kv_pool_free(kv_pool_t *p);
 
 /* Take a free slot for a sequence with this prompt (the caller checked one is free):
- * the free slot with the longest reusable prefix, else the least recently used one.
- * When another slot (running or free) holds a longer prefix, its rows are copied in.
+ * a free slot whose rows are all a prefix of this prompt (nothing cached is lost; the
+ * longest), else the least recently used free slot. When another slot (running or free)
+ * holds a longer prefix, its rows are copied in.
  * At most n_prompt - 1 positions are reused (the last prompt token must be computed
  * for its logits), none for a one-token prompt. Returns the slot index (-1 when none is
  * free) and the positions reused in *reused. */

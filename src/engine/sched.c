@@ -144,7 +144,9 @@ static void post(sched_t *s, sched_job_t *j, const char *text, size_t len, const
 }
 
 static void kv_gauge(sched_t *s) {
-    gauge(s->cfg.metrics.kv_usage, s->kv.n_slots ? (double)s->kv.n_used / s->kv.n_slots : 0.0);
+    double v = s->kv.n_slots ? (double)s->kv.n_used / s->kv.n_slots : 0.0;
+    gauge(s->cfg.metrics.kv_usage, v);
+    gauge(s->cfg.metrics.kv_usage2, v);
 }
 
 /* Finish a running sequence (any reason) and post its final state; its slot is free for

@@ -73,6 +73,7 @@ typedef struct sched_metrics {
     metrics_child_t *success_length; /* counter: finished with "length" */
     metrics_child_t *queue_time;     /* histogram, seconds: arrival -> admitted to run */
     metrics_child_t *kv_usage;       /* gauge, 0..1: KV slots held by running sequences */
+    metrics_child_t *kv_usage2;      /* the same value under a second name */
     metrics_child_t *prefix_queries; /* counter: prompt tokens looked up in the prefix cache */
     metrics_child_t *prefix_hits;    /* counter: prompt tokens found there (not computed) */
 } sched_metrics_t;

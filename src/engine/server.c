@@ -324,6 +324,14 @@ static void *loader_main(void *arg) {
         n_ctx = s->model.hp.n_ctx_train > 0 ? s->model.hp.n_ctx_train : SERVER_DEFAULT_CTX_CAP;
         if (n_ctx > SERVER_DEFAULT_CTX_CAP) n_ctx = SERVER_DEFAULT_CTX_CAP;
     }
+    size_t slot = forward_kv_bytes(&s->model.hp, n_ctx);
+    if (s->opts.kv_cache_mib > 0 && slot > ((size_t)s->opts.kv_cache_mib << 20)) {
+        snprintf(s->err, sizeof s->err,
+                 "--kv-cache-mib %d holds no sequence of %d positions: one needs %.1f MiB "
+                 "(raise --kv-cache-mib or lower --ctx)",
+                 s->opts.kv_cache_mib, n_ctx, (double)slot / (1 << 20));
+        goto fail;
+    }
     pthread_mutex_lock(&s->load_mu);
     rc = s->abandoned ? -ECANCELED : sched_start(s->sched, &s->model, s->tok, n_ctx);
     pthread_mutex_unlock(&s->load_mu);
@@ -335,7 +343,9 @@ static void *loader_main(void *arg) {
     s->n_ctx = sched_n_ctx(s->sched);
     log_info("model loaded", LOG_STR("file", s->model_path), LOG_STR("arch", s->model.arch_name),
              LOG_INT("layers", s->model.hp.n_layer), LOG_INT("vocab", s->model.hp.n_vocab),
-             LOG_INT("context", s->n_ctx), LOG_STR("chat_template", chat_template_name(s->tmpl)),
+             LOG_INT("context", s->n_ctx), LOG_INT("kv_slots", sched_kv_slots(s->sched)),
+             LOG_DBL("kv_slot_mib", (double)slot / (1 << 20)),
+             LOG_STR("chat_template", chat_template_name(s->tmpl)),
              LOG_STR("model_name", s->model_name));
     atomic_store(&s->state, SERVER_READY);
     goto out;
@@ -374,7 +384,22 @@ static int register_metrics(server_t *s) {
     metrics_family_t *gt = metrics_counter(r, "vllm:generation_tokens_total", "Tokens generated.", mn);
     metrics_family_t *ok = metrics_counter(r, "vllm:request_success_total",
                                            "Requests that finished generating, by finish reason.", fr);
-    if (!running || !waiting || !ttft || !tpot || !e2e || !pt || !gt || !ok) return -ENOMEM;
+    metrics_family_t *qt = metrics_histogram(r, "vllm:request_queue_time_seconds",
+                                             "Time requests spent waiting for a running slot.",
+                                             mn, lb, nb);
+    metrics_family_t *kv = metrics_gauge(r, "vllm:gpu_cache_usage_perc",
+                                         "KV cache usage (fraction of KV slots held by running "
+                                         "requests; vLLM's name, on the CPU here).", mn);
+    metrics_family_t *kv2 = metrics_gauge(r, "vllm:kv_cache_usage_perc",
+                                          "KV cache usage (fraction of KV slots held by running "
+                                          "requests).", mn);
+    metrics_family_t *pq = metrics_counter(r, "vllm:prefix_cache_queries_total",
+                                           "Prompt tokens looked up in the prefix cache.", mn);
+    metrics_family_t *ph = metrics_counter(r, "vllm:prefix_cache_hits_total",
+                                           "Prompt tokens found in the prefix cache (not computed).", mn);
+    if (!running || !waiting || !ttft || !tpot || !e2e || !pt || !gt || !ok || !qt || !kv ||
+        !kv2 || !pq || !ph)
+        return -ENOMEM;
     const char *name = s->model_name;
     s->sm.running = metrics_labels(running, name);
     s->sm.waiting = metrics_labels(waiting, name);
@@ -385,6 +410,11 @@ static int register_metrics(server_t *s) {
     s->sm.gen_tokens = metrics_labels(gt, name);
     s->sm.success_stop = metrics_labels(ok, "stop", name);
     s->sm.success_length = metrics_labels(ok, "length", name);
+    s->sm.queue_time = metrics_labels(qt, name);
+    s->sm.kv_usage = metrics_labels(kv, name);
+    s->sm.kv_usage2 = metrics_labels(kv2, name);
+    s->sm.prefix_queries = metrics_labels(pq, name);
+    s->sm.prefix_hits = metrics_labels(ph, name);
     return 0;
 }
 
@@ -421,6 +451,8 @@ int server_new(const server_opts_t *opts, server_t **out, char *err, size_t errl
     sched_config_t sc = {.n_workers = threads,
                          .max_queue = opts->max_queue > 0 ? opts->max_queue : SERVER_DEFAULT_MAX_QUEUE,
                          .threads = opts->threads > 0 ? opts->threads : (int)sysconf(_SC_NPROCESSORS_ONLN),
+                         .max_seqs = opts->max_seqs > 0 ? opts->max_seqs : SERVER_DEFAULT_MAX_SEQS,
+                         .kv_bytes = (size_t)(opts->kv_cache_mib > 0 ? opts->kv_cache_mib : 0) << 20,
                          .wake = wake,
                          .wake_arg = s,
                          .metrics = s->sm};

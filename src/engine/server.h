@@ -7,6 +7,7 @@
 
 #define SERVER_DEFAULT_MAX_QUEUE 64
 #define SERVER_DEFAULT_CTX_CAP   4096 /* default context: the model's, at most this */
+#define SERVER_DEFAULT_MAX_SEQS  8    /* sequences batched together (SCHED_DEFAULT_MAX_SEQS) */
 
 typedef enum server_state {
     SERVER_LOADING = 0, /* listener up, model loading in the background: /health 503 */
@@ -24,6 +25,8 @@ typedef struct server_opts {
     const char *chat_template; /* name (chat_template_by_name) or NULL: from the file */
     const char *model_name;    /* served name; NULL: the file's base name without .gguf */
     int max_queue;             /* waiting requests before 503; 0: SERVER_DEFAULT_MAX_QUEUE */
+    int max_seqs;              /* sequences generated together (batch); 0: SCHED_DEFAULT_MAX_SEQS */
+    int kv_cache_mib;          /* KV cache memory for all sequences; 0: max_seqs full contexts */
     size_t max_body;           /* request body limit in bytes; 0: 8 MiB */
 } server_opts_t;
 

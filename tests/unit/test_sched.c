@@ -1,4 +1,4 @@
-/* test_sched.c — the engine thread: FIFO order, output through mailboxes, queue bound, cancellation, stop. */
+/* test_sched.c — the engine thread one sequence at a time (max_seqs 1): FIFO order, output through mailboxes, queue bound, cancellation, stop. Batching: test_sched_batch.c. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -98,7 +98,7 @@ int main(void) {
     metrics_registry_t *reg = metrics_registry_new();
     metrics_family_t *gen = metrics_counter(reg, "gen_total", "x", NULL);
     metrics_family_t *ok = metrics_counter(reg, "ok_total", "x", NULL);
-    sched_config_t cfg = {.n_workers = 2, .max_queue = 2, .wake = wake, .prefill_chunk = 2};
+    sched_config_t cfg = {.n_workers = 2, .max_queue = 2, .wake = wake, .prefill_chunk = 2, .max_seqs = 1};
     cfg.metrics.gen_tokens = metrics_child(gen, NULL);
     cfg.metrics.success_length = metrics_child(ok, NULL);
     sched_t *s;
