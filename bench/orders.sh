@@ -12,7 +12,8 @@
 
 # fallbacks_total PORT: the gateway's tollgate_fallbacks_total summed over its labels.
 fallbacks_total() {
-  curl -s "http://127.0.0.1:$1/metrics" | awk '/^tollgate_fallbacks_total[{ ]/ {s += $NF} END {print s + 0}'
+  # the scrape key of examples/tollgate.yaml (metrics.keys), which tollgate up runs with
+  curl -s -H "Authorization: Bearer change-me-metrics-key" "http://127.0.0.1:$1/metrics" | awk '/^tollgate_fallbacks_total[{ ]/ {s += $NF} END {print s + 0}'
 }
 
 section_orders() {
