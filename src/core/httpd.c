@@ -56,7 +56,7 @@ static void accept_cb(ev_loop_t *loop, int lfd, uint32_t events, void *arg) {
         }
         c->ev_mask = EV_READ;
         /* A silent new connection is held to the head timeout, not the idle one. */
-        httpd_conn_set_timer(c, T_HEAD, w->h->cfg.header_timeout_ms);
+        httpd_conn_set_timer(c, T_HEAD, HTTPD_TIMEOUT(w->h, header_timeout_ms));
     }
 }
 
@@ -269,6 +269,18 @@ int httpd_start(httpd_t *h) {
     if (rc)
         httpd_stop(h, 0);
     return rc;
+}
+
+void httpd_set_timeouts(httpd_t *h, uint32_t header_ms, uint32_t body_ms, uint32_t idle_ms,
+                        uint32_t write_ms) {
+    if (header_ms)
+        __atomic_store_n(&h->cfg.header_timeout_ms, header_ms, __ATOMIC_RELAXED);
+    if (body_ms)
+        __atomic_store_n(&h->cfg.body_timeout_ms, body_ms, __ATOMIC_RELAXED);
+    if (idle_ms)
+        __atomic_store_n(&h->cfg.idle_timeout_ms, idle_ms, __ATOMIC_RELAXED);
+    if (write_ms)
+        __atomic_store_n(&h->cfg.write_timeout_ms, write_ms, __ATOMIC_RELAXED);
 }
 
 int httpd_port(const httpd_t *h) {

@@ -70,6 +70,10 @@ typedef struct httpd_config {
 int httpd_new(const httpd_config_t *cfg, httpd_t **out);
 /* Start the worker threads. 0 or negative errno. */
 int httpd_start(httpd_t *h);
+/* Change the client timeouts while the server runs (config reload); thread-safe, 0 keeps a
+ * value. A new value applies the next time a connection arms that timer. */
+void httpd_set_timeouts(httpd_t *h, uint32_t header_ms, uint32_t body_ms, uint32_t idle_ms,
+                        uint32_t write_ms);
 /* The bound port (useful with port 0). */
 int httpd_port(const httpd_t *h);
 int httpd_workers(const httpd_t *h);

@@ -102,7 +102,7 @@ int httpd_conn_flush(conn_t *c) {
         if (n > 0) {
             c->out_off += (size_t)n;
             if (c->tmode == T_WRITE) /* progress: restart the write clock */
-                httpd_conn_set_timer(c, T_WRITE, c->w->h->cfg.write_timeout_ms);
+                httpd_conn_set_timer(c, T_WRITE, HTTPD_TIMEOUT(c->w->h, write_timeout_ms));
             continue;
         }
         if (n < 0 && errno == EINTR)
@@ -110,7 +110,7 @@ int httpd_conn_flush(conn_t *c) {
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
             want(c, (c->paused ? 0 : EV_READ) | EV_WRITE);
             if (c->tmode == T_NONE)
-                httpd_conn_set_timer(c, T_WRITE, c->w->h->cfg.write_timeout_ms);
+                httpd_conn_set_timer(c, T_WRITE, HTTPD_TIMEOUT(c->w->h, write_timeout_ms));
             return 0;
         }
         c->broken = 1;
@@ -189,8 +189,9 @@ static void conn_fail(conn_t *c, int status, const char *message) {
 /* ---- request intake ---- */
 
 static void body_timer_or_head(conn_t *c, int mode) {
-    const httpd_config_t *cfg = &c->w->h->cfg;
-    httpd_conn_set_timer(c, mode, mode == T_HEAD ? cfg->header_timeout_ms : cfg->body_timeout_ms);
+    httpd_t *h = c->w->h;
+    httpd_conn_set_timer(c, mode, mode == T_HEAD ? HTTPD_TIMEOUT(h, header_timeout_ms)
+                                                 : HTTPD_TIMEOUT(h, body_timeout_ms));
 }
 
 /* Copy the parsed head into c->req, NUL-terminating every field, so that the
@@ -293,7 +294,7 @@ static int conn_process(conn_t *c) {
                     continue;
                 }
                 if (c->tmode != T_IDLE && c->tmode != T_HEAD)
-                    httpd_conn_set_timer(c, T_IDLE, h->cfg.idle_timeout_ms);
+                    httpd_conn_set_timer(c, T_IDLE, HTTPD_TIMEOUT(h, idle_timeout_ms));
                 return 0;
             }
             if (c->tmode != T_HEAD)

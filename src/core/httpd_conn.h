@@ -91,6 +91,10 @@ struct httpd {
 conn_t *httpd_conn_get(httpd_worker_t *w);
 /* The loop callback of a connection's socket. */
 void httpd_conn_io(ev_loop_t *loop, int fd, uint32_t events, void *arg);
+/* A client timeout of h's config: httpd_set_timeouts may change them while workers run, so
+ * they are read with relaxed atomic loads (any recent value will do). */
+#define HTTPD_TIMEOUT(h, field) __atomic_load_n(&(h)->cfg.field, __ATOMIC_RELAXED)
+
 /* Arm the connection's one timer for `mode` (T_NONE stops it). */
 void httpd_conn_set_timer(conn_t *c, int mode, uint32_t ms);
 /* Send what is queued: 0 (all sent, or waiting for EPOLLOUT) or -1 (broken; the caller

@@ -1,4 +1,5 @@
 /* accesslog.c — formats a finished request as one JSON line and appends it with one write. */
+#define _GNU_SOURCE /* dup3 */
 #include "gateway/accesslog.h"
 
 #include <errno.h>
@@ -13,10 +14,15 @@
 #include "core/json.h"
 
 struct accesslog {
-    int fd;
+    int fd;                 /* never changes: reopen swaps the file behind it with dup3 */
     int owned;              /* fd opened here (closed at the end) */
+    char *path;             /* the file, for reopen; NULL for stdout/stderr */
     atomic_uint_fast64_t lost;
 };
+
+static int open_file(const char *path) {
+    return open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+}
 
 int accesslog_open(const char *dest, accesslog_t **out, char *err, size_t errlen) {
     *out = NULL;
@@ -28,10 +34,16 @@ int accesslog_open(const char *dest, accesslog_t **out, char *err, size_t errlen
     } else if (!strcmp(dest, "stderr")) {
         a->fd = STDERR_FILENO;
     } else {
-        a->fd = open(dest, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+        a->path = strdup(dest);
+        a->fd = a->path ? open_file(dest) : -1;
         if (a->fd < 0) {
+            if (!a->path) {
+                free(a);
+                return -ENOMEM;
+            }
             int e = errno;
             snprintf(err, errlen, "access log %s: %s", dest, strerror(e));
+            free(a->path);
             free(a);
             return -e;
         }
@@ -46,7 +58,29 @@ void accesslog_close(accesslog_t *a) {
         return;
     if (a->owned)
         close(a->fd);
+    free(a->path);
     free(a);
+}
+
+int accesslog_reopen(accesslog_t *a, char *err, size_t errlen) {
+    if (!a || !a->path)
+        return 0;
+    int fd = open_file(a->path);
+    if (fd < 0) {
+        int e = errno;
+        snprintf(err, errlen, "access log %s: %s (still writing to the old file)", a->path,
+                 strerror(e));
+        return -e;
+    }
+    /* dup3 replaces the open file behind a->fd in one step: a writer in another thread
+     * writes its whole line either to the old file or to the new one, and the descriptor
+     * number it holds never points at anything else. */
+    int rc = dup3(fd, a->fd, O_CLOEXEC) < 0 ? -errno : 0;
+    if (rc)
+        snprintf(err, errlen, "access log %s: %s (still writing to the old file)", a->path,
+                 strerror(-rc));
+    close(fd);
+    return rc;
 }
 
 static void key_str(json_w_t *w, const char *k, const char *v) {

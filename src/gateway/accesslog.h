@@ -26,6 +26,11 @@ typedef struct accesslog_rec {
  * negative errno with a message in err. */
 int accesslog_open(const char *dest, accesslog_t **out, char *err, size_t errlen);
 void accesslog_close(accesslog_t *a);
+/* Log rotation: open the file by its path again (created if it was moved away) and write
+ * there from now on; lines being written meanwhile go whole to the old or the new file.
+ * Safe while other threads write. stdout/stderr and NULL: nothing to do. 0, or a negative
+ * errno with a message in err (the old file stays in use). */
+int accesslog_reopen(accesslog_t *a, char *err, size_t errlen);
 
 /* Format rec into scratch (the caller's, reused: no allocation once it has grown) and write
  * the line with one write() (O_APPEND: lines from several threads never interleave). 0, or

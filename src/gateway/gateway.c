@@ -96,6 +96,7 @@ int gateway_new(const gateway_opts_t *opts, gateway_t **out, char *err, size_t e
     int aport = opts->admin_port >= 0 ? opts->admin_port : cfg.admin.listen.port;
     int admin_on = cfg.admin.enabled;
     size_t max_body = cfg.max_body_bytes;
+    gw_http_cfg_t http = cfg.http;
 
     if (!gw->config_path || !gw->workers ||
         gov_bind(&gw->gov, cfg.gov, ev_clock_ns(), time(NULL)) != 0 ||
@@ -119,6 +120,13 @@ int gateway_new(const gateway_opts_t *opts, gateway_t **out, char *err, size_t e
         .port = port,
         .threads = gw->threads,
         .max_body_bytes = max_body,
+        .max_head_bytes = http.max_head_bytes,
+        .max_headers = http.max_headers,
+        .header_timeout_ms = http.header_timeout_ms,
+        .body_timeout_ms = http.body_timeout_ms,
+        .idle_timeout_ms = http.idle_timeout_ms,
+        .write_timeout_ms = http.write_timeout_ms,
+        .max_conns = http.max_conns,
         .handler = proxy_handle,
         .worker_init = worker_init,
         .worker_fini = worker_fini,
@@ -216,6 +224,12 @@ static void note_restart_only(const gw_config_t *a, const gw_config_t *b, char *
     if (a->max_body_bytes != b->max_body_bytes && n < msglen)
         n += (size_t)snprintf(msg + n, msglen - n,
                               "; max_body_bytes changed (takes effect on restart)");
+    if ((a->http.max_head_bytes != b->http.max_head_bytes ||
+         a->http.max_headers != b->http.max_headers || a->http.max_conns != b->http.max_conns) &&
+        n < msglen)
+        n += (size_t)snprintf(msg + n, msglen - n,
+                              "; http head/connection limits changed (take effect on restart; "
+                              "timeouts apply now)");
     if (obscfg_files_differ(a->obs, b->obs) && n < msglen)
         snprintf(msg + n, msglen - n,
                  "; request_log/access_log files changed (take effect on restart; sample rates "
@@ -224,6 +238,10 @@ static void note_restart_only(const gw_config_t *a, const gw_config_t *b, char *
 
 int gateway_reload(gateway_t *gw, char *msg, size_t msglen) {
     gw_config_t cfg;
+    /* Log rotation comes first and does not depend on the file being valid: after a
+     * rename-then-HUP the lines go to a fresh file even when the config is refused. */
+    if (obs_reopen_logs(gw->obs, msg, msglen) != 0)
+        log_warn("cannot reopen the access log", LOG_STR("error", msg));
     /* Built and validated off to the side: a broken file never touches the current one. */
     int rc = gwconfig_load(gw->config_path, &cfg, msg, msglen);
     if (rc) {
@@ -243,6 +261,9 @@ int gateway_reload(gateway_t *gw, char *msg, size_t msglen) {
     if (rc == 0) {
         gw->cur = s;
         atomic_store_explicit(&gw->gen, s->generation, memory_order_release);
+        const gw_http_cfg_t *h = &s->cfg.http;
+        httpd_set_timeouts(gw->main, h->header_timeout_ms, h->body_timeout_ms,
+                           h->idle_timeout_ms, h->write_timeout_ms);
     }
     pthread_mutex_unlock(&gw->mu);
     if (rc) {

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/httpd.h"
 #include "gateway/govcfg.h"
 #include "gateway/obscfg.h"
 #include "gateway/taskcfg.h"
@@ -38,6 +39,15 @@ int gwconfig_defaults(gw_config_t *cfg) {
     cfg->listen.host = strdup("127.0.0.1");
     cfg->listen.port = GW_DEF_PORT;
     cfg->max_body_bytes = GW_DEF_MAX_BODY;
+    cfg->http = (gw_http_cfg_t){
+        .max_head_bytes = HTTPD_DEFAULT_MAX_HEAD,
+        .max_headers = HTTPD_DEFAULT_MAX_HEADERS,
+        .header_timeout_ms = HTTPD_DEFAULT_HEADER_TIMEOUT,
+        .body_timeout_ms = HTTPD_DEFAULT_BODY_TIMEOUT,
+        .idle_timeout_ms = HTTPD_DEFAULT_IDLE_TIMEOUT,
+        .write_timeout_ms = HTTPD_DEFAULT_WRITE_TIMEOUT,
+        .max_conns = HTTPD_DEFAULT_MAX_CONNS,
+    };
     cfg->admin.listen.host = strdup("127.0.0.1");
     cfg->admin.listen.port = GW_DEF_ADMIN_PORT;
     if (!cfg->listen.host || !cfg->admin.listen.host) {

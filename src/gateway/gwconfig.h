@@ -101,11 +101,25 @@ typedef struct gw_route_cfg {
     gw_where_t where;
 } gw_route_cfg_t;
 
+/* Limits on what clients send the main listener (core/httpd's, defaults HTTPD_DEFAULT_*).
+ * The timeouts apply on reload; the rest at start-up only. */
+typedef struct gw_http_cfg {
+    size_t max_head_bytes;      /* request line + headers; larger: 431 */
+    size_t max_headers;         /* header lines; more: 431 */
+    uint32_t header_timeout_ms; /* the whole head within this, or 408 and close (slow loris) */
+    uint32_t body_timeout_ms;   /* the body after the head within this, or 408 and close */
+    uint32_t idle_timeout_ms;   /* an idle keep-alive connection is closed after this */
+    uint32_t write_timeout_ms;  /* a client that takes nothing for this long is dropped */
+    int max_conns;              /* client connections over all workers; beyond: 503 */
+    gw_where_t where;
+} gw_http_cfg_t;
+
 typedef struct gw_config {
     char *path;              /* the file it was loaded from (for reload and errors) */
     gw_listen_t listen;
     int threads;             /* worker threads; 0 = number of cores */
     size_t max_body_bytes;   /* request bodies larger than this: 413 */
+    gw_http_cfg_t http;      /* the `http:` section: head limits and client timeouts */
     gw_admin_cfg_t admin;
     gw_backend_cfg_t *backends;
     size_t nbackends;

@@ -111,6 +111,42 @@ static int load_admin(ld_t *l, const cfg_node_t *n, gw_admin_cfg_t *a) {
     return 0;
 }
 
+/* http: head limits and client timeouts of the main listener. Ranges keep a typo from
+ * disabling a defence: a head must fit a request line and a few headers, timeouts are at
+ * least 100 ms and at most a day. */
+static int load_http(ld_t *l, const cfg_node_t *n, gw_http_cfg_t *h) {
+    static const char *const keys[] = {"max_head_bytes",    "max_headers",     "header_timeout_ms",
+                                       "body_timeout_ms",   "idle_timeout_ms", "write_timeout_ms",
+                                       "max_connections",   NULL};
+    int rc = cfg_check_keys(n, keys, l->err, l->errlen);
+    if (rc)
+        return rc;
+    h->where.line = n->key_line;
+    const int64_t day = 24LL * 3600 * 1000;
+    uint64_t head;
+    int64_t nh, conns, t[4];
+    uint32_t *dst[4] = {&h->header_timeout_ms, &h->body_timeout_ms, &h->idle_timeout_ms,
+                        &h->write_timeout_ms};
+    static const char *const tkeys[4] = {"header_timeout_ms", "body_timeout_ms",
+                                         "idle_timeout_ms", "write_timeout_ms"};
+    if ((rc = cfg_size(n, "max_head_bytes", h->max_head_bytes, 1024, 1u << 20, &head, l->err,
+                       l->errlen)) ||
+        (rc = cfg_int(n, "max_headers", (int64_t)h->max_headers, 8, 1024, &nh, l->err,
+                      l->errlen)) ||
+        (rc = cfg_int(n, "max_connections", h->max_conns, 16, 1000000, &conns, l->err,
+                      l->errlen)))
+        return rc;
+    for (int i = 0; i < 4; i++)
+        if ((rc = cfg_int(n, tkeys[i], *dst[i], 100, day, &t[i], l->err, l->errlen)))
+            return rc;
+    h->max_head_bytes = (size_t)head;
+    h->max_headers = (size_t)nh;
+    h->max_conns = (int)conns;
+    for (int i = 0; i < 4; i++)
+        *dst[i] = (uint32_t)t[i];
+    return 0;
+}
+
 static int load_backend(ld_t *l, const cfg_node_t *n, gw_backend_cfg_t *b) {
     static const char *const keys[] = {"addresses",   "health_check", "ejection",
                                        "max_connections", "api_key", "api_key_env", NULL};
@@ -239,7 +275,7 @@ static int section(ld_t *l, const cfg_node_t *n, size_t *count) {
 }
 
 static int load_tree(ld_t *l, const cfg_node_t *root, gw_config_t *c) {
-    static const char *const keys[] = {"listen", "threads", "max_body_bytes", "admin",
+    static const char *const keys[] = {"listen", "threads", "max_body_bytes", "http", "admin",
                                        "backends", "routes", "services", "redis",
                                        "fair_queue", "request_log", "access_log", "metrics", "tasks",
                                        "circuit_breaker", NULL};
@@ -253,6 +289,9 @@ static int load_tree(ld_t *l, const cfg_node_t *root, gw_config_t *c) {
         return rc;
     c->threads = (int)threads;
     c->max_body_bytes = (size_t)body;
+    const cfg_node_t *hs = cfg_get(root, "http");
+    if (hs && !(hs->type == CFG_SCALAR && hs->is_null) && (rc = load_http(l, hs, &c->http)))
+        return rc;
     const cfg_node_t *a = cfg_get(root, "admin");
     if (a && !(a->type == CFG_SCALAR && a->is_null) && (rc = load_admin(l, a, &c->admin)))
         return rc;

@@ -74,6 +74,10 @@ void obs_free(obs_t *o) {
     free(o);
 }
 
+int obs_reopen_logs(obs_t *o, char *err, size_t errlen) {
+    return accesslog_reopen(o->access, err, errlen);
+}
+
 gwm_t *obs_metrics(obs_t *o) {
     return o->metrics;
 }

@@ -44,6 +44,9 @@ typedef struct obs_req {
 int obs_new(const obs_cfg_t *cfg, obs_t **out, char *err, size_t errlen);
 /* Drains the request log (everything accepted is written), closes the logs. */
 void obs_free(obs_t *o);
+/* Log rotation (SIGHUP, admin reload): reopen the access log file by its path. 0, or a
+ * negative errno with a message in err (the old file stays in use). */
+int obs_reopen_logs(obs_t *o, char *err, size_t errlen);
 gwm_t *obs_metrics(obs_t *o);
 reqlog_t *obs_reqlog(obs_t *o);
 

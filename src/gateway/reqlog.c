@@ -3,13 +3,16 @@
 #include "gateway/reqlog.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "core/json.h"
 #include "core/log.h"
@@ -368,6 +371,60 @@ static void *writer_main(void *arg) {
     return NULL;
 }
 
+/* ---------- file permissions ---------- */
+
+/* The database holds (redacted) prompts: it and its -wal/-shm files are the gateway user's
+ * alone, whatever the umask. A missing database is created 0600 here (fchmod, so the umask
+ * cannot widen it); SQLite creates -wal and -shm with the database's mode. An existing file
+ * open to group or others (made by an older version, or by hand) is narrowed to 0600 with a
+ * warning; when that is not allowed (another owner) the log is refused. 0 or a negative errno
+ * with a message in err. */
+static int owner_only(const char *path, int create, char *err, size_t errlen) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC | (create ? O_CREAT : 0), 0600);
+    if (fd < 0) {
+        int e = errno;
+        if (e == ENOENT && !create)
+            return 0;
+        snprintf(err, errlen, "request log %s: %s (is the directory writable?)", path,
+                 strerror(e));
+        return -e;
+    }
+    struct stat st;
+    int rc = 0;
+    if (fstat(fd, &st) != 0) {
+        rc = -errno;
+        snprintf(err, errlen, "request log %s: %s", path, strerror(-rc));
+    } else if (!S_ISREG(st.st_mode)) {
+        rc = -EINVAL;
+        snprintf(err, errlen, "request log %s: not a regular file", path);
+    } else if (st.st_mode & 077) {
+        if (fchmod(fd, st.st_mode & 0700) != 0) {
+            rc = -errno;
+            snprintf(err, errlen,
+                     "request log %s: readable by group or others (mode %04o) and cannot be "
+                     "narrowed: %s; chmod 600 it or choose another path",
+                     path, (unsigned)(st.st_mode & 07777), strerror(-rc));
+        } else if (st.st_size > 0) {
+            log_warn("request log file was open to group or others; narrowed to owner-only",
+                     LOG_STR("path", path), LOG_INT("old_mode", st.st_mode & 07777));
+        }
+    }
+    close(fd);
+    return rc;
+}
+
+static int secure_files(const char *path, char *err, size_t errlen) {
+    int rc = owner_only(path, 1, err, errlen);
+    static const char *const side[] = {"-wal", "-shm", "-journal"};
+    char p[4096];
+    for (size_t i = 0; rc == 0 && i < sizeof side / sizeof *side; i++) {
+        if ((size_t)snprintf(p, sizeof p, "%s%s", path, side[i]) >= sizeof p)
+            break;
+        rc = owner_only(p, 0, err, errlen);
+    }
+    return rc;
+}
+
 /* ---------- public ---------- */
 
 int reqlog_open(const reqlog_opts_t *o, reqlog_t **out, char *err, size_t errlen) {
@@ -407,6 +464,8 @@ int reqlog_open(const reqlog_opts_t *o, reqlog_t **out, char *err, size_t errlen
         if (!(rl->rates[i].service = strdup(o->rates[i].service)))
             goto err;
     }
+    if ((rc = secure_files(o->path, err, errlen)) != 0)
+        goto err;
     rc = -EIO;
     if (sqlite3_open_v2(o->path, &rl->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
             SQLITE_OK ||

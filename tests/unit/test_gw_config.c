@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdlib.h>
 
+#include "core/httpd.h"
 #include "gateway/gwconfig.h"
 
 static const char *good =
@@ -145,6 +146,59 @@ static void test_errors(void) {
                "bad.yaml:6: routes.m.variants: expected a map");
 }
 
+/* http: the main listener's head limits and client timeouts; absent: core httpd's defaults. */
+static void test_http(void) {
+    const char *text = BK RT
+        "http:\n"                                      /* 8 */
+        "  max_head_bytes: 8KB\n"
+        "  max_headers: 32\n"
+        "  header_timeout_ms: 1500\n"
+        "  body_timeout_ms: 2000\n"
+        "  idle_timeout_ms: 3000\n"
+        "  write_timeout_ms: 4000\n"
+        "  max_connections: 500\n";
+    gw_config_t c;
+    char err[GWCONFIG_ERR_MAX] = "";
+    int rc = gwconfig_load_string("t.yaml", text, strlen(text), &c, err, sizeof err);
+    CHECK_MSG(rc == 0, "%s", err);
+    if (rc == 0) {
+        CHECK_EQ_INT(c.http.max_head_bytes, 8192);
+        CHECK_EQ_INT(c.http.max_headers, 32);
+        CHECK_EQ_INT(c.http.header_timeout_ms, 1500);
+        CHECK_EQ_INT(c.http.body_timeout_ms, 2000);
+        CHECK_EQ_INT(c.http.idle_timeout_ms, 3000);
+        CHECK_EQ_INT(c.http.write_timeout_ms, 4000);
+        CHECK_EQ_INT(c.http.max_conns, 500);
+        CHECK_EQ_INT(c.http.where.line, 8);
+        gwconfig_free(&c);
+    }
+    /* Absent, or only some fields: the others keep core httpd's defaults. */
+    const char *part = BK RT "http: {header_timeout_ms: 700}\n";
+    rc = gwconfig_load_string("t.yaml", part, strlen(part), &c, err, sizeof err);
+    CHECK_MSG(rc == 0, "%s", err);
+    if (rc == 0) {
+        CHECK_EQ_INT(c.http.header_timeout_ms, 700);
+        CHECK_EQ_INT(c.http.max_head_bytes, HTTPD_DEFAULT_MAX_HEAD);
+        CHECK_EQ_INT(c.http.max_headers, HTTPD_DEFAULT_MAX_HEADERS);
+        CHECK_EQ_INT(c.http.body_timeout_ms, HTTPD_DEFAULT_BODY_TIMEOUT);
+        CHECK_EQ_INT(c.http.idle_timeout_ms, HTTPD_DEFAULT_IDLE_TIMEOUT);
+        CHECK_EQ_INT(c.http.write_timeout_ms, HTTPD_DEFAULT_WRITE_TIMEOUT);
+        CHECK_EQ_INT(c.http.max_conns, HTTPD_DEFAULT_MAX_CONNS);
+        gwconfig_free(&c);
+    }
+    expect_err(BK RT "http:\n  header_timeout_ms: 5\n",
+               "bad.yaml:9: http.header_timeout_ms: expected an integer between 100 and 86400000, "
+               "got \"5\"");
+    expect_err(BK RT "http:\n  max_head_bytes: 100\n", "bad.yaml:9: http.max_head_bytes:");
+    expect_err(BK RT "http:\n  max_headers: 100000\n",
+               "bad.yaml:9: http.max_headers: expected an integer between 8 and 1024");
+    expect_err(BK RT "http:\n  idle_timeout_ms: soon\n", "bad.yaml:9: http.idle_timeout_ms:");
+    expect_err(BK RT "http:\n  max_connections: 0\n", "bad.yaml:9: http.max_connections:");
+    expect_err(BK RT "http:\n  header_timeout: 1000\n",
+               "bad.yaml:9: http: unknown field \"header_timeout\"");
+    expect_err(BK RT "http: 5\n", "bad.yaml:8: http:");
+}
+
 static void test_hostport(void) {
     char *h = NULL;
     uint16_t p = 0;
@@ -195,6 +249,7 @@ int main(void) {
     test_key_env();
     test_errors();
     test_hostport();
+    test_http();
     test_file();
     return check_summary("test_gw_config");
 }

@@ -5,6 +5,7 @@
 #include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -261,6 +262,46 @@ static void test_open_error(void) {
     CHECK(strstr(err, "/nonexistent-dir/x/requests.db") != NULL);
 }
 
+/* The database and SQLite's -wal/-shm beside it are owner-only whatever the umask; an
+ * existing database open to others is narrowed. */
+static int mode_of(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 ? (int)(st.st_mode & 0777) : -1;
+}
+
+static void test_owner_only(void) {
+    char p[128], side[160];
+    db_path(p, sizeof p, "perm.db");
+    mode_t old = umask(0); /* the widest: SQLite alone would create 0644 */
+    reqlog_t *rl;
+    char err[256];
+    CHECK_EQ_INT(reqlog_open(&(reqlog_opts_t){.path = p, .sample_rate = 1}, &rl, err, sizeof err),
+                 0);
+    reqlog_rec_t r = rec("s", "{\"prompt\":\"secret-ish\"}", "{}");
+    CHECK_EQ_INT(reqlog_submit(rl, &r), 0);
+    CHECK_EQ_INT(reqlog_sync(rl, 5000), 0);
+    CHECK_EQ_INT(mode_of(p), 0600);
+    snprintf(side, sizeof side, "%s-wal", p);
+    CHECK_EQ_INT(mode_of(side), 0600);
+    snprintf(side, sizeof side, "%s-shm", p);
+    CHECK_EQ_INT(mode_of(side), 0600);
+    reqlog_close(rl);
+
+    /* An existing file readable by everyone is narrowed on open. */
+    CHECK_EQ_INT(chmod(p, 0644), 0);
+    CHECK_EQ_INT(reqlog_open(&(reqlog_opts_t){.path = p}, &rl, err, sizeof err), 0);
+    CHECK_EQ_INT(mode_of(p), 0600);
+    reqlog_close(rl);
+    CHECK_EQ_STR(q1(p, "SELECT count(*) FROM requests"), "1");
+
+    /* A directory where the file should be: refused with the path named. */
+    db_path(p, sizeof p, "adir.db");
+    CHECK_EQ_INT(mkdir(p, 0700), 0);
+    CHECK(reqlog_open(&(reqlog_opts_t){.path = p}, &rl, err, sizeof err) < 0);
+    CHECK(strstr(err, "adir.db") != NULL);
+    umask(old);
+}
+
 int main(void) {
     snprintf(dir, sizeof dir, "/tmp/test_reqlog.XXXXXX");
     if (!mkdtemp(dir))
@@ -272,6 +313,7 @@ int main(void) {
     test_drops();
     test_drain();
     test_open_error();
+    test_owner_only();
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     if (system(cmd) != 0)
