@@ -22,14 +22,14 @@
 #define UP_MAX_CHILDREN 5
 #define UP_DEFAULT_MODEL "models/orders.gguf"
 #define UP_DEFAULT_DB "build/up/orders.db"
-#define UP_HEALTH_WAIT_MS 60000 /* a big model file takes a while to map */
+#define UP_HEALTH_WAIT_MS 60000   /* a big model file takes a while to map */
 #define UP_UPSTREAM_WAIT_MS 10000 /* an external upstream should already be up */
 
 /* One child process of the stack. */
 typedef struct up_child {
     const char *name; /* "sim-stable", "gateway" ... */
     pid_t pid;
-    int port;         /* where its health endpoint answers */
+    int port; /* where its health endpoint answers */
     const char *health_path;
 } up_child_t;
 
@@ -116,8 +116,7 @@ static int http_exchange(const char *host, int port, const char *method, const c
     char portstr[8];
     snprintf(portstr, sizeof portstr, "%d", port);
     out[0] = '\0';
-    if (getaddrinfo(host, portstr, &hints, &ai) != 0 || !ai)
-        return -1;
+    if (getaddrinfo(host, portstr, &hints, &ai) != 0 || !ai) return -1;
     int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         freeaddrinfo(ai);
@@ -129,19 +128,19 @@ static int http_exchange(const char *host, int port, const char *method, const c
     int status = -1;
     if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0) {
         char req[2048];
+        int v6 = strchr(host, ':') != NULL; /* Host: [::1] */
         int n = snprintf(req, sizeof req,
-                         "%s %s HTTP/1.0\r\nHost: %s\r\nContent-Type: application/json\r\n"
+                         "%s %s HTTP/1.0\r\nHost: %s%s%s\r\nContent-Type: application/json\r\n"
                          "Content-Length: %zu\r\n\r\n%s",
-                         method, path, host, body ? strlen(body) : 0, body ? body : "");
+                         method, path, v6 ? "[" : "", host, v6 ? "]" : "", body ? strlen(body) : 0,
+                         body ? body : "");
         size_t len = 0;
         if (n > 0 && (size_t)n < sizeof req && write(fd, req, (size_t)n) == n) {
             ssize_t r;
-            while (len + 1 < cap && (r = read(fd, out + len, cap - 1 - len)) > 0)
-                len += (size_t)r;
+            while (len + 1 < cap && (r = read(fd, out + len, cap - 1 - len)) > 0) len += (size_t)r;
         }
         out[len] = '\0';
-        if (sscanf(out, "HTTP/1.%*d %d", &status) != 1)
-            status = -1;
+        if (sscanf(out, "HTTP/1.%*d %d", &status) != 1) status = -1;
     }
     close(fd);
     freeaddrinfo(ai);
@@ -151,8 +150,7 @@ static int http_exchange(const char *host, int port, const char *method, const c
 /* 1 when something accepts connections on 127.0.0.1:port. */
 static int port_in_use(int port) {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return 0;
+    if (fd < 0) return 0;
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     int used = connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0;
@@ -171,8 +169,7 @@ static int spawn(up_stack_t *st, const char *name, int port, const char *health_
         /* The child's stdout is quiet (its "listening" line would interleave with
          * ours); errors and logs still reach the terminal through stderr. */
         int devnull = open("/dev/null", O_WRONLY);
-        if (devnull >= 0)
-            dup2(devnull, STDOUT_FILENO);
+        if (devnull >= 0) dup2(devnull, STDOUT_FILENO);
         execv("/proc/self/exe", argv);
         fprintf(stderr, "tollgate up: cannot run %s: %s\n", name, strerror(errno));
         _exit(127);
@@ -192,12 +189,13 @@ static int wait_healthy(up_child_t *c) {
     while (now_ms() < deadline && !up_interrupted) {
         int wst;
         if (waitpid(c->pid, &wst, WNOHANG) == c->pid) {
-            fprintf(stderr, "tollgate up: %s exited before it was healthy (status %d)\n",
-                    c->name, WIFEXITED(wst) ? WEXITSTATUS(wst) : 128 + WTERMSIG(wst));
+            fprintf(stderr, "tollgate up: %s exited before it was healthy (status %d)\n", c->name,
+                    WIFEXITED(wst) ? WEXITSTATUS(wst) : 128 + WTERMSIG(wst));
             c->pid = 0;
             return -1;
         }
-        if (http_exchange("127.0.0.1", c->port, "GET", c->health_path, NULL, resp, sizeof resp, 500) == 200)
+        if (http_exchange("127.0.0.1", c->port, "GET", c->health_path, NULL, resp, sizeof resp,
+                          500) == 200)
             return 0;
         poll(NULL, 0, 100);
     }
@@ -210,8 +208,7 @@ static int wait_healthy(up_child_t *c) {
 /* SIGTERM every child, then wait; SIGKILL what is still there after 10 s. */
 static void stop_all(up_stack_t *st) {
     for (int i = st->n - 1; i >= 0; i--)
-        if (st->child[i].pid > 0)
-            kill(st->child[i].pid, SIGTERM);
+        if (st->child[i].pid > 0) kill(st->child[i].pid, SIGTERM);
     uint64_t deadline = now_ms() + 10000;
     for (int i = st->n - 1; i >= 0; i--) {
         up_child_t *c = &st->child[i];
@@ -248,11 +245,13 @@ static void json_field(const char *resp, const char *key, char *out, size_t cap)
 
 /* Place a few orders through the order service and print what each became. */
 static void sample_orders(int orders_port) {
-    static const char *const items[] = {"lgr pep pzza x2", "2 marg sml, coke", "one xl hawaiian + gb"};
+    static const char *const items[] = {"lgr pep pzza x2", "2 marg sml, coke",
+                                        "one xl hawaiian + gb"};
     for (size_t i = 0; i < sizeof items / sizeof items[0]; i++) {
         char body[256], resp[8192], desc[256], source[16], reason[64];
         snprintf(body, sizeof body, "{\"items\":\"%s\",\"customer\":\"sample\"}", items[i]);
-        int status = http_exchange("127.0.0.1", orders_port, "POST", "/orders", body, resp, sizeof resp, 5000);
+        int status = http_exchange("127.0.0.1", orders_port, "POST", "/orders", body, resp,
+                                   sizeof resp, 5000);
         json_field(resp, "description", desc, sizeof desc);
         json_field(resp, "description_source", source, sizeof source);
         json_field(resp, "reason", reason, sizeof reason);
@@ -285,25 +284,26 @@ static int pick_free_ports(up_ports_t *p) {
         }
     }
     for (int i = 0; i < 6; i++)
-        if (fds[i] >= 0)
-            close(fds[i]);
+        if (fds[i] >= 0) close(fds[i]);
     return rc;
 }
 
 /* An upstream given as http://HOST:PORT[/v1][/]: host (brackets kept for IPv6, as the
  * gateway config writes it), bare host for connecting, port. */
 typedef struct up_upstream {
-    char addr[300];    /* "host:port" for the gateway config */
-    char host[260];    /* for connect(): no brackets */
+    char addr[300]; /* "host:port" for the gateway config */
+    char host[260]; /* for connect(): no brackets */
     int port;
-    char model[256];   /* the model name sent upstream */
-    char health[16];   /* "/health" or "/v1/models": what answered */
+    char model[256]; /* the model name sent upstream */
+    char health[16]; /* "/health" or "/v1/models": what answered */
 } up_upstream_t;
 
 static int parse_upstream(const char *url, up_upstream_t *u) {
     if (!strncmp(url, "https://", 8)) {
-        fprintf(stderr, "tollgate up: --upstream %s: the gateway speaks plain HTTP to upstreams; "
-                        "use http:// (a TLS-terminating proxy in front of a remote server)\n", url);
+        fprintf(stderr,
+                "tollgate up: --upstream %s: the gateway speaks plain HTTP to upstreams; "
+                "use http:// (a TLS-terminating proxy in front of a remote server)\n",
+                url);
         return -1;
     }
     if (strncmp(url, "http://", 7) != 0) {
@@ -313,8 +313,10 @@ static int parse_upstream(const char *url, up_upstream_t *u) {
     const char *h = url + 7, *end = h + strcspn(h, "/");
     const char *path = end;
     if (*path && strcmp(path, "/") && strcmp(path, "/v1") && strcmp(path, "/v1/")) {
-        fprintf(stderr, "tollgate up: --upstream %s: only http://HOST:PORT or http://HOST:PORT/v1 "
-                        "(the gateway calls /v1/... on the upstream)\n", url);
+        fprintf(stderr,
+                "tollgate up: --upstream %s: only http://HOST:PORT or http://HOST:PORT/v1 "
+                "(the gateway calls /v1/... on the upstream)\n",
+                url);
         return -1;
     }
     const char *colon;
@@ -326,15 +328,13 @@ static int parse_upstream(const char *url, up_upstream_t *u) {
             return -1;
         }
         hl = (size_t)(rb - h - 1);
-        if (hl >= sizeof u->host)
-            goto bad;
+        if (hl >= sizeof u->host) goto bad;
         memcpy(u->host, h + 1, hl);
         colon = rb + 1 < end && rb[1] == ':' ? rb + 1 : NULL;
     } else {
         colon = memchr(h, ':', (size_t)(end - h));
         hl = (size_t)((colon ? colon : end) - h);
-        if (hl >= sizeof u->host)
-            goto bad;
+        if (hl >= sizeof u->host) goto bad;
         memcpy(u->host, h, hl);
     }
     u->host[hl] = '\0';
@@ -342,16 +342,15 @@ static int parse_upstream(const char *url, up_upstream_t *u) {
     if (colon) {
         char *e;
         long port = strtol(colon + 1, &e, 10);
-        if (e != end || port < 1 || port > 65535)
-            goto bad;
+        if (e != end || port < 1 || port > 65535) goto bad;
         u->port = (int)port;
     }
-    if (!u->host[0])
-        goto bad;
+    if (!u->host[0]) goto bad;
     snprintf(u->addr, sizeof u->addr, strchr(u->host, ':') ? "[%s]:%d" : "%s:%d", u->host, u->port);
     return 0;
 bad:
-    fprintf(stderr, "tollgate up: --upstream %s: expected http://HOST:PORT with a port 1-65535\n", url);
+    fprintf(stderr, "tollgate up: --upstream %s: expected http://HOST:PORT with a port 1-65535\n",
+            url);
     return -1;
 }
 
@@ -359,49 +358,56 @@ bad:
 static int first_model_id(const char *resp, char *out, size_t cap) {
     const char *body = strstr(resp, "\r\n\r\n");
     const char *p = body ? strstr(body, "\"id\"") : NULL;
-    if (!p)
-        return -1;
+    if (!p) return -1;
     p += 4;
-    while (*p == ' ' || *p == ':')
-        p++;
-    if (*p++ != '"')
-        return -1;
+    while (*p == ' ' || *p == ':') p++;
+    if (*p++ != '"') return -1;
     size_t n = 0;
-    while (*p && *p != '"' && *p != '\\' && n + 1 < cap)
-        out[n++] = *p++;
+    while (*p && *p != '"' && *p != '\\' && n + 1 < cap) out[n++] = *p++;
     out[n] = '\0';
     return *p == '"' && n ? 0 : -1;
 }
 
 /* Is the upstream there? /health (vLLM, llama.cpp server, tollgate), else /v1/models
- * (any OpenAI-compatible server). Fills u->health and, when not given, u->model. */
+ * (any OpenAI-compatible server). A /health that answers but not 200 (503 while a model
+ * loads) is waited for, up to the engine's wait; no answer at all, up to 10 s. Fills
+ * u->health and, when not given, u->model. */
 static int check_upstream(up_upstream_t *u, const char *url) {
     char resp[16384];
-    int st = -1;
-    uint64_t deadline = now_ms() + UP_UPSTREAM_WAIT_MS;
-    do {
-        if (http_exchange(u->host, u->port, "GET", "/health", NULL, resp, sizeof resp, 2000) == 200) {
-            strcpy(u->health, "/health");
-            st = 200;
-        }
-        int models = http_exchange(u->host, u->port, "GET", "/v1/models", NULL, resp, sizeof resp, 2000);
-        if (st != 200 && models == 200) {
-            strcpy(u->health, "/v1/models");
-            st = 200;
-        }
-        if (st == 200) {
-            if (!u->model[0] && (models != 200 || first_model_id(resp, u->model, sizeof u->model))) {
-                fprintf(stderr, "tollgate up: %s lists no model in GET /v1/models; name the one to "
-                                "use with --upstream-model NAME\n", url);
+    int health = -1, models = -1;
+    uint64_t t0 = now_ms();
+    for (;;) {
+        health = http_exchange(u->host, u->port, "GET", "/health", NULL, resp, sizeof resp, 2000);
+        models =
+            http_exchange(u->host, u->port, "GET", "/v1/models", NULL, resp, sizeof resp, 2000);
+        int no_health = health == 404 || health == 405 || health == 501;
+        if (health == 200 || (no_health && models == 200)) {
+            strcpy(u->health, health == 200 ? "/health" : "/v1/models");
+            if (!u->model[0] &&
+                (models != 200 || first_model_id(resp, u->model, sizeof u->model))) {
+                fprintf(stderr,
+                        "tollgate up: %s lists no model in GET /v1/models; name the one to "
+                        "use with --upstream-model NAME\n",
+                        url);
                 return -1;
             }
             return 0;
         }
+        uint64_t wait = health > 0 && !no_health ? UP_HEALTH_WAIT_MS : UP_UPSTREAM_WAIT_MS;
+        if (up_interrupted || now_ms() - t0 > wait) break;
         poll(NULL, 0, 250);
-    } while (now_ms() < deadline && !up_interrupted);
-    if (!up_interrupted)
-        fprintf(stderr, "tollgate up: the upstream %s answers neither GET /health nor GET /v1/models "
-                        "with 200 (is it running, and is that its address?)\n", url);
+    }
+    if (up_interrupted) return -1;
+    if (health > 0)
+        fprintf(stderr,
+                "tollgate up: the upstream %s answers GET /health with %d and GET /v1/models "
+                "with %d, not 200 (still loading its model?)\n",
+                url, health, models);
+    else
+        fprintf(stderr,
+                "tollgate up: the upstream %s answers neither GET /health nor GET /v1/models "
+                "(is it running, and is that its address?)\n",
+                url);
     return -1;
 }
 
@@ -411,36 +417,63 @@ int cmd_up(int argc, char **argv) {
     const char *prompt = NULL;
     long port_base = -1;
     static const struct option opts[] = {
-        {"config", required_argument, NULL, 'c'},   {"model", required_argument, NULL, 'm'},
-        {"db", required_argument, NULL, 'd'},       {"ttft-ms", required_argument, NULL, 't'},
-        {"itl-ms", required_argument, NULL, 'i'},   {"upstream", required_argument, NULL, 'u'},
+        {"config", required_argument, NULL, 'c'},
+        {"model", required_argument, NULL, 'm'},
+        {"db", required_argument, NULL, 'd'},
+        {"ttft-ms", required_argument, NULL, 't'},
+        {"itl-ms", required_argument, NULL, 'i'},
+        {"upstream", required_argument, NULL, 'u'},
         {"upstream-model", required_argument, NULL, 'n'},
-        {"prompt", required_argument, NULL, 'p'},   {"port-base", required_argument, NULL, 'b'},
-        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
+        {"prompt", required_argument, NULL, 'p'},
+        {"port-base", required_argument, NULL, 'b'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
     int o;
     char *end;
     while ((o = getopt_long(argc, argv, "c:m:h", opts, NULL)) != -1) {
         switch (o) {
-        case 'c': config = optarg; break;
-        case 'm': model = optarg; break;
-        case 'd': db = optarg; break;
-        case 't': ttft = optarg; break;
-        case 'i': itl = optarg; break;
-        case 'u': upstream_url = optarg; break;
-        case 'n': upstream_model = optarg; break;
-        case 'p': prompt = optarg; break;
+        case 'c':
+            config = optarg;
+            break;
+        case 'm':
+            model = optarg;
+            break;
+        case 'd':
+            db = optarg;
+            break;
+        case 't':
+            ttft = optarg;
+            break;
+        case 'i':
+            itl = optarg;
+            break;
+        case 'u':
+            upstream_url = optarg;
+            break;
+        case 'n':
+            upstream_model = optarg;
+            break;
+        case 'p':
+            prompt = optarg;
+            break;
         case 'b':
             port_base = strtol(optarg, &end, 10);
             if (*end || end == optarg || port_base < 0 || port_base > 65535 - 5 ||
                 (port_base > 0 && port_base < 1024)) {
-                fprintf(stderr, "tollgate up: --port-base %s: expected 0 (any free ports) or "
-                                "1024-65530\n", optarg);
+                fprintf(stderr,
+                        "tollgate up: --port-base %s: expected 0 (any free ports) or "
+                        "1024-65530\n",
+                        optarg);
                 return 2;
             }
             break;
-        case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
         }
     }
     if (optind < argc) {
@@ -462,29 +495,27 @@ int cmd_up(int argc, char **argv) {
         return 2;
     }
     int instruct = prompt ? !strcmp(prompt, "instruct") : upstream_url != NULL;
-    if (!model)
-        model = UP_DEFAULT_MODEL;
+    if (!model) model = UP_DEFAULT_MODEL;
     up_upstream_t up = {0};
-    if (upstream_url && parse_upstream(upstream_url, &up))
-        return 2;
-    if (upstream_model)
-        snprintf(up.model, sizeof up.model, "%s", upstream_model);
+    if (upstream_url && parse_upstream(upstream_url, &up)) return 2;
+    if (upstream_model) snprintf(up.model, sizeof up.model, "%s", upstream_model);
     const char *need[] = {config, model};
     for (int i = 0; i < (upstream_url ? 1 : 2); i++) {
         if (access(need[i], R_OK) != 0) {
-            fprintf(stderr, "tollgate up: cannot read %s: %s (run from the repository root, or "
-                            "pass %s FILE)\n",
+            fprintf(stderr,
+                    "tollgate up: cannot read %s: %s (run from the repository root, or "
+                    "pass %s FILE)\n",
                     need[i], strerror(errno), i ? "-m" : "-c");
             return 2;
         }
     }
-    if (!strcmp(db, UP_DEFAULT_DB))
-        mkdir("build", 0755), mkdir("build/up", 0755);
+    if (!strcmp(db, UP_DEFAULT_DB)) mkdir("build", 0755), mkdir("build/up", 0755);
 
     up_ports_t pt = {8080, 8081, 8090, 9001, 9002, 9003};
     if (port_base == 0) {
         if (pick_free_ports(&pt)) {
-            fprintf(stderr, "tollgate up: cannot find free ports on 127.0.0.1: %s\n", strerror(errno));
+            fprintf(stderr, "tollgate up: cannot find free ports on 127.0.0.1: %s\n",
+                    strerror(errno));
             return 1;
         }
     } else if (port_base > 0) {
@@ -494,11 +525,11 @@ int cmd_up(int argc, char **argv) {
     /* A port already taken would let a stranger answer our health checks. */
     const int ports[] = {pt.sim_stable, pt.sim_canary, pt.engine, pt.gateway, pt.admin, pt.orders};
     for (size_t i = 0; i < sizeof ports / sizeof ports[0]; i++) {
-        if (upstream_url && ports[i] == pt.engine)
-            continue;
+        if (upstream_url && ports[i] == pt.engine) continue;
         if (port_in_use(ports[i])) {
-            fprintf(stderr, "tollgate up: port %d on 127.0.0.1 is already in use (another "
-                            "tollgate up?); stop what listens there first, or use --port-base\n",
+            fprintf(stderr,
+                    "tollgate up: port %d on 127.0.0.1 is already in use (another "
+                    "tollgate up?); stop what listens there first, or use --port-base\n",
                     ports[i]);
             return 1;
         }
@@ -508,8 +539,7 @@ int cmd_up(int argc, char **argv) {
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
 
-    if (upstream_url && check_upstream(&up, upstream_url))
-        return 1;
+    if (upstream_url && check_upstream(&up, upstream_url)) return 1;
 
     /* The config the gateway runs: the template with this run's addresses, model, prompt. */
     char sim1_addr[32], sim2_addr[32], engine_addr[32], gwconf[] = "/tmp/tollgate-up-XXXXXX";
@@ -547,14 +577,15 @@ int cmd_up(int argc, char **argv) {
     snprintf(gw_url, sizeof gw_url, "http://127.0.0.1:%d", pt.gateway);
 
     up_stack_t st = {0};
-    char *engine[] = {"tollgate", "serve", "-m", (char *)model, "--port", p_engine,
-                      "--model-name", "orders", "--log-level", "warn", NULL};
-    char *sim1[] = {"tollgate", "sim", "--port", p_sim1, "--model", "tollgate-sim",
+    char *engine[] = {"tollgate",     "serve",  "-m",          (char *)model, "--port", p_engine,
+                      "--model-name", "orders", "--log-level", "warn",        NULL};
+    char *sim1[] = {"tollgate",  "sim",        "--port",   p_sim1,      "--model", "tollgate-sim",
                     "--ttft-ms", (char *)ttft, "--itl-ms", (char *)itl, NULL};
-    char *sim2[] = {"tollgate", "sim", "--port", p_sim2, "--model", "tollgate-sim",
-                    "--ttft-ms", (char *)ttft, "--itl-ms", (char *)itl, "--seed", "2", NULL};
-    char *gw[] = {"tollgate", "gateway", "-c", gwconf, "--port", p_gw, "--admin-port", p_admin,
-                  "--log-level", "warn", NULL};
+    char *sim2[] = {"tollgate",     "sim",       "--port",     p_sim2,     "--model",
+                    "tollgate-sim", "--ttft-ms", (char *)ttft, "--itl-ms", (char *)itl,
+                    "--seed",       "2",         NULL};
+    char *gw[] = {"tollgate",     "gateway", "-c",          gwconf, "--port", p_gw,
+                  "--admin-port", p_admin,   "--log-level", "warn", NULL};
     char *orders[] = {"tollgate", "orders", "--port", p_orders, "--db", (char *)db,
                       /* longer than the task's 500 ms deadline, so a slow model shows up as
                        * the gateway's own fallback rather than an order-side timeout */
@@ -565,10 +596,12 @@ int cmd_up(int argc, char **argv) {
     if (!upstream_url &&
         (spawn(&st, "engine", pt.engine, "/health", engine) || wait_healthy(&st.child[st.n - 1])))
         goto out;
-    if (spawn(&st, "sim-stable", pt.sim_stable, "/health", sim1) || wait_healthy(&st.child[st.n - 1]) ||
-        spawn(&st, "sim-canary", pt.sim_canary, "/health", sim2) || wait_healthy(&st.child[st.n - 1]) ||
-        spawn(&st, "gateway", pt.admin, "/health", gw) || wait_healthy(&st.child[st.n - 1]) ||
-        spawn(&st, "orders", pt.orders, "/health", orders) || wait_healthy(&st.child[st.n - 1]))
+    if (spawn(&st, "sim-stable", pt.sim_stable, "/health", sim1) ||
+        wait_healthy(&st.child[st.n - 1]) ||
+        spawn(&st, "sim-canary", pt.sim_canary, "/health", sim2) ||
+        wait_healthy(&st.child[st.n - 1]) || spawn(&st, "gateway", pt.admin, "/health", gw) ||
+        wait_healthy(&st.child[st.n - 1]) || spawn(&st, "orders", pt.orders, "/health", orders) ||
+        wait_healthy(&st.child[st.n - 1]))
         goto out;
 
     printf("tollgate up: the local stack is running\n"
@@ -581,7 +614,8 @@ int cmd_up(int argc, char **argv) {
         printf("  upstream    http://%s/v1   (external; model \"%s\"; health %s)\n", up.addr,
                up.model, up.health);
     else
-        printf("  engine      http://127.0.0.1:%d/v1       (tollgate serve -m %s)\n", pt.engine, model);
+        printf("  engine      http://127.0.0.1:%d/v1       (tollgate serve -m %s)\n", pt.engine,
+               model);
     printf("  simulators  http://127.0.0.1:%d, :%d   (route \"tollgate-sim\", stable/canary)\n"
            "  prompt      %s   (gateway config: %s, from %s)\n"
            "sample orders:\n",
@@ -596,8 +630,7 @@ int cmd_up(int argc, char **argv) {
     while (!up_interrupted) {
         int wst;
         pid_t pid = waitpid(-1, &wst, 0);
-        if (pid < 0 && errno == EINTR)
-            continue;
+        if (pid < 0 && errno == EINTR) continue;
         for (int i = 0; i < st.n; i++) {
             if (st.child[i].pid == pid) {
                 fprintf(stderr, "tollgate up: %s exited unexpectedly; stopping the stack\n",
@@ -606,8 +639,7 @@ int cmd_up(int argc, char **argv) {
                 goto out;
             }
         }
-        if (pid < 0)
-            goto out;
+        if (pid < 0) goto out;
     }
     rc = 0;
 out:

@@ -20,8 +20,7 @@ static void set_err(char *err, size_t cap, const char *fmt, ...) {
 
 static size_t indent_of(const char *line) {
     size_t n = 0;
-    while (line[n] == ' ')
-        n++;
+    while (line[n] == ' ') n++;
     return n;
 }
 
@@ -30,15 +29,11 @@ static size_t indent_of(const char *line) {
 static int key_only_line(const char *line, char *name, size_t cap) {
     const char *p = line + indent_of(line);
     size_t n = 0;
-    while (p[n] && p[n] != ':' && p[n] != ' ' && p[n] != '#')
-        n++;
-    if (n == 0 || p[n] != ':' || n >= cap)
-        return 0;
+    while (p[n] && p[n] != ':' && p[n] != ' ' && p[n] != '#') n++;
+    if (n == 0 || p[n] != ':' || n >= cap) return 0;
     const char *rest = p + n + 1;
-    while (*rest == ' ')
-        rest++;
-    if (*rest && *rest != '#')
-        return 0;
+    while (*rest == ' ') rest++;
+    if (*rest && *rest != '#') return 0;
     memcpy(name, p, n);
     name[n] = '\0';
     return 1;
@@ -51,8 +46,7 @@ static void put_addresses(FILE *out, const char *line, const char *const *from,
     for (const char *p = line; *p;) {
         int i;
         for (i = 0; i < n; i++)
-            if (!strncmp(p, from[i], strlen(from[i])))
-                break;
+            if (!strncmp(p, from[i], strlen(from[i]))) break;
         if (i < n) {
             /* "[::1]:8000" unquoted would be a YAML flow sequence */
             int quote = to[i][0] == '[' && (p == line || (p[-1] != '\'' && p[-1] != '"'));
@@ -69,8 +63,7 @@ static int names_backend(const char *line, const char *name) {
     char pat[UP_NAME_MAX + 16];
     snprintf(pat, sizeof pat, "backend: %s", name);
     const char *hit = strstr(line, pat);
-    if (!hit)
-        return 0;
+    if (!hit) return 0;
     char after = hit[strlen(pat)];
     return after == '\0' || after == ',' || after == '}' || after == ' ' || after == '#' ||
            after == '\n' || after == '\r';
@@ -80,8 +73,7 @@ static int names_backend(const char *line, const char *name) {
 static void put_quoted(FILE *out, const char *s) {
     fputc('"', out);
     for (; *s; s++) {
-        if (*s == '"' || *s == '\\')
-            fputc('\\', out);
+        if (*s == '"' || *s == '\\') fputc('\\', out);
         fputc(*s, out);
     }
     fputc('"', out);
@@ -90,17 +82,14 @@ static void put_quoted(FILE *out, const char *s) {
 /* Split text into lines in place (each keeps no '\n'); returns the count. */
 static size_t split_lines(char *text, char ***lines_out) {
     size_t n = 1;
-    for (char *p = text; *p; p++)
-        n += *p == '\n';
+    for (char *p = text; *p; p++) n += *p == '\n';
     char **lines = calloc(n, sizeof *lines);
-    if (!lines)
-        return 0;
+    if (!lines) return 0;
     size_t i = 0;
     for (char *p = text; p && i < n;) {
         lines[i++] = p;
         p = strchr(p, '\n');
-        if (p)
-            *p++ = '\0';
+        if (p) *p++ = '\0';
     }
     *lines_out = lines;
     return i;
@@ -134,11 +123,10 @@ static char *read_file(const char *path, char *err, size_t errcap) {
     return text;
 }
 
-int up_config_write(const char *template_path, const char *out_path,
-                    const up_config_opts_t *o, char *err, size_t errcap) {
+int up_config_write(const char *template_path, const char *out_path, const up_config_opts_t *o,
+                    char *err, size_t errcap) {
     char *text = read_file(template_path, err, errcap);
-    if (!text)
-        return -1;
+    if (!text) return -1;
     char **lines = NULL;
     size_t n = split_lines(text, &lines);
     int rc = -1;
@@ -154,16 +142,15 @@ int up_config_write(const char *template_path, const char *out_path,
     for (size_t i = 0; i < n; i++) {
         char key[UP_NAME_MAX];
         size_t ind = indent_of(lines[i]);
-        if (lines[i][ind] == '#' || lines[i][ind] == '\0')
-            continue;
+        if (lines[i][ind] == '#' || lines[i][ind] == '\0') continue;
         if (ind == 0) {
             const char *c = strchr(lines[i], ':');
             size_t kl = c ? (size_t)(c - lines[i]) : 0;
-            if (kl >= sizeof section)
-                kl = 0;
+            if (kl >= sizeof section) kl = 0;
             memcpy(section, lines[i], kl);
             section[kl] = '\0';
-        } else if (ind == 2 && !strcmp(section, "backends") && key_only_line(lines[i], key, sizeof key)) {
+        } else if (ind == 2 && !strcmp(section, "backends") &&
+                   key_only_line(lines[i], key, sizeof key)) {
             strcpy(backend, key);
         }
         if (!strcmp(section, "backends") && strstr(lines[i], UP_TEMPLATE_ENGINE) && backend[0])
@@ -180,13 +167,11 @@ int up_config_write(const char *template_path, const char *out_path,
     int fd = open(out_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600); /* holds keys */
     if (fd < 0 || !(out = fdopen(fd, "w"))) {
         set_err(err, errcap, "cannot write %s: %s", out_path, strerror(errno));
-        if (fd >= 0)
-            close(fd);
+        if (fd >= 0) close(fd);
         goto done;
     }
     fprintf(out, "# Written by `tollgate up` from %s: engine at %s", template_path, o->engine);
-    if (o->upstream_model)
-        fprintf(out, " (model \"%s\" upstream)", o->upstream_model);
+    if (o->upstream_model) fprintf(out, " (model \"%s\" upstream)", o->upstream_model);
     fprintf(out, "%s.\n", o->instruct ? ", the tasks' system prompt enabled" : "");
 
     /* Pass 2: write, editing as we go. */
@@ -196,8 +181,7 @@ int up_config_write(const char *template_path, const char *out_path,
     for (size_t i = 0; i < n; i++) {
         char *line = lines[i], key[UP_NAME_MAX];
         size_t ind = indent_of(line);
-        if (i + 1 == n && line[0] == '\0')
-            break; /* the empty piece after the final newline */
+        if (i + 1 == n && line[0] == '\0') break; /* the empty piece after the final newline */
 
         /* Continuation lines of a system prompt being uncommented: "    #   text". */
         if (uncomment_at != (size_t)-1) {
@@ -209,8 +193,7 @@ int up_config_write(const char *template_path, const char *out_path,
         }
         if (o->instruct && line[ind] == '#') {
             const char *p = line + ind + 1;
-            while (*p == ' ')
-                p++;
+            while (*p == ' ') p++;
             if (!strncmp(p, "system:", 7) && !strcmp(section, "tasks")) {
                 fprintf(out, "%.*s%s\n", (int)ind, line, p);
                 uncomment_at = ind;
@@ -222,11 +205,11 @@ int up_config_write(const char *template_path, const char *out_path,
             if (ind == 0) {
                 const char *c = strchr(line, ':');
                 size_t kl = c ? (size_t)(c - line) : 0;
-                if (kl >= sizeof section)
-                    kl = 0;
+                if (kl >= sizeof section) kl = 0;
                 memcpy(section, line, kl);
                 section[kl] = '\0';
-            } else if (ind == 2 && !strcmp(section, "backends") && key_only_line(line, key, sizeof key)) {
+            } else if (ind == 2 && !strcmp(section, "backends") &&
+                       key_only_line(line, key, sizeof key)) {
                 strcpy(backend, key);
             }
             if (!strcmp(section, "tasks") && !strncmp(line + ind, "system:", 7))

@@ -25,7 +25,7 @@ typedef struct up_config_opts {
  * out_path. The edits are textual, for configs shaped like examples/tollgate.yaml; one
  * that is not (no engine address, no system prompt when instruct is asked) is refused.
  * Returns 0, or -1 with a message for the user in err. */
-int up_config_write(const char *template_path, const char *out_path,
-                    const up_config_opts_t *opts, char *err, size_t errcap);
+int up_config_write(const char *template_path, const char *out_path, const up_config_opts_t *opts,
+                    char *err, size_t errcap);
 
 #endif

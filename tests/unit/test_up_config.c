@@ -20,28 +20,31 @@ static void write_text(const char *path, const char *text) {
     fclose(f);
 }
 
-static const gw_variant_cfg_t *variant(const gw_config_t *cfg, const char *route, const char *name) {
+static const gw_variant_cfg_t *variant(const gw_config_t *cfg, const char *route,
+                                       const char *name) {
     const gw_route_cfg_t *r = gwconfig_route(cfg, route);
     for (size_t i = 0; r && i < r->nvariants; i++)
-        if (!strcmp(r->variants[i].name, name))
-            return &r->variants[i];
+        if (!strcmp(r->variants[i].name, name)) return &r->variants[i];
     return NULL;
 }
 
 static const task_def_t *task(const gw_config_t *cfg, const char *name) {
     for (size_t i = 0; cfg->deg && i < cfg->deg->ntasks; i++)
-        if (!strcmp(cfg->deg->tasks[i].name, name))
-            return &cfg->deg->tasks[i];
+        if (!strcmp(cfg->deg->tasks[i].name, name)) return &cfg->deg->tasks[i];
     return NULL;
 }
 
 /* The example config for a general model behind an external IPv6 upstream. */
 static void test_example_instruct_upstream(void) {
-    up_config_opts_t o = {.sim_stable = "127.0.0.1:19001", .sim_canary = "127.0.0.1:19002",
-                          .engine = "[::1]:8000", .upstream_model = "mistral-7b-instruct",
-                          .engine_health = "/v1/models", .instruct = 1};
+    up_config_opts_t o = {.sim_stable = "127.0.0.1:19001",
+                          .sim_canary = "127.0.0.1:19002",
+                          .engine = "[::1]:8000",
+                          .upstream_model = "mistral-7b-instruct",
+                          .engine_health = "/v1/models",
+                          .instruct = 1};
     char err[512] = "";
-    CHECK_MSG(up_config_write("examples/tollgate.yaml", out_path, &o, err, sizeof err) == 0, "%s", err);
+    CHECK_MSG(up_config_write("examples/tollgate.yaml", out_path, &o, err, sizeof err) == 0, "%s",
+              err);
     gw_config_t cfg;
     CHECK_MSG(gwconfig_load(out_path, &cfg, err, sizeof err) == 0, "%s", err);
     const gw_backend_cfg_t *e = gwconfig_backend(&cfg, "engine");
@@ -63,9 +66,11 @@ static void test_example_instruct_upstream(void) {
     const task_def_t *t = task(&cfg, "normalize_order");
     CHECK(t && t->system);
     if (t && t->system) {
-        CHECK_MSG(!strncmp(t->system, "Rewrite the pizza order as receipt lines.", 41), "%s", t->system);
+        CHECK_MSG(!strncmp(t->system, "Rewrite the pizza order as receipt lines.", 41), "%s",
+                  t->system);
         size_t n = strlen(t->system);
-        CHECK_MSG(n > 26 && !strcmp(t->system + n - 26, "Answer with the line only."), "%s", t->system);
+        CHECK_MSG(n > 26 && !strcmp(t->system + n - 26, "Answer with the line only."), "%s",
+                  t->system);
         CHECK(!strchr(t->system, '#')); /* the comment markers are gone */
         CHECK_EQ_STR(t->tmpl, "{input}");
     }
@@ -74,10 +79,11 @@ static void test_example_instruct_upstream(void) {
 
 /* The engine up starts with the trained prompt: only the addresses move. */
 static void test_example_trained(void) {
-    up_config_opts_t o = {.sim_stable = "127.0.0.1:9101", .sim_canary = "127.0.0.1:9102",
-                          .engine = "127.0.0.1:9103"};
+    up_config_opts_t o = {
+        .sim_stable = "127.0.0.1:9101", .sim_canary = "127.0.0.1:9102", .engine = "127.0.0.1:9103"};
     char err[512] = "";
-    CHECK_MSG(up_config_write("examples/tollgate.yaml", out_path, &o, err, sizeof err) == 0, "%s", err);
+    CHECK_MSG(up_config_write("examples/tollgate.yaml", out_path, &o, err, sizeof err) == 0, "%s",
+              err);
     gw_config_t cfg;
     CHECK_MSG(gwconfig_load(out_path, &cfg, err, sizeof err) == 0, "%s", err);
     const gw_backend_cfg_t *e = gwconfig_backend(&cfg, "engine");
@@ -91,22 +97,23 @@ static void test_example_trained(void) {
 
 /* A variant written as a block mapping; a backend whose name extends the engine's is not it. */
 static void test_block_form(void) {
-    write_text(in_path,
-               "listen: 127.0.0.1:8080\n"
-               "backends:\n"
-               "  engine:   # the model server\n"
-               "    addresses: [127.0.0.1:9003]\n"
-               "  engine-b:\n"
-               "    addresses: [127.0.0.1:9004]\n"
-               "routes:\n"
-               "  orders:\n"
-               "    variants:\n"
-               "      stable:\n"
-               "        backend: engine\n"
-               "        weight: 90\n"
-               "      other: {backend: engine-b, weight: 10}\n");
-    up_config_opts_t o = {.sim_stable = "127.0.0.1:1", .sim_canary = "127.0.0.1:2",
-                          .engine = "gpu-box.internal:8000", .upstream_model = "a \"quoted\" name"};
+    write_text(in_path, "listen: 127.0.0.1:8080\n"
+                        "backends:\n"
+                        "  engine:   # the model server\n"
+                        "    addresses: [127.0.0.1:9003]\n"
+                        "  engine-b:\n"
+                        "    addresses: [127.0.0.1:9004]\n"
+                        "routes:\n"
+                        "  orders:\n"
+                        "    variants:\n"
+                        "      stable:\n"
+                        "        backend: engine\n"
+                        "        weight: 90\n"
+                        "      other: {backend: engine-b, weight: 10}\n");
+    up_config_opts_t o = {.sim_stable = "127.0.0.1:1",
+                          .sim_canary = "127.0.0.1:2",
+                          .engine = "gpu-box.internal:8000",
+                          .upstream_model = "a \"quoted\" name"};
     char err[512] = "";
     CHECK_MSG(up_config_write(in_path, out_path, &o, err, sizeof err) == 0, "%s", err);
     gw_config_t cfg;
@@ -123,8 +130,8 @@ static void test_block_form(void) {
 
 static void test_refusals(void) {
     char err[512] = "";
-    up_config_opts_t o = {.sim_stable = "127.0.0.1:1", .sim_canary = "127.0.0.1:2",
-                          .engine = "127.0.0.1:3"};
+    up_config_opts_t o = {
+        .sim_stable = "127.0.0.1:1", .sim_canary = "127.0.0.1:2", .engine = "127.0.0.1:3"};
     CHECK(up_config_write("/nonexistent/tollgate.yaml", out_path, &o, err, sizeof err) == -1);
     CHECK_MSG(strstr(err, "cannot read") != NULL, "%s", err);
 
@@ -158,8 +165,7 @@ static void test_refusals(void) {
 
 int main(void) {
     int fd1 = mkstemp(out_path), fd2 = mkstemp(in_path);
-    if (fd1 < 0 || fd2 < 0)
-        return 1;
+    if (fd1 < 0 || fd2 < 0) return 1;
     close(fd1), close(fd2);
     test_example_instruct_upstream();
     test_example_trained();
