@@ -8,7 +8,7 @@
 #      gateway's fallback counter read before and after;
 #   3. with BENCH_TRAIN=1, `tollgate train` trains the model from scratch (ORDERS_STEPS steps)
 #      under /usr/bin/time and `tollgate eval --model` scores the result in process.
-#   ORDERS_RATE=20  ORDERS_SECONDS=30  ORDERS_STEPS=3000  BENCH_TRAIN=0
+#   ORDERS_RATE=20  ORDERS_SECONDS=30  ORDERS_STEPS=3000  ORDERS_WARMUP=200  BENCH_TRAIN=0
 
 # fallbacks_total PORT: the gateway's tollgate_fallbacks_total summed over its labels.
 fallbacks_total() {
@@ -18,7 +18,7 @@ fallbacks_total() {
 
 section_orders() {
   local out="$WORK/orders.md" info rate=${ORDERS_RATE:-20} secs=${ORDERS_SECONDS:-30}
-  local steps=${ORDERS_STEPS:-3000}
+  local steps=${ORDERS_STEPS:-3000} warmup=${ORDERS_WARMUP:-200}
   info=$(machine)
 
   # The stack, as a user starts it, on free ports (the fixed ones may be in use).
@@ -57,7 +57,7 @@ section_orders() {
     log "training $steps steps (BENCH_TRAIN=1)"
     /usr/bin/time -f 'wall=%e user=%U sys=%S maxrss_kb=%M' -o "$WORK/train.time" \
       "$TG" train --menu "$ROOT/examples/orders/menu.yaml" --out "$WORK/trained.gguf" \
-      --steps "$steps" --warmup 200 >"$WORK/train.log" 2>&1
+      --steps "$steps" --warmup "$warmup" >"$WORK/train.log" 2>&1
     "$TG" eval --model "$WORK/trained.gguf" --data "$ROOT/examples/orders/heldout.jsonl" \
       --show 0 >"$WORK/train-eval.txt"
     cat "$WORK/train.time" "$WORK/train-eval.txt" >&2
@@ -65,7 +65,7 @@ section_orders() {
 
   node -e '
     const fs = require("fs");
-    const [work, rate, secs, steps, fb0, fb1, info] = process.argv.slice(1);
+    const [work, rate, secs, steps, warmup, fb0, fb1, info] = process.argv.slice(1);
     const ev = fs.readFileSync(`${work}/eval.txt`, "utf8");
     const r = JSON.parse(fs.readFileSync(`${work}/task.json.out`, "utf8"));
     const cmd = fs.readFileSync(`${work}/task.json.out.cmd`, "utf8").trim().replace(/--body-file \S+/, "--body-file task.json");
@@ -92,13 +92,13 @@ section_orders() {
       const t = Object.fromEntries(fs.readFileSync(`${work}/train.time`, "utf8").trim().split(/\s+/).map((kv) => kv.split("=")));
       const te = fs.readFileSync(`${work}/train-eval.txt`, "utf8").match(/exact match: (\d+)\/(\d+) = ([\d.]+)%/);
       const wall = Number(t.wall), cpu = Number(t.user) + Number(t.sys);
-      o.push(`| training from scratch, ${steps} steps (\`tollgate train --menu examples/orders/menu.yaml --out FILE --steps ${steps} --warmup 200\`) | **${Math.floor(wall / 60)} min ${Math.round(wall % 60)} s wall**, ${cpu.toFixed(0)} CPU-s, ${(Number(t.maxrss_kb) / 1024).toFixed(0)} MB peak RSS; the result: ${te[3]} % exact in process | < 30 min ${wall < 1800 ? "✓" : "✗"} |`);
+      o.push(`| training from scratch, ${steps} steps (\`tollgate train --menu examples/orders/menu.yaml --out FILE --steps ${steps} --warmup ${warmup}\`) | **${Math.floor(wall / 60)} min ${Math.round(wall % 60)} s wall**, ${cpu.toFixed(0)} CPU-s, ${(Number(t.maxrss_kb) / 1024).toFixed(0)} MB peak RSS; the result: ${te[3]} % exact in process | < 30 min ${wall < 1800 ? "✓" : "✗"} |`);
     } else {
       o.push("| training from scratch | not run here (`BENCH_TRAIN=1 make bench` runs it, ~4 min of both cores) | < 30 min |");
     }
     o.push("", `Load average after the run: ${fs.readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ")}.`);
     o.push("", `The order in the load run: \`${JSON.parse(fs.readFileSync(`${work}/task.json`, "utf8")).input}\` → \`${answer.output}\` (fallback ${answer.fallback}).`);
     console.log(o.join("\n"));
-  ' "$WORK" "$rate" "$secs" "$steps" "$fb0" "$fb1" "$info" >"$out"
+  ' "$WORK" "$rate" "$secs" "$steps" "$warmup" "$fb0" "$fb1" "$info" >"$out"
   write_section orders "$out"
 }
