@@ -105,20 +105,33 @@ static const attn_kernel_t kernels[] = {
     {"avx512", attn_head_avx512},
 };
 
-/* The set named `name` if this CPU runs it (quant_kernels_named checks the same
- * instructions: AVX2+FMA+F16C, AVX-512 F/BW/VL/DQ), else NULL. */
-static const attn_kernel_t *kernel_named(const char *name) {
-    if (!name || !quant_kernels_named(name)) return NULL;
+/* Which sets this CPU runs, found once: quant_kernels_named asks cpuid, which is far too
+ * slow (a trap under some hypervisors) for every call. Written under pthread_once,
+ * read-only afterwards. */
+static int runnable[sizeof kernels / sizeof kernels[0]];
+static const attn_kernel_t *chosen;
+static pthread_once_t probe_once = PTHREAD_ONCE_INIT;
+
+static void probe(void) {
     for (size_t i = 0; i < sizeof kernels / sizeof kernels[0]; i++)
-        if (!strcmp(kernels[i].name, name)) return &kernels[i];
+        runnable[i] = quant_kernels_named(kernels[i].name) != NULL;
+    /* follow the weight kernels' choice, so TOLLGATE_KERNELS=scalar|avx2 caps both */
+    const char *want = quant_kernels()->name;
+    chosen = &kernels[0];
+    for (size_t i = 0; i < sizeof kernels / sizeof kernels[0]; i++)
+        if (runnable[i] && !strcmp(kernels[i].name, want)) chosen = &kernels[i];
+}
+
+/* The set named `name` if this CPU runs it, else NULL; NULL name: the chosen set. */
+static const attn_kernel_t *kernel_named(const char *name) {
+    pthread_once(&probe_once, probe);
+    if (!name) return chosen;
+    for (size_t i = 0; i < sizeof kernels / sizeof kernels[0]; i++)
+        if (runnable[i] && !strcmp(kernels[i].name, name)) return &kernels[i];
     return NULL;
 }
 
-/* Follows the weight kernels' choice, so TOLLGATE_KERNELS=scalar|avx2 caps both. */
-const char *attention_kernels(void) {
-    const attn_kernel_t *k = kernel_named(quant_kernels()->name);
-    return k ? k->name : "scalar";
-}
+const char *attention_kernels(void) { return kernel_named(NULL)->name; }
 
 /* ---- scratch ----------------------------------------------------------------------- */
 
@@ -213,7 +226,7 @@ static void run_units(void *arg, int ith) {
 
 int attention_with(const char *kernels_name, const model_hparams_t *hp, const attn_cache_t *c, int pos,
                    const float *q, float scale, int prompt, attn_scratch_t *s, tpool_t *pool, float *out) {
-    const attn_kernel_t *k = kernels_name ? kernel_named(kernels_name) : kernel_named(attention_kernels());
+    const attn_kernel_t *k = kernel_named(kernels_name);
     if (!k) return -1;
     if (pos < 0 || pos >= c->n_ctx || c->n_ctx > s->n_ctx) return -1;
     int hd = hp->head_dim, group = hp->n_head / hp->n_head_kv;

@@ -4,7 +4,7 @@
 
 #define AX_NAME(f) f##_avx2
 #define AX_W 8 /* output dims per register */
-#define AX_G 8 /* slots (accumulators) per pass */
+#define AX_ACC 8 /* accumulator registers per pass (of 16) */
 
 typedef __m256 axv_t;
 static inline axv_t ax_zero(void) { return _mm256_setzero_ps(); }

@@ -4,7 +4,7 @@
 
 #define AX_NAME(f) f##_avx512
 #define AX_W 16 /* output dims per register */
-#define AX_G 16 /* slots (accumulators) per pass: 16 of the 32 registers */
+#define AX_ACC 16 /* accumulator registers per pass (of 32) */
 
 typedef __m512 axv_t;
 static inline axv_t ax_zero(void) { return _mm512_setzero_ps(); }

@@ -87,45 +87,81 @@ static inline __m256 ax_exp8(__m256 x) {
 
 /* ---- the three steps --------------------------------------------------------------- */
 
-/* att[t] = dot(K row t, qh) * scale for t in lo..pos; returns their maximum as the
- * definition finds it (NaNs never win). */
-static float AX_NAME(scores)(const attn_head_job_t *j, const float *qh, const uint16_t *k, float *att) {
-    int hd = j->hd, np = hd & ~63;
-    float max = -INFINITY;
-    for (int t = j->lo; t <= j->pos; t++) {
-        const uint16_t *kt = k + (size_t)t * j->kv_dim;
-        float r;
-        if (j->prompt) {
-            __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
-            for (int i = 0; i < hd; i += 16) {
-                a0 = _mm256_fmadd_ps(h8(kt + i), _mm256_load_ps(qh + i), a0);
-                a1 = _mm256_fmadd_ps(h8(kt + i + 8), _mm256_load_ps(qh + i + 8), a1);
-            }
-            r = l16_reduce(a0, a1);
-        } else {
-            double sum = 0.0;
-            int i = 0;
-            if (np) {
-                __m256 a[8];
-                for (int s = 0; s < 8; s++) a[s] = _mm256_setzero_ps();
-                for (; i < np; i += 64)
-                    for (int s = 0; s < 8; s++)
-                        a[s] = _mm256_fmadd_ps(h8(kt + i + 8 * s), _mm256_load_ps(qh + i + 8 * s), a[s]);
-                /* accumulator jj is a[2jj] (lanes 0..7), a[2jj+1] (8..15) */
-                for (int h = 0; h < 2; h++) {
-                    a[h] = _mm256_add_ps(a[h], a[4 + h]);     /* acc0 + acc2 */
-                    a[2 + h] = _mm256_add_ps(a[2 + h], a[6 + h]); /* acc1 + acc3 */
-                    a[h] = _mm256_add_ps(a[h], a[2 + h]);     /* acc0 + acc1 */
-                }
-                sum = l16_reduce(a[0], a[1]);
-            }
-            for (; i < hd; i++) sum += (double)(_cvtsh_ss(kt[i]) * qh[i]);
-            r = (float)sum;
+/* The two f16 dots of one K row with qh (hd a multiple of 16; a constant after inlining,
+ * so that the loops unroll and several rows' chains overlap). */
+static inline __attribute__((always_inline)) float AX_NAME(dot_tiled)(const uint16_t *kt, const float *qh, int hd) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+#pragma GCC unroll 8
+    for (int i = 0; i < hd; i += 16) {
+        a0 = _mm256_fmadd_ps(h8(kt + i), _mm256_load_ps(qh + i), a0);
+        a1 = _mm256_fmadd_ps(h8(kt + i + 8), _mm256_load_ps(qh + i + 8), a1);
+    }
+    return l16_reduce(a0, a1);
+}
+
+static inline __attribute__((always_inline)) float AX_NAME(dot_vec)(const uint16_t *kt, const float *qh, int hd) {
+    int np = hd & ~63, i = 0;
+    double sum = 0.0;
+    if (np) {
+        __m256 a[8]; /* accumulator jj of the definition is a[2jj] (lanes 0..7), a[2jj+1] (8..15) */
+#pragma GCC unroll 8
+        for (int s = 0; s < 8; s++) a[s] = _mm256_setzero_ps();
+#pragma GCC unroll 2
+        for (; i < np; i += 64)
+#pragma GCC unroll 8
+            for (int s = 0; s < 8; s++) a[s] = _mm256_fmadd_ps(h8(kt + i + 8 * s), _mm256_load_ps(qh + i + 8 * s), a[s]);
+#pragma GCC unroll 2
+        for (int h = 0; h < 2; h++) {
+            a[h] = _mm256_add_ps(a[h], a[4 + h]);         /* acc0 + acc2 */
+            a[2 + h] = _mm256_add_ps(a[2 + h], a[6 + h]); /* acc1 + acc3 */
+            a[h] = _mm256_add_ps(a[h], a[2 + h]);         /* acc0 + acc1 */
         }
-        att[t] = r * j->scale;
+        sum = l16_reduce(a[0], a[1]);
+    }
+    for (; i < hd; i++) sum += (double)(_cvtsh_ss(kt[i]) * qh[i]);
+    return (float)sum;
+}
+
+/* att[t] = dot(K row t, qh) * scale for t in lo..pos, four rows at a time; returns their
+ * maximum as the definition finds it (in position order; NaNs never win). */
+static inline __attribute__((always_inline)) float AX_NAME(scores_hd)(const attn_head_job_t *j, const float *qh,
+                                                                       const uint16_t *k, float *att, int hd) {
+    float max = -INFINITY, scale = j->scale;
+    size_t kv_dim = (size_t)j->kv_dim;
+    int t = j->lo, pos = j->pos;
+    for (; t + 3 <= pos; t += 4) {
+        const uint16_t *kt = k + (size_t)t * kv_dim;
+        float r[4];
+        if (j->prompt) {
+            r[0] = AX_NAME(dot_tiled)(kt, qh, hd);
+            r[1] = AX_NAME(dot_tiled)(kt + kv_dim, qh, hd);
+            r[2] = AX_NAME(dot_tiled)(kt + 2 * kv_dim, qh, hd);
+            r[3] = AX_NAME(dot_tiled)(kt + 3 * kv_dim, qh, hd);
+        } else {
+            r[0] = AX_NAME(dot_vec)(kt, qh, hd);
+            r[1] = AX_NAME(dot_vec)(kt + kv_dim, qh, hd);
+            r[2] = AX_NAME(dot_vec)(kt + 2 * kv_dim, qh, hd);
+            r[3] = AX_NAME(dot_vec)(kt + 3 * kv_dim, qh, hd);
+        }
+        for (int u = 0; u < 4; u++) {
+            att[t + u] = r[u] * scale;
+            if (att[t + u] > max) max = att[t + u];
+        }
+    }
+    for (; t <= pos; t++) {
+        const uint16_t *kt = k + (size_t)t * kv_dim;
+        att[t] = (j->prompt ? AX_NAME(dot_tiled)(kt, qh, hd) : AX_NAME(dot_vec)(kt, qh, hd)) * scale;
         if (att[t] > max) max = att[t];
     }
     return max;
+}
+
+static float AX_NAME(scores)(const attn_head_job_t *j, const float *qh, const uint16_t *k, float *att) {
+    switch (j->hd) { /* the usual head sizes get their loops unrolled */
+    case 64: return AX_NAME(scores_hd)(j, qh, k, att, 64);
+    case 128: return AX_NAME(scores_hd)(j, qh, k, att, 128);
+    default: return AX_NAME(scores_hd)(j, qh, k, att, j->hd);
+    }
 }
 
 /* att[0..n_kv) = probabilities rounded to f16 (0 outside lo..pos). */
@@ -156,33 +192,59 @@ static void AX_NAME(softmax)(const attn_head_job_t *j, float max, float *att) {
         _mm256_storeu_ps(att + t, f16_round8(_mm256_mul_ps(_mm256_loadu_ps(att + t), inv)));
 }
 
+/* The blocked part of the V product for dims [d0, d0 + nv * AX_W) and slots g0..g0+g-1
+ * (g = AX_ACC / nv): slot s's accumulators gain v[t][d] * p[t] for t = base + g0 + s of
+ * every block (period P) of positions that meets lo..hi, in increasing t; then go to
+ * slots (P, hd) at s * hd + d. A pass reads g whole consecutive rows (nv * AX_W dims
+ * wide) per block, its g * nv accumulators in registers (nv is a constant after
+ * inlining, and the loops are unrolled). */
+static inline __attribute__((always_inline)) void AX_NAME(vpass)(const uint16_t *v, int kv_dim, const float *p,
+                                                                  int lo, int hi, int P, int np, int g0, int d0,
+                                                                  int nv, int hd, float *slots) {
+    enum { MAXA = AX_ACC };
+    const int g = AX_ACC / nv;
+    axv_t a[MAXA];
+#pragma GCC unroll 16
+    for (int i = 0; i < MAXA; i++) a[i] = ax_zero();
+    for (int base = lo / P * P; base < np; base += P) {
+        int t0 = base + g0;
+        if (t0 > hi) break;
+        if (t0 + g - 1 < lo) continue;
+        const uint16_t *vr = v + (size_t)t0 * kv_dim + d0;
+        int full = t0 >= lo && t0 + g - 1 <= hi;
+#pragma GCC unroll 16
+        for (int s = 0; s < g; s++) {
+            int t = t0 + s;
+            if (full || (t >= lo && t <= hi)) {
+                axv_t ps = ax_set1(p[t]);
+#pragma GCC unroll 4
+                for (int n = 0; n < nv; n++)
+                    a[s * nv + n] = ax_fma(ax_loadh(vr + (size_t)s * kv_dim + n * AX_W), ps, a[s * nv + n]);
+            }
+        }
+    }
+#pragma GCC unroll 16
+    for (int s = 0; s < g; s++)
+#pragma GCC unroll 4
+        for (int n = 0; n < nv; n++) ax_store(slots + (size_t)(g0 + s) * hd + d0 + n * AX_W, a[s * nv + n]);
+}
+
 /* out (hd) = sum over t of p[t] * V row t, in the definition's order (see the top). */
 static void AX_NAME(vprod)(const attn_head_job_t *j, const uint16_t *v, const float *p, float *slots,
                            float *out) {
     int hd = j->hd, kv_dim = j->kv_dim, lo = j->lo, n_kv = j->n_kv;
     int P = j->prompt ? 16 : 64, np = n_kv & ~(P - 1);
     int hi = j->pos < np - 1 ? j->pos : np - 1; /* last position of the blocked part */
-    /* slots (P, hd): accumulator of slot s for dim i at s * hd + i; one pass per group of
-     * AX_G slots and AX_W dims keeps its AX_G accumulators in registers */
-    for (int g0 = 0; g0 < P; g0 += AX_G)
-        for (int d0 = 0; d0 < hd; d0 += AX_W) {
-            axv_t a[AX_G];
-            for (int s = 0; s < AX_G; s++) a[s] = ax_zero();
-            for (int base = lo / P * P; base < np; base += P) {
-                int t0 = base + g0;
-                if (t0 > hi) break;
-                if (t0 + AX_G - 1 < lo) continue;
-                const uint16_t *vr = v + (size_t)t0 * kv_dim + d0;
-                int full = t0 >= lo && t0 + AX_G - 1 <= hi;
-                /* unrolled, so that a[] lives in registers */
-#pragma GCC unroll 16
-                for (int s = 0; s < AX_G; s++) {
-                    int t = t0 + s;
-                    if (full || (t >= lo && t <= hi))
-                        a[s] = ax_fma(ax_loadh(vr + (size_t)s * kv_dim), ax_set1(p[t]), a[s]);
-                }
-            }
-            for (int s = 0; s < AX_G; s++) ax_store(slots + (size_t)(g0 + s) * hd + d0, a[s]);
+    /* widest dim block that divides hd: whole rows of 64 dims read at once when possible */
+    int nv = hd % (4 * AX_W) == 0 ? 4 : hd % (2 * AX_W) == 0 ? 2 : 1;
+    for (int d0 = 0; d0 < hd; d0 += nv * AX_W)
+        for (int g0 = 0; g0 < P; g0 += AX_ACC / nv) {
+            if (nv == 4)
+                AX_NAME(vpass)(v, kv_dim, p, lo, hi, P, np, g0, d0, 4, hd, slots);
+            else if (nv == 2)
+                AX_NAME(vpass)(v, kv_dim, p, lo, hi, P, np, g0, d0, 2, hd, slots);
+            else
+                AX_NAME(vpass)(v, kv_dim, p, lo, hi, P, np, g0, d0, 1, hd, slots);
         }
     int tail0 = np > lo ? np : lo;
     for (int d0 = 0; d0 < hd; d0 += AX_W) {
