@@ -75,6 +75,48 @@ gw_rss_with_conns() {
   ' "$pid" "$port" "$n"
 }
 
+# gw_overhead FILE: the gateway's tollgate_overhead_seconds histogram (cumulative buckets)
+# as "le count" lines, from its /metrics.
+gw_overhead() {
+  curl -s "http://127.0.0.1:$1/metrics" |
+    sed -nE 's/^tollgate_overhead_seconds_bucket\{le="([^"]+)"\} ([0-9]+)$/\1 \2/p'
+}
+
+# gw_overhead_q BEFORE AFTER Q: quantile Q of the requests observed between two snapshots
+# of the histogram, in µs, interpolated linearly inside its bucket (as histogram_quantile).
+gw_overhead_q() {
+  node -e '
+    const fs = require("fs");
+    const [a, b, q] = process.argv.slice(1);
+    const read = (f) => fs.readFileSync(f, "utf8").trim().split("\n").map((l) => l.split(" ")).map(([le, n]) => [le === "+Inf" ? Infinity : Number(le), Number(n)]);
+    const A = read(a), B = read(b);
+    const d = B.map(([le, n], i) => [le, n - (A[i] ? A[i][1] : 0)]);
+    const total = d[d.length - 1][1], rank = Number(q) * total;
+    let prevLe = 0, prevN = 0;
+    for (const [le, n] of d) {
+      if (n >= rank) {
+        if (le === Infinity) { console.log(`> ${(prevLe * 1e6).toFixed(0)}`); process.exit(0); }
+        const v = prevLe + (le - prevLe) * (n > prevN ? (rank - prevN) / (n - prevN) : 1);
+        console.log((v * 1e6).toFixed(0));
+        process.exit(0);
+      }
+      prevLe = le; prevN = n;
+    }
+    console.log("-");
+  ' "$1" "$2" "$3"
+}
+
+# gw_pin_bench OUT.json CPU ARGS...: run_bench with the load generator pinned to CPU.
+gw_pin_bench() {
+  local out=$1 cpu=$2; shift 2
+  echo "taskset -c $cpu tollgate bench $*" | sed -E 's#http://127\.0\.0\.1:[0-9]+#http://127.0.0.1:PORT#' >"$out.cmd"
+  taskset -c "$cpu" "$TG" bench "$@" --quiet --json "$out" >"$out.txt"
+  cat "$out.txt" >&2
+}
+
+# gw_pin PID CPU: move every thread of PID to CPU.
+gw_pin() { taskset -a -pc "$2" "$1" >/dev/null; }
+
 # CPU seconds (user + system) used so far by PID and its children threads, in ms.
 gw_cpu_ms() {
   awk -v hz="$(getconf CLK_TCK)" '{printf "%d", ($14 + $15) * 1000 / hz}' "/proc/$1/stat"
@@ -91,6 +133,7 @@ section_gateway() {
   cat >"$d/tollgate.yaml" <<YAML
 listen: 127.0.0.1:0
 threads: 1
+metrics: {public: true}  # the bench reads the overhead histogram (loopback only)
 backends:
   sim:
     addresses: [127.0.0.1:$sim_port]
@@ -125,10 +168,31 @@ YAML
     run_bench "$d/$t-sat-stream.json" --url "$url" --threads 1 --concurrency 64 --duration "$SECS" --stream
     [ -n "$cpid" ] && echo "$(( $(gw_cpu_ms "$cpid") - c0 ))" >"$d/$t-sat-stream.cpu"
     for r in 1000 5000; do
+      if [ "$t" = gateway ]; then gw_overhead "$port" >"$d/oh-r$r.0"; fi
       run_bench "$d/$t-r$r.json" --url "$url" --threads 1 --rate "$r" --duration "$SECS"
+      if [ "$t" = gateway ]; then gw_overhead "$port" >"$d/oh-r$r.1"; fi
       run_bench "$d/$t-r$r-stream.json" --url "$url" --threads 1 --rate "$r" --duration "$SECS" --stream
+      if [ "$t" = gateway ]; then gw_overhead "$port" >"$d/oh-r$r-stream.1"; fi
     done
   done
+
+  # The 1,000 req/s rows again with the proxy alone on CPU 0 and the simulator and the
+  # load generator on CPU 1 (nginx's worker pinned the same way), so that the load
+  # generator's bursts do not preempt the proxy; other work on the machine is not pinned.
+  local pinned=""
+  if command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then
+    pinned=1
+    gw_pin "$sim_pid" 1
+    gw_pin "$gw_pid" 0
+    [ -n "$ng_worker" ] && gw_pin "$ng_worker" 0
+    for t in $targets; do
+      case $t in direct) port=$sim_port ;; gateway) port=$gw_port ;; nginx) port=$ng_port ;; esac
+      if [ "$t" = gateway ]; then gw_overhead "$port" >"$d/oh-pin.0"; fi
+      gw_pin_bench "$d/$t-pin.json" 1 --url "http://127.0.0.1:$port" --threads 1 --rate 1000 --duration "$SECS"
+      if [ "$t" = gateway ]; then gw_overhead "$port" >"$d/oh-pin.1"; fi
+      gw_pin_bench "$d/$t-pin-stream.json" 1 --url "http://127.0.0.1:$port" --threads 1 --rate 1000 --duration "$SECS" --stream
+    done
+  fi
 
   local mem
   mem=$(gw_rss_with_conns "$gw_pid" "$gw_port" 1000)
@@ -155,8 +219,15 @@ YAML
         row "$t, $r req/s, streaming" "$d/$t-r$r-stream.json"
       done
     done
+    if [ -n "$pinned" ]; then
+      for t in $targets; do
+        row "$t, 1000 req/s, pinned" "$d/$t-pin.json"
+        row "$t, 1000 req/s, streaming, pinned" "$d/$t-pin-stream.json"
+      done
+    fi
     echo
-    echo "Added latency (target minus direct, e2e, microseconds):"
+    echo "Added latency (target minus direct, e2e, microseconds; *pinned*: proxy alone on"
+    echo "CPU 0, simulator and load generator on CPU 1):"
     echo
     echo "| target, load | added p50 µs | added p99 µs |"
     echo "|---|---:|---:|"
@@ -165,7 +236,23 @@ YAML
         gw_added "$d/$t-r$r.json" "$d/direct-r$r.json" "$t, $r req/s"
         gw_added "$d/$t-r$r-stream.json" "$d/direct-r$r-stream.json" "$t, $r req/s, streaming"
       done
+      if [ -n "$pinned" ]; then
+        gw_added "$d/$t-pin.json" "$d/direct-pin.json" "$t, 1000 req/s, pinned"
+        gw_added "$d/$t-pin-stream.json" "$d/direct-pin-stream.json" "$t, 1000 req/s, streaming, pinned"
+      fi
     done
+    echo
+    echo "The gateway's own time per request, from its \`tollgate_overhead_seconds\` histogram"
+    echo "(end to end minus the time waiting on the upstream; docs/observability.md), over"
+    echo "the requests of each row, interpolated inside the bucket as \`histogram_quantile\`"
+    echo "does (buckets 10, 25, 50, 100, 250 µs, ...):"
+    echo
+    echo "| gateway, load | overhead p50 µs | overhead p99 µs |"
+    echo "|---|---:|---:|"
+    echo "| 1000 req/s | $(gw_overhead_q "$d/oh-r1000.0" "$d/oh-r1000.1" 0.5) | $(gw_overhead_q "$d/oh-r1000.0" "$d/oh-r1000.1" 0.99) |"
+    echo "| 1000 req/s, streaming | $(gw_overhead_q "$d/oh-r1000.1" "$d/oh-r1000-stream.1" 0.5) | $(gw_overhead_q "$d/oh-r1000.1" "$d/oh-r1000-stream.1" 0.99) |"
+    echo "| 5000 req/s | $(gw_overhead_q "$d/oh-r5000.0" "$d/oh-r5000.1" 0.5) | $(gw_overhead_q "$d/oh-r5000.0" "$d/oh-r5000.1" 0.99) |"
+    [ -n "$pinned" ] && echo "| 1000 req/s, pinned | $(gw_overhead_q "$d/oh-pin.0" "$d/oh-pin.1" 0.5) | $(gw_overhead_q "$d/oh-pin.0" "$d/oh-pin.1" 0.99) |"
     echo
     echo "Proxy CPU time per request during the saturation rows (user + system of the"
     echo "proxy process only; less sensitive to other work on the machine than latency):"
