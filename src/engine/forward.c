@@ -221,7 +221,7 @@ int forward_state_new_batch(const model_t *m, int n_ctx, int n_batch, int n_logi
             if (ts[i]->data) xq = max_sz(xq, matvec_xq_bytes(ts[i]->type, ts[i]->cols));
     }
     s->xq_bytes = xq;
-    s->attn = attn_scratch_new(hp, n_ctx, 2);
+    s->attn = attn_scratch_new(hp, n_ctx, ATTN_MAX_THREADS);
     s->rope = calloc((size_t)hp->n_rot, sizeof(float));
     if (own_kv) {
         s->key_cache = calloc(L * (size_t)n_ctx * KV, sizeof(uint16_t));
