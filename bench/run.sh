@@ -14,7 +14,7 @@ B=${TOLLGATE_BUILD:-build}
 TG="$ROOT/$B/tollgate"
 SECS=${BENCH_SECONDS:-10}
 DOC="$ROOT/docs/benchmarks.md"
-ALL_SECTIONS="ceilings gateway governance engine orders"
+ALL_SECTIONS="ceilings gateway governance engine orders serve"
 WORK=$(mktemp -d /tmp/tollgate-bench.XXXXXX)
 SERVER_PIDS=()
 
@@ -201,6 +201,7 @@ NGINX
 . "$ROOT/bench/governance.sh"
 . "$ROOT/bench/engine.sh"
 . "$ROOT/bench/orders.sh"
+. "$ROOT/bench/serve.sh"
 
 # ---- main ------------------------------------------------------------------------------
 [ -x "$TG" ] || { log "no binary at $TG: run make first"; exit 1; }

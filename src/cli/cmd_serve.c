@@ -40,6 +40,8 @@ static void usage(FILE *out) {
             "  --kv-cache-mib N        KV cache memory for all sequences; each holds a whole\n"
             "                          context, so this bounds the running sequences\n"
             "                          [max-seqs full contexts]\n"
+            "  --tokenizer FILE        take the tokenizer from another GGUF with the same\n"
+            "                          vocabulary (for weights without one) [the model's]\n"
             "  --drain-ms N            on SIGTERM/SIGINT, let in-flight requests finish for\n"
             "                          up to N ms [10000]\n"
             "  --log-level LEVEL       debug, info, warn, error or off [info]; logs are JSON\n"
@@ -75,7 +77,7 @@ static int parse_int(const char *s, int lo, int hi, int *out) {
     return 0;
 }
 
-enum { O_HOST = 256, O_PORT, O_THREADS, O_HTTP_THREADS, O_TMPL, O_NAME, O_QUEUE, O_DRAIN, O_LOG, O_SEQS, O_KV };
+enum { O_HOST = 256, O_PORT, O_THREADS, O_HTTP_THREADS, O_TMPL, O_NAME, O_QUEUE, O_DRAIN, O_LOG, O_SEQS, O_KV, O_TOKENIZER };
 
 int cmd_serve(int argc, char **argv) {
     static const struct option longopts[] = {
@@ -91,6 +93,7 @@ int cmd_serve(int argc, char **argv) {
         {"drain-ms", required_argument, NULL, O_DRAIN},
         {"max-seqs", required_argument, NULL, O_SEQS},
         {"kv-cache-mib", required_argument, NULL, O_KV},
+        {"tokenizer", required_argument, NULL, O_TOKENIZER},
         {"log-level", required_argument, NULL, O_LOG},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -111,6 +114,7 @@ int cmd_serve(int argc, char **argv) {
         case O_QUEUE: bad |= parse_int(optarg, 1, 1 << 20, &o.max_queue) ? 16 : 0; break;
         case O_DRAIN: bad |= parse_int(optarg, 0, 3600000, &drain_ms) ? 32 : 0; break;
         case O_SEQS: bad |= parse_int(optarg, 1, 256, &o.max_seqs) ? 64 : 0; break;
+        case O_TOKENIZER: o.tokenizer_path = optarg; break;
         case O_KV: bad |= parse_int(optarg, 1, 1 << 24, &o.kv_cache_mib) ? 128 : 0; break;
         case O_LOG:
             if (log_level_parse(optarg) < 0) {

@@ -313,8 +313,23 @@ static void *loader_main(void *arg) {
         snprintf(s->err, sizeof s->err, "cannot load %s: %s", s->model_path, err);
         goto fail;
     }
-    if ((rc = tok_load(&s->model.file, &s->tok, err, sizeof err)) != 0) {
-        snprintf(s->err, sizeof s->err, "%s: tokenizer: %s", s->model_path, err);
+    const char *tok_path = s->opts.tokenizer_path ? s->opts.tokenizer_path : s->model_path;
+    const gguf_file_t *tok_src = &s->model.file;
+    if (s->opts.tokenizer_path) {
+        if (gguf_open(tok_path, &s->tok_file, err, sizeof err)) {
+            snprintf(s->err, sizeof s->err, "cannot load %s: %s", tok_path, err);
+            goto fail;
+        }
+        s->tok_file_open = 1;
+        tok_src = &s->tok_file;
+    }
+    if ((rc = tok_load(tok_src, &s->tok, err, sizeof err)) != 0) {
+        snprintf(s->err, sizeof s->err, "%s: tokenizer: %s", tok_path, err);
+        goto fail;
+    }
+    if (tok_n_vocab(s->tok) != s->model.hp.n_vocab) {
+        snprintf(s->err, sizeof s->err, "%s: the tokenizer has %d tokens, the model %d", tok_path,
+                 tok_n_vocab(s->tok), s->model.hp.n_vocab);
         goto fail;
     }
     s->tmpl = s->tmpl_name ? chat_template_by_name(s->tmpl_name)
@@ -531,6 +546,7 @@ void server_free(server_t *s) {
     if (s->abandoned) return; /* the loader thread still uses the rest; we are exiting */
     sched_free(s->sched);
     if (s->tok) tok_free(s->tok);
+    if (s->tok_file_open) gguf_close(&s->tok_file);
     model_free(&s->model);
     metrics_registry_free(s->reg);
     pthread_mutex_destroy(&s->load_mu);

@@ -27,6 +27,8 @@ typedef struct server_opts {
     int max_queue;             /* waiting requests before 503; 0: SERVER_DEFAULT_MAX_QUEUE */
     int max_seqs;              /* sequences generated together (batch); 0: SCHED_DEFAULT_MAX_SEQS */
     int kv_cache_mib;          /* KV cache memory for all sequences; 0: max_seqs full contexts */
+    const char *tokenizer_path; /* GGUF to take the tokenizer from (a model file without one,
+                                 * e.g. random benchmark weights); NULL: the model's own */
     size_t max_body;           /* request body limit in bytes; 0: 8 MiB */
 } server_opts_t;
 

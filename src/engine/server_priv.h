@@ -36,6 +36,8 @@ struct server {
                               * and the server's memory stays for it (the process exits) */
     model_t model;
     tokenizer_t *tok;
+    gguf_file_t tok_file;    /* --tokenizer's file, open while tok lives (tok_file_open) */
+    int tok_file_open;
     chat_tmpl_t tmpl;
     int n_ctx;
     int64_t created;             /* unix time the server started (/v1/models) */

@@ -98,3 +98,16 @@ test('--kv-cache-mib smaller than one context: the model is refused with a clear
   assert.match(s.p.stderrText, /--kv-cache-mib 3 holds no sequence of 4096 positions: one needs 4\.0 MiB/);
   await stop(s.p);
 });
+
+test('--tokenizer takes the vocabulary from another file; a different vocabulary size is refused', async () => {
+  const s = await serve(['-m', `${REF}/models/llama-tiny-Q4_0.gguf`, '--tokenizer', LLAMA, '--ctx', '64']);
+  const r = await s.client.completions.create({ model: 'm', prompt: 'Once upon a time', max_tokens: 4, temperature: 0 });
+  assert.equal(r.usage.prompt_tokens, 5);
+  assert.equal(r.usage.completion_tokens, 4);
+  assert.ok(r.choices[0].text.length > 0);
+  await stop(s.p);
+  const bad = await start(['serve', '--port', '0', '-m', LLAMA, '--tokenizer', `${REF}/models/phi3-tiny-Q8_0.gguf`], /listening on/);
+  const code = await new Promise((res) => { bad.p.removeAllListeners('exit'); bad.p.on('exit', (c) => res(c)); });
+  assert.equal(code, 1);
+  assert.match(bad.p.stderrText, /phi3-tiny-Q8_0\.gguf: the tokenizer has \d+ tokens, the model 32000/);
+});
