@@ -69,12 +69,13 @@ QT_INLINE void qt_k_scales(const uint8_t *s, uint64_t *sc, uint64_t *mn) {
 }
 
 /* One Q4_K/Q5_K block in registers: code register j holds, in its two 256-bit halves,
- * the sub-blocks sb[j][0] and sb[j][1] (c[0]: 0 and 2, c[1]: 1 and 3, c[2]: 4 and 6,
- * c[3]: 5 and 7, as the low/high nibbles of 64 bytes of qs fall); S[j] the matching
- * scales as 16-bit words for the multiply-add; M16 the mins as word pairs
- * (mn0, mn0, mn1, mn1, ...) against the activation's 16 group sums. */
+ * two sub-blocks (c[0]: 0 and 2, c[1]: 1 and 3, c[2]: 4 and 6, c[3]: 5 and 7, as the
+ * low/high nibbles of 64 bytes of qs fall). S[i] pairs the scales of c[2i] and c[2i+1]
+ * as 16-bit words, (sc0, sc1) x 8 | (sc2, sc3) x 8 and (sc4, sc5) x 8 | (sc6, sc7) x 8,
+ * for qt_k_lanes16; M16 the mins as word pairs (mn0, mn0, mn1, mn1, ...) against the
+ * activation's 16 group sums. */
 typedef struct qt_kblock {
-    __m512i c[4], S[4];
+    __m512i c[4], S[2];
     __m256i M16;
     float d, dmin;
 } qt_kblock_t;
@@ -108,10 +109,10 @@ QT_INLINE void qt_k_unpack(int q5, const uint8_t *wb, qt_kblock_t *k) {
     uint64_t sc, mn;
     qt_k_scales(scales, &sc, &mn);
     __m512i s16 = _mm512_castsi128_si512(_mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)sc)));
-    static const uint8_t first[4][2] = {{0, 2}, {1, 3}, {4, 6}, {5, 7}};
-    for (int j = 0; j < 4; j++) {
-        __m512i idx = _mm512_inserti64x4(_mm512_set1_epi16(first[j][0]), _mm256_set1_epi16(first[j][1]), 1);
-        k->S[j] = _mm512_permutexvar_epi16(idx, s16);
+    const __m512i pair = _mm512_set1_epi32(0x00010000); /* word offsets (0, 1) */
+    for (int i = 0; i < 2; i++) {
+        __m512i base = _mm512_inserti64x4(_mm512_set1_epi16((short)(4 * i)), _mm256_set1_epi16((short)(4 * i + 2)), 1);
+        k->S[i] = _mm512_permutexvar_epi16(_mm512_add_epi16(base, pair), s16);
     }
     __m128i m16 = _mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)mn));
     k->M16 = _mm256_set_m128i(_mm_unpackhi_epi16(m16, m16), _mm_unpacklo_epi16(m16, m16));
@@ -119,14 +120,46 @@ QT_INLINE void qt_k_unpack(int q5, const uint8_t *wb, qt_kblock_t *k) {
     k->dmin = qt_h2f(hdmin);
 }
 
-/* The exact integer lanes sum over e of sc(e) * q(e) * x(e), 8-lane partition. */
-QT_INLINE __m256i qt_k_lanes(const qt_kblock_t *k, const int8_t *q8) {
-    __m512i l = _mm512_setzero_si512();
-    l = _mm512_dpwssd_epi32(l, _mm512_maddubs_epi16(k->c[0], qt_load_2x32(q8, 64)), k->S[0]);
-    l = _mm512_dpwssd_epi32(l, _mm512_maddubs_epi16(k->c[1], qt_load_2x32(q8 + 32, 64)), k->S[1]);
-    l = _mm512_dpwssd_epi32(l, _mm512_maddubs_epi16(k->c[2], qt_load_2x32(q8 + 128, 64)), k->S[2]);
-    l = _mm512_dpwssd_epi32(l, _mm512_maddubs_epi16(k->c[3], qt_load_2x32(q8 + 160, 64)), k->S[3]);
-    return qt_fold(l);
+/* Words 2k and 2k + 1 of the result: the low words of int32 lane k of a and of b. */
+QT_INLINE __m512i qt_pair_words(__m512i a, __m512i b) {
+    static const uint16_t idx[32] = {0,  32, 2,  34, 4,  36, 6,  38, 8,  40, 10, 42, 12, 44, 14, 46,
+                                     16, 48, 18, 50, 20, 52, 22, 54, 24, 56, 26, 58, 28, 60, 30, 62};
+    return _mm512_permutex2var_epi16(a, _mm512_loadu_si512(idx), b);
+}
+
+/* The exact integer sums of sc(e) * q(e) * x(e) in 16 lanes (lane k and k + 8 belong to
+ * the reference's lane k: qt_fold). The 4-product sums of each code register (vpdpbusd;
+ * each fits 16 bits: 4 * 31 * 128 < 2^15) are paired word by word with those of the
+ * register of the neighbouring sub-blocks, so that one word-pair multiply-add applies
+ * both scales: 6 multiplies per 256 elements instead of 8. */
+QT_INLINE __m512i qt_k_lanes16_x(const qt_kblock_t *k, __m512i x0, __m512i x1, __m512i x2, __m512i x3) {
+    const __m512i z = _mm512_setzero_si512();
+    __m512i a = _mm512_dpbusd_epi32(z, k->c[0], x0);
+    __m512i b = _mm512_dpbusd_epi32(z, k->c[1], x1);
+    __m512i c = _mm512_dpbusd_epi32(z, k->c[2], x2);
+    __m512i d = _mm512_dpbusd_epi32(z, k->c[3], x3);
+    __m512i l = _mm512_madd_epi16(qt_pair_words(a, b), k->S[0]);
+    return _mm512_dpwssd_epi32(l, qt_pair_words(c, d), k->S[1]);
+}
+
+/* The same from a Q8_K block's codes in element order. */
+QT_INLINE __m512i qt_k_lanes16(const qt_kblock_t *k, const int8_t *q8) {
+    return qt_k_lanes16_x(k, qt_load_2x32(q8, 64), qt_load_2x32(q8 + 32, 64), qt_load_2x32(q8 + 128, 64),
+                          qt_load_2x32(q8 + 160, 64));
+}
+
+/* The same from 256 codes already in register order (qt_k_permute_x). */
+QT_INLINE __m512i qt_k_lanes16_p(const qt_kblock_t *k, const int8_t *xp) {
+    return qt_k_lanes16_x(k, _mm512_loadu_si512(xp), _mm512_loadu_si512(xp + 64), _mm512_loadu_si512(xp + 128),
+                          _mm512_loadu_si512(xp + 192));
+}
+
+/* A Q8_K block's codes in the order of the code registers of qt_kblock_t. */
+QT_INLINE void qt_k_permute_x(const int8_t *q8, int8_t *out) {
+    _mm512_storeu_si512(out, qt_load_2x32(q8, 64));
+    _mm512_storeu_si512(out + 64, qt_load_2x32(q8 + 32, 64));
+    _mm512_storeu_si512(out + 128, qt_load_2x32(q8 + 128, 64));
+    _mm512_storeu_si512(out + 192, qt_load_2x32(q8 + 160, 64));
 }
 
 /* One weight row (nb blocks) against nt <= QT_TOKENS activation rows x[t]. */
@@ -142,7 +175,7 @@ QT_INLINE void qt_k_asym_row(int q5, int64_t nb, const uint8_t *w, const block_q
         qt_k_unpack(q5, w, &k);
         QT_EACH_TOKEN(t, nt) {
             const block_q8_K *xb = x[t] + b;
-            __m256i lanes = qt_k_lanes(&k, xb->qs);
+            __m256i lanes = qt_fold(qt_k_lanes16(&k, xb->qs));
             float d = xb->d * k.d;
             float dmin = -xb->d * k.dmin;
             __m256i mt = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)xb->bsums), k.M16);
@@ -171,19 +204,26 @@ typedef struct qt_q6block {
     float d;
 } qt_q6block_t;
 
-QT_INLINE void qt_q6_unpack(const block_q6_K *w, qt_q6block_t *k) {
+/* The 256 six-bit codes of a Q6_K block (0..63) in element order, 64 per register. */
+QT_INLINE void qt_q6_codes(const block_q6_K *w, __m512i c[4]) {
     const __m512i lo4 = _mm512_set1_epi8(15), three = _mm512_set1_epi8(3);
     /* qh[l] bits 0-1 top element l, 2-3 element l + 32, 4-5 l + 64, 6-7 l + 96 */
     const __m512i cnt_lo = _mm512_inserti64x4(_mm512_set1_epi16(0), _mm256_set1_epi16(2), 1);
     const __m512i cnt_hi = _mm512_inserti64x4(_mm512_set1_epi16(4), _mm256_set1_epi16(6), 1);
-    __m512i s16 = _mm512_castsi256_si512(_mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)w->scales)));
     for (int h = 0; h < 2; h++) {
         __m512i qa = _mm512_loadu_si512(w->ql + 64 * h);
         __m512i hb = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(w->qh + 32 * h)));
         __m512i hl = _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi16(hb, cnt_lo), three), 4);
         __m512i hh = _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi16(hb, cnt_hi), three), 4);
-        k->c[2 * h] = _mm512_or_si512(_mm512_and_si512(qa, lo4), hl);
-        k->c[2 * h + 1] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(qa, 4), lo4), hh);
+        c[2 * h] = _mm512_or_si512(_mm512_and_si512(qa, lo4), hl);
+        c[2 * h + 1] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(qa, 4), lo4), hh);
+    }
+}
+
+QT_INLINE void qt_q6_unpack(const block_q6_K *w, qt_q6block_t *k) {
+    qt_q6_codes(w, k->c);
+    __m512i s16 = _mm512_castsi256_si512(_mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)w->scales)));
+    for (int h = 0; h < 2; h++) {
         for (int half = 0; half < 2; half++) {
             int s0 = 8 * h + 4 * half; /* first sub-block of this register */
             __m512i idx = _mm512_inserti64x4(
@@ -195,7 +235,7 @@ QT_INLINE void qt_q6_unpack(const block_q6_K *w, qt_q6block_t *k) {
     k->d = qt_h2f(w->d);
 }
 
-QT_INLINE __m256i qt_q6_lanes(const qt_q6block_t *k, const int8_t *q8) {
+QT_INLINE __m512i qt_q6_lanes16(const qt_q6block_t *k, const int8_t *q8) {
     const __m512i m32 = _mm512_set1_epi8(32);
     __m512i l = _mm512_setzero_si512();
     for (int j = 0; j < 4; j++) {
@@ -204,7 +244,7 @@ QT_INLINE __m256i qt_q6_lanes(const qt_q6block_t *k, const int8_t *q8) {
         __m512i p = _mm512_sub_epi16(_mm512_maddubs_epi16(k->c[j], xv), _mm512_maddubs_epi16(m32, xv));
         l = _mm512_dpwssd_epi32(l, p, k->S[j]);
     }
-    return qt_fold(l);
+    return l;
 }
 
 QT_INLINE void qt_q6_row(int64_t nb, const block_q6_K *w, const block_q8_K *const *x, int nt, float *out,
@@ -216,13 +256,158 @@ QT_INLINE void qt_q6_row(int64_t nb, const block_q6_K *w, const block_q8_K *cons
         qt_q6_unpack(&w[b], &k);
         QT_EACH_TOKEN(t, nt) {
             const block_q8_K *xb = x[t] + b;
-            __m256i lanes = qt_q6_lanes(&k, xb->qs);
+            __m256i lanes = qt_fold(qt_q6_lanes16(&k, xb->qs));
             float d = xb->d * k.d;
             acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(lanes), acc[t]);
         }
     }
     QT_EACH_TOKEN(t, nt) out[(size_t)t * ldo] = qt_hsum8(acc[t]);
 }
+
+/* ---- token pairs ---------------------------------------------------------------- */
+
+/* With two or more activation rows, tokens go in pairs through 512-bit float registers:
+ * token t0's 8 lanes in the low half, t1's in the high half, so that the fold, the
+ * conversion, the scale multiply and the FMA are one instruction for both. The per-lane
+ * operations are those of the definition (d = x.d * w.d; dmin = x.d * -w.dmin, which is
+ * -x.d * w.dmin exactly). What only depends on the activations is gathered once per tile
+ * for all its weight rows: per block and pair, x.d of both tokens spread over their
+ * halves and their 16 group sums side by side. */
+typedef struct qt_xpair {
+    __m512 xd;      /* x[t0].d x 8 | x[t1].d x 8 */
+    __m512i bsums;  /* x[t0].bsums | x[t1].bsums */
+} qt_xpair_t;
+
+#define QT_PAIRS (QT_TOKENS / 2)
+/* Blocks per row the pair path gathers on the stack (16 KiB): rows up to 16384 columns. */
+#define QT_MAX_NB 64
+
+/* [a's low 256 | b's low 256] + [a's high 256 | b's high 256]: both tokens folded into
+ * the 8-lane partition, side by side. */
+QT_INLINE __m512i qt_fold_pair(__m512i a, __m512i b) {
+    return _mm512_add_epi32(_mm512_shuffle_i64x2(a, b, 0x44), _mm512_shuffle_i64x2(a, b, 0xee));
+}
+
+/* Lanes 0, 2, 4, 6 of v. */
+QT_INLINE __m128 qt_even4(__m256 v) {
+    return _mm_shuffle_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1), _MM_SHUFFLE(2, 0, 2, 0));
+}
+
+/* One Q4_K weight row against np pairs of activation rows (x[2p], x[2p + 1]); out gets
+ * the first nt results. */
+QT_INLINE void qt_q4k_pairs(int64_t nb, const uint8_t *w, const int8_t *xq, const qt_xpair_t *xp,
+                            int np, int nt, float *out, size_t ldo) {
+    __m512 acc[QT_PAIRS], acc_m[QT_PAIRS];
+    QT_EACH_TOKEN(p, np) acc[p] = _mm512_setzero_ps(), acc_m[p] = _mm512_setzero_ps();
+    for (int64_t b = 0; b < nb; b++, w += sizeof(block_q4_K)) {
+        qt_kblock_t k;
+        qt_k_unpack(0, w, &k);
+        const __m512i m16 = _mm512_broadcast_i64x4(k.M16);
+        const __m512 wd = _mm512_set1_ps(k.d), nwdmin = _mm512_set1_ps(-k.dmin);
+        QT_EACH_TOKEN(p, np) {
+            const qt_xpair_t *xv = &xp[b * QT_PAIRS + p];
+            const int8_t *x0 = xq + ((size_t)(2 * p) * QT_MAX_NB + b) * QUANT_QK_K;
+            __m512i f = qt_fold_pair(qt_k_lanes16_p(&k, x0), qt_k_lanes16_p(&k, x0 + QT_MAX_NB * QUANT_QK_K));
+            acc[p] = _mm512_fmadd_ps(_mm512_mul_ps(xv->xd, wd), _mm512_cvtepi32_ps(f), acc[p]);
+            /* mn[s] * q8s[s], then lanes 2k and 2k + 1 both hold the reference's pair k */
+            __m512i mt = _mm512_madd_epi16(xv->bsums, m16);
+            mt = _mm512_add_epi32(mt, _mm512_shuffle_epi32(mt, _MM_PERM_CDAB));
+            acc_m[p] = _mm512_fmadd_ps(_mm512_mul_ps(xv->xd, nwdmin), _mm512_cvtepi32_ps(mt), acc_m[p]);
+        }
+    }
+    for (int t = 0; t < nt; t++) {
+        __m256 a = t & 1 ? _mm512_extractf32x8_ps(acc[t / 2], 1) : _mm512_castps512_ps256(acc[t / 2]);
+        __m256 m = t & 1 ? _mm512_extractf32x8_ps(acc_m[t / 2], 1) : _mm512_castps512_ps256(acc_m[t / 2]);
+        out[(size_t)t * ldo] = qt_hsum8(a) + qt_hsum4(qt_even4(m));
+    }
+}
+
+/* Q6_K pairs: scales as word pairs (sc[8h + k/4], sc[8h + 4 + k/4]) for lane k of the
+ * two code registers of half h (elements 128h + 4k.. and 128h + 64 + 4k..). */
+QT_INLINE void qt_q6_pair_scales(const block_q6_K *w, __m512i S[2]) {
+    __m512i s16 = _mm512_castsi256_si512(_mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)w->scales)));
+    static const uint16_t idx[2][32] = {
+        {0, 4, 0, 4, 0, 4, 0, 4, 1, 5, 1, 5, 1, 5, 1, 5, 2, 6, 2, 6, 2, 6, 2, 6, 3, 7, 3, 7, 3, 7, 3, 7},
+        {8, 12, 8, 12, 8, 12, 8, 12, 9, 13, 9, 13, 9, 13, 9, 13,
+         10, 14, 10, 14, 10, 14, 10, 14, 11, 15, 11, 15, 11, 15, 11, 15}};
+    S[0] = _mm512_permutexvar_epi16(_mm512_loadu_si512(idx[0]), s16);
+    S[1] = _mm512_permutexvar_epi16(_mm512_loadu_si512(idx[1]), s16);
+}
+
+/* The activation-only half of (q - 32) * x for one token and block: the 4-element sums
+ * of 32 * x, paired as qt_q6k_pairs pairs the code sums (gathered once per tile). */
+QT_INLINE void qt_q6_x32(const int8_t *q8, __m512i out[2]) {
+    const __m512i m32 = _mm512_set1_epi8(32), z = _mm512_setzero_si512();
+    for (int h = 0; h < 2; h++)
+        out[h] = qt_pair_words(_mm512_dpbusd_epi32(z, m32, _mm512_loadu_si512(q8 + 128 * h)),
+                               _mm512_dpbusd_epi32(z, m32, _mm512_loadu_si512(q8 + 128 * h + 64)));
+}
+
+/* One Q6_K weight row against np pairs of activation rows. Per half of the block: the
+ * 4-product sums of both code registers (each fits 16 bits: 4 * 63 * 128 < 2^15), less
+ * the gathered 32 * x sums, paired word by word, one word-pair multiply-add with the
+ * scales: 6 multiplies per 256 elements instead of 12. */
+QT_INLINE void qt_q6k_pairs(int64_t nb, const uint8_t *w, const block_q8_K *const *x, const __m512i *x32,
+                            const qt_xpair_t *xp, int np, int nt, float *out, size_t ldo) {
+    __m512 acc[QT_PAIRS];
+    QT_EACH_TOKEN(p, np) acc[p] = _mm512_setzero_ps();
+    const __m512i z = _mm512_setzero_si512();
+    for (int64_t b = 0; b < nb; b++, w += sizeof(block_q6_K)) {
+        qt_q6block_t k;
+        qt_q6_codes((const block_q6_K *)w, k.c);
+        __m512i S[2];
+        qt_q6_pair_scales((const block_q6_K *)w, S);
+        const __m512 wd = _mm512_set1_ps(qt_h2f(((const block_q6_K *)w)->d));
+        QT_EACH_TOKEN(p, np) {
+            __m512i l[2];
+            for (int u = 0; u < 2; u++) {
+                int t = 2 * p + u;
+                const int8_t *q8 = x[t][b].qs;
+                const __m512i *zx = x32 + ((size_t)t * QT_MAX_NB + b) * 2;
+                __m512i v = z;
+                for (int h = 0; h < 2; h++) {
+                    __m512i pa = qt_pair_words(_mm512_dpbusd_epi32(z, k.c[2 * h], _mm512_loadu_si512(q8 + 128 * h)),
+                                               _mm512_dpbusd_epi32(z, k.c[2 * h + 1],
+                                                                   _mm512_loadu_si512(q8 + 128 * h + 64)));
+                    v = _mm512_dpwssd_epi32(v, _mm512_sub_epi16(pa, zx[h]), S[h]);
+                }
+                l[u] = v;
+            }
+            __m512i f = qt_fold_pair(l[0], l[1]);
+            acc[p] = _mm512_fmadd_ps(_mm512_mul_ps(xp[b * QT_PAIRS + p].xd, wd), _mm512_cvtepi32_ps(f), acc[p]);
+        }
+    }
+    for (int t = 0; t < nt; t++) {
+        __m256 a = t & 1 ? _mm512_extractf32x8_ps(acc[t / 2], 1) : _mm512_castps512_ps256(acc[t / 2]);
+        out[(size_t)t * ldo] = qt_hsum8(a);
+    }
+}
+
+/* What a token group shares between the weight rows of a tile (gathered by
+ * quant_tile_avx512): x the activation blocks (an odd last token repeated), xp the
+ * scales and group sums per block and pair, and per type: Q4_K each token's codes in
+ * register order (int8_t, QT_MAX_NB * 256 per token), Q6_K its paired 32 * x sums
+ * (__m512i, QT_MAX_NB * 2 per token). */
+typedef struct qt_group {
+    const block_q8_K *x[QT_TOKENS];
+    const qt_xpair_t *xp;
+    const void *extra;
+} qt_group_t;
+
+static void qt_q4k_p1(int64_t nb, const uint8_t *w, const qt_group_t *g, int nt, float *o, size_t ldo) {
+    qt_q4k_pairs(nb, w, g->extra, g->xp, 1, nt, o, ldo);
+}
+static void qt_q4k_p2(int64_t nb, const uint8_t *w, const qt_group_t *g, int nt, float *o, size_t ldo) {
+    qt_q4k_pairs(nb, w, g->extra, g->xp, 2, nt, o, ldo);
+}
+static void qt_q6k_p1(int64_t nb, const uint8_t *w, const qt_group_t *g, int nt, float *o, size_t ldo) {
+    qt_q6k_pairs(nb, w, g->x, g->extra, g->xp, 1, nt, o, ldo);
+}
+static void qt_q6k_p2(int64_t nb, const uint8_t *w, const qt_group_t *g, int nt, float *o, size_t ldo) {
+    qt_q6k_pairs(nb, w, g->x, g->extra, g->xp, 2, nt, o, ldo);
+}
+
+typedef void (*qt_pair_fn)(int64_t nb, const uint8_t *w, const qt_group_t *g, int nt, float *o, size_t ldo);
 
 /* ---- tiles ---------------------------------------------------------------------- */
 
@@ -250,22 +435,54 @@ int quant_tile_avx512(int type, int64_t n, const void *w, size_t row_bytes, int 
     static const qt_row_fn q4[QT_TOKENS] = {qt_q4k_1, qt_q4k_2, qt_q4k_3, qt_q4k_4};
     static const qt_row_fn q5[QT_TOKENS] = {qt_q5k_1, qt_q5k_2, qt_q5k_3, qt_q5k_4};
     static const qt_row_fn q6[QT_TOKENS] = {qt_q6k_1, qt_q6k_2, qt_q6k_3, qt_q6k_4};
+    static const qt_pair_fn p4[QT_PAIRS] = {qt_q4k_p1, qt_q4k_p2};
+    static const qt_pair_fn p6[QT_PAIRS] = {qt_q6k_p1, qt_q6k_p2};
     const qt_row_fn *fns;
+    const qt_pair_fn *pfns = NULL;
     switch (type) {
-    case GGML_TYPE_Q4_K: fns = q4; break;
+    case GGML_TYPE_Q4_K: fns = q4, pfns = p4; break;
     case GGML_TYPE_Q5_K: fns = q5; break;
-    case GGML_TYPE_Q6_K: fns = q6; break;
+    case GGML_TYPE_Q6_K: fns = q6, pfns = p6; break;
     default: return -1;
     }
     int64_t nb = n / QUANT_QK_K;
+    /* the pair path's gathered activations, on the stack: 80 KiB */
+    qt_xpair_t xp[QT_MAX_NB * QT_PAIRS];
+    union {
+        int8_t codes[QT_TOKENS * QT_MAX_NB * QUANT_QK_K]; /* Q4_K */
+        __m512i x32[QT_TOKENS * QT_MAX_NB * 2];          /* Q6_K */
+    } extra;
     /* tokens in groups of QT_TOKENS; within a group every row of the tile (its blocks
      * still in L1/L2 from the previous group) */
     for (int t0 = 0; t0 < nt; t0 += QT_TOKENS) {
         int g = nt - t0 < QT_TOKENS ? nt - t0 : QT_TOKENS;
-        const block_q8_K *x[QT_TOKENS];
+        qt_group_t grp = {.xp = xp, .extra = &extra};
+        const block_q8_K **x = grp.x;
         for (int t = 0; t < g; t++) x[t] = (const block_q8_K *)((const uint8_t *)xq + (size_t)(t0 + t) * xq_stride);
         const uint8_t *row = w;
-        for (int r = 0; r < nr; r++, row += row_bytes) fns[g - 1](nb, row, x, y + (size_t)t0 * ldy + r, ldy);
+        if (g == 1 || !pfns || nb > QT_MAX_NB) {
+            for (int r = 0; r < nr; r++, row += row_bytes) fns[g - 1](nb, row, x, y + (size_t)t0 * ldy + r, ldy);
+            continue;
+        }
+        /* pairs: an odd last token is paired with itself (its twin's results are dropped) */
+        int np = (g + 1) / 2;
+        for (int t = g; t < 2 * np; t++) x[t] = x[t - 1];
+        for (int64_t b = 0; b < nb; b++)
+            for (int p = 0; p < np; p++) {
+                const block_q8_K *a = &x[2 * p][b], *c = &x[2 * p + 1][b];
+                qt_xpair_t *v = &xp[b * QT_PAIRS + p];
+                v->xd = _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_set1_ps(a->d)), _mm256_set1_ps(c->d), 1);
+                v->bsums = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)a->bsums)),
+                                              _mm256_loadu_si256((const __m256i *)c->bsums), 1);
+            }
+        for (int t = 0; t < 2 * np; t++)
+            for (int64_t b = 0; b < nb; b++) {
+                if (type == GGML_TYPE_Q4_K)
+                    qt_k_permute_x(x[t][b].qs, extra.codes + ((size_t)t * QT_MAX_NB + b) * QUANT_QK_K);
+                else
+                    qt_q6_x32(x[t][b].qs, extra.x32 + ((size_t)t * QT_MAX_NB + b) * 2);
+            }
+        for (int r = 0; r < nr; r++, row += row_bytes) pfns[np - 1](nb, row, &grp, g, y + (size_t)t0 * ldy + r, ldy);
     }
     return 0;
 }
