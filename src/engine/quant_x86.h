@@ -354,12 +354,170 @@ static float QX_NAME(dot)(int type, int64_t n, const void *w, const void *xq, in
     }
 }
 
-/* A tile of dots, row by row within each activation row (the weight rows stay in cache
- * between activation rows); the AVX-512 file first offers it to its K-quant tile kernels. */
+/* ---- multi-token K-quant rows (the AVX2 tiles) ------------------------------------ */
+#if !QX_VNNI /* the AVX-512 set has its own (quant_tile_avx512.c) */
+
+/* Activation rows dotted with one weight block while its codes are unpacked. */
+#define QX_TOKENS 4
+
+/* One Q4_K/Q5_K row against nt <= QX_TOKENS activation rows: per 64-element chunk the
+ * codes and scales are unpacked once for all tokens; per token the same integer lanes
+ * and float steps as QX_NAME(dot_k_asym), so every result is bit for bit the same. */
+static inline __attribute__((always_inline)) void QX_NAME(k_asym_tokens)(int q5, int64_t nb, const uint8_t *wv,
+                                                                          const block_q8_K *const *x, int nt,
+                                                                          float *out, size_t ldo) {
+    __m256 acc[QX_TOKENS];
+    __m128 acc_m[QX_TOKENS];
+    float summs[QX_TOKENS];
+    for (int t = 0; t < nt; t++) acc[t] = _mm256_setzero_ps(), acc_m[t] = _mm_setzero_ps(), summs[t] = 0.0f;
+    const __m256i lo4 = _mm256_set1_epi8(15);
+    const size_t bs = q5 ? sizeof(block_q5_K) : sizeof(block_q4_K);
+    for (int64_t b = 0; b < nb; b++, wv += bs) {
+        const uint8_t *scales, *qs, *qh = NULL;
+        uint16_t hd, hdmin;
+        if (!q5) {
+            const block_q4_K *w = (const block_q4_K *)wv;
+            scales = w->scales, qs = w->qs, hd = w->d, hdmin = w->dmin;
+        } else {
+            const block_q5_K *w = (const block_q5_K *)wv;
+            scales = w->scales, qs = w->qs, qh = w->qh, hd = w->d, hdmin = w->dmin;
+        }
+        int sc[8], mn[8];
+        for (int s = 0; s < 8; s++) qx_k_scale_min(scales, s, &sc[s], &mn[s]);
+        __m256i lanes[QX_TOKENS];
+        for (int t = 0; t < nt; t++) lanes[t] = _mm256_setzero_si256();
+        __m256i hbits = qh ? _mm256_loadu_si256((const __m256i *)qh) : _mm256_setzero_si256();
+        for (int c = 0; c < 4; c++) {
+            __m256i q = _mm256_loadu_si256((const __m256i *)(qs + 32 * c));
+            __m256i lo = _mm256_and_si256(q, lo4);
+            __m256i hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), lo4);
+            if (qh) {
+                __m256i ml = _mm256_set1_epi8((char)(1 << (2 * c)));
+                __m256i mh = _mm256_set1_epi8((char)(2 << (2 * c)));
+                __m256i b16 = _mm256_set1_epi8(16);
+                lo = _mm256_or_si256(lo, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(hbits, ml), ml), b16));
+                hi = _mm256_or_si256(hi, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(hbits, mh), mh), b16));
+            }
+            __m256i sl = _mm256_set1_epi16((short)sc[2 * c]), sh = _mm256_set1_epi16((short)sc[2 * c + 1]);
+            for (int t = 0; t < nt; t++) {
+                const int8_t *q8 = x[t][b].qs + 64 * c;
+                lanes[t] = _mm256_add_epi32(lanes[t], qx_dot4_scaled(lo, _mm256_loadu_si256((const __m256i *)q8), sl));
+                lanes[t] = _mm256_add_epi32(lanes[t],
+                                            qx_dot4_scaled(hi, _mm256_loadu_si256((const __m256i *)(q8 + 32)), sh));
+            }
+        }
+        float wd = qx_h2f(hd), wdmin = qx_h2f(hdmin);
+        __m256i m16 = _mm256_setr_epi16((short)mn[0], (short)mn[0], (short)mn[1], (short)mn[1], (short)mn[2],
+                                        (short)mn[2], (short)mn[3], (short)mn[3], (short)mn[4], (short)mn[4],
+                                        (short)mn[5], (short)mn[5], (short)mn[6], (short)mn[6], (short)mn[7],
+                                        (short)mn[7]);
+        for (int t = 0; t < nt; t++) {
+            const block_q8_K *xb = x[t] + b;
+            float d = xb->d * wd;
+            float dmin = -xb->d * wdmin;
+            __m256i mt = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)xb->bsums), m16);
+            if (!q5) {
+                __m128i pairs = _mm_hadd_epi32(_mm256_castsi256_si128(mt), _mm256_extracti128_si256(mt, 1));
+                acc_m[t] = _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(pairs), acc_m[t]);
+            } else {
+                summs[t] += dmin * (float)qx_hsum_i32(mt);
+            }
+            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(lanes[t]), acc[t]);
+        }
+    }
+    for (int t = 0; t < nt; t++) {
+        float s = q5 ? summs[t] : qx_hsum4(acc_m[t]);
+        out[(size_t)t * ldo] = qx_hsum8(acc[t]) + s;
+    }
+}
+
+/* One Q6_K row against nt <= QX_TOKENS activation rows, as QX_NAME(dot_q6_K) per token. */
+static inline __attribute__((always_inline)) void QX_NAME(q6_tokens)(int64_t nb, const block_q6_K *w,
+                                                                      const block_q8_K *const *x, int nt, float *out,
+                                                                      size_t ldo) {
+    __m256 acc[QX_TOKENS];
+    for (int t = 0; t < nt; t++) acc[t] = _mm256_setzero_ps();
+    const __m256i lo4 = _mm256_set1_epi8(15), three = _mm256_set1_epi8(3), m32 = _mm256_set1_epi8(32);
+    for (int64_t b = 0; b < nb; b++) {
+        __m256i lanes[QX_TOKENS];
+        for (int t = 0; t < nt; t++) lanes[t] = _mm256_setzero_si256();
+        for (int h = 0; h < 2; h++) {
+            const uint8_t *ql = w[b].ql + 64 * h;
+            __m256i qa = _mm256_loadu_si256((const __m256i *)ql);
+            __m256i qb = _mm256_loadu_si256((const __m256i *)(ql + 32));
+            __m256i hb = _mm256_loadu_si256((const __m256i *)(w[b].qh + 32 * h));
+            for (int k = 0; k < 4; k++) {
+                __m256i src = k & 1 ? qb : qa;
+                __m256i q = _mm256_and_si256(k < 2 ? src : _mm256_srli_epi16(src, 4), lo4);
+                q = _mm256_or_si256(q, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2 * k), three), 4));
+                const int8_t *sc = w[b].scales + 8 * h + 2 * k;
+                __m256i s16 = _mm256_set_m128i(_mm_set1_epi16(sc[1]), _mm_set1_epi16(sc[0]));
+                for (int t = 0; t < nt; t++) {
+                    __m256i xk = _mm256_loadu_si256((const __m256i *)(x[t][b].qs + 128 * h + 32 * k));
+                    __m256i p = _mm256_sub_epi16(_mm256_maddubs_epi16(q, xk), _mm256_maddubs_epi16(m32, xk));
+                    lanes[t] = _mm256_add_epi32(lanes[t], _mm256_madd_epi16(p, s16));
+                }
+            }
+        }
+        float wd = qx_h2f(w[b].d);
+        for (int t = 0; t < nt; t++) {
+            float d = x[t][b].d * wd;
+            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(lanes[t]), acc[t]);
+        }
+    }
+    for (int t = 0; t < nt; t++) out[(size_t)t * ldo] = qx_hsum8(acc[t]);
+}
+
+#define QX_TOKEN_FNS(NT)                                                                                   \
+    static void QX_NAME(q4k_t##NT)(int64_t nb, const void *w, const block_q8_K *const *x, float *o, size_t l) { \
+        QX_NAME(k_asym_tokens)(0, nb, w, x, NT, o, l);                                                     \
+    }                                                                                                      \
+    static void QX_NAME(q5k_t##NT)(int64_t nb, const void *w, const block_q8_K *const *x, float *o, size_t l) { \
+        QX_NAME(k_asym_tokens)(1, nb, w, x, NT, o, l);                                                     \
+    }                                                                                                      \
+    static void QX_NAME(q6k_t##NT)(int64_t nb, const void *w, const block_q8_K *const *x, float *o, size_t l) { \
+        QX_NAME(q6_tokens)(nb, w, x, NT, o, l);                                                            \
+    }
+QX_TOKEN_FNS(1)
+QX_TOKEN_FNS(2)
+QX_TOKEN_FNS(3)
+QX_TOKEN_FNS(4)
+
+typedef void (*QX_NAME(tokens_fn))(int64_t nb, const void *w, const block_q8_K *const *x, float *o, size_t l);
+
+/* A K-quant tile through the multi-token rows: tokens in groups of QX_TOKENS, every row
+ * of the tile per group. 0, or -1 for other types. */
+static int QX_NAME(k_tile)(int type, int64_t n, const void *w, size_t row_bytes, int nr, const void *xq,
+                           size_t xq_stride, int nt, float *y, size_t ldy) {
+    static const QX_NAME(tokens_fn) q4[QX_TOKENS] = {QX_NAME(q4k_t1), QX_NAME(q4k_t2), QX_NAME(q4k_t3),
+                                                     QX_NAME(q4k_t4)};
+    static const QX_NAME(tokens_fn) q5[QX_TOKENS] = {QX_NAME(q5k_t1), QX_NAME(q5k_t2), QX_NAME(q5k_t3),
+                                                     QX_NAME(q5k_t4)};
+    static const QX_NAME(tokens_fn) q6[QX_TOKENS] = {QX_NAME(q6k_t1), QX_NAME(q6k_t2), QX_NAME(q6k_t3),
+                                                     QX_NAME(q6k_t4)};
+    const QX_NAME(tokens_fn) *fns = type == GGML_TYPE_Q4_K ? q4 : type == GGML_TYPE_Q5_K ? q5
+                                  : type == GGML_TYPE_Q6_K ? q6 : NULL;
+    if (!fns) return -1;
+    for (int t0 = 0; t0 < nt; t0 += QX_TOKENS) {
+        int g = nt - t0 < QX_TOKENS ? nt - t0 : QX_TOKENS;
+        const block_q8_K *x[QX_TOKENS];
+        for (int t = 0; t < g; t++) x[t] = (const block_q8_K *)((const uint8_t *)xq + (size_t)(t0 + t) * xq_stride);
+        const uint8_t *row = w;
+        for (int r = 0; r < nr; r++, row += row_bytes) fns[g - 1](n / QUANT_QK_K, row, x, y + (size_t)t0 * ldy + r, ldy);
+    }
+    return 0;
+}
+#endif
+
+/* A tile of dots: K-quants through the multi-token rows (AVX2) or the 512-bit tile
+ * kernels (AVX-512, quant_tile_avx512.c), the other types row by row within each
+ * activation row (the weight rows stay in cache between activation rows). */
 static void QX_NAME(dot_tile)(int type, int64_t n, const void *w, size_t row_bytes, int nr, const void *xq,
                               size_t xq_stride, int nt, float *y, size_t ldy, int prompt) {
 #if QX_VNNI
     if (!quant_tile_avx512(type, n, w, row_bytes, nr, xq, xq_stride, nt, y, ldy)) return;
+#else
+    if (!QX_NAME(k_tile)(type, n, w, row_bytes, nr, xq, xq_stride, nt, y, ldy)) return;
 #endif
     for (int t = 0; t < nt; t++) {
         const void *x = (const uint8_t *)xq + (size_t)t * xq_stride;
