@@ -80,8 +80,9 @@ static int check_stop(const json_doc_t *d, proxy_invalid_t *why) {
         return invalid(why, "stop", "invalid_value",
                        "Invalid 'stop': at most %d sequences, got %u.", PROXY_MAX_STOP,
                        (unsigned)d->toks[t].size);
-    for (uint32_t i = 0; i < d->toks[t].size; i++)
-        if (d->toks[json_arr_get(d, t, i)].type != JSON_STRING)
+    uint32_t e = (uint32_t)t + 1;
+    for (uint32_t i = 0; i < d->toks[t].size; i++, e = d->toks[e].next)
+        if (d->toks[e].type != JSON_STRING)
             return invalid(why, "stop", "invalid_type",
                            "Invalid type for 'stop[%u]': expected a string.", (unsigned)i);
     return 0;
@@ -102,7 +103,8 @@ static int check_stream_options(const json_doc_t *d, proxy_invalid_t *why) {
 }
 
 /* messages: a non-empty array of objects, each with a string role and a content that is a
- * string, an array of parts or null (an assistant turn with tool calls). */
+ * string, an array of parts or null (an assistant turn with tool calls). Walked by the
+ * tokens' `next` links: linear in the body, however many messages it holds. */
 static int check_messages(const json_doc_t *d, proxy_invalid_t *why) {
     int t = json_obj_get(d, 0, "messages");
     if (t < 0)
@@ -115,8 +117,8 @@ static int check_messages(const json_doc_t *d, proxy_invalid_t *why) {
         return invalid(why, "messages", "invalid_value",
                        "Invalid 'messages': empty array. Expected an array with at least 1 "
                        "element.");
-    for (uint32_t i = 0; i < d->toks[t].size; i++) {
-        int m = json_arr_get(d, t, (size_t)i);
+    int m = t + 1;
+    for (uint32_t i = 0; i < d->toks[t].size; i++, m = (int)d->toks[m].next) {
         if (d->toks[m].type != JSON_OBJECT)
             return invalid(why, "messages", "invalid_type",
                            "Invalid type for 'messages[%u]': expected an object.", (unsigned)i);

@@ -123,8 +123,27 @@ static void test_shapes(void) {
                  "max_tokens");
 }
 
+/* Many messages: each is looked at (the last one's fault is found and named by index). */
+static void test_many_messages(void) {
+    enum { N = 50000 };
+    static char body[N * 40 + 64];
+    static json_tok_t big[N * 5 + 16];
+    size_t n = (size_t)snprintf(body, sizeof body, "{\"model\":\"m\",\"messages\":[");
+    for (int i = 0; i < N; i++)
+        n += (size_t)snprintf(body + n, sizeof body - n, "%s{\"role\":\"user\",\"content\":%s}",
+                              i ? "," : "", i == N - 1 ? "7" : "\"x\"");
+    n += (size_t)snprintf(body + n, sizeof body - n, "]}");
+    json_doc_t d;
+    CHECK(json_parse(body, n, big, sizeof big / sizeof big[0], 64, &d, NULL) > 0);
+    proxy_invalid_t why;
+    CHECK_EQ_INT(proxy_validate(&d, 1, &why), -1);
+    CHECK_EQ_STR(why.param, "messages");
+    CHECK(strstr(why.message, "messages[49999]") != NULL);
+}
+
 int main(void) {
     test_numbers();
     test_shapes();
+    test_many_messages();
     return check_summary("test_gw_proxy_validate");
 }
