@@ -22,29 +22,34 @@ section_serve() {
     echo
     echo "$info"
     echo
-    echo "\`tollgate serve --threads $th --max-seqs 8\`, streamed /v1/completions (greedy, max_tokens $gen,"
-    echo "a 5-token prompt), closed loop with C requests in flight, $waves×C requests per row, after one
+    echo "\`tollgate serve --threads $th --max-seqs 8\`, streamed, greedy, max_tokens $gen: tinyllama (random"
+    echo "weights, so it never stops early) on /v1/completions with a 5-token prompt, orders on"
+    echo "/v1/chat/completions with a raw order (it answers with the receipt lines and stops); closed loop with C requests in flight, $waves×C requests per row, after one
 warm-up request (which pages the weights in)."
     echo "Decode tokens/s is every output token over the run's wall time (aggregate of all streams)."
     echo
     echo "| model | streams | decode tok/s (aggregate) | vs 1 stream | TTFT p50 ms | e2e p50 ms | load avg | command |"
     echo "|---|---:|---:|---:|---:|---:|---:|---|"
   } >"$out"
-  local body="$WORK/serve-body.json"
-  printf '{"model":"m","prompt":"Once upon a time","max_tokens":%d,"temperature":0,"stream":true,"stream_options":{"include_usage":true}}' "$gen" >"$body"
   local model
   for model in tinyllama orders; do
-    local args
-    if [ "$model" = tinyllama ]; then args=(-m "$tiny" --tokenizer "$vocab"); else args=(-m "$ROOT/models/orders.gguf"); fi
+    local args body="$WORK/serve-$model-body.json" path
+    if [ "$model" = tinyllama ]; then
+      args=(-m "$tiny" --tokenizer "$vocab") path=/v1/completions
+      printf '{"model":"m","prompt":"Once upon a time","max_tokens":%d,"temperature":0,"stream":true,"stream_options":{"include_usage":true}}' "$gen" >"$body"
+    else # the order model answers a raw order with receipt lines, then stops
+      args=(-m "$ROOT/models/orders.gguf") path=/v1/chat/completions
+      printf '{"model":"m","messages":[{"role":"user","content":"2 lg pep pzza, 1 sm marg, 3 coke, 2 tiramisu, 1 md hawaiian"}],"max_tokens":%d,"temperature":0,"stream":true,"stream_options":{"include_usage":true}}' "$gen" >"$body"
+    fi
     start_server "serve-$model" "$TG" serve --port 0 --threads "$th" --max-seqs 8 --ctx 1024 "${args[@]}"
     local port=$SERVER_PORT base="" c
     for _ in $(seq 600); do curl -sf "http://127.0.0.1:$port/health" >/dev/null && break; sleep 0.1; done
     # warm up: the first request pages the weights in from the file
-    "$TG" bench --url "http://127.0.0.1:$port" --path /v1/completions --body-file "$body" --requests 1 --concurrency 1 --quiet --timeout 600 >/dev/null
+    "$TG" bench --url "http://127.0.0.1:$port" --path "$path" --body-file "$body" --requests 1 --concurrency 1 --quiet --timeout 600 >/dev/null
     for c in 1 4 8; do
       local j="$WORK/serve-$model-$c.json" load
       load=$(cut -d' ' -f1 /proc/loadavg)
-      run_bench "$j" --url "http://127.0.0.1:$port" --path /v1/completions --body-file "$body" \
+      run_bench "$j" --url "http://127.0.0.1:$port" --path "$path" --body-file "$body" \
         --concurrency "$c" --requests $((waves * c)) --timeout 600
       local line
       line=$(node -e '
@@ -90,11 +95,11 @@ serve_ttft() {
     (async () => {
       let s = "the", i = 0;
       while (await count(s) < 200) s += " " + words[(++i * 7) % words.length];
-      const suffix = " Order 1: two margherita, one tiramisu, no onions.";
+      const suffix = " Order 1: two margherita and one tiramisu, please.";
       console.log(await count(s), (await count(s + suffix)) - (await count(s)), s);
     })();' "http://127.0.0.1:$port")
   local mk='const [p, tag, out] = process.argv.slice(1);
-    const suffix = ` Order ${tag}: two margherita, one tiramisu, no onions.`;
+    const suffix = ` Order ${tag}: two margherita and one tiramisu, please.`;
     require("fs").writeFileSync(out, JSON.stringify({ model: "m", prompt: p + suffix, max_tokens: 1, temperature: 0, stream: true, stream_options: { include_usage: true } }));'
   node -e "$mk" "$prefix" 0 "$WORK/ttft-warm.json"
   "$TG" bench --url "http://127.0.0.1:$port" --path /v1/completions --body-file "$WORK/ttft-warm.json" --requests 1 --concurrency 1 --quiet >/dev/null

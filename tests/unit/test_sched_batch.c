@@ -240,6 +240,31 @@ int main(void) {
     sched_free(s);
     metrics_registry_free(c.reg);
 
+    /* 4b. cancelling one of three sequences in a batch: the other two finish with their
+     * lone texts, and its slot is taken by the queued fourth */
+    counters_init(&c);
+    s = start(&m, tok, 3, 0, 0, &c);
+    CHECK(s != NULL);
+    for (int i = 0; i < 4; i++) {
+        js[i] = new_job(tok, prompts[i], i == 1 ? 80 : 12);
+        CHECK_EQ_INT(sched_submit(s, &js[i]->j), 0);
+    }
+    wait_text(s, js[1]);
+    CHECK(!js[3]->done && !js[3]->text.len); /* three slots, three running */
+    atomic_store(&js[1]->j.cancel, 1);
+    wait_all(s, js, 4, NULL);
+    CHECK_EQ_INT(js[1]->j.error, -ECANCELED);
+    for (int i = 0; i < 4; i++) {
+        if (i != 1) {
+            CHECK_EQ_INT(js[i]->j.error, 0);
+            CHECK_EQ_STR(js[i]->text.data ? js[i]->text.data : "", alone[i]);
+        }
+        free_job(js[i]);
+    }
+    CHECK_EQ_INT(metrics_value(c.sm.kv_usage), 0);
+    sched_free(s);
+    metrics_registry_free(c.reg);
+
     /* 5. prefix cache: B alone on a fresh engine, then A sharing B's beginning reuses it,
      * then B again reuses all but its last token and generates the same text */
     counters_init(&c);
