@@ -84,6 +84,40 @@ void json_w_bool(json_w_t *w, int v);
 void json_w_null(json_w_t *w);
 void json_w_raw(json_w_t *w, const char *json, size_t n); /* an already-encoded value */
 
+/* A key and its value in one call, for objects written field by field. A NULL string is
+ * written as null. _obj/_arr write the key and open the container (close it as usual). */
+static inline void json_w_kv_str(json_w_t *w, const char *key, const char *v) {
+    json_w_key(w, key);
+    if (v)
+        json_w_str(w, v);
+    else
+        json_w_null(w);
+}
+static inline void json_w_kv_i64(json_w_t *w, const char *key, int64_t v) {
+    json_w_key(w, key);
+    json_w_i64(w, v);
+}
+static inline void json_w_kv_double(json_w_t *w, const char *key, double v) {
+    json_w_key(w, key);
+    json_w_double(w, v);
+}
+static inline void json_w_kv_bool(json_w_t *w, const char *key, int v) {
+    json_w_key(w, key);
+    json_w_bool(w, v);
+}
+static inline void json_w_kv_null(json_w_t *w, const char *key) {
+    json_w_key(w, key);
+    json_w_null(w);
+}
+static inline void json_w_kv_obj(json_w_t *w, const char *key) {
+    json_w_key(w, key);
+    json_w_obj_begin(w);
+}
+static inline void json_w_kv_arr(json_w_t *w, const char *key) {
+    json_w_key(w, key);
+    json_w_arr_begin(w);
+}
+
 /* Format a double as json_w_double does (shortest of %.15g/%.16g/%.17g that reads back
  * exactly; "null" for NaN/inf) into out; returns the length. */
 int json_fmt_double(double v, char out[32]);

@@ -83,14 +83,6 @@ int accesslog_reopen(accesslog_t *a, char *err, size_t errlen) {
     return rc;
 }
 
-static void key_str(json_w_t *w, const char *k, const char *v) {
-    json_w_key(w, k);
-    if (v)
-        json_w_str(w, v);
-    else
-        json_w_null(w);
-}
-
 static void key_count(json_w_t *w, const char *k, int64_t v) {
     json_w_key(w, k);
     if (v >= 0)
@@ -109,18 +101,15 @@ int accesslog_format(const accesslog_rec_t *r, buf_t *out) {
     json_w_t w;
     json_w_init(&w, out);
     json_w_obj_begin(&w);
-    key_str(&w, "ts", ts);
-    key_str(&w, "method", r->method);
-    key_str(&w, "path", r->path);
-    json_w_key(&w, "status");
-    json_w_i64(&w, r->status);
-    key_str(&w, "service", r->service);
-    key_str(&w, "model", r->model);
-    key_str(&w, "variant", r->variant);
-    json_w_key(&w, "stream");
-    json_w_bool(&w, r->stream);
-    json_w_key(&w, "duration_ms");
-    json_w_double(&w, (double)(int64_t)(r->duration_ms * 1000) / 1000);
+    json_w_kv_str(&w, "ts", ts);
+    json_w_kv_str(&w, "method", r->method);
+    json_w_kv_str(&w, "path", r->path);
+    json_w_kv_i64(&w, "status", r->status);
+    json_w_kv_str(&w, "service", r->service);
+    json_w_kv_str(&w, "model", r->model);
+    json_w_kv_str(&w, "variant", r->variant);
+    json_w_kv_bool(&w, "stream", r->stream);
+    json_w_kv_double(&w, "duration_ms", (double)(int64_t)(r->duration_ms * 1000) / 1000);
     json_w_key(&w, "ttft_ms");
     if (r->ttft_ms >= 0)
         json_w_double(&w, (double)(int64_t)(r->ttft_ms * 1000) / 1000);
@@ -128,10 +117,9 @@ int accesslog_format(const accesslog_rec_t *r, buf_t *out) {
         json_w_null(&w);
     key_count(&w, "prompt_tokens", r->prompt_tokens);
     key_count(&w, "completion_tokens", r->completion_tokens);
-    json_w_key(&w, "attempts");
-    json_w_i64(&w, r->attempts);
-    key_str(&w, "reason", r->reason);
-    key_str(&w, "request_id", r->request_id);
+    json_w_kv_i64(&w, "attempts", r->attempts);
+    json_w_kv_str(&w, "reason", r->reason);
+    json_w_kv_str(&w, "request_id", r->request_id);
     json_w_obj_end(&w);
     return buf_append(out, "\n", 1) < 0 ? -ENOMEM : 0;
 }

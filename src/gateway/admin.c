@@ -52,97 +52,70 @@ static void respond_json(httpd_req_t *req, int status, buf_t *b) {
 static void write_config(json_w_t *jw, const snapshot_t *s) {
     const gw_config_t *c = &s->cfg;
     json_w_obj_begin(jw);
-    json_w_key(jw, "generation");
-    json_w_i64(jw, (int64_t)s->generation);
-    json_w_key(jw, "path");
-    json_w_str(jw, c->path ? c->path : "");
-    json_w_key(jw, "threads");
-    json_w_i64(jw, c->threads);
-    json_w_key(jw, "max_body_bytes");
-    json_w_i64(jw, (int64_t)c->max_body_bytes);
-    json_w_key(jw, "backends");
-    json_w_obj_begin(jw);
+    json_w_kv_i64(jw, "generation", (int64_t)s->generation);
+    json_w_kv_str(jw, "path", c->path ? c->path : "");
+    json_w_kv_i64(jw, "threads", c->threads);
+    json_w_kv_i64(jw, "max_body_bytes", (int64_t)c->max_body_bytes);
+    json_w_kv_obj(jw, "http");
+    json_w_kv_i64(jw, "max_head_bytes", (int64_t)c->http.max_head_bytes);
+    json_w_kv_i64(jw, "max_headers", (int64_t)c->http.max_headers);
+    json_w_kv_i64(jw, "header_timeout_ms", c->http.header_timeout_ms);
+    json_w_kv_i64(jw, "body_timeout_ms", c->http.body_timeout_ms);
+    json_w_kv_i64(jw, "idle_timeout_ms", c->http.idle_timeout_ms);
+    json_w_kv_i64(jw, "write_timeout_ms", c->http.write_timeout_ms);
+    json_w_kv_i64(jw, "max_connections", c->http.max_conns);
+    json_w_obj_end(jw);
+    json_w_kv_obj(jw, "backends");
     for (size_t i = 0; i < c->nbackends; i++) {
         const gw_backend_cfg_t *b = &c->backends[i];
-        json_w_key(jw, b->name);
-        json_w_obj_begin(jw);
-        json_w_key(jw, "addresses");
-        json_w_arr_begin(jw);
-        for (size_t j = 0; j < s->backends[i].naddrs; j++) json_w_str(jw, s->backends[i].addrs[j]->name);
+        json_w_kv_obj(jw, b->name);
+        json_w_kv_arr(jw, "addresses");
+        for (size_t j = 0; j < s->backends[i].naddrs; j++)
+            json_w_str(jw, s->backends[i].addrs[j]->name);
         json_w_arr_end(jw);
-        json_w_key(jw, "health_check");
         if (b->health.path) {
-            json_w_obj_begin(jw);
-            json_w_key(jw, "path");
-            json_w_str(jw, b->health.path);
-            json_w_key(jw, "interval_ms");
-            json_w_i64(jw, b->health.interval_ms);
-            json_w_key(jw, "timeout_ms");
-            json_w_i64(jw, b->health.timeout_ms);
+            json_w_kv_obj(jw, "health_check");
+            json_w_kv_str(jw, "path", b->health.path);
+            json_w_kv_i64(jw, "interval_ms", b->health.interval_ms);
+            json_w_kv_i64(jw, "timeout_ms", b->health.timeout_ms);
             json_w_obj_end(jw);
         } else {
-            json_w_bool(jw, 0);
+            json_w_kv_bool(jw, "health_check", 0);
         }
-        json_w_key(jw, "ejection");
-        json_w_obj_begin(jw);
-        json_w_key(jw, "consecutive_failures");
-        json_w_i64(jw, b->eject.failures);
-        json_w_key(jw, "base_ms");
-        json_w_i64(jw, b->eject.base_ms);
-        json_w_key(jw, "max_ms");
-        json_w_i64(jw, b->eject.max_ms);
+        json_w_kv_obj(jw, "ejection");
+        json_w_kv_i64(jw, "consecutive_failures", b->eject.failures);
+        json_w_kv_i64(jw, "base_ms", b->eject.base_ms);
+        json_w_kv_i64(jw, "max_ms", b->eject.max_ms);
         json_w_obj_end(jw);
-        json_w_key(jw, "max_connections");
-        json_w_i64(jw, b->max_conns);
-        json_w_key(jw, "api_key");
-        if (b->api_key)
-            json_w_str(jw, "(set)"); /* never echo secrets */
-        else
-            json_w_null(jw);
+        json_w_kv_i64(jw, "max_connections", b->max_conns);
+        json_w_kv_str(jw, "api_key", b->api_key ? "(set)" : NULL); /* never echo secrets */
         json_w_obj_end(jw);
     }
     json_w_obj_end(jw);
-    json_w_key(jw, "routes");
-    json_w_obj_begin(jw);
+    json_w_kv_obj(jw, "routes");
     for (size_t i = 0; i < c->nroutes; i++) {
         const gw_route_cfg_t *r = &c->routes[i];
-        json_w_key(jw, r->model);
-        json_w_obj_begin(jw);
-        json_w_key(jw, "variants");
-        json_w_obj_begin(jw);
+        json_w_kv_obj(jw, r->model);
+        json_w_kv_obj(jw, "variants");
         for (size_t j = 0; j < r->nvariants; j++) {
             const gw_variant_cfg_t *v = &r->variants[j];
-            json_w_key(jw, v->name);
-            json_w_obj_begin(jw);
-            json_w_key(jw, "backend");
-            json_w_str(jw, v->backend);
-            json_w_key(jw, "weight");
-            json_w_i64(jw, atomic_load_explicit(&s->routes[i].weights[j], memory_order_relaxed));
-            json_w_key(jw, "upstream_model");
-            if (v->upstream_model)
-                json_w_str(jw, v->upstream_model);
-            else
-                json_w_null(jw);
+            json_w_kv_obj(jw, v->name);
+            json_w_kv_str(jw, "backend", v->backend);
+            json_w_kv_i64(jw, "weight",
+                          atomic_load_explicit(&s->routes[i].weights[j], memory_order_relaxed));
+            json_w_kv_str(jw, "upstream_model", v->upstream_model);
             json_w_obj_end(jw);
         }
         json_w_obj_end(jw);
-        json_w_key(jw, "deadlines");
-        json_w_obj_begin(jw);
-        json_w_key(jw, "connect_ms");
-        json_w_i64(jw, r->deadlines.connect_ms);
-        json_w_key(jw, "ttft_ms");
-        json_w_i64(jw, r->deadlines.ttft_ms);
-        json_w_key(jw, "total_ms");
-        json_w_i64(jw, r->deadlines.total_ms);
+        json_w_kv_obj(jw, "deadlines");
+        json_w_kv_i64(jw, "connect_ms", r->deadlines.connect_ms);
+        json_w_kv_i64(jw, "ttft_ms", r->deadlines.ttft_ms);
+        json_w_kv_i64(jw, "total_ms", r->deadlines.total_ms);
         json_w_obj_end(jw);
-        json_w_key(jw, "retry");
-        json_w_obj_begin(jw);
-        json_w_key(jw, "max_attempts");
-        json_w_i64(jw, r->retry.max_attempts);
-        json_w_key(jw, "budget_percent");
-        json_w_i64(jw, r->retry.budget_percent);
-        json_w_key(jw, "budget_burst");
-        json_w_i64(jw, r->retry.budget_burst);
+        json_w_kv_obj(jw, "retry");
+        json_w_kv_i64(jw, "max_attempts", r->retry.max_attempts);
+        json_w_kv_i64(jw, "budget_percent", r->retry.budget_percent);
+        json_w_kv_i64(jw, "budget_burst", r->retry.budget_burst);
         json_w_obj_end(jw);
         json_w_obj_end(jw);
     }
@@ -152,55 +125,75 @@ static void write_config(json_w_t *jw, const snapshot_t *s) {
 
 static void write_weights(json_w_t *jw, const snap_route_t *r) {
     json_w_obj_begin(jw);
-    json_w_key(jw, "model");
-    json_w_str(jw, r->cfg->model);
-    json_w_key(jw, "weights");
-    json_w_obj_begin(jw);
+    json_w_kv_str(jw, "model", r->cfg->model);
+    json_w_kv_obj(jw, "weights");
     for (size_t j = 0; j < r->cfg->nvariants; j++) {
-        json_w_key(jw, r->cfg->variants[j].name);
-        json_w_i64(jw, atomic_load_explicit(&r->weights[j], memory_order_relaxed));
+        json_w_kv_i64(jw, r->cfg->variants[j].name,
+                      atomic_load_explicit(&r->weights[j], memory_order_relaxed));
     }
     json_w_obj_end(jw);
     json_w_obj_end(jw);
 }
 
+int admin_parse_weights(const char *body, size_t len, const gw_route_cfg_t *route, uint32_t *nw,
+                        int *set, char *msg, size_t msglen) {
+    json_tok_t toks[2 * GW_MAX_VARIANTS + 1];
+    json_doc_t d;
+    size_t nv = route->nvariants < GW_MAX_VARIANTS ? route->nvariants : GW_MAX_VARIANTS;
+    for (size_t j = 0; j < nv; j++)
+        set[j] = 0;
+    if (json_parse(body, len, toks, sizeof toks / sizeof *toks, 4, &d, NULL) <= 0 ||
+        toks[0].type != JSON_OBJECT) {
+        snprintf(msg, msglen,
+                 "expected a JSON object of variant name to weight, e.g. {\"stable\": 90}");
+        return -EINVAL;
+    }
+    buf_t name;
+    buf_init(&name);
+    int rc = 0;
+    for (uint32_t i = 1, k = 0; rc == 0 && k < toks[0].size; k++, i = toks[i + 1].next) {
+        buf_reset(&name);
+        if (json_str_unescape(&d, (int)i, &name) != 0) {
+            rc = -ENOMEM;
+            snprintf(msg, msglen, "out of memory");
+            break;
+        }
+        const char *n = name.data ? name.data : "";
+        int v = -1;
+        for (size_t j = 0; j < nv && v < 0; j++)
+            if (strlen(n) == name.len && !strcmp(route->variants[j].name, n))
+                v = (int)j;
+        int64_t w;
+        if (v < 0) {
+            snprintf(msg, msglen, "route %s has no variant \"%.100s\"", route->model, n);
+            rc = -EINVAL;
+        } else if (json_get_i64(&d, (int)i + 1, &w) != 0 || w < 0 || w > 1000000) {
+            snprintf(msg, msglen, "weight of %.100s must be an integer 0-1000000", n);
+            rc = -EINVAL;
+        } else {
+            nw[v] = (uint32_t)w;
+            set[v] = 1;
+        }
+    }
+    buf_free(&name);
+    return rc;
+}
+
 /* PUT body {"variant": weight, ...}: all checked first, then stored (each an atomic store;
  * a request racing the update may see a mix of old and new weights, never a torn one).
  * 0 when stored; -1 when it answered the request with an error itself. */
-static int put_weights(httpd_req_t *req, snap_route_t *r, buf_t *b) {
+static int put_weights(httpd_req_t *req, snap_route_t *r) {
     size_t len;
     const char *body = httpd_req_body(req, &len);
-    json_tok_t toks[2 * GW_MAX_VARIANTS + 1];
-    json_doc_t d;
     char msg[256];
     uint32_t nw[GW_MAX_VARIANTS];
-    int set[GW_MAX_VARIANTS] = {0};
-    if (json_parse(body, len, toks, sizeof toks / sizeof *toks, 4, &d, NULL) <= 0 ||
-        toks[0].type != JSON_OBJECT) {
-        httpd_error(req, 400, "invalid_request_error",
-                    "expected a JSON object of variant name to weight, e.g. {\"stable\": 90}");
+    int set[GW_MAX_VARIANTS];
+    int rc = admin_parse_weights(body, len, r->cfg, nw, set, msg, sizeof msg);
+    if (rc) {
+        httpd_error(req, rc == -ENOMEM ? 500 : 400, "invalid_request_error", msg);
         return -1;
     }
-    for (uint32_t i = 1, k = 0; k < toks[0].size; k++, i = toks[i + 1].next) {
-        buf_reset(b);
-        json_str_unescape(&d, (int)i, b);
-        int v = snapshot_variant(r, b->data ? b->data : "");
-        int64_t w;
-        if (v < 0) {
-            snprintf(msg, sizeof msg, "route %s has no variant \"%.100s\"", r->cfg->model,
-                     b->data ? b->data : "");
-            httpd_error(req, 400, "invalid_request_error", msg);
-            return -1;
-        }
-        if (json_get_i64(&d, (int)i + 1, &w) != 0 || w < 0 || w > 1000000) {
-            snprintf(msg, sizeof msg, "weight of %.100s must be an integer 0-1000000", b->data);
-            httpd_error(req, 400, "invalid_request_error", msg);
-            return -1;
-        }
-        nw[v] = (uint32_t)w;
-        set[v] = 1;
-    }
-    for (size_t j = 0; j < r->cfg->nvariants; j++)
+    for (size_t j = 0; j < r->cfg->nvariants && j < GW_MAX_VARIANTS; j++)
         if (set[j])
             atomic_store_explicit(&r->weights[j], nw[j], memory_order_relaxed);
     return 0;
@@ -211,28 +204,23 @@ static void write_upstreams(json_w_t *jw, const snapshot_t *s) {
     json_w_obj_begin(jw);
     for (size_t i = 0; i < s->cfg.nbackends; i++) {
         const snap_backend_t *b = &s->backends[i];
-        json_w_key(jw, b->cfg->name);
-        json_w_arr_begin(jw);
+        json_w_kv_arr(jw, b->cfg->name);
         for (size_t j = 0; j < b->naddrs; j++) {
             pool_addr_t *a = b->addrs[j];
             uint64_t until = atomic_load_explicit(&a->ejected_until, memory_order_relaxed);
             json_w_obj_begin(jw);
-            json_w_key(jw, "address");
-            json_w_str(jw, a->name);
-            json_w_key(jw, "healthy");
-            json_w_bool(jw, atomic_load_explicit(&a->health, memory_order_relaxed));
-            json_w_key(jw, "ejected");
-            json_w_bool(jw, until > now);
-            json_w_key(jw, "ejected_for_ms");
-            json_w_i64(jw, until > now ? (int64_t)((until - now) / 1000000) : 0);
-            json_w_key(jw, "usable");
-            json_w_bool(jw, pool_addr_usable(a, now));
-            json_w_key(jw, "outstanding");
-            json_w_i64(jw, atomic_load_explicit(&a->outstanding, memory_order_relaxed));
-            json_w_key(jw, "requests");
-            json_w_i64(jw, (int64_t)atomic_load_explicit(&a->total, memory_order_relaxed));
-            json_w_key(jw, "failures");
-            json_w_i64(jw, (int64_t)atomic_load_explicit(&a->failed, memory_order_relaxed));
+            json_w_kv_str(jw, "address", a->name);
+            json_w_kv_bool(jw, "healthy", atomic_load_explicit(&a->health, memory_order_relaxed));
+            json_w_kv_bool(jw, "ejected", until > now);
+            json_w_kv_i64(jw, "ejected_for_ms",
+                          until > now ? (int64_t)((until - now) / 1000000) : 0);
+            json_w_kv_bool(jw, "usable", pool_addr_usable(a, now));
+            json_w_kv_i64(jw, "outstanding",
+                          atomic_load_explicit(&a->outstanding, memory_order_relaxed));
+            json_w_kv_i64(jw, "requests",
+                          (int64_t)atomic_load_explicit(&a->total, memory_order_relaxed));
+            json_w_kv_i64(jw, "failures",
+                          (int64_t)atomic_load_explicit(&a->failed, memory_order_relaxed));
             json_w_obj_end(jw);
         }
         json_w_arr_end(jw);
@@ -305,12 +293,10 @@ void admin_handle(httpd_req_t *req, void *arg) {
          * models that are fine too. ?strict=1 asks for 503 when any model is unservable. */
         int strict = strstr(httpd_req_query(req), "strict=1") != NULL;
         json_w_obj_begin(&jw);
-        json_w_key(&jw, "generation");
-        json_w_i64(&jw, (int64_t)s->generation);
+        json_w_kv_i64(&jw, "generation", (int64_t)s->generation);
         json_w_key(&jw, "unavailable_models");
         int down = write_unavailable(&jw, s);
-        json_w_key(&jw, "ready");
-        json_w_bool(&jw, !(strict && down));
+        json_w_kv_bool(&jw, "ready", !(strict && down));
         json_w_obj_end(&jw);
         respond_json(req, strict && down ? 503 : 200, &b);
     } else if (!authorized(req, s)) {
@@ -337,12 +323,9 @@ void admin_handle(httpd_req_t *req, void *arg) {
                                "config_invalid");
             } else {
                 json_w_obj_begin(&jw);
-                json_w_key(&jw, "reloaded");
-                json_w_bool(&jw, 1);
-                json_w_key(&jw, "generation");
-                json_w_i64(&jw, (int64_t)gateway_generation(gw));
-                json_w_key(&jw, "message");
-                json_w_str(&jw, msg);
+                json_w_kv_bool(&jw, "reloaded", 1);
+                json_w_kv_i64(&jw, "generation", (int64_t)gateway_generation(gw));
+                json_w_kv_str(&jw, "message", msg);
                 json_w_obj_end(&jw);
                 respond_json(req, 200, &b);
             }
@@ -358,7 +341,7 @@ void admin_handle(httpd_req_t *req, void *arg) {
             buf_appends(&name, ": no such route");
             httpd_error(req, 404, "invalid_request_error", name.data);
         } else if (get || !strcmp(method, "PUT")) {
-            if (get || put_weights(req, r, &name) == 0) {
+            if (get || put_weights(req, r) == 0) {
                 write_weights(&jw, r);
                 respond_json(req, 200, &b);
             }

@@ -72,8 +72,45 @@ static void respond(httpd_req_t *req, int status, buf_t *b) {
     httpd_respond(req, status, "application/json", b->data, b->len);
 }
 
+int canaryapi_parse_start(const char *body, size_t len, canary_cfg_t *g, char *stable,
+                          char *variant, char *err, size_t errlen) {
+    if (!len)
+        return 0;
+    cfg_node_t *root;
+    int rc = cfg_load_string(body, len, "body", &root, err, errlen);
+    if (rc)
+        return rc;
+    const char *sv = NULL, *cv = NULL;
+    if (root->type != CFG_MAP) {
+        rc = cfg_err(root, err, errlen, "expected a JSON object");
+    } else if (!(rc = taskcfg_canary(root, g, err, errlen)) &&
+               !(rc = cfg_str(root, "stable", NULL, &sv, err, errlen)) &&
+               !(rc = cfg_str(root, "canary", NULL, &cv, err, errlen))) {
+        if (sv)
+            snprintf(stable, CANARYAPI_NAME, "%s", sv);
+        if (cv)
+            snprintf(variant, CANARYAPI_NAME, "%s", cv);
+    }
+    cfg_free(root);
+    return rc;
+}
+
+void canaryapi_abort_reason(const char *body, size_t len, char *reason, size_t cap) {
+    json_tok_t toks[16];
+    json_doc_t d;
+    reason[0] = '\0';
+    if (!len || json_parse(body, len, toks, 16, 0, &d, NULL) <= 0 || toks[0].type != JSON_OBJECT)
+        return;
+    int rt = json_obj_get(&d, 0, "reason");
+    buf_t rb;
+    buf_init(&rb);
+    if (rt >= 0 && d.toks[rt].type == JSON_STRING && json_str_unescape(&d, rt, &rb) == 0)
+        snprintf(reason, cap, "aborted by the operator: %s", rb.data ? rb.data : "");
+    buf_free(&rb);
+}
+
 /* The start settings: the route's `canary:` section (or the defaults), then the body's keys
- * ({"stable","canary","steps","pause_ms",...}), read through a YAML tree since JSON is YAML. */
+ * ({"stable","canary","steps","pause_ms",...}). */
 static int start_cfg(const snapshot_t *s, size_t ri, const char *body, size_t len,
                      canary_cfg_t *g, char *stable, char *variant, char *err, size_t errlen) {
     const taskcfg_route_t *rd = s->cfg.deg && ri < s->cfg.deg->nroutes ? &s->cfg.deg->routes[ri]
@@ -85,29 +122,12 @@ static int start_cfg(const snapshot_t *s, size_t ri, const char *body, size_t le
         canary_cfg_defaults(g);
     stable[0] = variant[0] = '\0';
     if (rd && rd->stable_variant >= 0)
-        snprintf(stable, 64, "%s", rc->variants[rd->stable_variant].name);
+        snprintf(stable, CANARYAPI_NAME, "%s", rc->variants[rd->stable_variant].name);
     if (rd && rd->canary_variant >= 0)
-        snprintf(variant, 64, "%s", rc->variants[rd->canary_variant].name);
-    if (len) {
-        cfg_node_t *root;
-        int rc2 = cfg_load_string(body, len, "body", &root, err, errlen);
-        if (rc2)
-            return rc2;
-        const char *sv = NULL, *cv = NULL;
-        if (root->type != CFG_MAP) {
-            rc2 = cfg_err(root, err, errlen, "expected a JSON object");
-        } else if (!(rc2 = taskcfg_canary(root, g, err, errlen)) &&
-                   !(rc2 = cfg_str(root, "stable", NULL, &sv, err, errlen)) &&
-                   !(rc2 = cfg_str(root, "canary", NULL, &cv, err, errlen))) {
-            if (sv)
-                snprintf(stable, 64, "%s", sv);
-            if (cv)
-                snprintf(variant, 64, "%s", cv);
-        }
-        cfg_free(root);
-        if (rc2)
-            return rc2;
-    }
+        snprintf(variant, CANARYAPI_NAME, "%s", rc->variants[rd->canary_variant].name);
+    int rc2 = canaryapi_parse_start(body, len, g, stable, variant, err, errlen);
+    if (rc2)
+        return rc2;
     snap_route_t *r = &((snapshot_t *)s)->routes[ri];
     if (!stable[0] || !variant[0] || snapshot_variant(r, stable) < 0 ||
         snapshot_variant(r, variant) < 0 || !strcmp(stable, variant)) {
@@ -202,7 +222,7 @@ int canaryapi_admin(gateway_t *gw, httpd_req_t *req) {
     const char *body = httpd_req_body(req, &blen);
     if (!strcmp(action, "start")) {
         canary_cfg_t g;
-        char stable[64], variant[64];
+        char stable[CANARYAPI_NAME], variant[CANARYAPI_NAME];
         if ((rc = start_cfg(s, (size_t)(r - s->routes), body, blen, &g, stable, variant, err,
                             sizeof err)) == 0) {
             if (!(c = canary_get(set, model, 1)))
@@ -219,18 +239,8 @@ int canaryapi_admin(gateway_t *gw, httpd_req_t *req) {
     } else if (!strcmp(action, "promote")) {
         rc = canary_promote(c, now);
     } else {
-        char reason[160] = "";
-        json_tok_t toks[16];
-        json_doc_t d;
-        if (blen && json_parse(body, blen, toks, 16, 0, &d, NULL) > 0 &&
-            toks[0].type == JSON_OBJECT) {
-            int rt = json_obj_get(&d, 0, "reason");
-            buf_t rb;
-            buf_init(&rb);
-            if (rt >= 0 && d.toks[rt].type == JSON_STRING && json_str_unescape(&d, rt, &rb) == 0)
-                snprintf(reason, sizeof reason, "aborted by the operator: %s", rb.data);
-            buf_free(&rb);
-        }
+        char reason[160];
+        canaryapi_abort_reason(body, blen, reason, sizeof reason);
         rc = canary_abort(c, reason, now);
     }
     if (rc == -EALREADY) {

@@ -3,10 +3,14 @@
 #ifndef TOLLGATE_GATEWAY_CANARYAPI_H
 #define TOLLGATE_GATEWAY_CANARYAPI_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "core/httpd.h"
+#include "gateway/canary.h"
 #include "gateway/gateway.h"
+
+#define CANARYAPI_NAME 64 /* room for a variant name, as canary_t's stable/variant */
 
 /* A request of `variant` on route `model` finished (any thread). Counted only when that
  * route's canary is running and variant is its canary; may abort it or move it a step,
@@ -26,5 +30,14 @@ void canaryapi_reapply(gateway_t *gw);
  *   POST /canary/MODEL/abort         body (optional): {"reason": "..."}
  * Returns 1 when path is one of these (the request is answered), 0 otherwise. */
 int canaryapi_admin(gateway_t *gw, httpd_req_t *req);
+
+/* The body of POST /canary/MODEL/start (JSON, read as YAML): the route's `canary:` keys over
+ * *g, and "stable"/"canary" variant names into stable and variant (CANARYAPI_NAME bytes each,
+ * kept when absent). An empty body changes nothing. 0, or -EINVAL with the field in err. */
+int canaryapi_parse_start(const char *body, size_t len, canary_cfg_t *g, char *stable,
+                          char *variant, char *err, size_t errlen);
+/* The body of POST /canary/MODEL/abort, {"reason": "..."}: "aborted by the operator: ..."
+ * into reason (cap bytes), or "" when the body has no string reason. */
+void canaryapi_abort_reason(const char *body, size_t len, char *reason, size_t cap);
 
 #endif

@@ -213,34 +213,16 @@ int wire_parse_list_query(const char *query, int *limit, int64_t *before, char *
 
 void wire_write_order(json_w_t *w, const store_order_t *o) {
     json_w_obj_begin(w);
-    json_w_key(w, "id");
-    json_w_i64(w, o->id);
-    json_w_key(w, "items");
-    json_w_str(w, o->items);
-    json_w_key(w, "customer");
-    json_w_str(w, o->customer);
-    json_w_key(w, "description");
-    json_w_str(w, o->description);
-    json_w_key(w, "description_source");
-    json_w_str(w, o->description_source);
-    json_w_key(w, "reason");
-    if (o->reason && *o->reason)
-        json_w_str(w, o->reason);
-    else
-        json_w_null(w);
-    json_w_key(w, "model");
-    if (o->model && *o->model)
-        json_w_str(w, o->model);
-    else
-        json_w_null(w);
-    json_w_key(w, "variant");
-    if (o->variant && *o->variant)
-        json_w_str(w, o->variant);
-    else
-        json_w_null(w);
-    json_w_key(w, "normalize_ms");
-    json_w_i64(w, o->normalize_ms);
-    json_w_key(w, "created_ms");
-    json_w_i64(w, o->created_ms);
+    json_w_kv_i64(w, "id", o->id);
+    json_w_kv_str(w, "items", o->items);
+    json_w_kv_str(w, "customer", o->customer);
+    json_w_kv_str(w, "description", o->description);
+    json_w_kv_str(w, "description_source", o->description_source);
+    /* An empty reason, model or variant is written as null. */
+    json_w_kv_str(w, "reason", o->reason && *o->reason ? o->reason : NULL);
+    json_w_kv_str(w, "model", o->model && *o->model ? o->model : NULL);
+    json_w_kv_str(w, "variant", o->variant && *o->variant ? o->variant : NULL);
+    json_w_kv_i64(w, "normalize_ms", o->normalize_ms);
+    json_w_kv_i64(w, "created_ms", o->created_ms);
     json_w_obj_end(w);
 }

@@ -493,6 +493,34 @@ static void test_bytes_and_commas(void) {
     buf_free(&b);
 }
 
+/* The key/value helpers write what json_w_key + the value call write, commas included. */
+static void test_writer_kv(void) {
+    buf_t b;
+    buf_init(&b);
+    json_w_t w;
+    json_w_init(&w, &b);
+    json_w_obj_begin(&w);
+    json_w_kv_str(&w, "s", "x\"y");
+    json_w_kv_str(&w, "none", NULL);
+    json_w_kv_i64(&w, "i", -42);
+    json_w_kv_double(&w, "d", 0.5);
+    json_w_kv_bool(&w, "t", 1);
+    json_w_kv_null(&w, "n");
+    json_w_kv_obj(&w, "o");
+    json_w_kv_arr(&w, "a");
+    json_w_i64(&w, 1);
+    json_w_i64(&w, 2);
+    json_w_arr_end(&w);
+    json_w_kv_obj(&w, "e");
+    json_w_obj_end(&w);
+    json_w_obj_end(&w);
+    json_w_kv_i64(&w, "last", 7);
+    json_w_obj_end(&w);
+    CHECK_EQ_STR(b.data, "{\"s\":\"x\\\"y\",\"none\":null,\"i\":-42,\"d\":0.5,\"t\":true,"
+                         "\"n\":null,\"o\":{\"a\":[1,2],\"e\":{}},\"last\":7}");
+    buf_free(&b);
+}
+
 int main(void) {
     test_valid();
     test_invalid();
@@ -503,6 +531,7 @@ int main(void) {
     test_depth();
     test_writer();
     test_roundtrip();
+    test_writer_kv();
     test_bytes_and_commas();
     return check_summary("test_json");
 }
