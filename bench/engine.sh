@@ -3,9 +3,11 @@
 # Q4_K_M models with the shapes of TinyLlama 1.1B and Mistral 7B under build/bench-models
 # (kept between runs, never committed); `tollgate perf bw` measures this machine's read
 # bandwidth in the same run (AVX-512 streaming reads on every thread); `tollgate perf run`
-# times a prompt and 128 decoded tokens with 2 threads.
+# times a prompt and 128 decoded tokens with 2 threads; `tollgate perf kernels` puts the
+# kernel sets side by side on one thread's CPU time (little affected by other load).
 #   ENGINE_THREADS=2  ENGINE_GEN=128  ENGINE_PROMPT_1B=512  ENGINE_PROMPT_7B=128
 #   ENGINE_SHAPES="tinyllama mistral7b"
+#   ENGINE_KERNELS_1B="avx2 avx512"  ENGINE_KERNELS_7B="avx512"  (TOLLGATE_KERNELS per run)
 
 # kv KEY LINE: the value of KEY=... in a `perf:` line.
 kv() { grep -oE "(^| )$1=[^ ]+" <<<"$2" | head -1 | sed 's/.*=//'; }
@@ -29,31 +31,61 @@ section_engine() {
     echo "bounded by it: every weight is read once per token, so the limit is bandwidth ÷ bytes"
     echo "read per token."
     echo
-    echo "| shape | kernels | threads | prompt tokens | prompt tok/s | decoded tokens | decode tok/s | bytes/token | decode GB/s | of the limit | peak RSS MiB | CPU used, prompt / decode |"
-    echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    echo "| shape | kernels | threads | prompt tokens | prompt tok/s | decoded tokens | decode tok/s | bytes/token | decode GB/s | of the limit | peak RSS MiB | CPU used, prompt / decode | CPU ms per token, prompt / decode |"
+    echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
   } >"$out"
   local shape cmds=""
   for shape in ${ENGINE_SHAPES:-tinyllama mistral7b}; do
-    local f="$dir/$shape-random-Q4_K_M.gguf" np
+    local f="$dir/$shape-random-Q4_K_M.gguf" np kset
     [ "$shape" = tinyllama ] && np=${ENGINE_PROMPT_1B:-512} || np=${ENGINE_PROMPT_7B:-128}
+    [ "$shape" = tinyllama ] && kset=${ENGINE_KERNELS_1B:-avx2 avx512} || kset=${ENGINE_KERNELS_7B:-avx512}
     if [ ! -s "$f" ]; then
       log "generating $f"
       "$TG" perf gen --shape "$shape" -o "$f.tmp" && mv "$f.tmp" "$f"
     fi
-    local line
-    line=$("$TG" perf run -m "$f" --threads "$th" --prompt "$np" --gen "$gen")
-    log "$line"
-    local gtps bpt frac
-    gtps=$(kv gen_tps "$line"); bpt=$(kv bytes_per_token "$line")
-    frac=$(awk -v g="$gtps" -v b="$bpt" -v bw="$bw" 'BEGIN { printf "%.0f%%", 100 * g * b / (bw * 1e9) }')
-    local cpu
-    cpu=$(awk -v pc="$(kv prompt_cpu_s "$line")" -v ps="$(kv prompt_s "$line")" -v gc="$(kv gen_cpu_s "$line")" \
-      -v gs="$(kv gen_s "$line")" 'BEGIN { printf "%.2f / %.2f cores", pc / ps, gc / gs }')
-    printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$shape" "$(kv kernels "$line")" \
-      "$(kv threads "$line")" "$np" "$(kv prompt_tps "$line")" "$gen" "$gtps" "$bpt" \
-      "$(kv gen_read_gbps "$line")" "$frac" "$(kv peak_rss_mib "$line")" "$cpu" >>"$out"
-    cmds+="    tollgate perf run -m ${f#$ROOT/} --threads $th --prompt $np --gen $gen"$'\n'
+    local k
+    for k in $kset; do
+      local line
+      line=$(TOLLGATE_KERNELS=$k "$TG" perf run -m "$f" --threads "$th" --prompt "$np" --gen "$gen")
+      log "$line"
+      local gtps bpt frac
+      gtps=$(kv gen_tps "$line"); bpt=$(kv bytes_per_token "$line")
+      frac=$(awk -v g="$gtps" -v b="$bpt" -v bw="$bw" 'BEGIN { printf "%.0f%%", 100 * g * b / (bw * 1e9) }')
+      local cpu cpums
+      cpu=$(awk -v pc="$(kv prompt_cpu_s "$line")" -v ps="$(kv prompt_s "$line")" -v gc="$(kv gen_cpu_s "$line")" \
+        -v gs="$(kv gen_s "$line")" 'BEGIN { printf "%.2f / %.2f cores", pc / ps, gc / gs }')
+      cpums=$(awk -v pc="$(kv prompt_cpu_s "$line")" -v np="$np" -v gc="$(kv gen_cpu_s "$line")" -v ng="$gen" \
+        'BEGIN { printf "%.0f / %.0f", 1000 * pc / np, 1000 * gc / ng }')
+      printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$shape" "$(kv kernels "$line")" \
+        "$(kv threads "$line")" "$np" "$(kv prompt_tps "$line")" "$gen" "$gtps" "$bpt" \
+        "$(kv gen_read_gbps "$line")" "$frac" "$(kv peak_rss_mib "$line")" "$cpu" "$cpums" >>"$out"
+      cmds+="    TOLLGATE_KERNELS=$k tollgate perf run -m ${f#$ROOT/} --threads $th --prompt $np --gen $gen"$'\n'
+    done
   done
+  # the kernel sets side by side: one thread's CPU time per product
+  local klines
+  klines=$("$TG" perf kernels)
+  {
+    echo
+    echo "Kernels side by side (\`tollgate perf kernels\`: one thread, a 2048 x 2048 matrix times 1"
+    echo "activation row — decode — and 32 — a prompt batch; CPU time of the thread, so the"
+    echo "figures depend little on other load; GMAC/s = multiply-adds per CPU-second):"
+    echo
+    echo "| type | activation rows | scalar GMAC/s | avx2 GMAC/s | avx512 GMAC/s | avx512 weight GB per CPU-s |"
+    echo "|---|---:|---:|---:|---:|---:|"
+    local ty T
+    for ty in Q4_K Q5_K Q6_K Q8_0 Q4_0; do
+      for T in 1 32; do
+        local row="| $ty | $T |" kk l
+        for kk in scalar avx2 avx512; do
+          l=$(grep -E "kernels=$kk type=$ty .* T=$T " <<<"$klines" || true)
+          row+=" $(kv gmac_per_s "$l") |"
+        done
+        l=$(grep -E "kernels=avx512 type=$ty .* T=$T " <<<"$klines" || true)
+        echo "$row $(kv weight_gb_per_cpu_s "$l") |"
+      done
+    done
+  } >>"$out"
   {
     echo
     echo "Commands (after \`tollgate perf gen --shape SHAPE -o FILE\`):"
@@ -61,16 +93,17 @@ section_engine() {
     echo '```'
     echo "    tollgate perf bw --threads $th"
     printf '%s' "$cmds"
+    echo "    tollgate perf kernels"
     echo '```'
     echo
     echo "The prompt runs through forward_prompt (32 tokens at a time through matmat: each"
     echo "weight block read once per batch), decoding through forward, both on the thread pool"
     echo "and the dispatched kernels, which are bit-identical to the scalar definitions"
-    echo "(test_quant_simd). TOLLGATE_KERNELS=scalar|avx2 caps the kernel set for"
-    echo "comparisons. On a machine shared with other work the figures say more about the"
+    echo "(test_quant_simd, test_quant_tile). TOLLGATE_KERNELS=scalar|avx2|avx512 caps the kernel"
+    echo "set for comparisons. On a machine shared with other work the figures say more about the"
     echo "load than about the engine: compare them with the load average above and with the"
     echo "CPU the run actually got (last column: CPU seconds ÷ wall seconds; 2.00 would be both"
-    echo "cores to ourselves)."
+    echo "cores to ourselves); the CPU milliseconds per token are the steadier measure."
   } >>"$out"
   write_section engine "$out"
 }
