@@ -178,7 +178,7 @@ static void run_model(const char *path, const char *name) {
 
 int main(void) {
     const char *ref = getenv("TOLLGATE_REF");
-    char dir[1024], path[1200];
+    char dir[1024], path[1400];
     snprintf(dir, sizeof dir, "%s/models", ref && *ref ? ref : "../shared/ref");
     DIR *dp = opendir(dir);
     CHECK_MSG(dp != NULL, "cannot open %s", dir);
