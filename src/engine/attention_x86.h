@@ -1,8 +1,8 @@
 /* attention_x86.h — one head of attention with F16C conversions and FMA, one body compiled twice (attention_avx2.c, attention_avx512.c).
  *
  * Included only by the two ISA files, after they define the output-dimension vector
- * (AX_W floats: axv_t and the ax_* operations, axd_t for its double tail) and
- * AX_NAME(f). Bit-exact with attn_head_scalar (attention.c): every float of the
+ * (AX_W floats: axv_t and the ax_* operations, axd_t for its double tail), AX_ACC (the
+ * accumulator registers a V-product pass may hold) and AX_NAME(f). Bit-exact with attn_head_scalar (attention.c): every float of the
  * definition is computed by the same operation on the same operands in the same order,
  * only several of them at once:
  * - scores: the 16 lanes of the f16 dot (lane = i % 16) are two 8-float registers; the
@@ -235,7 +235,8 @@ static void AX_NAME(vprod)(const attn_head_job_t *j, const uint16_t *v, const fl
     int hd = j->hd, kv_dim = j->kv_dim, lo = j->lo, n_kv = j->n_kv;
     int P = j->prompt ? 16 : 64, np = n_kv & ~(P - 1);
     int hi = j->pos < np - 1 ? j->pos : np - 1; /* last position of the blocked part */
-    /* widest dim block that divides hd: whole rows of 64 dims read at once when possible */
+    /* the widest block of nv <= 4 registers that divides hd (64 dims with AVX-512, 32
+     * with AVX2): fewer passes, each reading more of every row it touches */
     int nv = hd % (4 * AX_W) == 0 ? 4 : hd % (2 * AX_W) == 0 ? 2 : 1;
     for (int d0 = 0; d0 < hd; d0 += nv * AX_W)
         for (int g0 = 0; g0 < P; g0 += AX_ACC / nv) {
