@@ -242,6 +242,12 @@ YAML
       fi
     done
     echo
+    echo "An added p99 is the difference of two p99s measured one after the other: a process"
+    echo "that other work on the machine keeps off a core for a few milliseconds moves it by"
+    echo "that much, in either direction (negative values), so at a load average above 2 it"
+    echo "says more about the machine than about the proxy. The gateway's own share is the"
+    echo "histogram below, measured inside it."
+    echo
     echo "The gateway's own time per request, from its \`tollgate_overhead_seconds\` histogram"
     echo "(end to end minus the time waiting on the upstream; docs/observability.md), over"
     echo "the requests of each row, interpolated inside the bucket as \`histogram_quantile\`"
