@@ -92,17 +92,24 @@ void attn_head_scalar(const attn_head_job_t *j, const float *q, const uint16_t *
     }
 }
 
+void attn_heads_scalar(const attn_head_job_t *j, int nh, const float *q, const uint16_t *k, const uint16_t *v,
+                       float *att, size_t att_stride, float *qh, float *work, float *out) {
+    (void)att_stride; /* one head at a time: its buffers are reused */
+    for (int h = 0; h < nh; h++)
+        attn_head_scalar(j, q + (size_t)h * j->hd, k, v, att, qh, work, out + (size_t)h * j->hd);
+}
+
 /* ---- kernel choice ----------------------------------------------------------------- */
 
 typedef struct attn_kernel {
     const char *name;
-    attn_head_fn head;
+    attn_heads_fn heads;
 } attn_kernel_t;
 
 static const attn_kernel_t kernels[] = {
-    {"scalar", attn_head_scalar},
-    {"avx2", attn_head_avx2},
-    {"avx512", attn_head_avx512},
+    {"scalar", attn_heads_scalar},
+    {"avx2", attn_heads_avx2},
+    {"avx512", attn_heads_avx512},
 };
 
 /* Which sets this CPU runs, found once: quant_kernels_named asks cpuid, which is far too
@@ -135,15 +142,16 @@ const char *attention_kernels(void) { return kernel_named(NULL)->name; }
 
 /* ---- scratch ----------------------------------------------------------------------- */
 
-/* One thread's buffers (sizes as attn_head_fn asks for them). */
+/* One thread's buffers (sizes as attn_heads_fn asks for them, for ATTN_UNIT_MAX heads). */
 typedef struct attn_slot {
-    float *att;  /* (C64 + 64) scores, then probabilities */
-    float *qh;   /* (hd) the head's query rounded to f16 */
+    float *att;  /* (ATTN_UNIT_MAX, C64 + 64) scores, then probabilities */
+    float *qh;   /* (ATTN_UNIT_MAX, hd) the heads' queries rounded to f16 */
     float *work; /* (max(64 * hd, C64 + 64)) accumulators, or a K row / V column */
 } attn_slot_t;
 
 struct attn_scratch {
     int n_ctx, n_threads;
+    size_t att_stride; /* floats between two heads' rows of slot[i].att */
     attn_slot_t *slot; /* (n_threads) */
 };
 
@@ -164,10 +172,11 @@ attn_scratch_t *attn_scratch_new(const model_hparams_t *hp, int n_ctx, int n_thr
     s->slot = calloc((size_t)n_threads, sizeof *s->slot);
     if (!s->slot) goto err;
     size_t c64 = ((size_t)n_ctx + 63) / 64 * 64 + 64, hd = (size_t)hp->head_dim;
+    s->att_stride = c64;
     for (int i = 0; i < n_threads; i++) {
         attn_slot_t *t = &s->slot[i];
-        t->att = alloc_floats(c64);
-        t->qh = alloc_floats(hd);
+        t->att = alloc_floats(ATTN_UNIT_MAX * c64);
+        t->qh = alloc_floats(ATTN_UNIT_MAX * hd);
         t->work = alloc_floats(64 * hd > c64 ? 64 * hd : c64);
         if (!t->att || !t->qh || !t->work) goto err;
     }
@@ -191,16 +200,16 @@ void attn_scratch_free(attn_scratch_t *s) {
 /* ---- heads over threads ------------------------------------------------------------ */
 
 /* One call's shared state: heads are claimed in units of `per_unit` consecutive heads
- * (within one KV group, so a thread reuses the group's K/V rows from its cache); `next`
- * is the only field written while the threads run. */
+ * of one KV group (which convert each K row once and reuse the group's rows from the
+ * thread's cache); `next` is the only field written while the threads run. */
 typedef struct attn_run {
     const attn_head_job_t *job;
-    attn_head_fn head;
+    attn_heads_fn heads;
     const attn_cache_t *c;
     const float *q;
     float *out;
     attn_scratch_t *s;
-    int n_head, group, per_unit, n_units, n_threads;
+    int group, per_unit, n_units, n_threads;
     atomic_int next;
 } attn_run_t;
 
@@ -212,11 +221,10 @@ static void run_units(void *arg, int ith) {
     for (;;) {
         int u = atomic_fetch_add(&r->next, 1);
         if (u >= r->n_units) break;
-        for (int h = u * r->per_unit; h < (u + 1) * r->per_unit && h < r->n_head; h++) {
-            size_t kvoff = (size_t)(h / r->group) * hd;
-            r->head(r->job, r->q + (size_t)h * hd, r->c->key + kvoff, r->c->val + kvoff, sl->att, sl->qh,
-                    sl->work, r->out + (size_t)h * hd);
-        }
+        int h = u * r->per_unit; /* units never straddle two groups: per_unit divides group */
+        size_t kvoff = (size_t)(h / r->group) * hd;
+        r->heads(r->job, r->per_unit, r->q + (size_t)h * hd, r->c->key + kvoff, r->c->val + kvoff, sl->att,
+                 r->s->att_stride, sl->qh, sl->work, r->out + (size_t)h * hd);
     }
 }
 
@@ -234,13 +242,16 @@ int attention_with(const char *kernels_name, const model_hparams_t *hp, const at
     job.n_kv = (pos + 1 + 31) / 32 * 32;
     if (job.n_kv > c->n_ctx) job.n_kv = c->n_ctx;
     if (hp->sliding_window > 0 && pos - hp->sliding_window + 1 > 0) job.lo = pos - hp->sliding_window + 1;
-    attn_run_t r = {.job = &job, .head = hd % 16 ? attn_head_scalar : k->head, .c = c, .q = q, .out = out,
-                    .s = s, .n_head = hp->n_head, .group = group};
+    attn_run_t r = {.job = &job, .heads = hd % 16 ? attn_heads_scalar : k->heads, .c = c, .q = q, .out = out,
+                    .s = s, .group = group};
     int nth = tpool_size(pool) < s->n_threads ? tpool_size(pool) : s->n_threads;
     if ((double)(pos - job.lo + 1) * hp->n_head * hd < ATTN_MT_MIN_WORK) nth = 1;
-    /* whole KV groups when there are enough of them to share out, else single heads */
-    r.per_unit = hp->n_head_kv >= 2 * nth ? group : 1;
-    r.n_units = (hp->n_head + r.per_unit - 1) / r.per_unit;
+    /* the largest divisor of the group (at most ATTN_UNIT_MAX) that still leaves two units
+     * per thread to share out (any number when alone) */
+    r.per_unit = 1;
+    for (int d = 1; d <= group && d <= ATTN_UNIT_MAX; d++)
+        if (group % d == 0 && (nth == 1 || hp->n_head / d >= 2 * nth)) r.per_unit = d;
+    r.n_units = hp->n_head / r.per_unit;
     r.n_threads = nth;
     atomic_init(&r.next, 0);
     if (nth <= 1)

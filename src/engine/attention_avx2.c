@@ -1,4 +1,4 @@
-/* attention_avx2.c — one head of attention (attention_x86.h) with AVX2 + FMA + F16C: output dims 8 at a time. */
+/* attention_avx2.c — the heads of one KV group (attention_x86.h) with AVX2 + FMA + F16C: output dims 8 at a time. */
 #include <immintrin.h>
 #include <stdint.h>
 

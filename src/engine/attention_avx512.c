@@ -1,4 +1,4 @@
-/* attention_avx512.c — one head of attention (attention_x86.h) with AVX-512: output dims 16 at a time, 16 accumulators per pass. */
+/* attention_avx512.c — the heads of one KV group (attention_x86.h) with AVX-512: output dims 16 at a time, 16 accumulators per pass. */
 #include <immintrin.h>
 #include <stdint.h>
 

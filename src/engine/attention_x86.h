@@ -1,4 +1,4 @@
-/* attention_x86.h — one head of attention with F16C conversions and FMA, one body compiled twice (attention_avx2.c, attention_avx512.c).
+/* attention_x86.h — the heads of one KV group with F16C conversions and FMA, one body compiled twice (attention_avx2.c, attention_avx512.c).
  *
  * Included only by the two ISA files, after they define the output-dimension vector
  * (AX_W floats: axv_t and the ax_* operations, axd_t for its double tail), AX_ACC (the
@@ -6,7 +6,8 @@
  * definition is computed by the same operation on the same operands in the same order,
  * only several of them at once:
  * - scores: the 16 lanes of the f16 dot (lane = i % 16) are two 8-float registers; the
- *   reduction tree is the definition's (a[i+8]+a[i], a[i+4]+a[i], (a0+a2)+(a1+a3));
+ *   reduction tree is the definition's (a[i+8]+a[i], a[i+4]+a[i], (a0+a2)+(a1+a3)); the
+ *   heads of one KV group convert each K row once (head_dim 64 or 128);
  * - softmax: the same exp per lane (ax_exp8, the polynomial of vexp.h), each 16-lane
  *   chunk summed in that tree, the chunk sums added in double in position order;
  * - V product: the definition's dot of column i with the probabilities keeps, per i, one
@@ -164,6 +165,59 @@ static float AX_NAME(scores)(const attn_head_job_t *j, const float *qh, const ui
     }
 }
 
+/* The same dots with the K row already converted (kr: hd / 8 registers), so that the
+ * heads of one KV group convert each row once. */
+static inline __attribute__((always_inline)) float AX_NAME(dotr_tiled)(const __m256 *kr, const float *qh, int hd) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+#pragma GCC unroll 8
+    for (int i = 0; i < hd; i += 16) {
+        a0 = _mm256_fmadd_ps(kr[i / 8], _mm256_load_ps(qh + i), a0);
+        a1 = _mm256_fmadd_ps(kr[i / 8 + 1], _mm256_load_ps(qh + i + 8), a1);
+    }
+    return l16_reduce(a0, a1);
+}
+
+/* hd a multiple of 64 here (the callers' constants), so there is no double tail */
+static inline __attribute__((always_inline)) float AX_NAME(dotr_vec)(const __m256 *kr, const float *qh, int hd) {
+    __m256 a[8]; /* accumulator jj of the definition is a[2jj] (lanes 0..7), a[2jj+1] (8..15) */
+#pragma GCC unroll 8
+    for (int s = 0; s < 8; s++) a[s] = _mm256_setzero_ps();
+#pragma GCC unroll 2
+    for (int i = 0; i < hd; i += 64)
+#pragma GCC unroll 8
+        for (int s = 0; s < 8; s++) a[s] = _mm256_fmadd_ps(kr[i / 8 + s], _mm256_load_ps(qh + i + 8 * s), a[s]);
+#pragma GCC unroll 2
+    for (int h = 0; h < 2; h++) {
+        a[h] = _mm256_add_ps(a[h], a[4 + h]);         /* acc0 + acc2 */
+        a[2 + h] = _mm256_add_ps(a[2 + h], a[6 + h]); /* acc1 + acc3 */
+        a[h] = _mm256_add_ps(a[h], a[2 + h]);         /* acc0 + acc1 */
+    }
+    return (float)(double)l16_reduce(a[0], a[1]);
+}
+
+/* Scores of nh heads sharing K (qh: nh x hd; att: head h at h * stride), each K row
+ * converted once; max[h] as scores() finds it. hd 64 or 128 (a constant). */
+static inline __attribute__((always_inline)) void AX_NAME(scores_group_hd)(const attn_head_job_t *j, int nh,
+                                                                            const float *qh, const uint16_t *k,
+                                                                            float *att, size_t stride, float *max,
+                                                                            int hd) {
+    float scale = j->scale;
+    for (int h = 0; h < nh; h++) max[h] = -INFINITY;
+    for (int t = j->lo; t <= j->pos; t++) {
+        const uint16_t *kt = k + (size_t)t * j->kv_dim;
+        __m256 kr[128 / 8];
+#pragma GCC unroll 16
+        for (int i = 0; i < hd / 8; i++) kr[i] = h8(kt + 8 * i);
+        for (int h = 0; h < nh; h++) {
+            float r = j->prompt ? AX_NAME(dotr_tiled)(kr, qh + (size_t)h * hd, hd)
+                                : AX_NAME(dotr_vec)(kr, qh + (size_t)h * hd, hd);
+            float *a = att + (size_t)h * stride + t;
+            *a = r * scale;
+            if (*a > max[h]) max[h] = *a;
+        }
+    }
+}
+
 /* att[0..n_kv) = probabilities rounded to f16 (0 outside lo..pos). */
 static void AX_NAME(softmax)(const attn_head_job_t *j, float max, float *att) {
     int lo = j->lo, pos = j->pos, n_kv = j->n_kv;
@@ -276,12 +330,22 @@ static void AX_NAME(vprod)(const attn_head_job_t *j, const uint16_t *v, const fl
     }
 }
 
-void AX_NAME(attn_head)(const attn_head_job_t *j, const float *q, const uint16_t *k, const uint16_t *v,
-                        float *att, float *qh, float *work, float *out) {
-    for (int i = 0; i < j->hd; i += 8) _mm256_store_ps(qh + i, f16_round8(_mm256_loadu_ps(q + i)));
-    float max = AX_NAME(scores)(j, qh, k, att);
-    AX_NAME(softmax)(j, max, att);
-    AX_NAME(vprod)(j, v, att, work, out);
+void AX_NAME(attn_heads)(const attn_head_job_t *j, int nh, const float *q, const uint16_t *k, const uint16_t *v,
+                         float *att, size_t att_stride, float *qh, float *work, float *out) {
+    int hd = j->hd;
+    float max[ATTN_UNIT_MAX];
+    for (int i = 0; i < nh * hd; i += 8) _mm256_store_ps(qh + i, f16_round8(_mm256_loadu_ps(q + i)));
+    if (nh > 1 && hd == 64)
+        AX_NAME(scores_group_hd)(j, nh, qh, k, att, att_stride, max, 64);
+    else if (nh > 1 && hd == 128)
+        AX_NAME(scores_group_hd)(j, nh, qh, k, att, att_stride, max, 128);
+    else
+        for (int h = 0; h < nh; h++) max[h] = AX_NAME(scores)(j, qh + (size_t)h * hd, k, att + (size_t)h * att_stride);
+    for (int h = 0; h < nh; h++) {
+        float *ah = att + (size_t)h * att_stride;
+        AX_NAME(softmax)(j, max[h], ah);
+        AX_NAME(vprod)(j, v, ah, work, out + (size_t)h * hd);
+    }
 }
 
 #endif
