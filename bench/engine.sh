@@ -102,7 +102,7 @@ section_engine() {
     echo "(test_quant_simd, test_quant_tile). TOLLGATE_KERNELS=scalar|avx2|avx512 caps the kernel"
     echo "set for comparisons. On a machine shared with other work the figures say more about the"
     echo "load than about the engine: compare them with the load average above and with the"
-    echo "CPU the run actually got (last column: CPU seconds ÷ wall seconds; 2.00 would be both"
+    echo "CPU the run actually got (CPU used: CPU seconds ÷ wall seconds; 2.00 would be both"
     echo "cores to ourselves); the CPU milliseconds per token are the steadier measure."
   } >>"$out"
   write_section engine "$out"

@@ -34,9 +34,10 @@ void matvec_mt(tpool_t *pool, const model_tensor_t *W, const float *x, float *y,
 
 /* Y (T, W->rows) = X (T, W->cols) . W^T for T activation rows at once (a prompt's
  * tokens); row t of X starts at X + t * ldx, row t of Y at Y + t * ldy (floats). Each
- * row of X is converted once into xq (T * matvec_xq_bytes bytes), then
- * blocks of weight rows are read once for all T rows (a block stays in L1 while the
- * activations stream past it). Every Y[t] equals matvec(W, X[t]) bit for bit. */
+ * row of X is converted once into xq (T * matvec_xq_bytes bytes), then each block of
+ * 16 weight rows goes to the kernel set's dot_tile with all T rows (quant_simd.h: the
+ * K-quant tiles unpack a weight block once for several activation rows), the blocks
+ * claimed by the pool's threads. Every Y[t] equals matvec(W, X[t]) bit for bit. */
 void matmat(tpool_t *pool, const model_tensor_t *W, const float *X, size_t ldx, int T, float *Y,
             size_t ldy, void *xq, int prompt);
 
