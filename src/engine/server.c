@@ -359,6 +359,7 @@ static void *loader_main(void *arg) {
     log_info("model loaded", LOG_STR("file", s->model_path), LOG_STR("arch", s->model.arch_name),
              LOG_INT("layers", s->model.hp.n_layer), LOG_INT("vocab", s->model.hp.n_vocab),
              LOG_INT("context", s->n_ctx), LOG_INT("kv_slots", sched_kv_slots(s->sched)),
+             LOG_INT("max_seqs", s->opts.max_seqs > 0 ? s->opts.max_seqs : SERVER_DEFAULT_MAX_SEQS),
              LOG_DBL("kv_slot_mib", (double)slot / (1 << 20)),
              LOG_STR("chat_template", chat_template_name(s->tmpl)),
              LOG_STR("model_name", s->model_name));

@@ -379,7 +379,7 @@ test('command line: --help, usage errors, a missing or corrupt model exits 1 nam
   const { spawnSync } = await import('node:child_process');
   const help = spawnSync(BIN, ['serve', '--help'], { encoding: 'utf8' });
   assert.equal(help.status, 0);
-  for (const f of ['--model', '--host', '--port', '--threads', '--ctx', '--chat-template', '--model-name', '--max-queue', '/tokenize', '/metrics'])
+  for (const f of ['--model', '--host', '--port', '--threads', '--ctx', '--chat-template', '--model-name', '--max-queue', '--max-seqs', '--kv-cache-mib', '--tokenizer', '/tokenize', '/metrics'])
     assert.ok(help.stdout.includes(f), f);
   assert.equal(spawnSync(BIN, ['serve'], { encoding: 'utf8' }).status, 2);
   assert.equal(spawnSync(BIN, ['serve', '-m', LLAMA, '--port', 'x'], { encoding: 'utf8' }).status, 2);
