@@ -223,6 +223,41 @@ static void test_config(void) {
     CHECK_MSG(strstr(err, "colour"), "%s", err);
 }
 
+/* metrics: the scrape keys of /metrics (hashes, as for service keys) and the opt-out. */
+static void test_metrics_config(void) {
+    obs_cfg_t *c;
+    char err[512];
+    CHECK_EQ_INT(load("listen: 1\n", &c, err, sizeof err), 0);
+    CHECK_EQ_INT(c->metrics_keys.n, 0); /* no section: nobody may scrape */
+    CHECK_EQ_INT(c->metrics_public, 0);
+    obscfg_free(c);
+    char hash[KEYS_HASH_TEXT], y[512];
+    uint8_t h[KEYS_HASH_LEN];
+    keys_sha256("scrape-me", 9, h);
+    keys_format_hash(h, hash);
+    snprintf(y, sizeof y, "metrics:\n  keys:\n    - %s\n", hash);
+    CHECK_EQ_INT(load(y, &c, err, sizeof err), 0);
+    CHECK_EQ_INT(c->metrics_keys.n, 1);
+    CHECK_EQ_INT(keys_table_lookup(&c->metrics_keys, "scrape-me", 9), 0);
+    CHECK_EQ_INT(keys_table_lookup(&c->metrics_keys, "scrape-m", 8), -1);
+    obscfg_free(c);
+    CHECK_EQ_INT(load("metrics: {public: true}\n", &c, err, sizeof err), 0);
+    CHECK_EQ_INT(c->metrics_public, 1);
+    obscfg_free(c);
+    /* the key itself instead of its hash: refused with its line */
+    CHECK_EQ_INT(load("listen: 1\nmetrics:\n  keys: [tg-plain-key]\n", &c, err, sizeof err),
+                 -EINVAL);
+    CHECK_MSG(strstr(err, "t.yaml:3") && strstr(err, "sha256:"), "%s", err);
+    snprintf(y, sizeof y, "metrics:\n  keys: [%s, %s]\n", hash, hash);
+    CHECK_EQ_INT(load(y, &c, err, sizeof err), -EINVAL);
+    CHECK_MSG(strstr(err, "already listed"), "%s", err);
+    CHECK_EQ_INT(load("metrics:\n  key: x\n", &c, err, sizeof err), -EINVAL);
+    CHECK_MSG(strstr(err, "key"), "%s", err);
+    CHECK_EQ_INT(load("metrics: [a]\n", &c, err, sizeof err), -EINVAL);
+    CHECK_EQ_INT(load("metrics: {public: maybe}\n", &c, err, sizeof err), -EINVAL);
+    CHECK_EQ_INT(load("metrics: {keys: sha256:00}\n", &c, err, sizeof err), -EINVAL);
+}
+
 /* What a reload can and cannot apply. */
 static void test_reload_differ(void) {
     obs_cfg_t *a, *b;
@@ -332,6 +367,7 @@ int main(void) {
     test_concurrent();
     test_access_line();
     test_config();
+    test_metrics_config();
     test_reload_differ();
     test_obs_end();
     return check_summary("test_gw_obs");
