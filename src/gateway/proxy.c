@@ -65,8 +65,7 @@ static void up_head(void *arg, const http1_response_t *res) {
     p->status = res->status;
     const http1_header_t *ct = http1_find_header(res->headers, res->num_headers, "content-type");
     size_t l = ct ? ct->value_len : 0;
-    if (l >= sizeof p->ctype)
-        l = sizeof p->ctype - 1;
+    if (l >= sizeof p->ctype) l = sizeof p->ctype - 1;
     memcpy(p->ctype, ct ? ct->value : "", l);
     p->ctype[l] = '\0';
     p->is_sse = l >= 17 && !strncasecmp(p->ctype, "text/event-stream", 17);
@@ -81,8 +80,7 @@ static void up_head(void *arg, const http1_response_t *res) {
 
 static void up_body(void *arg, const char *data, size_t len) {
     preq_t *p = arg;
-    if (p->reason || !p->req)
-        return;
+    if (p->reason || !p->req) return;
     if (buf_append(&p->resp, data, len) < 0 ||
         (!(p->stream && p->is_sse) && p->resp.len > PROXY_MAX_RESPONSE)) {
         p->reason = PROXY_R_TOTAL; /* treated as a failed attempt, no retry */
@@ -107,8 +105,8 @@ static void finish_ok(preq_t *p) {
             httpd_stream_end(p->req);
     } else {
         json_doc_t d;
-        if (p->status == 200 && proxy_parse(p->w, p->resp.data ? p->resp.data : "", p->resp.len,
-                                             &d) > 0) {
+        if (p->status == 200 &&
+            proxy_parse(p->w, p->resp.data ? p->resp.data : "", p->resp.len, &d) > 0) {
             int u = json_obj_get(&d, 0, "usage");
             int64_t v;
             int t;
@@ -141,8 +139,7 @@ static int use_fallback(preq_t *p, uint64_t now) {
     p->tried = 0;
     buf_reset(&p->resp);
     const char *um = p->variant->upstream_model ? p->variant->upstream_model : p->route->cfg->model;
-    if (proxy_rewrite_body(&d, um, 0, &p->resp) < 0)
-        return 0;
+    if (proxy_rewrite_body(&d, um, 0, &p->resp) < 0) return 0;
     buf_t t = p->body;
     p->body = p->resp;
     p->resp = t;
@@ -164,8 +161,10 @@ static void up_done(void *arg, const httpc_done_t *done) {
     pool_end(p->addr);
     const pool_eject_cfg_t *ej = &p->backend->cfg->eject;
     degrade_report(p->snap, p->circ, p->probe,
-                   !p->req || reason == PROXY_R_CLIENT ? -1
-                   : done->result == HTTPC_OK && reason == PROXY_R_NONE ? p->status < 500 : 0, now);
+                   !p->req || reason == PROXY_R_CLIENT                  ? -1
+                   : done->result == HTTPC_OK && reason == PROXY_R_NONE ? p->status < 500
+                                                                        : 0,
+                   now);
     p->circ = NULL;
 
     if (!p->req) { /* the client went away: not the upstream's fault */
@@ -186,9 +185,10 @@ static void up_done(void *arg, const httpc_done_t *done) {
         if (pool_report(p->addr, 0, now, ej))
             log_warn("upstream ejected", LOG_STR("address", p->addr->name),
                      LOG_STR("backend", p->backend->cfg->name),
-                     LOG_STR("last_error", reason == PROXY_R_RETRY  ? "5xx"
-                                           : reason == PROXY_R_TTFT ? "ttft_timeout"
-                                                              : httpc_result_name(done->result)),
+                     LOG_STR("last_error", reason == PROXY_R_RETRY ? "5xx"
+                                           : reason == PROXY_R_TTFT
+                                               ? "ttft_timeout"
+                                               : httpc_result_name(done->result)),
                      LOG_INT("consecutive_failures", ej->failures));
     }
     if (p->committed) {
@@ -210,17 +210,22 @@ static void up_done(void *arg, const httpc_done_t *done) {
     char msg[256];
     const gw_deadlines_t *dl = &p->route->cfg->deadlines;
     if (total) {
-        snprintf(msg, sizeof msg, "the upstream did not answer within the route's total deadline "
-                                  "(%u ms)", dl->total_ms);
+        snprintf(msg, sizeof msg,
+                 "the upstream did not answer within the route's total deadline "
+                 "(%u ms)",
+                 dl->total_ms);
         fail_request(p, 504, "total_timeout", msg);
     } else if (reason == PROXY_R_TTFT) {
-        snprintf(msg, sizeof msg, "no first token from the upstream within the route's ttft "
-                                  "deadline (%u ms)", dl->ttft_ms);
+        snprintf(msg, sizeof msg,
+                 "no first token from the upstream within the route's ttft "
+                 "deadline (%u ms)",
+                 dl->ttft_ms);
         fail_request(p, 504, "ttft_timeout", msg);
     } else if (reason == PROXY_R_RETRY) {
-        snprintf(msg, sizeof msg, "upstream %s answered %d and the deadline left no time to try "
-                                  "again (after %d attempt%s)", p->addr->name, p->status,
-                 p->attempts, p->attempts == 1 ? "" : "s");
+        snprintf(msg, sizeof msg,
+                 "upstream %s answered %d and the deadline left no time to try "
+                 "again (after %d attempt%s)",
+                 p->addr->name, p->status, p->attempts, p->attempts == 1 ? "" : "s");
         fail_request(p, 502, "upstream_unavailable", msg);
     } else {
         snprintf(msg, sizeof msg, "upstream %s failed: %s (after %d attempt%s)", p->addr->name,
@@ -232,8 +237,7 @@ static void up_done(void *arg, const httpc_done_t *done) {
 
 void proxy_deadline_cb(ev_loop_t *loop, void *arg) {
     preq_t *p = arg;
-    if (!p->up)
-        return;
+    if (!p->up) return;
     p->reason = ev_now_ns(loop) >= p->deadline_total || p->committed ? PROXY_R_TOTAL : PROXY_R_TTFT;
     httpc_cancel(p->up); /* up_done runs now and may release p */
 }
@@ -255,8 +259,7 @@ void proxy_attempt_start(preq_t *p) {
     uint64_t now = ev_now_ns(w->loop);
     int da = degrade_admit(w->gw, p->snap, p->backend, now, &p->circ, &p->probe);
     if (da < 0) {
-        if (use_fallback(p, now))
-            return proxy_attempt_start(p);
+        if (use_fallback(p, now)) return proxy_attempt_start(p);
         fail_request(p, 503, da == DEGRADE_SHED ? "overloaded" : "circuit_open",
                      da == DEGRADE_SHED ? "the backend's queue is full; try again shortly"
                                         : "the backend's circuit is open after repeated "
@@ -334,8 +337,7 @@ static void answer_models(proxy_worker_t *w, httpd_req_t *req, const char *one) 
     int found = 0;
     for (size_t i = 0; i < s->cfg.nroutes; i++) {
         const char *m = s->cfg.routes[i].model;
-        if (one && strcmp(one, m))
-            continue;
+        if (one && strcmp(one, m)) continue;
         found = 1;
         json_w_obj_begin(&jw);
         json_w_key(&jw, "id");
@@ -372,10 +374,8 @@ static void method_not_allowed(httpd_req_t *req, const char *allow) {
  * backends, budgets) for whoever can reach the listener. */
 static int metrics_allowed(const snapshot_t *s, httpd_req_t *req) {
     const obs_cfg_t *oc = s->cfg.obs;
-    if (!oc)
-        return 0;
-    if (oc->metrics_public)
-        return 1;
+    if (!oc) return 0;
+    if (oc->metrics_public) return 1;
     const char *auth = httpd_req_header(req, "authorization");
     size_t len;
     const char *key = auth ? keys_bearer(auth, &len) : NULL;
@@ -385,8 +385,7 @@ static int metrics_allowed(const snapshot_t *s, httpd_req_t *req) {
 /* GET /metrics: Prometheus text for a scraper with a metrics key (401 otherwise). Rendered
  * on this worker from atomics: the other workers are not disturbed. */
 static void answer_metrics(proxy_worker_t *w, httpd_req_t *req, const char *method) {
-    if (strcmp(method, "GET") && strcmp(method, "HEAD"))
-        return method_not_allowed(req, "GET");
+    if (strcmp(method, "GET") && strcmp(method, "HEAD")) return method_not_allowed(req, "GET");
     if (!metrics_allowed(w->snap, req)) {
         httpd_add_header(req, "WWW-Authenticate", "Bearer realm=\"tollgate metrics\"");
         httpd_error_ex(req, 401, "invalid_request_error",
@@ -409,18 +408,14 @@ void proxy_handle(httpd_req_t *req, void *arg) {
     proxy_worker_t *w = httpd_req_worker_data(req);
     const char *path = httpd_req_path(req), *method = httpd_req_method(req);
     proxy_refresh(w);
-    if (!strcmp(path, "/metrics"))
-        return answer_metrics(w, req, method);
+    if (!strcmp(path, "/metrics")) return answer_metrics(w, req, method);
     int service = proxy_authenticate(w, req);
-    if (service == -2)
-        return;
-    if (!strncmp(path, "/v1/tasks/", 10))
-        return task_handle(w, req, path + 10, service);
+    if (service == -2) return;
+    if (!strncmp(path, "/v1/tasks/", 10)) return task_handle(w, req, path + 10, service);
 
     /* Parse: which endpoint. */
     if (!strcmp(path, "/v1/models") || !strncmp(path, "/v1/models/", 11)) {
-        if (strcmp(method, "GET") && strcmp(method, "HEAD"))
-            return method_not_allowed(req, "GET");
+        if (strcmp(method, "GET") && strcmp(method, "HEAD")) return method_not_allowed(req, "GET");
         return answer_models(w, req, path[10] == '/' ? path + 11 : NULL);
     }
     const char *svc_name = service >= 0 ? w->snap->cfg.gov->services[service].name : NULL;
@@ -463,7 +458,8 @@ void proxy_handle(httpd_req_t *req, void *arg) {
     }
     int st = json_obj_get(&d, 0, "stream");
     int stream = st >= 0 && json_get_bool(&d, st) == 1;
-    int so = json_obj_get(&d, 0, "stream_options"), iu = so >= 0 ? json_obj_get(&d, so, "include_usage") : -1;
+    int so = json_obj_get(&d, 0, "stream_options"),
+        iu = so >= 0 ? json_obj_get(&d, so, "include_usage") : -1;
     buf_t *name = &w->scratch;
     buf_reset(name);
     if (json_str_unescape(&d, mt, name) < 0) {
@@ -473,8 +469,8 @@ void proxy_handle(httpd_req_t *req, void *arg) {
     snap_route_t *route = snapshot_route(w->snap, name->data, name->len);
     if (!route) {
         char msg[320];
-        snprintf(msg, sizeof msg, "The model `%.200s` does not exist or you do not have access to it.",
-                 name->data);
+        snprintf(msg, sizeof msg,
+                 "The model `%.200s` does not exist or you do not have access to it.", name->data);
         proxy_account_early(req, svc_name, NULL, 404, "model_not_found");
         httpd_error_ex(req, 404, "invalid_request_error", msg, "model", "model_not_found");
         return;
@@ -503,8 +499,7 @@ void proxy_handle(httpd_req_t *req, void *arg) {
     p->sampled = obs_sample(w->obs, w->snap->cfg.obs,
                             service >= 0 ? w->snap->cfg.gov->services[service].name : NULL);
     const char *xrid = httpd_req_header(req, "x-request-id");
-    if (xrid)
-        snprintf(p->rid, sizeof p->rid, "%s", xrid);
+    if (xrid) snprintf(p->rid, sizeof p->rid, "%s", xrid);
 
     if (proxy_admit(p, &d, service, !strcmp(path, "/v1/chat/completions"))) {
         proxy_req_release(p);

@@ -43,8 +43,7 @@ typedef struct proxy_env {
 } proxy_env_t;
 void proxy_worker_env(proxy_worker_t *w, proxy_env_t *out);
 /* The worker's connection pool to an address, made on first use; NULL without memory. */
-struct httpc_pool *proxy_worker_pool(proxy_worker_t *w, pool_addr_t *a,
-                                     const gw_backend_cfg_t *b);
+struct httpc_pool *proxy_worker_pool(proxy_worker_t *w, pool_addr_t *a, const gw_backend_cfg_t *b);
 
 /* Add this worker's counters to *acc (relaxed atomic reads: any thread). */
 void proxy_worker_stats(proxy_worker_t *w, gateway_stats_t *acc);

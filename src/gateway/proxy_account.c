@@ -49,10 +49,8 @@ void proxy_account(preq_t *p, int status) {
         canaryapi_observe(p->w->gw, p->route->cfg->model, p->variant->name,
                           (uint32_t)((ev_clock_ns() - p->start_ns) / 1000000), status >= 500, 0);
     proxy_count(&c->requests, 1);
-    if (status >= 400)
-        proxy_count(&c->errors, 1);
-    if (p->prompt_tokens > 0)
-        proxy_count(&c->prompt_tokens, (uint64_t)p->prompt_tokens);
+    if (status >= 400) proxy_count(&c->errors, 1);
+    if (p->prompt_tokens > 0) proxy_count(&c->prompt_tokens, (uint64_t)p->prompt_tokens);
     if (p->completion_tokens > 0)
         proxy_count(&c->completion_tokens, (uint64_t)p->completion_tokens);
     /* Correct the reservation with the usage the upstream reported. */
@@ -70,7 +68,7 @@ void proxy_account(preq_t *p, int status) {
  * histograms (a fast refusal is not a fast answer). Labels come from the config only
  * (service, a route's model), never from the request, so clients cannot add series. */
 void proxy_account_early(httpd_req_t *req, const char *service, const char *model, int status,
-                          const char *code) {
+                         const char *code) {
     proxy_worker_t *w = httpd_req_worker_data(req);
     uint64_t now = ev_clock_ns(), start = httpd_req_start_ns(req);
     struct timespec wall;
@@ -93,7 +91,6 @@ void proxy_account_early(httpd_req_t *req, const char *service, const char *mode
     };
     obs_request_end(w->obs, &r);
 }
-
 
 void proxy_refused(proxy_worker_t *w, int status) {
     uint64_t now = ev_clock_ns();

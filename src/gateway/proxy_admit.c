@@ -30,8 +30,7 @@ void proxy_gov_refuse(httpd_req_t *req, const gov_decision_t *d, const gov_servi
  * when the request has been answered. */
 int proxy_authenticate(proxy_worker_t *w, httpd_req_t *req) {
     gov_cfg_t *gc = w->snap->cfg.gov;
-    if (!gc || !gc->nservices)
-        return -1;
+    if (!gc || !gc->nservices) return -1;
     gov_decision_t d;
     int s = gov_authenticate(gateway_gov(w->gw), gc, httpd_req_header(req, "authorization"), &d);
     if (s < 0) {
@@ -46,8 +45,7 @@ int proxy_authenticate(proxy_worker_t *w, httpd_req_t *req) {
  * point into p->resp (a rewritten body). 0 = go on; -1 = answered. */
 int proxy_admit(preq_t *p, json_doc_t *d, int service, int is_chat) {
     gov_cfg_t *gc = p->snap->cfg.gov;
-    if (!gc)
-        return 0;
+    if (!gc) return 0;
     proxy_worker_t *w = p->w;
     gov_decision_t gd;
     gov_t *g = gateway_gov(w->gw);
@@ -78,8 +76,7 @@ int proxy_admit(preq_t *p, json_doc_t *d, int service, int is_chat) {
         }
         gd.set_max_tokens = set_mt;
         gd.max_tokens_key = mt_key;
-        if (svc)
-            gov_headers(&gd, svc, add_header_cb, p->req);
+        if (svc) gov_headers(&gd, svc, add_header_cb, p->req);
     }
     if (gd.set_max_tokens >= 0) {
         buf_reset(&p->resp);
@@ -102,7 +99,8 @@ static void shared_decided(void *arg, gov_decision_t *d) {
         gov_decision_t md;
         memset(&md, 0, sizeof md);
         if (gov_admit_model(gateway_gov(p->w->gw), &p->gt, ev_now_ns(p->w->loop), &md)) {
-            if (p->gt.shared && p->w->shared) gov_shared_finish(p->w->shared, &p->gt, 0, time(NULL));
+            if (p->gt.shared && p->w->shared)
+                gov_shared_finish(p->w->shared, &p->gt, 0, time(NULL));
             proxy_gov_refuse(p->req, &md, p->gt.svc);
             p->req = NULL;
             proxy_req_release(p);
@@ -124,9 +122,9 @@ static void shared_decided(void *arg, gov_decision_t *d) {
 static void gate_refuse(preq_t *p, int status, int reason, const char *code, const char *msg) {
     atomic_fetch_add_explicit(&gateway_gov(p->w->gw)->rejected[reason], 1, memory_order_relaxed);
     if (p->req) {
-        if (status == 429)
-            httpd_add_header(p->req, "Retry-After", "1");
-        httpd_error_ex(p->req, status, status == 429 ? "requests" : "server_error", msg, NULL, code);
+        if (status == 429) httpd_add_header(p->req, "Retry-After", "1");
+        httpd_error_ex(p->req, status, status == 429 ? "requests" : "server_error", msg, NULL,
+                       code);
         p->req = NULL;
     }
     proxy_req_release(p);
@@ -139,8 +137,10 @@ static void gate_timer(ev_loop_t *loop, void *arg) {
         preq_t *p = (preq_t *)((char *)it - offsetof(preq_t, fq));
         p->fq_state = 0;
         char msg[160];
-        snprintf(msg, sizeof msg, "backend `%s` is at capacity and this request waited its "
-                                  "queue deadline (%u ms) without a turn", g->name, g->g.timeout_ms);
+        snprintf(msg, sizeof msg,
+                 "backend `%s` is at capacity and this request waited its "
+                 "queue deadline (%u ms) without a turn",
+                 g->name, g->g.timeout_ms);
         gate_refuse(p, 503, GOV_R_QUEUE_TIMEOUT, "queue_timeout", msg);
     }
     uint64_t d = fairq_next_deadline(&g->g.q), now = ev_now_ns(loop);
@@ -149,15 +149,12 @@ static void gate_timer(ev_loop_t *loop, void *arg) {
 }
 
 void proxy_gate_leave(wgate_t *g) {
-    if (g->g.in_flight)
-        g->g.in_flight--;
-    if (g->draining)
-        return; /* the loop below, further up the stack, hands the slot on */
+    if (g->g.in_flight) g->g.in_flight--;
+    if (g->draining) return; /* the loop below, further up the stack, hands the slot on */
     g->draining = 1;
     while (g->g.in_flight < g->g.max_in_flight) {
         fairq_item_t *it = fairq_pop(&g->g.q);
-        if (!it)
-            break;
+        if (!it) break;
         g->g.in_flight++;
         preq_t *p = (preq_t *)((char *)it - offsetof(preq_t, fq));
         p->fq_state = 2;
@@ -183,16 +180,14 @@ static wgate_t *worker_gate(proxy_worker_t *w, const gov_queue_cfg_t *qc, const 
         return g;
     }
     uint32_t weights[TOKCOUNT_MAX_MSGS];
-    if (nflows > TOKCOUNT_MAX_MSGS)
-        return NULL;
+    if (nflows > TOKCOUNT_MAX_MSGS) return NULL;
     for (size_t i = 0; i < gc->nservices; i++) weights[i] = gc->services[i].weight;
     weights[gc->nservices] = 1;
     int fresh = !g;
-    if (fresh && !(g = calloc(1, sizeof *g)))
-        return NULL;
-    if (fairq_gate_init(&g->g, nflows, weights, qc->max_in_flight, qc->max_waiting, qc->timeout_ms)) {
-        if (fresh)
-            free(g);
+    if (fresh && !(g = calloc(1, sizeof *g))) return NULL;
+    if (fairq_gate_init(&g->g, nflows, weights, qc->max_in_flight, qc->max_waiting,
+                        qc->timeout_ms)) {
+        if (fresh) free(g);
         return NULL;
     }
     g->nflows = nflows;
@@ -212,11 +207,9 @@ static void gated_start(preq_t *p) {
     gov_cfg_t *gc = p->snap->cfg.gov;
     const gov_queue_cfg_t *qc = gc ? govcfg_queue(gc, p->backend->cfg->name) : NULL;
     wgate_t *g = qc ? worker_gate(w, qc, gc) : NULL;
-    if (!g)
-        return proxy_attempt_start(p);
+    if (!g) return proxy_attempt_start(p);
     int flow = p->gt.svc ? (int)(p->gt.svc - gc->services) : (int)gc->nservices;
-    if ((size_t)flow >= g->nflows)
-        flow = (int)g->nflows - 1;
+    if ((size_t)flow >= g->nflows) flow = (int)g->nflows - 1;
     int rc = fairq_gate_enter(&g->g, &p->fq, flow, ev_now_ns(w->loop));
     p->gate = g;
     if (rc == 1) {
@@ -238,8 +231,7 @@ static void gated_start(preq_t *p) {
 
 /* The first attempt, after the shared admission when there is one. */
 void proxy_first_attempt(preq_t *p) {
-    if (!p->gov_shared)
-        return gated_start(p);
+    if (!p->gov_shared) return gated_start(p);
     p->gov_shared = 0;
     proxy_worker_t *w = p->w;
     int64_t h = gov_shared_admit(w->shared, &p->gt, time(NULL), shared_decided, p);

@@ -11,18 +11,15 @@ static int append_raw(buf_t *out, const json_doc_t *d, uint32_t tok) {
     return buf_append(out, d->src + t->start - q, t->end - t->start + 2 * (size_t)q);
 }
 
-int proxy_rewrite_body(const json_doc_t *d, const char *upstream_model, int add_usage,
-                       buf_t *out) {
-    if (d->ntoks == 0 || d->toks[0].type != JSON_OBJECT)
-        return -EINVAL;
+int proxy_rewrite_body(const json_doc_t *d, const char *upstream_model, int add_usage, buf_t *out) {
+    if (d->ntoks == 0 || d->toks[0].type != JSON_OBJECT) return -EINVAL;
     const json_tok_t *t = d->toks;
     int rc = buf_append(out, "{", 1), saw_so = 0;
     uint32_t i = 1;
     for (uint32_t k = 0; k < t[0].size; k++) {
         uint32_t key = i, val = i + 1;
         i = t[val].next;
-        if (k)
-            rc |= buf_append(out, ",", 1);
+        if (k) rc |= buf_append(out, ",", 1);
         rc |= append_raw(out, d, key);
         rc |= buf_append(out, ":", 1);
         if (upstream_model && json_str_eq(d, (int)key, "model")) {
@@ -37,8 +34,7 @@ int proxy_rewrite_body(const json_doc_t *d, const char *upstream_model, int add_
                 for (uint32_t m = 0; m < t[val].size; m++) {
                     uint32_t sk = j, sv = j + 1;
                     j = t[sv].next;
-                    if (json_str_eq(d, (int)sk, "include_usage"))
-                        continue;
+                    if (json_str_eq(d, (int)sk, "include_usage")) continue;
                     rc |= append_raw(out, d, sk);
                     rc |= buf_append(out, ":", 1);
                     rc |= append_raw(out, d, sv);

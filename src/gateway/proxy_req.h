@@ -37,8 +37,8 @@ typedef struct proxy_counters {
  * or on_close) and no upstream attempt is in flight. */
 typedef struct preq {
     proxy_worker_t *w;
-    httpd_req_t *req;       /* NULL once the client side is finished or gone */
-    snapshot_t *snap;       /* the generation this request started on (a reference) */
+    httpd_req_t *req; /* NULL once the client side is finished or gone */
+    snapshot_t *snap; /* the generation this request started on (a reference) */
     snap_route_t *route;
     const gw_variant_cfg_t *variant;
     snap_backend_t *backend;
@@ -48,37 +48,37 @@ typedef struct preq {
     uint64_t deadline_ttft; /* monotonic ns; per attempt */
     uint64_t deadline_total;
     int attempts;
-    int reason;             /* R_*: why we cancelled `up` */
-    int status;             /* upstream status of the current attempt, 0 before the head */
-    int is_sse;             /* upstream answered text/event-stream */
-    int stream;             /* client asked for a stream */
-    int client_usage;       /* client asked for stream_options.include_usage */
-    int committed;          /* response head sent to the client: no retry any more */
+    int reason;       /* PROXY_R_*: why we cancelled `up` */
+    int status;       /* upstream status of the current attempt, 0 before the head */
+    int is_sse;       /* upstream answered text/event-stream */
+    int stream;       /* client asked for a stream */
+    int client_usage; /* client asked for stream_options.include_usage */
+    int committed;    /* response head sent to the client: no retry any more */
     int64_t prompt_tokens, completion_tokens;
-    uint64_t start_ns;      /* arrival (monotonic), for the metrics */
-    uint64_t first_ns;      /* first event sent to a streaming client; 0: none yet */
-    uint64_t attempt_ns;    /* start of the attempt in flight; 0: none */
-    uint64_t upstream_ns;   /* time spent in upstream attempts so far (overhead = rest) */
-    int is_chat;            /* /v1/chat/completions, else /v1/completions */
-    int sampled;            /* goes to the request log (obs_sample) */
-    const char *fail_code;  /* error code the gateway answered with (a literal), for the logs */
-    char rid[129];          /* the client's X-Request-Id, for the logs */
-    gov_ticket_t gt;        /* governance charges to correct at the end (govern.h) */
-    int64_t gov_wait;       /* > 0: waiting for the shared (Redis) admission with this handle */
-    int gov_shared;         /* admission still to be charged in Redis before the first attempt */
-    fairq_item_t fq;        /* place in a backend's fair queue (govcfg fair_queue) */
-    circuit_t *circ;        /* breaker of the current attempt's backend (degrade.h); NULL: none */
-    int probe;              /* that attempt is the breaker's half-open probe */
-    int fell_back;          /* moved to the route's fallback variant already */
-    struct wgate *gate;     /* that backend's gate, when fq_state != 0 */
-    int fq_state;           /* 0 not gated, 1 waiting in the queue, 2 holding a slot */
-    char ctype[96];         /* upstream Content-Type */
-    buf_t body;             /* upstream request body */
-    buf_t hdrs;             /* upstream extra headers */
-    buf_t resp;             /* non-stream: the upstream body; stream: bytes of a partial event */
-    buf_t cap;              /* sampled stream: the SSE bytes received, for the request log */
-    ev_timer_t timer;       /* the next deadline */
-    struct preq *next;      /* free list */
+    uint64_t start_ns;     /* arrival (monotonic), for the metrics */
+    uint64_t first_ns;     /* first event sent to a streaming client; 0: none yet */
+    uint64_t attempt_ns;   /* start of the attempt in flight; 0: none */
+    uint64_t upstream_ns;  /* time spent in upstream attempts so far (overhead = rest) */
+    int is_chat;           /* /v1/chat/completions, else /v1/completions */
+    int sampled;           /* goes to the request log (obs_sample) */
+    const char *fail_code; /* error code the gateway answered with (a literal), for the logs */
+    char rid[129];         /* the client's X-Request-Id, for the logs */
+    gov_ticket_t gt;       /* governance charges to correct at the end (govern.h) */
+    int64_t gov_wait;      /* > 0: waiting for the shared (Redis) admission with this handle */
+    int gov_shared;        /* admission still to be charged in Redis before the first attempt */
+    fairq_item_t fq;       /* place in a backend's fair queue (govcfg fair_queue) */
+    circuit_t *circ;       /* breaker of the current attempt's backend (degrade.h); NULL: none */
+    int probe;             /* that attempt is the breaker's half-open probe */
+    int fell_back;         /* moved to the route's fallback variant already */
+    struct wgate *gate;    /* that backend's gate, when fq_state != 0 */
+    int fq_state;          /* 0 not gated, 1 waiting in the queue, 2 holding a slot */
+    char ctype[96];        /* upstream Content-Type */
+    buf_t body;            /* upstream request body */
+    buf_t hdrs;            /* upstream extra headers */
+    buf_t resp;            /* non-stream: the upstream body; stream: bytes of a partial event */
+    buf_t cap;             /* sampled stream: the SSE bytes received, for the request log */
+    ev_timer_t timer;      /* the next deadline */
+    struct preq *next;     /* free list */
 } preq_t;
 
 /* A backend's fair-queue gate on this worker (fairq.h), found by backend name so that it
@@ -86,9 +86,9 @@ typedef struct preq {
 typedef struct wgate {
     char name[64];
     fairq_gate_t g;
-    size_t nflows;          /* services + 1 (the last flow: requests without a service) */
-    int draining;           /* handing freed slots to waiting requests: no recursion */
-    ev_timer_t timer;       /* the earliest queue deadline */
+    size_t nflows;    /* services + 1 (the last flow: requests without a service) */
+    int draining;     /* handing freed slots to waiting requests: no recursion */
+    ev_timer_t timer; /* the earliest queue deadline */
     proxy_worker_t *w;
     struct wgate *next;
 } wgate_t;
@@ -97,19 +97,19 @@ struct proxy_worker {
     gateway_t *gw;
     int idx;
     ev_loop_t *loop;
-    snapshot_t *snap;       /* this worker's reference to the newest generation it has seen */
+    snapshot_t *snap; /* this worker's reference to the newest generation it has seen */
     uint64_t gen;
-    httpc_pool_t **pools;   /* by pool_addr id; created on first use */
+    httpc_pool_t **pools; /* by pool_addr id; created on first use */
     size_t npools;
-    uint32_t rnd;           /* xorshift state */
-    json_tok_t *toks;       /* scratch for parsing bodies; grows on demand, kept */
-    tokcount_work_t *tcw;   /* scratch for counting prompt tokens (governance) */
-    gov_shared_t *shared;   /* limits shared through Redis (config `redis:`); NULL: local only */
-    wgate_t *gates;         /* fair-queue gates, made on first use */
+    uint32_t rnd;         /* xorshift state */
+    json_tok_t *toks;     /* scratch for parsing bodies; grows on demand, kept */
+    tokcount_work_t *tcw; /* scratch for counting prompt tokens (governance) */
+    gov_shared_t *shared; /* limits shared through Redis (config `redis:`); NULL: local only */
+    wgate_t *gates;       /* fair-queue gates, made on first use */
     size_t ntoks;
-    buf_t scratch;          /* scratch for small responses and names */
+    buf_t scratch; /* scratch for small responses and names */
     preq_t *free;
-    obs_worker_t *obs;      /* metrics cache, access/request log side of this worker */
+    obs_worker_t *obs;         /* metrics cache, access/request log side of this worker */
     struct task_worker *tasks; /* the task endpoint's side (task.c); NULL until used */
     proxy_counters_t c;
 };
@@ -131,8 +131,7 @@ static inline void proxy_count(atomic_uint_fast64_t *c, uint64_t n) {
     atomic_fetch_add_explicit(c, n, memory_order_relaxed);
 }
 static inline void proxy_variant_header(preq_t *p) {
-    if (p->variant)
-        httpd_add_header(p->req, "x-tollgate-variant", p->variant->name);
+    if (p->variant) httpd_add_header(p->req, "x-tollgate-variant", p->variant->name);
 }
 
 /* --- the lifecycle (proxy.c) --- */

@@ -16,13 +16,10 @@ size_t proxy_sse_event_len(const char *p, size_t n) {
         if (c == '\r' || c == '\n') {
             size_t eol = i + 1;
             if (c == '\r') {
-                if (i + 1 >= n)
-                    return 0; /* a LF may follow: wait and see */
-                if (p[i + 1] == '\n')
-                    eol++;
+                if (i + 1 >= n) return 0; /* a LF may follow: wait and see */
+                if (p[i + 1] == '\n') eol++;
             }
-            if (line_empty)
-                return eol;
+            if (line_empty) return eol;
             line_empty = 1;
             i = eol;
             continue;
@@ -36,23 +33,20 @@ size_t proxy_sse_event_len(const char *p, size_t n) {
 int proxy_sse_usage(const char *ev, size_t len, json_tok_t *toks, size_t cap, int64_t *prompt,
                     int64_t *completion, int *usage_only) {
     /* Cheap test first: nearly every event is a token delta without a usage object. */
-    if (!memmem(ev, len, "\"usage\"", 7))
-        return 0;
+    if (!memmem(ev, len, "\"usage\"", 7)) return 0;
     const char *p = ev, *end = ev + len;
     while (p < end) {
         const char *eol = p;
         while (eol < end && *eol != '\n' && *eol != '\r') eol++;
         if (eol - p > 5 && !memcmp(p, "data:", 5)) {
             const char *s = p + 5;
-            if (s < eol && *s == ' ')
-                s++;
+            if (s < eol && *s == ' ') s++;
             json_doc_t d;
             if (json_parse(s, (size_t)(eol - s), toks, cap, PROXY_JSON_DEPTH, &d, NULL) <= 0 ||
                 toks[0].type != JSON_OBJECT)
                 return 0;
             int u = json_obj_get(&d, 0, "usage");
-            if (u < 0 || d.toks[u].type != JSON_OBJECT)
-                return 0;
+            if (u < 0 || d.toks[u].type != JSON_OBJECT) return 0;
             int pt = json_obj_get(&d, u, "prompt_tokens");
             int ct = json_obj_get(&d, u, "completion_tokens");
             int64_t v;
@@ -69,8 +63,7 @@ int proxy_sse_usage(const char *ev, size_t len, json_tok_t *toks, size_t cap, in
 
 /* Send the head of a streamed response (once). 0, or -1 when the client is gone. */
 int proxy_relay_commit(preq_t *p) {
-    if (p->committed)
-        return 0;
+    if (p->committed) return 0;
     p->committed = 1;
     p->first_ns = ev_clock_ns(); /* time to first token, as the client sees it */
     proxy_variant_header(p);
@@ -88,8 +81,7 @@ int proxy_relay_commit(preq_t *p) {
  * PROXY_MAX_RESPONSE behind is dropped rather than buffered without bound. 0 or -1. */
 static int client_write(preq_t *p, const char *data, size_t len) {
     long pending = httpd_stream_write(p->req, data, len);
-    if (pending < 0)
-        return -1;
+    if (pending < 0) return -1;
     if ((size_t)pending > PROXY_MAX_RESPONSE) {
         log_warn("client too slow, stream dropped", LOG_INT("queued_bytes", pending),
                  LOG_STR("model", p->route->cfg->model));
@@ -106,8 +98,7 @@ int proxy_relay_forward(preq_t *p, int final) {
     while (off < n) {
         size_t el = proxy_sse_event_len(s + off, n - off);
         if (el == 0) {
-            if (!final)
-                break;
+            if (!final) break;
             el = n - off; /* the stream ended inside an event: pass on what there is */
         }
         int64_t pt, ct;
@@ -126,8 +117,7 @@ int proxy_relay_forward(preq_t *p, int final) {
         off += el;
     }
     if (off > from) {
-        if (proxy_relay_commit(p) < 0 || client_write(p, s + from, off - from) < 0)
-            return -1;
+        if (proxy_relay_commit(p) < 0 || client_write(p, s + from, off - from) < 0) return -1;
     }
     buf_consume(&p->resp, off);
     return 0;

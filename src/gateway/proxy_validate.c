@@ -27,8 +27,7 @@ static int field(const json_doc_t *d, const char *key) {
 static int check_int(const json_doc_t *d, const char *key, int64_t lo, int64_t hi,
                      proxy_invalid_t *why) {
     int t = field(d, key);
-    if (t < 0)
-        return 0;
+    if (t < 0) return 0;
     int64_t v;
     if (d->toks[t].type != JSON_NUMBER)
         return invalid(why, key, "invalid_type", "Invalid type for '%s': expected an integer.",
@@ -40,7 +39,8 @@ static int check_int(const json_doc_t *d, const char *key, int64_t lo, int64_t h
     if (v < lo || v > hi)
         return invalid(why, key, "invalid_value",
                        "Invalid '%s': %lld is out of range; expected a value between %lld and "
-                       "%lld.", key, (long long)v, (long long)lo, (long long)hi);
+                       "%lld.",
+                       key, (long long)v, (long long)lo, (long long)hi);
     return 0;
 }
 
@@ -48,17 +48,16 @@ static int check_int(const json_doc_t *d, const char *key, int64_t lo, int64_t h
 static int check_num(const json_doc_t *d, const char *key, double lo, double hi, int lo_open,
                      proxy_invalid_t *why) {
     int t = field(d, key);
-    if (t < 0)
-        return 0;
+    if (t < 0) return 0;
     double v;
     if (d->toks[t].type != JSON_NUMBER)
         return invalid(why, key, "invalid_type", "Invalid type for '%s': expected a number.", key);
     if (json_get_double(d, t, &v) < 0 || !isfinite(v) || v > hi || v < lo || (lo_open && v == lo))
-        return invalid(why, key, "invalid_value",
-                       "Invalid '%s': %.*s is out of range; expected a number %s %g and <= %g.",
-                       key, (int)(d->toks[t].end - d->toks[t].start > 40
-                                      ? 40 : d->toks[t].end - d->toks[t].start),
-                       d->src + d->toks[t].start, lo_open ? ">" : ">=", lo, hi);
+        return invalid(
+            why, key, "invalid_value",
+            "Invalid '%s': %.*s is out of range; expected a number %s %g and <= %g.", key,
+            (int)(d->toks[t].end - d->toks[t].start > 40 ? 40 : d->toks[t].end - d->toks[t].start),
+            d->src + d->toks[t].start, lo_open ? ">" : ">=", lo, hi);
     return 0;
 }
 
@@ -71,8 +70,7 @@ static int check_bool(const json_doc_t *d, const char *key, proxy_invalid_t *why
 
 static int check_stop(const json_doc_t *d, proxy_invalid_t *why) {
     int t = field(d, "stop");
-    if (t < 0 || d->toks[t].type == JSON_STRING)
-        return 0;
+    if (t < 0 || d->toks[t].type == JSON_STRING) return 0;
     if (d->toks[t].type != JSON_ARRAY)
         return invalid(why, "stop", "invalid_type",
                        "Invalid type for 'stop': expected a string or an array of strings.");
@@ -90,8 +88,7 @@ static int check_stop(const json_doc_t *d, proxy_invalid_t *why) {
 
 static int check_stream_options(const json_doc_t *d, proxy_invalid_t *why) {
     int t = field(d, "stream_options");
-    if (t < 0)
-        return 0;
+    if (t < 0) return 0;
     if (d->toks[t].type != JSON_OBJECT)
         return invalid(why, "stream_options", "invalid_type",
                        "Invalid type for 'stream_options': expected an object.");
@@ -132,7 +129,8 @@ static int check_messages(const json_doc_t *d, proxy_invalid_t *why) {
             d->toks[c].type != JSON_NULL)
             return invalid(why, "messages", "invalid_type",
                            "Invalid type for 'messages[%u].content': expected a string or an "
-                           "array of content parts.", (unsigned)i);
+                           "array of content parts.",
+                           (unsigned)i);
     }
     return 0;
 }
@@ -153,8 +151,7 @@ int proxy_validate(const json_doc_t *d, int is_chat, proxy_invalid_t *why) {
     if (check_int(d, "max_tokens", 1, PROXY_MAX_TOKENS_LIMIT, why) ||
         check_int(d, "max_completion_tokens", 1, PROXY_MAX_TOKENS_LIMIT, why) ||
         check_num(d, "temperature", 0, 2, 0, why) || check_num(d, "top_p", 0, 1, 1, why) ||
-        check_int(d, "n", 1, PROXY_MAX_N, why) ||
-        check_num(d, "presence_penalty", -2, 2, 0, why) ||
+        check_int(d, "n", 1, PROXY_MAX_N, why) || check_num(d, "presence_penalty", -2, 2, 0, why) ||
         check_num(d, "frequency_penalty", -2, 2, 0, why) ||
         check_int(d, "top_logprobs", 0, PROXY_MAX_LOGPROBS, why) ||
         check_int(d, "seed", INT64_MIN, INT64_MAX, why) || check_bool(d, "stream", why) ||
@@ -162,8 +159,7 @@ int proxy_validate(const json_doc_t *d, int is_chat, proxy_invalid_t *why) {
         return -1;
     /* logprobs: a boolean in chat, a count in completions; either form within bounds. */
     int lp = field(d, "logprobs");
-    if (lp >= 0 && json_get_bool(d, lp) < 0 &&
-        check_int(d, "logprobs", 0, PROXY_MAX_LOGPROBS, why))
+    if (lp >= 0 && json_get_bool(d, lp) < 0 && check_int(d, "logprobs", 0, PROXY_MAX_LOGPROBS, why))
         return -1;
     return is_chat ? check_messages(d, why) : check_prompt(d, why);
 }

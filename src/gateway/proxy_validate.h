@@ -6,15 +6,15 @@
 #include "core/json.h"
 
 #define PROXY_MAX_TOKENS_LIMIT (1 << 20) /* max_tokens above this is refused (no model has it) */
-#define PROXY_MAX_N            128       /* choices per request (OpenAI's bound) */
-#define PROXY_MAX_LOGPROBS     20        /* logprobs / top_logprobs (OpenAI's bound) */
-#define PROXY_MAX_STOP         4         /* stop sequences (OpenAI's bound) */
+#define PROXY_MAX_N 128                  /* choices per request (OpenAI's bound) */
+#define PROXY_MAX_LOGPROBS 20            /* logprobs / top_logprobs (OpenAI's bound) */
+#define PROXY_MAX_STOP 4                 /* stop sequences (OpenAI's bound) */
 
 /* Why a body was refused: the parameter to name in the error and a message saying what
  * was expected and what came. */
 typedef struct proxy_invalid {
-    const char *param;  /* the field, e.g. "max_tokens" or "messages" (a literal) */
-    const char *code;   /* "invalid_type", "invalid_value" or "missing_required_parameter" */
+    const char *param; /* the field, e.g. "max_tokens" or "messages" (a literal) */
+    const char *code;  /* "invalid_type", "invalid_value" or "missing_required_parameter" */
     char message[256];
 } proxy_invalid_t;
 

@@ -11,19 +11,17 @@
 #include "gateway/task.h"
 
 #define TOKS_INITIAL 4096
-#define TOKS_MAX     (1u << 20)
-#define KEEP_BYTES   (256u * 1024) /* request buffers larger than this are freed on reuse */
+#define TOKS_MAX (1u << 20)
+#define KEEP_BYTES (256u * 1024) /* request buffers larger than this are freed on reuse */
 
 proxy_worker_t *proxy_worker_new(gateway_t *gw, int idx, ev_loop_t *loop) {
     proxy_worker_t *w = calloc(1, sizeof *w);
-    if (!w)
-        return NULL;
+    if (!w) return NULL;
     w->gw = gw;
     w->idx = idx;
     w->loop = loop;
     w->rnd = 0x9e3779b9u ^ (uint32_t)(idx * 7919 + 1) ^ (uint32_t)ev_clock_ns();
-    if (!w->rnd)
-        w->rnd = 1;
+    if (!w->rnd) w->rnd = 1;
     w->ntoks = TOKS_INITIAL;
     w->toks = malloc(w->ntoks * sizeof *w->toks);
     buf_init(&w->scratch);
@@ -47,8 +45,7 @@ proxy_worker_t *proxy_worker_new(gateway_t *gw, int idx, ev_loop_t *loop) {
 }
 
 void proxy_worker_free(proxy_worker_t *w) {
-    if (!w)
-        return;
+    if (!w) return;
     while (w->gates) {
         wgate_t *g = w->gates;
         w->gates = g->next;
@@ -90,8 +87,7 @@ void proxy_worker_stats(proxy_worker_t *w, gateway_stats_t *acc) {
 }
 
 void proxy_refresh(proxy_worker_t *w) {
-    if (gateway_generation(w->gw) == w->gen)
-        return;
+    if (gateway_generation(w->gw) == w->gen) return;
     snapshot_t *s = gateway_acquire(w->gw);
     snapshot_unref(w->snap);
     w->snap = s;
@@ -103,16 +99,14 @@ httpc_pool_t *proxy_worker_pool(proxy_worker_t *w, pool_addr_t *a, const gw_back
     if (a->id >= w->npools) {
         size_t n = a->id + 8;
         httpc_pool_t **np = realloc(w->pools, n * sizeof *np);
-        if (!np)
-            return NULL;
+        if (!np) return NULL;
         memset(np + w->npools, 0, (n - w->npools) * sizeof *np);
         w->pools = np;
         w->npools = n;
     }
     if (!w->pools[a->id]) {
         httpc_pool_opts_t o = {.max_conns = b->max_conns, .max_idle = 256};
-        if (httpc_pool_new(w->loop, a->host, a->port, &o, &w->pools[a->id]) != 0)
-            return NULL;
+        if (httpc_pool_new(w->loop, a->host, a->port, &o, &w->pools[a->id]) != 0) return NULL;
     }
     return w->pools[a->id];
 }
@@ -124,11 +118,9 @@ void proxy_worker_env(proxy_worker_t *w, proxy_env_t *out) {
 int proxy_parse(proxy_worker_t *w, const char *s, size_t len, json_doc_t *d) {
     for (;;) {
         int n = json_parse(s, len, w->toks, w->ntoks, PROXY_JSON_DEPTH, d, NULL);
-        if (n != JSON_ERR_NOMEM || w->ntoks >= TOKS_MAX)
-            return n;
+        if (n != JSON_ERR_NOMEM || w->ntoks >= TOKS_MAX) return n;
         json_tok_t *nt = realloc(w->toks, w->ntoks * 4 * sizeof *nt);
-        if (!nt)
-            return JSON_ERR_NOMEM;
+        if (!nt) return JSON_ERR_NOMEM;
         w->toks = nt;
         w->ntoks *= 4;
     }
@@ -167,17 +159,14 @@ static void keep_or_free(buf_t *b) {
 void proxy_req_release(preq_t *p) {
     proxy_worker_t *w = p->w;
     ev_timer_stop(w->loop, &p->timer);
-    if (p->fq_state == 1)
-        fairq_remove(&p->gate->g.q, &p->fq);
+    if (p->fq_state == 1) fairq_remove(&p->gate->g.q, &p->fq);
     int held = p->fq_state == 2;
     p->fq_state = 0;
 
-    if (p->gov_wait && w->shared)
-        gov_shared_cancel(w->shared, p->gov_wait);
+    if (p->gov_wait && w->shared) gov_shared_cancel(w->shared, p->gov_wait);
     p->gov_wait = 0;
     /* Ended without an account stage (client gone early): give it all back. */
-    if (p->gt.shared && w->shared)
-        gov_shared_finish(w->shared, &p->gt, 0, time(NULL));
+    if (p->gt.shared && w->shared) gov_shared_finish(w->shared, &p->gt, 0, time(NULL));
     if (p->gt.st || p->gt.ml_charged)
         gov_finish(gateway_gov(w->gw), &p->gt, -1, -1, 499, ev_now_ns(w->loop), time(NULL));
     snapshot_unref(p->snap);
@@ -191,6 +180,5 @@ void proxy_req_release(preq_t *p) {
     p->next = w->free;
     w->free = p;
     /* Its slot in the backend's gate goes to the next waiting request (fair order). */
-    if (held)
-        proxy_gate_leave(gate);
+    if (held) proxy_gate_leave(gate);
 }

@@ -13,19 +13,18 @@ static json_tok_t toks[512];
  * parameter ("" when accepted). */
 static const char *chat_with(const char *extra, proxy_invalid_t *why) {
     static char body[1024];
-    snprintf(body, sizeof body, "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]%s%s}",
+    snprintf(body, sizeof body,
+             "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]%s%s}",
              *extra ? "," : "", extra);
     json_doc_t d;
-    if (json_parse(body, strlen(body), toks, 512, 64, &d, NULL) <= 0)
-        return "(bad test json)";
+    if (json_parse(body, strlen(body), toks, 512, 64, &d, NULL) <= 0) return "(bad test json)";
     memset(why, 0, sizeof *why);
     return proxy_validate(&d, 1, why) == 0 ? "" : why->param;
 }
 
 static const char *body_is(const char *body, int is_chat, proxy_invalid_t *why) {
     json_doc_t d;
-    if (json_parse(body, strlen(body), toks, 512, 64, &d, NULL) <= 0)
-        return "(bad test json)";
+    if (json_parse(body, strlen(body), toks, 512, 64, &d, NULL) <= 0) return "(bad test json)";
     memset(why, 0, sizeof *why);
     return proxy_validate(&d, is_chat, why) == 0 ? "" : why->param;
 }
@@ -109,11 +108,14 @@ static void test_shapes(void) {
     CHECK_EQ_STR(body_is("{\"model\":\"m\",\"messages\":[\"hi\"]}", 1, &why), "messages");
     CHECK_EQ_STR(body_is("{\"model\":\"m\",\"messages\":[{\"content\":\"hi\"}]}", 1, &why),
                  "messages");
-    CHECK_EQ_STR(body_is("{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":5}]}", 1,
-                         &why), "messages");
+    CHECK_EQ_STR(
+        body_is("{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":5}]}", 1, &why),
+        "messages");
     CHECK_EQ_STR(body_is("{\"model\":\"m\",\"messages\":[{\"role\":\"assistant\",\"content\":null,"
                          "\"tool_calls\":[]},{\"role\":\"user\",\"content\":[{\"type\":\"text\","
-                         "\"text\":\"x\"}]}]}", 1, &why), "");
+                         "\"text\":\"x\"}]}]}",
+                         1, &why),
+                 "");
     /* completions: a prompt, string or array */
     CHECK_EQ_STR(body_is("{\"model\":\"m\",\"prompt\":\"x\",\"max_tokens\":3}", 0, &why), "");
     CHECK_EQ_STR(body_is("{\"model\":\"m\",\"prompt\":[1,2,3]}", 0, &why), "");
