@@ -279,7 +279,11 @@ static int perf_kernels(int64_t rows, int64_t cols) {
     size_t wbytes = ggml_row_bytes(GGML_TYPE_Q8_0, cols) * rows + ggml_row_bytes(GGML_TYPE_Q6_K, cols) * rows;
     void *w = malloc(wbytes), *xq = malloc(ggml_row_bytes(GGML_TYPE_Q8_K, cols) * Tmax);
     int rc = 1;
-    if (!x || !y || !w || !xq) goto out;
+    if (!x || !y || !w || !xq) {
+        fprintf(stderr, "tollgate perf kernels: out of memory for a %lld x %lld matrix\n", (long long)rows,
+                (long long)cols);
+        goto out;
+    }
     rng_state = 0x853c49e6748fea9bull;
     for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
         int type = types[ti], vt = quant_vec_dot_type(type);
