@@ -91,8 +91,9 @@ int ord_menu_load(const char *path, ord_menu_t *m, char *err, size_t errlen) {
         rc = -ENOMEM;
         goto out;
     }
-    for (size_t i = 0; i < cfg_len(sizes); i++, m->n_sizes++)
-        if ((rc = entry_load(cfg_at(sizes, i), &m->sizes[i], err, errlen))) goto out;
+    /* Counted before loading, as items are: a half-read entry is freed with the rest. */
+    for (size_t i = 0; i < cfg_len(sizes); i++)
+        if ((rc = entry_load(cfg_at(sizes, i), &m->sizes[m->n_sizes++], err, errlen))) goto out;
     for (size_t c = 0; c < items->n; c++) {
         const cfg_node_t *cat = items->items[c]; /* maps keep their entries in file order */
         int sized = sc ? in_list(sc, cat->key)
