@@ -122,6 +122,9 @@ test('a reload raises the header timeout of the running gateway: the same slow h
   writeFileSync(cfgPath, config(60000));
   const r = await fetch(`http://127.0.0.1:${gw.admin}/reload`, { method: 'POST', headers: { authorization: `Bearer ${ADMIN_KEY}` } });
   assert.equal(r.status, 200, await r.text());
+  const cfg = await (await fetch(`http://127.0.0.1:${gw.admin}/config`, { headers: { authorization: `Bearer ${ADMIN_KEY}` } })).json();
+  assert.equal(cfg.http.header_timeout_ms, 60000, 'GET /config shows the new timeout');
+  assert.equal(cfg.http.max_headers, 16);
   const t = await trickle(slowHead, 100);
   assert.equal(t.sent, slowHead.length, 'answered only after the whole head');
   assert.equal(t.status, 200, `answer: ${t.text.slice(0, 200)}`);
