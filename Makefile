@@ -66,16 +66,18 @@ asan:
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 bash tests/run.sh
 
 FUZZ_SECONDS ?= 20
+# where the fuzz build goes (one per engineer when several share a tree)
+FUZZ_B ?= build/fuzz
 FUZZ_FLAGS := -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
 fuzz-build:
-	$(MAKE) B=build/fuzz CC=clang CFLAGS="-O1 -g -fsanitize=fuzzer-no-link,address,undefined" build/fuzz/libtollgate.a
-	@mkdir -p build/fuzz/bin
+	$(MAKE) B=$(FUZZ_B) CC=clang CFLAGS="-O1 -g -fsanitize=fuzzer-no-link,address,undefined" $(FUZZ_B)/libtollgate.a
+	@mkdir -p $(FUZZ_B)/bin
 	@for f in $(FUZZERS); do n=$$(basename $$f .c); \
 	  echo "clang $$f"; \
-	  clang $(BASE) $(FUZZ_FLAGS) $$f build/fuzz/libtollgate.a $(LDLIBS) -o build/fuzz/bin/$$n || exit 1; done
+	  clang $(BASE) $(FUZZ_FLAGS) $$f $(FUZZ_B)/libtollgate.a $(LDLIBS) -o $(FUZZ_B)/bin/$$n || exit 1; done
 
 fuzz: fuzz-build
-	FUZZ_SECONDS=$(FUZZ_SECONDS) bash tests/fuzz/run.sh
+	FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_BUILD=$(FUZZ_B) bash tests/fuzz/run.sh
 
 bench: all
 	bash bench/run.sh
