@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/resource.h>
 #include <time.h>
 
@@ -22,7 +23,8 @@ static void usage(FILE *o) {
             "usage: tollgate perf gen --shape tinyllama|mistral7b -o FILE.gguf [--seed N]\n"
             "       tollgate perf bw [--threads N] [--mib M]\n"
             "       tollgate perf run -m FILE.gguf [--threads N] [--prompt P] [--gen G]\n"
-            "       tollgate perf kernels [--rows R] [--cols C]\n"
+            "       tollgate perf kernels [--rows R] [--cols C] [--type T] [--tokens N,N,..]\n"
+            "                             [--kernels scalar|avx2|avx512]\n"
             "\n"
             "  gen   write a llama model of that shape with random Q4_K_M weights (Q4_K, with\n"
             "        Q6_K for output, and for attn_v/ffn_down in the layers llama.cpp gives\n"
@@ -32,8 +34,11 @@ static void usage(FILE *o) {
             "  run   time a P-token prompt [512] and G decoded tokens [128] on N threads [2];\n"
             "        prints one line of key=value figures\n"
             "  kernels  one thread's CPU time per weight product, every kernel set side by side:\n"
-            "        an R x C matrix [2048 x 2048] of Q4_K, Q5_K, Q6_K, Q8_0, Q4_0 times 1 and 32\n"
-            "        activation rows (CPU time of the thread, so other load matters little)\n");
+            "        an R x C matrix [2048 x 2048] of Q4_K, Q5_K, Q6_K, Q8_0, Q4_0 (or only type T)\n"
+            "        times each count of activation rows in the list [1,32] (at most 32), for\n"
+            "        every kernel set the CPU has (or only the one named); us_per_token is the\n"
+            "        product's time over its activation rows (CPU time of the thread, so other\n"
+            "        load matters little)\n");
 }
 
 /* ---- random Q4_K_M model ---------------------------------------------------------- */
@@ -267,10 +272,48 @@ static double time_tiles(const quant_kernels_t *k, int type, int64_t rows, int64
     return t / reps;
 }
 
-static int perf_kernels(int64_t rows, int64_t cols) {
+#define PERF_MAX_TOKENS 32
+
+/* What `perf kernels` times: the types, kernel sets and activation-row counts. */
+typedef struct kernels_opts {
+    const char *type;    /* one type name (any case), or NULL for all */
+    const char *kernels; /* one kernel set, or NULL for every one the CPU has */
+    int tokens[PERF_MAX_TOKENS], n_tokens;
+} kernels_opts_t;
+
+/* "1,2,4,8" -> counts in 1..PERF_MAX_TOKENS; -1 on anything else. */
+static int tokens_arg(const char *a, kernels_opts_t *o) {
+    o->n_tokens = 0;
+    while (*a) {
+        char *end;
+        long v = strtol(a, &end, 10);
+        if (end == a || v < 1 || v > PERF_MAX_TOKENS || o->n_tokens == PERF_MAX_TOKENS) return -1;
+        o->tokens[o->n_tokens++] = (int)v;
+        if (*end == ',' && end[1]) end++;
+        else if (*end) return -1;
+        a = end;
+    }
+    return o->n_tokens ? 0 : -1;
+}
+
+static int perf_kernels(int64_t rows, int64_t cols, const kernels_opts_t *o) {
     static const int types[] = {GGML_TYPE_Q4_K, GGML_TYPE_Q5_K, GGML_TYPE_Q6_K, GGML_TYPE_Q8_0, GGML_TYPE_Q4_0};
     static const char *const names[] = {"scalar", "avx2", "avx512"};
-    const int Tmax = 32;
+    const int Tmax = PERF_MAX_TOKENS;
+    int type_known = !o->type, kernels_known = !o->kernels;
+    for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++)
+        type_known |= o->type && !strcasecmp(o->type, ggml_type_name(types[ti]));
+    for (size_t ki = 0; ki < sizeof names / sizeof names[0]; ki++)
+        kernels_known |= o->kernels && !strcmp(o->kernels, names[ki]);
+    if (!type_known || !kernels_known) {
+        fprintf(stderr, "tollgate perf kernels: unknown %s %s\n", type_known ? "kernel set" : "type",
+                type_known ? o->kernels : o->type);
+        return 2;
+    }
+    if (o->kernels && !quant_kernels_named(o->kernels)) {
+        fprintf(stderr, "tollgate perf kernels: this CPU lacks the %s kernel set\n", o->kernels);
+        return 2;
+    }
     if (cols % QUANT_QK_K) {
         fprintf(stderr, "tollgate perf kernels: --cols must be a multiple of %d\n", QUANT_QK_K);
         return 2;
@@ -287,6 +330,7 @@ static int perf_kernels(int64_t rows, int64_t cols) {
     rng_state = 0x853c49e6748fea9bull;
     for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
         int type = types[ti], vt = quant_vec_dot_type(type);
+        if (o->type && strcasecmp(o->type, ggml_type_name(type))) continue;
         size_t rb = ggml_row_bytes(type, cols), xs = ggml_row_bytes(vt, cols);
         for (int64_t r = 0; r < rows; r++) {
             for (int64_t c = 0; c < cols; c++) x[c] = (float)((int64_t)(rnd64() % 2001) - 1000) * 1e-5f;
@@ -298,12 +342,13 @@ static int perf_kernels(int64_t rows, int64_t cols) {
         }
         for (size_t ki = 0; ki < sizeof names / sizeof names[0]; ki++) {
             const quant_kernels_t *k = quant_kernels_named(names[ki]);
-            if (!k) continue;
-            for (int T = 1; T <= Tmax; T *= Tmax) {
+            if (!k || (o->kernels && strcmp(o->kernels, names[ki]))) continue;
+            for (int i = 0; i < o->n_tokens; i++) {
+                int T = o->tokens[i];
                 double s = time_tiles(k, type, rows, cols, w, xq, xs, T, y);
-                printf("perf: kernels=%s type=%s rows=%lld cols=%lld T=%d us_per_product=%.1f gmac_per_s=%.2f "
-                       "weight_gb_per_cpu_s=%.2f\n",
-                       k->name, ggml_type_name(type), (long long)rows, (long long)cols, T, s * 1e6,
+                printf("perf: kernels=%s type=%s rows=%lld cols=%lld T=%d us_per_product=%.1f us_per_token=%.1f "
+                       "gmac_per_s=%.2f weight_gb_per_cpu_s=%.2f\n",
+                       k->name, ggml_type_name(type), (long long)rows, (long long)cols, T, s * 1e6, s * 1e6 / T,
                        (double)rows * cols * T / s / 1e9, (double)rows * rb / s / 1e9);
                 fflush(stdout);
             }
@@ -332,6 +377,7 @@ int cmd_perf(int argc, char **argv) {
     }
     const char *what = argv[1], *model = NULL, *out = NULL, *shape = NULL;
     int threads = 2, n_prompt = 512, n_gen = 128, mib = 512, seed = 0, rows = 2048, cols = 2048;
+    kernels_opts_t kopts = {.tokens = {1, 32}, .n_tokens = 2};
     for (int i = 2; i < argc; i += 2) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         int bad = 0;
@@ -358,6 +404,12 @@ int cmd_perf(int argc, char **argv) {
             bad = int_arg(v, 1, 1 << 20, &rows);
         } else if (!strcmp(a, "--cols")) {
             bad = int_arg(v, 256, 1 << 20, &cols);
+        } else if (!strcmp(a, "--type")) {
+            kopts.type = v;
+        } else if (!strcmp(a, "--kernels")) {
+            kopts.kernels = v;
+        } else if (!strcmp(a, "--tokens")) {
+            bad = tokens_arg(v, &kopts);
         } else if (!strcmp(a, "--seed")) {
             bad = int_arg(v, 0, 1 << 30, &seed);
         } else {
@@ -390,7 +442,7 @@ int cmd_perf(int argc, char **argv) {
         }
         return perf_run(model, threads, n_prompt, n_gen);
     }
-    if (!strcmp(what, "kernels")) return perf_kernels(rows, cols);
+    if (!strcmp(what, "kernels")) return perf_kernels(rows, cols, &kopts);
     fprintf(stderr, "tollgate perf: unknown action %s (gen, bw, run, kernels)\n", what);
     return 2;
 }

@@ -293,21 +293,27 @@ QT_INLINE __m128 qt_even4(__m256 v) {
     return _mm_shuffle_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1), _MM_SHUFFLE(2, 0, 2, 0));
 }
 
-/* One Q4_K weight row against np pairs of activation rows (x[2p], x[2p + 1]); out gets
- * the first nt results. */
-QT_INLINE void qt_q4k_pairs(int64_t nb, const uint8_t *w, const int8_t *xq, const qt_xpair_t *xp,
-                            int np, int nt, float *out, size_t ldo) {
+/* A pair-path row's running sums, kept in memory between chunks of blocks: per pair the
+ * dot lanes and (Q4_K) the mins lanes. */
+typedef struct qt_pacc {
     __m512 acc[QT_PAIRS], acc_m[QT_PAIRS];
-    QT_EACH_TOKEN(p, np) acc[p] = _mm512_setzero_ps(), acc_m[p] = _mm512_setzero_ps();
-    for (int64_t b = 0; b < nb; b++, w += sizeof(block_q4_K)) {
+} qt_pacc_t;
+
+/* Blocks b0 .. b1 - 1 of one Q4_K weight row (w at block b0) against np pairs of
+ * activation rows (x[2p], x[2p + 1]), added to the row's sums in a. */
+QT_INLINE void qt_q4k_pairs(int64_t b0, int64_t b1, const uint8_t *w, const int8_t *xq, const qt_xpair_t *xp,
+                            int np, qt_pacc_t *a) {
+    __m512 acc[QT_PAIRS], acc_m[QT_PAIRS];
+    QT_EACH_TOKEN(p, np) acc[p] = a->acc[p], acc_m[p] = a->acc_m[p];
+    for (int64_t b = b0; b < b1; b++, w += sizeof(block_q4_K)) {
         qt_kblock_t k;
         qt_k_unpack(0, w, &k);
         const __m512i m16 = _mm512_broadcast_i64x4(k.M16);
         const __m512 wd = _mm512_set1_ps(k.d), nwdmin = _mm512_set1_ps(-k.dmin);
         QT_EACH_TOKEN(p, np) {
             const qt_xpair_t *xv = &xp[b * QT_PAIRS + p];
-            const int8_t *x0 = xq + ((size_t)(2 * p) * QT_MAX_NB + b) * QUANT_QK_K;
-            __m512i f = qt_fold_pair(qt_k_lanes16_p(&k, x0), qt_k_lanes16_p(&k, x0 + QT_MAX_NB * QUANT_QK_K));
+            const int8_t *x0 = xq + ((size_t)b * QT_TOKENS + 2 * p) * QUANT_QK_K;
+            __m512i f = qt_fold_pair(qt_k_lanes16_p(&k, x0), qt_k_lanes16_p(&k, x0 + QUANT_QK_K));
             acc[p] = _mm512_fmadd_ps(_mm512_mul_ps(xv->xd, wd), _mm512_cvtepi32_ps(f), acc[p]);
             /* mn[s] * q8s[s], then lanes 2k and 2k + 1 both hold the reference's pair k */
             __m512i mt = _mm512_madd_epi16(xv->bsums, m16);
@@ -315,10 +321,19 @@ QT_INLINE void qt_q4k_pairs(int64_t nb, const uint8_t *w, const int8_t *xq, cons
             acc_m[p] = _mm512_fmadd_ps(_mm512_mul_ps(xv->xd, nwdmin), _mm512_cvtepi32_ps(mt), acc_m[p]);
         }
     }
+    QT_EACH_TOKEN(p, np) a->acc[p] = acc[p], a->acc_m[p] = acc_m[p];
+}
+
+/* The first nt results of a finished pair-path row (mins: Q4_K only). */
+static void qt_pairs_out(const qt_pacc_t *a, int mins, int nt, float *out, size_t ldo) {
     for (int t = 0; t < nt; t++) {
-        __m256 a = t & 1 ? _mm512_extractf32x8_ps(acc[t / 2], 1) : _mm512_castps512_ps256(acc[t / 2]);
-        __m256 m = t & 1 ? _mm512_extractf32x8_ps(acc_m[t / 2], 1) : _mm512_castps512_ps256(acc_m[t / 2]);
-        out[(size_t)t * ldo] = qt_hsum8(a) + qt_hsum4(qt_even4(m));
+        __m256 v = t & 1 ? _mm512_extractf32x8_ps(a->acc[t / 2], 1) : _mm512_castps512_ps256(a->acc[t / 2]);
+        float s = qt_hsum8(v);
+        if (mins) {
+            __m256 m = t & 1 ? _mm512_extractf32x8_ps(a->acc_m[t / 2], 1) : _mm512_castps512_ps256(a->acc_m[t / 2]);
+            s += qt_hsum4(qt_even4(m));
+        }
+        out[(size_t)t * ldo] = s;
     }
 }
 
@@ -343,16 +358,17 @@ QT_INLINE void qt_q6_x32(const int8_t *q8, __m512i out[2]) {
                                _mm512_dpbusd_epi32(z, m32, _mm512_loadu_si512(q8 + 128 * h + 64)));
 }
 
-/* One Q6_K weight row against np pairs of activation rows. Per half of the block: the
- * 4-product sums of both code registers (each fits 16 bits: 4 * 63 * 128 < 2^15), less
- * the gathered 32 * x sums, paired word by word, one word-pair multiply-add with the
- * scales: 6 multiplies per 256 elements instead of 12. */
-QT_INLINE void qt_q6k_pairs(int64_t nb, const uint8_t *w, const block_q8_K *const *x, const __m512i *x32,
-                            const qt_xpair_t *xp, int np, int nt, float *out, size_t ldo) {
+/* Blocks b0 .. b1 - 1 of one Q6_K weight row (w at block b0) against np pairs of
+ * activation rows. Per half of the block: the 4-product sums of both code registers
+ * (each fits 16 bits: 4 * 63 * 128 < 2^15), less the gathered 32 * x sums, paired word
+ * by word, one word-pair multiply-add with the scales: 6 multiplies per 256 elements
+ * instead of 12. */
+QT_INLINE void qt_q6k_pairs(int64_t b0, int64_t b1, const uint8_t *w, const block_q8_K *const *x,
+                            const __m512i *x32, const qt_xpair_t *xp, int np, qt_pacc_t *a) {
     __m512 acc[QT_PAIRS];
-    QT_EACH_TOKEN(p, np) acc[p] = _mm512_setzero_ps();
+    QT_EACH_TOKEN(p, np) acc[p] = a->acc[p];
     const __m512i z = _mm512_setzero_si512();
-    for (int64_t b = 0; b < nb; b++, w += sizeof(block_q6_K)) {
+    for (int64_t b = b0; b < b1; b++, w += sizeof(block_q6_K)) {
         qt_q6block_t k;
         qt_q6_codes((const block_q6_K *)w, k.c);
         __m512i S[2];
@@ -360,12 +376,12 @@ QT_INLINE void qt_q6k_pairs(int64_t nb, const uint8_t *w, const block_q8_K *cons
         const __m512 wd = _mm512_set1_ps(qt_h2f(((const block_q6_K *)w)->d));
         QT_EACH_TOKEN(p, np) {
             __m512i l[2];
-            for (int u = 0; u < 2; u++) {
+            _Pragma("GCC unroll 2") for (int u = 0; u < 2; u++) {
                 int t = 2 * p + u;
                 const int8_t *q8 = x[t][b].qs;
-                const __m512i *zx = x32 + ((size_t)t * QT_MAX_NB + b) * 2;
+                const __m512i *zx = x32 + ((size_t)b * QT_TOKENS + t) * 2;
                 __m512i v = z;
-                for (int h = 0; h < 2; h++) {
+                _Pragma("GCC unroll 2") for (int h = 0; h < 2; h++) {
                     __m512i pa = qt_pair_words(_mm512_dpbusd_epi32(z, k.c[2 * h], _mm512_loadu_si512(q8 + 128 * h)),
                                                _mm512_dpbusd_epi32(z, k.c[2 * h + 1],
                                                                    _mm512_loadu_si512(q8 + 128 * h + 64)));
@@ -377,37 +393,65 @@ QT_INLINE void qt_q6k_pairs(int64_t nb, const uint8_t *w, const block_q8_K *cons
             acc[p] = _mm512_fmadd_ps(_mm512_mul_ps(xp[b * QT_PAIRS + p].xd, wd), _mm512_cvtepi32_ps(f), acc[p]);
         }
     }
-    for (int t = 0; t < nt; t++) {
-        __m256 a = t & 1 ? _mm512_extractf32x8_ps(acc[t / 2], 1) : _mm512_castps512_ps256(acc[t / 2]);
-        out[(size_t)t * ldo] = qt_hsum8(a);
-    }
+    QT_EACH_TOKEN(p, np) a->acc[p] = acc[p];
 }
 
 /* What a token group shares between the weight rows of a tile (gathered by
  * quant_tile_avx512): x the activation blocks (an odd last token repeated), xp the
- * scales and group sums per block and pair, and per type: Q4_K each token's codes in
- * register order (int8_t, QT_MAX_NB * 256 per token), Q6_K its paired 32 * x sums
- * (__m512i, QT_MAX_NB * 2 per token). */
+ * scales and group sums per block and pair, and per type and block, the QT_TOKENS
+ * tokens side by side: Q4_K their codes in register order (int8_t, 256 per token),
+ * Q6_K their paired 32 * x sums (__m512i, 2 per token). */
 typedef struct qt_group {
     const block_q8_K *x[QT_TOKENS];
     const qt_xpair_t *xp;
     const void *extra;
 } qt_group_t;
 
-static void qt_q4k_p1(int64_t nb, const uint8_t *w, const qt_group_t *g, int nt, float *o, size_t ldo) {
-    qt_q4k_pairs(nb, w, g->extra, g->xp, 1, nt, o, ldo);
+static void qt_q4k_p1(int64_t b0, int64_t b1, const uint8_t *w, const qt_group_t *g, qt_pacc_t *a) {
+    qt_q4k_pairs(b0, b1, w, g->extra, g->xp, 1, a);
 }
-static void qt_q4k_p2(int64_t nb, const uint8_t *w, const qt_group_t *g, int nt, float *o, size_t ldo) {
-    qt_q4k_pairs(nb, w, g->extra, g->xp, 2, nt, o, ldo);
+static void qt_q4k_p2(int64_t b0, int64_t b1, const uint8_t *w, const qt_group_t *g, qt_pacc_t *a) {
+    qt_q4k_pairs(b0, b1, w, g->extra, g->xp, 2, a);
 }
-static void qt_q6k_p1(int64_t nb, const uint8_t *w, const qt_group_t *g, int nt, float *o, size_t ldo) {
-    qt_q6k_pairs(nb, w, g->x, g->extra, g->xp, 1, nt, o, ldo);
+static void qt_q6k_p1(int64_t b0, int64_t b1, const uint8_t *w, const qt_group_t *g, qt_pacc_t *a) {
+    qt_q6k_pairs(b0, b1, w, g->x, g->extra, g->xp, 1, a);
 }
-static void qt_q6k_p2(int64_t nb, const uint8_t *w, const qt_group_t *g, int nt, float *o, size_t ldo) {
-    qt_q6k_pairs(nb, w, g->x, g->extra, g->xp, 2, nt, o, ldo);
+static void qt_q6k_p2(int64_t b0, int64_t b1, const uint8_t *w, const qt_group_t *g, qt_pacc_t *a) {
+    qt_q6k_pairs(b0, b1, w, g->x, g->extra, g->xp, 2, a);
 }
 
-typedef void (*qt_pair_fn)(int64_t nb, const uint8_t *w, const qt_group_t *g, int nt, float *o, size_t ldo);
+typedef void (*qt_pair_fn)(int64_t b0, int64_t b1, const uint8_t *w, const qt_group_t *g, qt_pacc_t *a);
+
+/* Bytes of gathered activations the pair path keeps hot per chunk of blocks. Every
+ * weight row of the tile goes through one chunk before the next, so that the chunk's
+ * activations (codes, 32 * x sums, scales) stay in L1 across the rows. Without it each
+ * row streamed the whole group's activations from L2 once they outgrew L1: 4 tokens of
+ * a 5632-column Q6_K row are 39 KiB, 2 tokens of a 14336-column Q4_K row 35 KiB. A
+ * smaller working set is done in one chunk, so that the weight rows are read in order. */
+#define QT_CHUNK_BYTES (20 * 1024)
+/* Weight rows whose running sums the pair path keeps at once (4 KiB). */
+#define QT_ROWS 16
+
+/* One token group's pair path over nr weight rows: chunk by chunk of blocks, each row. */
+static void qt_pairs_tile(qt_pair_fn fn, int mins, size_t bs, int64_t nb, const uint8_t *w, size_t row_bytes,
+                          int nr, const qt_group_t *grp, int g, float *y, size_t ldy) {
+    qt_pacc_t acc[QT_ROWS];
+    /* per block and token: its codes (Q4_K, in register order) or its codes and paired
+     * 32 * x sums (Q6_K); per block and pair the scales and group sums */
+    int np = (g + 1) / 2;
+    size_t per_block = (size_t)np * (2 * (mins ? QUANT_QK_K : QUANT_QK_K + 2 * sizeof(__m512i)) + sizeof(qt_xpair_t));
+    int64_t chunk = (int64_t)(QT_CHUNK_BYTES / per_block);
+    if (chunk < 1) chunk = 1;
+    for (int r0 = 0; r0 < nr; r0 += QT_ROWS) {
+        int rn = nr - r0 < QT_ROWS ? nr - r0 : QT_ROWS;
+        memset(acc, 0, sizeof acc[0] * (size_t)rn);
+        for (int64_t b0 = 0; b0 < nb; b0 += chunk) {
+            int64_t b1 = nb - b0 < chunk ? nb : b0 + chunk;
+            for (int r = 0; r < rn; r++) fn(b0, b1, w + (size_t)(r0 + r) * row_bytes + (size_t)b0 * bs, grp, &acc[r]);
+        }
+        for (int r = 0; r < rn; r++) qt_pairs_out(&acc[r], mins, g, y + r0 + r, ldy);
+    }
+}
 
 /* ---- tiles ---------------------------------------------------------------------- */
 
@@ -478,11 +522,13 @@ int quant_tile_avx512(int type, int64_t n, const void *w, size_t row_bytes, int 
         for (int t = 0; t < 2 * np; t++)
             for (int64_t b = 0; b < nb; b++) {
                 if (type == GGML_TYPE_Q4_K)
-                    qt_k_permute_x(x[t][b].qs, extra.codes + ((size_t)t * QT_MAX_NB + b) * QUANT_QK_K);
+                    qt_k_permute_x(x[t][b].qs, extra.codes + ((size_t)b * QT_TOKENS + t) * QUANT_QK_K);
                 else
-                    qt_q6_x32(x[t][b].qs, extra.x32 + ((size_t)t * QT_MAX_NB + b) * 2);
+                    qt_q6_x32(x[t][b].qs, extra.x32 + ((size_t)b * QT_TOKENS + t) * 2);
             }
-        for (int r = 0; r < nr; r++, row += row_bytes) pfns[np - 1](nb, row, &grp, g, y + (size_t)t0 * ldy + r, ldy);
+        int q4 = type == GGML_TYPE_Q4_K;
+        qt_pairs_tile(pfns[np - 1], q4, q4 ? sizeof(block_q4_K) : sizeof(block_q6_K), nb, w, row_bytes, nr, &grp, g,
+                      y + (size_t)t0 * ldy, ldy);
     }
     return 0;
 }

@@ -69,7 +69,9 @@ static uint8_t *make_weights(int type, int64_t rows, int64_t cols, int raw) {
 
 /* dot_tile of every kernel set against matvec_dot for every (row, activation row). */
 static void check_tiles(const quant_kernels_t *k) {
-    const int64_t colss[] = {256, 768, 2048};
+    /* 9216 columns: the AVX-512 pair path in several chunks of blocks (with 16 and 17
+     * weight rows); 16640: more blocks than it gathers, the row path */
+    const int64_t colss[] = {256, 768, 2048, 9216, 16640};
     const int nrs[] = {1, 3, 16, 17};
     const int nts[] = {1, 2, 3, 4, 5, 9};
     for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
