@@ -109,23 +109,11 @@ static int load_service(const cfg_node_t *n, const cfg_node_t *routes, gov_cfg_t
     int rc = cfg_check_keys(n, keys, err, errlen);
     if (rc || (rc = cfg_require(n, "keys", err, errlen))) return rc;
     const cfg_node_t *ks = cfg_get(n, "keys");
-    if (ks->type != CFG_SEQ || ks->n == 0)
-        return cfg_err(ks, err, errlen,
-                       "expected a list of key hashes (sha256:...; see tollgate keygen)");
-    for (size_t i = 0; i < ks->n; i++) {
-        const cfg_node_t *k = cfg_at(ks, i);
-        uint8_t h[KEYS_HASH_LEN];
-        if (k->type != CFG_SCALAR || keys_parse_hash(k->value, h))
-            return cfg_err(k, err, errlen,
-                           "expected sha256: and 64 hex digits (the hash that "
-                           "tollgate keygen prints, never the key itself)");
-        rc = keys_table_add(&g->keys, h, (int)idx);
-        if (rc == -EEXIST)
-            return cfg_err(k, err, errlen,
-                           "this key hash is already listed (each key belongs to "
-                           "one service)");
-        if (rc) return rc;
-    }
+    if (ks->type == CFG_SEQ && ks->n == 0)
+        return cfg_err(ks, err, errlen, "expected a list of key hashes (sha256:...; see tollgate keygen)");
+    if ((rc = keys_table_add_list(&g->keys, ks, (int)idx, " (each key belongs to one service)", err,
+                                  errlen)))
+        return rc;
     const cfg_node_t *ms = cfg_get(n, "models");
     if (ms && !ms->is_null) {
         if (ms->type != CFG_SEQ)

@@ -200,6 +200,23 @@ int keys_table_add(keys_table_t *t, const uint8_t hash[KEYS_HASH_LEN], int servi
     return 0;
 }
 
+int keys_table_add_list(keys_table_t *t, const cfg_node_t *list, int service, const char *dup_what,
+                        char *err, size_t errlen) {
+    if (list->type != CFG_SEQ)
+        return cfg_err(list, err, errlen, "expected a list of key hashes (sha256:...; see tollgate keygen)");
+    for (size_t i = 0; i < list->n; i++) {
+        const cfg_node_t *k = cfg_at(list, i);
+        uint8_t h[KEYS_HASH_LEN];
+        if (k->type != CFG_SCALAR || keys_parse_hash(k->value, h))
+            return cfg_err(k, err, errlen, "expected sha256: and 64 hex digits (the hash that "
+                                           "tollgate keygen prints, never the key itself)");
+        int rc = keys_table_add(t, h, service);
+        if (rc == -EEXIST) return cfg_err(k, err, errlen, "this key hash is already listed%s", dup_what);
+        if (rc) return rc;
+    }
+    return 0;
+}
+
 int keys_table_lookup(const keys_table_t *t, const char *key, size_t len) {
     if (!key || len == 0 || len > KEYS_MAX_KEY) return -1;
     uint8_t h[KEYS_HASH_LEN];

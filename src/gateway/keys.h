@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/config.h"
+
 #define KEYS_HASH_LEN 32            /* bytes of a SHA-256 digest */
 #define KEYS_HASH_TEXT (7 + 64 + 1) /* "sha256:" + 64 hex digits + NUL */
 #define KEYS_KEY_TEXT (3 + 43 + 1)  /* "tg-" + 43 base64url characters + NUL */
@@ -52,6 +54,11 @@ void keys_table_init(keys_table_t *t);
 void keys_table_free(keys_table_t *t);
 /* Add an entry. 0, -EEXIST (the same hash is already there) or -ENOMEM. */
 int keys_table_add(keys_table_t *t, const uint8_t hash[KEYS_HASH_LEN], int service);
+/* Add every hash of a config list (sha256:... scalars, as tollgate keygen prints them) for
+ * `service`. 0, or a config error naming the offending item (dup_what: what a hash already
+ * listed clashes with, for the message), or -ENOMEM. */
+int keys_table_add_list(keys_table_t *t, const cfg_node_t *list, int service, const char *dup_what,
+                        char *err, size_t errlen);
 /* The service index of a presented key, -1 when unknown. Hashes the key and compares its
  * digest with every entry in constant time (no early exit), so neither the position of a
  * match nor a near miss shows in the timing. */

@@ -104,22 +104,7 @@ static int load_metrics(const cfg_node_t *n, obs_cfg_t *c, char *err, size_t err
     const cfg_node_t *ks = cfg_get(n, "keys");
     if (!ks || ks->is_null)
         return 0;
-    if (ks->type != CFG_SEQ)
-        return cfg_err(ks, err, errlen,
-                       "expected a list of key hashes (sha256:...; see tollgate keygen)");
-    for (size_t i = 0; i < ks->n; i++) {
-        const cfg_node_t *k = cfg_at(ks, i);
-        uint8_t h[KEYS_HASH_LEN];
-        if (k->type != CFG_SCALAR || keys_parse_hash(k->value, h))
-            return cfg_err(k, err, errlen, "expected sha256: and 64 hex digits (the hash that "
-                                           "tollgate keygen prints, never the key itself)");
-        rc = keys_table_add(&c->metrics_keys, h, 0);
-        if (rc == -EEXIST)
-            return cfg_err(k, err, errlen, "this key hash is already listed");
-        if (rc)
-            return rc;
-    }
-    return 0;
+    return keys_table_add_list(&c->metrics_keys, ks, 0, "", err, errlen);
 }
 
 int obscfg_load(const cfg_node_t *root, obs_cfg_t **out, char *err, size_t errlen) {
