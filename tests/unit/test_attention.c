@@ -7,18 +7,14 @@
 #include <time.h>
 
 #include "check.h"
+#define RND_SEED 0x2545f4914f6cdd1dull
+#include "rnd.h"
 #include "engine/attention.h"
 #include "engine/attention_kern.h"
 #include "engine/quant.h"
 #include "engine/quant_simd.h"
 #include "engine/threadpool.h"
 
-static uint64_t rng = 0x2545f4914f6cdd1dull;
-static uint32_t rnd(void) {
-    rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
-    return (uint32_t)(rng >> 16);
-}
-static float rnd_u(void) { return (float)(rnd() % 200001) / 100000.0f - 1.0f; } /* [-1, 1] */
 
 /* A cache filled with f16 values; spiky: some K entries large, so that scores spread
  * over hundreds (exp of arguments below -87 and below -192 inside the window). */

@@ -6,26 +6,15 @@
 #include <string.h>
 
 #include "check.h"
+#define RND_SEED 0x9e3779b97f4a7c15ull
+#include "rnd.h"
 #include "engine/matvec.h"
 #include "engine/model.h"
 #include "engine/quant.h"
 #include "engine/quant_blocks.h"
 #include "engine/quant_simd.h"
 
-static uint64_t rng = 0x9e3779b97f4a7c15ull;
-static uint32_t rnd(void) {
-    rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
-    return (uint32_t)(rng >> 16);
-}
-/* roughly normal, with an occasional outlier as real activations have */
-static float rnd_f(void) {
-    float s = 0;
-    for (int i = 0; i < 4; i++) s += (float)(rnd() % 20001) / 10000.0f - 1.0f;
-    if (rnd() % 97 == 0) s *= 20.0f;
-    return s;
-}
 
-static int same_bits(float a, float b) { return memcmp(&a, &b, sizeof a) == 0 || (isnan(a) && isnan(b)); }
 
 static const int types[] = {GGML_TYPE_F32, GGML_TYPE_F16, GGML_TYPE_Q8_0, GGML_TYPE_Q4_0,
                             GGML_TYPE_Q4_K, GGML_TYPE_Q5_K, GGML_TYPE_Q6_K};
