@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "check.h"
+#include "sched_jobs.h"
 #include "core/ev.h"
 #include "engine/generate.h"
 #include "engine/model.h"
@@ -22,66 +23,10 @@ static void wake(int worker, void *arg) {
     atomic_fetch_add(&wakes[worker], 1);
 }
 
-typedef struct job {
-    sched_job_t j; /* first */
-    buf_t text;    /* everything delivered */
-    int n_toks;
-    int done;
-    int order;     /* completion order */
-} job_t;
-
-static int finished;
-
-static void deliver(sched_job_t *sj, void *arg) {
-    job_t *j = (job_t *)sj;
-    (void)arg;
-    buf_append(&j->text, sj->text.data, sj->text.len);
-    buf_reset(&sj->text);
-    j->n_toks += sj->n_toks;
-    sj->n_toks = 0;
-    if (sj->done && !j->done) {
-        j->done = 1;
-        j->order = finished++;
-    }
-}
-
-static void sleep_ms(int ms) {
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-/* Drain both workers until every job in js is done (or ~20 s). Polling every 1 ms sees
- * completions in the engine's order (one token takes several ms). */
-static void wait_all(sched_t *s, job_t **js, int n) {
-    for (int tries = 0; tries < 20000; tries++) {
-        sched_drain(s, 0, deliver, NULL);
-        sched_drain(s, 1, deliver, NULL);
-        int all = 1;
-        for (int i = 0; i < n; i++) all &= js[i]->done;
-        if (all) return;
-        sleep_ms(1);
-    }
-}
+static void wait_all(sched_t *s, job_t **js, int n) { wait_jobs(s, 2, js, n, NULL); }
 
 static job_t *new_job(const tokenizer_t *t, const char *prompt, int max_tokens, int worker) {
-    job_t *j = calloc(1, sizeof *j);
-    sched_job_init(&j->j);
-    buf_init(&j->text);
-    j->j.prompt = malloc(64 * sizeof(int32_t));
-    j->j.n_prompt = tok_encode(t, prompt, strlen(prompt), 1, 0, j->j.prompt, 64);
-    j->j.gp.max_tokens = max_tokens;
-    j->j.gp.sp.top_p = 1.0f;
-    j->j.gp.sp.want_logprobs = 1;
-    j->j.worker = worker;
-    j->j.arrival_ns = ev_clock_ns();
-    return j;
-}
-
-static void free_job(job_t *j) {
-    free(j->j.prompt);
-    sched_job_release(&j->j);
-    buf_free(&j->text);
-    free(j);
+    return job_new(t, prompt, max_tokens, worker, 64);
 }
 
 int main(void) {

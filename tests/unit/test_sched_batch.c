@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "check.h"
+#include "sched_jobs.h"
 #include "core/ev.h"
 #include "engine/forward.h"
 #include "engine/model.h"
@@ -15,42 +16,10 @@
 
 #define CTX 96
 
-typedef struct job {
-    sched_job_t j; /* first */
-    buf_t text;
-    int done;
-    int order;
-} job_t;
+static void wait_all(sched_t *s, job_t **js, int n, int *max_running) { wait_jobs(s, 1, js, n, max_running); }
 
-static int finished;
-
-static void deliver(sched_job_t *sj, void *arg) {
-    job_t *j = (job_t *)sj;
-    (void)arg;
-    buf_append(&j->text, sj->text.data, sj->text.len);
-    buf_reset(&sj->text);
-    sj->n_toks = 0;
-    if (sj->done && !j->done) {
-        j->done = 1;
-        j->order = finished++;
-    }
-}
-
-static void sleep_ms(int ms) {
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-/* Drain until every job is done (or ~60 s); *max_running: the most sequences seen running. */
-static void wait_all(sched_t *s, job_t **js, int n, int *max_running) {
-    for (int tries = 0; tries < 60000; tries++) {
-        sched_drain(s, 0, deliver, NULL);
-        if (max_running && sched_running(s) > *max_running) *max_running = sched_running(s);
-        int all = 1;
-        for (int i = 0; i < n; i++) all &= js[i]->done;
-        if (all) return;
-        sleep_ms(1);
-    }
+static job_t *new_job(const tokenizer_t *t, const char *prompt, int max_tokens) {
+    return job_new(t, prompt, max_tokens, 0, CTX);
 }
 
 /* Drain until job j has received some text. */
@@ -59,27 +28,6 @@ static void wait_text(sched_t *s, job_t *j) {
         sched_drain(s, 0, deliver, NULL);
         sleep_ms(1);
     }
-}
-
-static job_t *new_job(const tokenizer_t *t, const char *prompt, int max_tokens) {
-    job_t *j = calloc(1, sizeof *j);
-    sched_job_init(&j->j);
-    buf_init(&j->text);
-    j->j.prompt = malloc(CTX * sizeof(int32_t));
-    j->j.n_prompt = tok_encode(t, prompt, strlen(prompt), 1, 0, j->j.prompt, CTX);
-    j->j.gp.max_tokens = max_tokens;
-    j->j.gp.sp.top_p = 1.0f;
-    j->j.gp.sp.want_logprobs = 1;
-    j->j.worker = 0;
-    j->j.arrival_ns = ev_clock_ns();
-    return j;
-}
-
-static void free_job(job_t *j) {
-    free(j->j.prompt);
-    sched_job_release(&j->j);
-    buf_free(&j->text);
-    free(j);
 }
 
 typedef struct counters {
