@@ -101,6 +101,22 @@ static inline void qx_k_scale_min(const uint8_t *q, int s, int *sc, int *m) {
     }
 }
 
+/* Chunk c (0..3) of a Q4_K / Q5_K block's codes: elements 64c..64c+31 (lo) and
+ * 64c+32..64c+63 (hi) as bytes, with Q5_K's fifth bit from hbits (NULL for Q4_K). */
+static inline void qx_k_codes(const uint8_t *qs, const __m256i *hbits, int c, __m256i *lo, __m256i *hi) {
+    const __m256i lo4 = _mm256_set1_epi8(15);
+    __m256i q = _mm256_loadu_si256((const __m256i *)(qs + 32 * c));
+    *lo = _mm256_and_si256(q, lo4);
+    *hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), lo4);
+    if (hbits) {
+        __m256i ml = _mm256_set1_epi8((char)(1 << (2 * c)));
+        __m256i mh = _mm256_set1_epi8((char)(2 << (2 * c)));
+        __m256i b16 = _mm256_set1_epi8(16);
+        *lo = _mm256_or_si256(*lo, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(*hbits, ml), ml), b16));
+        *hi = _mm256_or_si256(*hi, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(*hbits, mh), mh), b16));
+    }
+}
+
 /* mn[s] * (bsums[2s] + bsums[2s+1]) for s = 0..7, as 8 int32 lanes. */
 static inline __m256i qx_min_terms(const int *mn, const int16_t *bsums) {
     __m256i m16 = _mm256_setr_epi16((short)mn[0], (short)mn[0], (short)mn[1], (short)mn[1],
@@ -115,7 +131,6 @@ static float QX_NAME(dot_k_asym)(int64_t nb, int q5, const void *wv, const block
     __m256 acc = _mm256_setzero_ps();
     __m128 acc_m = _mm_setzero_ps();
     float summs = 0.0f;
-    const __m256i lo4 = _mm256_set1_epi8(15);
     for (int64_t b = 0; b < nb; b++) {
         const uint8_t *scales, *qs, *qh = NULL;
         uint16_t hd, hdmin;
@@ -132,18 +147,8 @@ static float QX_NAME(dot_k_asym)(int64_t nb, int q5, const void *wv, const block
         __m256i lanes = _mm256_setzero_si256();
         __m256i hbits = qh ? _mm256_loadu_si256((const __m256i *)qh) : _mm256_setzero_si256();
         for (int c = 0; c < 4; c++) {
-            __m256i q = _mm256_loadu_si256((const __m256i *)(qs + 32 * c));
-            __m256i lo = _mm256_and_si256(q, lo4);
-            __m256i hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), lo4);
-            if (qh) {
-                __m256i ml = _mm256_set1_epi8((char)(1 << (2 * c)));
-                __m256i mh = _mm256_set1_epi8((char)(2 << (2 * c)));
-                __m256i b16 = _mm256_set1_epi8(16);
-                lo = _mm256_or_si256(lo, _mm256_and_si256(
-                                             _mm256_cmpeq_epi8(_mm256_and_si256(hbits, ml), ml), b16));
-                hi = _mm256_or_si256(hi, _mm256_and_si256(
-                                             _mm256_cmpeq_epi8(_mm256_and_si256(hbits, mh), mh), b16));
-            }
+            __m256i lo, hi;
+            qx_k_codes(qs, qh ? &hbits : NULL, c, &lo, &hi);
             __m256i xl = _mm256_loadu_si256((const __m256i *)(q8 + 64 * c));
             __m256i xh = _mm256_loadu_si256((const __m256i *)(q8 + 64 * c + 32));
             lanes = _mm256_add_epi32(lanes, qx_dot4_scaled(lo, xl, _mm256_set1_epi16((short)sc[2 * c])));
@@ -370,7 +375,6 @@ static inline __attribute__((always_inline)) void QX_NAME(k_asym_tokens)(int q5,
     __m128 acc_m[QX_TOKENS];
     float summs[QX_TOKENS];
     for (int t = 0; t < nt; t++) acc[t] = _mm256_setzero_ps(), acc_m[t] = _mm_setzero_ps(), summs[t] = 0.0f;
-    const __m256i lo4 = _mm256_set1_epi8(15);
     const size_t bs = q5 ? sizeof(block_q5_K) : sizeof(block_q4_K);
     for (int64_t b = 0; b < nb; b++, wv += bs) {
         const uint8_t *scales, *qs, *qh = NULL;
@@ -388,16 +392,8 @@ static inline __attribute__((always_inline)) void QX_NAME(k_asym_tokens)(int q5,
         for (int t = 0; t < nt; t++) lanes[t] = _mm256_setzero_si256();
         __m256i hbits = qh ? _mm256_loadu_si256((const __m256i *)qh) : _mm256_setzero_si256();
         for (int c = 0; c < 4; c++) {
-            __m256i q = _mm256_loadu_si256((const __m256i *)(qs + 32 * c));
-            __m256i lo = _mm256_and_si256(q, lo4);
-            __m256i hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), lo4);
-            if (qh) {
-                __m256i ml = _mm256_set1_epi8((char)(1 << (2 * c)));
-                __m256i mh = _mm256_set1_epi8((char)(2 << (2 * c)));
-                __m256i b16 = _mm256_set1_epi8(16);
-                lo = _mm256_or_si256(lo, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(hbits, ml), ml), b16));
-                hi = _mm256_or_si256(hi, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(hbits, mh), mh), b16));
-            }
+            __m256i lo, hi;
+            qx_k_codes(qs, qh ? &hbits : NULL, c, &lo, &hi);
             __m256i sl = _mm256_set1_epi16((short)sc[2 * c]), sh = _mm256_set1_epi16((short)sc[2 * c + 1]);
             for (int t = 0; t < nt; t++) {
                 const int8_t *q8 = x[t][b].qs + 64 * c;
