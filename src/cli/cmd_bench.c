@@ -215,6 +215,13 @@ int cmd_bench(int argc, char **argv) {
     }
     if (!path)
         path = url_path ? url_path : "/v1/chat/completions";
+    /* the report prints scheme, host and port, then the path: keep the URL's own path out */
+    char origin[300];
+    size_t olen = url_path ? (size_t)(url_path - url) : strlen(url);
+    while (olen > 7 && url[olen - 1] == '/') olen--;
+    if (olen >= sizeof origin) olen = sizeof origin - 1;
+    memcpy(origin, url, olen);
+    origin[olen] = '\0';
     if (rate > 0 && concurrency > 0) {
         fprintf(stderr, "tollgate bench: --rate (open loop) and --concurrency (closed loop) exclude each other\n");
         goto out;
@@ -285,7 +292,7 @@ int cmd_bench(int argc, char **argv) {
         buf_appends(&headers, "Content-Type: application/json\r\n");
 
     bench_cfg_t cfg = {
-        .url = url,
+        .url = origin,
         .stream = stream,
         .host = host,
         .port = port,

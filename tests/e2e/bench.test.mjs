@@ -86,6 +86,16 @@ test('non-streaming closed loop: 200 requests, 8 tokens each, no errors', () => 
   assert.match(r.stdout, /e2e/);
 });
 
+test('a path in --url is the endpoint, named once in the report', () => {
+  const r = bench('urlpath', ['--url', `${fast}/v1/completions`, '--requests', '10', '--concurrency', '2']);
+  assert.equal(r.status, 0, r.stderr);
+  checkSuccess(r.json, 10);
+  assert.equal(r.json.path, '/v1/completions');
+  assert.equal(r.json.url, fast);
+  assert.match(r.stdout, new RegExp(`POST ${fast}/v1/completions `));
+  assert.equal(r.stdout.split('/v1/completions').length - 1, 1, r.stdout);
+});
+
 test('streaming closed loop: TTFT before the end, TPOT measured', () => {
   const r = bench('stream', ['--url', fast, '--requests', '200', '--concurrency', '4', '--stream']);
   assert.equal(r.status, 0, r.stderr);
