@@ -509,6 +509,12 @@ int json_str_eq(const json_doc_t *d, int tok, const char *str) {
     return str[k] == '\0';
 }
 
+int json_append_src(buf_t *out, const json_doc_t *d, int tok) {
+    const json_tok_t *t = &d->toks[tok];
+    int q = t->type == JSON_STRING; /* a string token's span excludes its quotes */
+    return buf_append(out, d->src + t->start - q, t->end - t->start + 2 * (size_t)q) ? -ENOMEM : 0;
+}
+
 int json_str_unescape(const json_doc_t *d, int tok, buf_t *out) {
     if (!is_tok(d, tok, JSON_STRING) || !out)
         return -EINVAL;

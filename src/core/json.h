@@ -55,6 +55,10 @@ int json_arr_get(const json_doc_t *d, int arr, size_t i);
 int json_str_eq(const json_doc_t *d, int tok, const char *s);
 /* Unescape a STRING token into out (appended, NUL-terminated). 0 or negative errno. */
 int json_str_unescape(const json_doc_t *d, int tok, buf_t *out);
+/* Append token tok's text exactly as in the source (a string with its quotes, a
+ * container whole), for copying members of a document without re-encoding them.
+ * 0 or -ENOMEM. */
+int json_append_src(buf_t *out, const json_doc_t *d, int tok);
 /* Numbers: 0 on success, -1 when not a number, not an integer, or out of range. */
 int json_get_i64(const json_doc_t *d, int tok, int64_t *out);
 int json_get_double(const json_doc_t *d, int tok, double *out);

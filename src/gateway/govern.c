@@ -438,11 +438,9 @@ int gov_rewrite_max_tokens(const json_doc_t *d, const char *key, int64_t n, buf_
             continue;
         if (!first) rc |= buf_append(out, ",", 1);
         first = 0;
-        /* A key's span excludes its quotes; a value's span is exact except for strings. */
-        rc |= buf_append(out, d->src + t[kt].start - 1, t[kt].end - t[kt].start + 2);
+        rc |= json_append_src(out, d, (int)kt);
         rc |= buf_append(out, ":", 1);
-        int q = t[vt].type == JSON_STRING;
-        rc |= buf_append(out, d->src + t[vt].start - q, t[vt].end - t[vt].start + 2 * (size_t)q);
+        rc |= json_append_src(out, d, (int)vt);
     }
     rc |= buf_appendf(out, "%s\"%s\":%lld}", first ? "" : ",", key, (long long)n);
     return rc ? -ENOMEM : 0;

@@ -4,13 +4,6 @@
 
 #include <errno.h>
 
-/* Append a value's text as sent (a STRING token's span excludes its quotes). */
-static int append_raw(buf_t *out, const json_doc_t *d, uint32_t tok) {
-    const json_tok_t *t = &d->toks[tok];
-    int q = t->type == JSON_STRING;
-    return buf_append(out, d->src + t->start - q, t->end - t->start + 2 * (size_t)q);
-}
-
 int proxy_rewrite_body(const json_doc_t *d, const char *upstream_model, int add_usage, buf_t *out) {
     if (d->ntoks == 0 || d->toks[0].type != JSON_OBJECT) return -EINVAL;
     const json_tok_t *t = d->toks;
@@ -20,7 +13,7 @@ int proxy_rewrite_body(const json_doc_t *d, const char *upstream_model, int add_
         uint32_t key = i, val = i + 1;
         i = t[val].next;
         if (k) rc |= buf_append(out, ",", 1);
-        rc |= append_raw(out, d, key);
+        rc |= json_append_src(out, d, (int)key);
         rc |= buf_append(out, ":", 1);
         if (upstream_model && json_str_eq(d, (int)key, "model")) {
             json_w_t jw;
@@ -35,15 +28,15 @@ int proxy_rewrite_body(const json_doc_t *d, const char *upstream_model, int add_
                     uint32_t sk = j, sv = j + 1;
                     j = t[sv].next;
                     if (json_str_eq(d, (int)sk, "include_usage")) continue;
-                    rc |= append_raw(out, d, sk);
+                    rc |= json_append_src(out, d, (int)sk);
                     rc |= buf_append(out, ":", 1);
-                    rc |= append_raw(out, d, sv);
+                    rc |= json_append_src(out, d, (int)sv);
                     rc |= buf_append(out, ",", 1);
                 }
             }
             rc |= buf_appends(out, "\"include_usage\":true}");
         } else {
-            rc |= append_raw(out, d, val);
+            rc |= json_append_src(out, d, (int)val);
         }
     }
     if (add_usage && !saw_so)

@@ -521,7 +521,29 @@ static void test_writer_kv(void) {
     buf_free(&b);
 }
 
+/* Every token's source text, copied as it was written (escapes and spacing inside kept). */
+static void test_append_src(void) {
+    const char *s = "{\"k\\n\": [1, {\"b\" :  null}], \"s\": \"x\\u0041\", \"n\": -1.5e3, \"t\": true}";
+    json_tok_t toks[16];
+    json_doc_t d;
+    size_t err;
+    CHECK(json_parse(s, strlen(s), toks, 16, 0, &d, &err) > 0);
+    const char *want[] = {NULL, "\"k\\n\"", "[1, {\"b\" :  null}]", "1", "{\"b\" :  null}", "\"b\"", "null",
+                          "\"s\"", "\"x\\u0041\"", "\"n\"", "-1.5e3", "\"t\"", "true"};
+    want[0] = s;
+    CHECK_EQ_INT(d.ntoks, 13);
+    for (uint32_t i = 0; i < d.ntoks && i < 13; i++) {
+        buf_t b;
+        buf_init(&b);
+        CHECK_EQ_INT(json_append_src(&b, &d, (int)i), 0);
+        CHECK_EQ_INT(b.len, strlen(want[i]));
+        CHECK(b.len == strlen(want[i]) && !memcmp(b.data, want[i], b.len));
+        buf_free(&b);
+    }
+}
+
 int main(void) {
+    test_append_src();
     test_valid();
     test_invalid();
     test_truncation();
