@@ -34,6 +34,13 @@ async function until(fn, ms = 5000, what = 'condition') {
   }
 }
 
+// Connections of a gateway's workers to Redis that came up so far (each of its 2 threads has one).
+async function redisUps(gw) {
+  const text = await (await fetch(`http://127.0.0.1:${gw.port}/metrics`)).text();
+  const m = text.match(/^tollgate_redis_transitions_total\{to="up"\} (\d+)$/m);
+  return m ? Number(m[1]) : 0;
+}
+
 const client = (gw) => new OpenAI({ baseURL: `http://127.0.0.1:${gw.port}/v1`, apiKey: KEY, maxRetries: 0, timeout: 10000 });
 async function ask(gw) {
   try {
@@ -53,6 +60,7 @@ before(async () => {
   const cfg = `listen: 127.0.0.1:0
 threads: 2
 admin: {enabled: false}
+metrics: {public: true}
 backends:
   sim: {addresses: [127.0.0.1:${sim.m[1]}], health_check: false}
 routes:
@@ -81,7 +89,7 @@ after(async () => {
 
 test('two gateways sharing one redis enforce one limit, not two', async () => {
   // The gateways connect to Redis in the background: the first request may come before.
-  await new Promise((r) => setTimeout(r, 300));
+  for (const g of gws) await until(async () => (await redisUps(g)) >= 2, 10000, 'both workers connected to redis');
   const codes = [];
   for (let i = 0; i < 10; i++) codes.push(await ask(gws[i % 2]));
   assert.equal(codes.filter((c) => c === 200).length, 4, `codes ${codes}`);
@@ -105,9 +113,12 @@ test('redis killed: both keep serving on local limits; restarted: shared again',
   for (let i = 0; i < 4; i++) during.push(await ask(gws[i % 2]));
   assert.deepEqual(during, [200, 200, 200, 200]);
   for (const g of gws) assert.equal(g.p.exitCode, null, 'gateway still running');
+  const upsBefore = await Promise.all(gws.map(redisUps));
   redis = await startRedis();
   // A fresh Redis has full buckets; once both are back, 4 pass in all across the two.
-  await new Promise((r) => setTimeout(r, 2500)); // reconnect backoff is at most 2 s
+  // Every worker sees its connection close and reconnects on its own, with backoff.
+  for (const [i, g] of gws.entries())
+    await until(async () => (await redisUps(g)) >= upsBefore[i] + 2, 15000, 'workers reconnected to redis');
   const after = [];
   for (let i = 0; i < 8; i++) after.push(await ask(gws[i % 2]));
   assert.equal(after.filter((c) => c === 200).length, 4, `codes ${after}`);
