@@ -299,8 +299,12 @@ test('nothing acknowledged is lost: SIGKILL right after, SIGTERM during, restart
   ({ p, url } = await startOrders(db, `http://127.0.0.1:${fakePort}`));
   // Orders in flight when SIGTERM arrives (their normalization is slow) are finished, not dropped.
   mode = 'slow';
+  const asked = seen.length;
   const inflight = Array.from({ length: 6 }, (_, i) => order(url, `inflight ${i}`).catch((e) => ({ error: e })));
-  await new Promise((r) => setTimeout(r, 100));
+  // SIGTERM once all six are inside the service (each has asked for its normalization).
+  const t0 = performance.now();
+  while (seen.length < asked + 6 && performance.now() - t0 < 10000) await new Promise((r) => setTimeout(r, 10));
+  assert.equal(seen.length, asked + 6, 'the six orders reached the normalization call');
   const exit = kill(p, 'SIGTERM');
   const results = await Promise.all(inflight);
   assert.equal((await exit).code, 0);
