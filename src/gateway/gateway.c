@@ -139,11 +139,20 @@ int gateway_new(const gateway_opts_t *opts, gateway_t **out, char *err, size_t e
         return rc;
     }
     if (admin_on) {
+        /* the same defences as the main listener (a loopback port is still reachable by
+         * every local process); bodies are small JSON commands */
         httpd_config_t ac = {
             .host = ahost,
             .port = aport,
             .threads = 1,
             .max_body_bytes = 65536,
+            .max_head_bytes = http.max_head_bytes,
+            .max_headers = http.max_headers,
+            .header_timeout_ms = http.header_timeout_ms,
+            .body_timeout_ms = http.body_timeout_ms,
+            .idle_timeout_ms = http.idle_timeout_ms,
+            .write_timeout_ms = http.write_timeout_ms,
+            .max_conns = http.max_conns,
             .handler = admin_handle,
             .handler_arg = gw,
         };
@@ -264,6 +273,9 @@ int gateway_reload(gateway_t *gw, char *msg, size_t msglen) {
         const gw_http_cfg_t *h = &s->cfg.http;
         httpd_set_timeouts(gw->main, h->header_timeout_ms, h->body_timeout_ms,
                            h->idle_timeout_ms, h->write_timeout_ms);
+        if (gw->admin)
+            httpd_set_timeouts(gw->admin, h->header_timeout_ms, h->body_timeout_ms,
+                               h->idle_timeout_ms, h->write_timeout_ms);
     }
     pthread_mutex_unlock(&gw->mu);
     if (rc) {

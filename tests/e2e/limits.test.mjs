@@ -31,9 +31,9 @@ routes:
 // Write `parts` to the gateway `gapMs` apart; resolve {status, sent, closed} once the server
 // answers and closes, or after every part and `waitMs` more. `sent` counts the parts written
 // before the first byte of the answer arrived.
-function trickle(parts, gapMs, waitMs = 15000) {
+function trickle(parts, gapMs, waitMs = 15000, port = gw.port) {
   return new Promise((resolve) => {
-    const s = net.connect(gw.port, '127.0.0.1');
+    const s = net.connect(port, '127.0.0.1');
     let text = '', sent = 0, sentAtAnswer = -1, done = false;
     const finish = (closed) => {
       if (done) return;
@@ -109,6 +109,17 @@ test('http.header_timeout_ms from the config: a slow loris gets 408 before its h
   assert.equal(r.status, 408, `answer: ${r.text.slice(0, 200)}`);
   assert.ok(r.sent < slowHead.length, `408 came after the whole head (${r.sent} of ${slowHead.length} bytes)`);
   assert.equal((await get('/v1/models')).status, 200, 'others still served');
+});
+
+test('the admin listener has the same head timeout and header limit', async () => {
+  const r = await trickle(slowHead, 100, 15000, gw.admin);
+  assert.equal(r.status, 408, `answer: ${r.text.slice(0, 200)}`);
+  // 1 s configured: about 10 bytes in; the 10 s default would let about 100 through
+  assert.ok(r.sent < 40, `408 after ${r.sent} bytes: not the configured 1 s`);
+  const many = Object.fromEntries(Array.from({ length: 20 }, (_, i) => [`x-h${i}`, 'v']));
+  const h = await fetch(`http://127.0.0.1:${gw.admin}/health`, { headers: many });
+  assert.equal(h.status, 431);
+  assert.equal((await fetch(`http://127.0.0.1:${gw.admin}/health`)).status, 200, 'admin still served');
 });
 
 test('http.max_headers from the config: 20 header lines get 431 (the default allows 64)', async () => {
