@@ -69,6 +69,17 @@ static int ncores(void) {
     return n > 0 ? (int)n : 1;
 }
 
+/* The config's http: limits on a listener (main and admin alike). */
+static void http_limits(httpd_config_t *c, const gw_http_cfg_t *h) {
+    c->max_head_bytes = h->max_head_bytes;
+    c->max_headers = h->max_headers;
+    c->header_timeout_ms = h->header_timeout_ms;
+    c->body_timeout_ms = h->body_timeout_ms;
+    c->idle_timeout_ms = h->idle_timeout_ms;
+    c->write_timeout_ms = h->write_timeout_ms;
+    c->max_conns = h->max_conns;
+}
+
 int gateway_new(const gateway_opts_t *opts, gateway_t **out, char *err, size_t errlen) {
     gw_config_t cfg;
     int rc = gwconfig_load(opts->config_path, &cfg, err, errlen);
@@ -120,19 +131,13 @@ int gateway_new(const gateway_opts_t *opts, gateway_t **out, char *err, size_t e
         .port = port,
         .threads = gw->threads,
         .max_body_bytes = max_body,
-        .max_head_bytes = http.max_head_bytes,
-        .max_headers = http.max_headers,
-        .header_timeout_ms = http.header_timeout_ms,
-        .body_timeout_ms = http.body_timeout_ms,
-        .idle_timeout_ms = http.idle_timeout_ms,
-        .write_timeout_ms = http.write_timeout_ms,
-        .max_conns = http.max_conns,
         .handler = proxy_handle,
         .worker_init = worker_init,
         .worker_fini = worker_fini,
         .on_refused = refused,
         .worker_arg = gw,
     };
+    http_limits(&hc, &http);
     if ((rc = httpd_new(&hc, &gw->main)) != 0) {
         snprintf(err, errlen, "cannot listen on %s:%d: %s", host, port, strerror(-rc));
         gateway_free(gw);
@@ -146,16 +151,10 @@ int gateway_new(const gateway_opts_t *opts, gateway_t **out, char *err, size_t e
             .port = aport,
             .threads = 1,
             .max_body_bytes = 65536,
-            .max_head_bytes = http.max_head_bytes,
-            .max_headers = http.max_headers,
-            .header_timeout_ms = http.header_timeout_ms,
-            .body_timeout_ms = http.body_timeout_ms,
-            .idle_timeout_ms = http.idle_timeout_ms,
-            .write_timeout_ms = http.write_timeout_ms,
-            .max_conns = http.max_conns,
             .handler = admin_handle,
             .handler_arg = gw,
         };
+        http_limits(&ac, &http);
         if ((rc = httpd_new(&ac, &gw->admin)) != 0) {
             snprintf(err, errlen, "cannot listen on %s:%d (admin): %s", ahost, aport,
                      strerror(-rc));
