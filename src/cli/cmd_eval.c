@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/cli_num.h"
 #include "core/buf.h"
 #include "core/json.h"
 #include "train/evalset.h"
@@ -123,7 +124,7 @@ static void usage(FILE *f) {
 
 int cmd_eval(int argc, char **argv) {
     const char *data = NULL, *model_path = NULL, *url = NULL, *task = NULL, *key = NULL;
-    long limit = -1;
+    int limit = -1;
     int show = 10, ch;
     static const struct option lo[] = {
         {"data", 1, 0, 'd'}, {"model", 1, 0, 'm'}, {"url", 1, 0, 'u'},
@@ -148,10 +149,16 @@ int cmd_eval(int argc, char **argv) {
             key = optarg;
             break;
         case 'n':
-            limit = atol(optarg);
+            if (cli_parse_int(optarg, 0, 1 << 30, &limit)) {
+                fprintf(stderr, "tollgate eval: --limit wants a non-negative integer, not '%s'\n", optarg);
+                return 2;
+            }
             break;
         case 's':
-            show = atoi(optarg);
+            if (cli_parse_int(optarg, 0, 1 << 30, &show)) {
+                fprintf(stderr, "tollgate eval: --show wants a non-negative integer, not '%s'\n", optarg);
+                return 2;
+            }
             break;
         case 'h':
             usage(stdout);
@@ -174,7 +181,7 @@ int cmd_eval(int argc, char **argv) {
         return 1;
     }
     int n_all = n;
-    if (limit >= 0 && limit < n) n = (int)limit;
+    if (limit >= 0 && limit < n) n = limit;
     ev_report_t r = {.cap = n};
     r.lat_ms = calloc((size_t)n + 1, sizeof(double));
     model_t m = {0};

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/cli_num.h"
 #include "core/log.h"
 #include "gateway/gateway.h"
 #include "gateway/gwconfig.h"
@@ -57,16 +58,6 @@ static void usage(FILE *out) {
             GW_DEF_PORT);
 }
 
-static int parse_int(const char *s, int lo, int hi, int *out) {
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (!*s || *end || errno || v < lo || v > hi)
-        return -1;
-    *out = (int)v;
-    return 0;
-}
-
 int cmd_gateway(int argc, char **argv) {
     enum { O_HOST = 256, O_PORT, O_ADMIN_PORT, O_THREADS, O_DRAIN, O_CHECK, O_LOG };
     static const struct option longopts[] = {
@@ -84,15 +75,16 @@ int cmd_gateway(int argc, char **argv) {
     gateway_opts_t o = {.port = -1, .admin_port = -1};
     int drain_ms = 10000, check = 0, c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
+    int idx = -1;
+    while ((c = getopt_long(argc, argv, "c:h", longopts, &idx)) != -1) {
         int bad = 0;
         switch (c) {
         case 'c': o.config_path = optarg; break;
         case O_HOST: o.host = optarg; break;
-        case O_PORT: bad = parse_int(optarg, 0, 65535, &o.port); break;
-        case O_ADMIN_PORT: bad = parse_int(optarg, 0, 65535, &o.admin_port); break;
-        case O_THREADS: bad = parse_int(optarg, 1, 256, &o.threads); break;
-        case O_DRAIN: bad = parse_int(optarg, 0, 3600000, &drain_ms); break;
+        case O_PORT: bad = cli_parse_int(optarg, 0, 65535, &o.port); break;
+        case O_ADMIN_PORT: bad = cli_parse_int(optarg, 0, 65535, &o.admin_port); break;
+        case O_THREADS: bad = cli_parse_int(optarg, 1, 256, &o.threads); break;
+        case O_DRAIN: bad = cli_parse_int(optarg, 0, 3600000, &drain_ms); break;
         case O_CHECK: check = 1; break;
         case O_LOG:
             bad = log_level_parse(optarg) < 0;
@@ -103,7 +95,8 @@ int cmd_gateway(int argc, char **argv) {
         default: usage(stderr); return 2;
         }
         if (bad) {
-            fprintf(stderr, "tollgate gateway: bad value for %s: '%s'\n", argv[optind - 1], optarg);
+            fprintf(stderr, "tollgate gateway: bad value '%s' for --%s; run 'tollgate gateway --help'\n",
+                    optarg, longopts[idx].name);
             return 2;
         }
     }

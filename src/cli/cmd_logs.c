@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "cli/cli.h"
+#include "cli/cli_num.h"
 #include "core/config.h"
 #include "core/json.h"
 #include "gateway/gwconfig.h"
@@ -208,9 +209,8 @@ int cmd_logs(int argc, char **argv) {
             }
             break;
         case O_LIMIT:
-            limit = strtoll(optarg, NULL, 10);
-            if (limit <= 0) {
-                fprintf(stderr, "tollgate logs: --limit wants a positive number\n");
+            if (cli_parse_i64(optarg, 1, INT64_MAX, &limit)) {
+                fprintf(stderr, "tollgate logs: --limit wants a positive integer, not '%s'\n", optarg);
                 return 2;
             }
             break;
@@ -222,6 +222,12 @@ int cmd_logs(int argc, char **argv) {
         fprintf(stderr, "tollgate logs: %s\n",
                 !config == !dbarg ? "give the database with -d DB or the gateway config with -c FILE"
                                   : "unexpected arguments (see --help)");
+        return 2;
+    }
+    int64_t show_id = 0;
+    if (show && cli_parse_i64(argv[optind + 1], 1, INT64_MAX, &show_id)) {
+        fprintf(stderr, "tollgate logs: show wants a request id (a positive integer), not '%s'\n",
+                argv[optind + 1]);
         return 2;
     }
     char *db = NULL;
@@ -257,7 +263,7 @@ int cmd_logs(int argc, char **argv) {
         goto out;
     }
     if (show) {
-        sqlite3_bind_int64(st, 1, strtoll(argv[optind + 1], NULL, 10));
+        sqlite3_bind_int64(st, 1, show_id);
     } else {
         const char *txt[] = {service, outcome, model};
         for (int i = 0; i < 3; i++)

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/cli_num.h"
 #include "core/httpd.h"
 #include "orders/service.h"
 #include "orders/store.h"
@@ -56,15 +57,6 @@ static void usage(FILE *out) {
         "      --gateway http://127.0.0.1:8080 --gateway-key \"$ORDERS_KEY\" --deadline-ms 300\n");
 }
 
-static int parse_u32(const char *s, uint32_t max, uint32_t *out) {
-    char *end;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (errno || *end || end == s || v < 0 || v > (long long)max) return -1;
-    *out = (uint32_t)v;
-    return 0;
-}
-
 enum { O_HOST = 1000, O_PORT, O_THREADS, O_DB, O_GW, O_KEY, O_TASK, O_DEADLINE, O_HELP };
 
 int cmd_orders(int argc, char **argv) {
@@ -96,10 +88,10 @@ int cmd_orders(int argc, char **argv) {
             host = a;
             break;
         case O_PORT:
-            bad = parse_u32(a, 65535, &port);
+            bad = cli_parse_u32(a, 65535, &port);
             break;
         case O_THREADS:
-            bad = parse_u32(a, 256, &threads) || threads == 0;
+            bad = cli_parse_u32(a, 256, &threads) || threads == 0;
             break;
         case O_DB:
             db = a;
@@ -120,7 +112,7 @@ int cmd_orders(int argc, char **argv) {
                                    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") != strlen(a);
             break;
         case O_DEADLINE:
-            bad = parse_u32(a, 600000, &deadline) || deadline == 0;
+            bad = cli_parse_u32(a, 600000, &deadline) || deadline == 0;
             break;
         case O_HELP:
             usage(stdout);

@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "cli/cli.h"
+#include "cli/cli_num.h"
 #include "core/log.h"
 #include "engine/server.h"
 
@@ -68,15 +69,6 @@ static void usage(FILE *out) {
             SERVER_DEFAULT_CTX_CAP, SERVER_DEFAULT_MAX_QUEUE, SERVER_DEFAULT_MAX_SEQS);
 }
 
-static int parse_int(const char *s, int lo, int hi, int *out) {
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi) return -1;
-    *out = (int)v;
-    return 0;
-}
-
 enum { O_HOST = 256, O_PORT, O_THREADS, O_HTTP_THREADS, O_TMPL, O_NAME, O_QUEUE, O_DRAIN, O_LOG, O_SEQS, O_KV, O_TOKENIZER };
 
 int cmd_serve(int argc, char **argv) {
@@ -105,17 +97,17 @@ int cmd_serve(int argc, char **argv) {
         switch (c) {
         case 'm': o.model_path = optarg; break;
         case O_HOST: o.host = optarg; break;
-        case O_PORT: bad |= parse_int(optarg, 0, 65535, &o.port) ? 1 : 0; break;
-        case O_THREADS: bad |= parse_int(optarg, 1, 1024, &o.threads) ? 2 : 0; break;
-        case O_HTTP_THREADS: bad |= parse_int(optarg, 1, 256, &o.http_threads) ? 4 : 0; break;
-        case 'c': bad |= parse_int(optarg, 16, 1 << 20, &o.ctx) ? 8 : 0; break;
+        case O_PORT: bad |= cli_parse_int(optarg, 0, 65535, &o.port) ? 1 : 0; break;
+        case O_THREADS: bad |= cli_parse_int(optarg, 1, 1024, &o.threads) ? 2 : 0; break;
+        case O_HTTP_THREADS: bad |= cli_parse_int(optarg, 1, 256, &o.http_threads) ? 4 : 0; break;
+        case 'c': bad |= cli_parse_int(optarg, 16, 1 << 20, &o.ctx) ? 8 : 0; break;
         case O_TMPL: o.chat_template = optarg; break;
         case O_NAME: o.model_name = optarg; break;
-        case O_QUEUE: bad |= parse_int(optarg, 1, 1 << 20, &o.max_queue) ? 16 : 0; break;
-        case O_DRAIN: bad |= parse_int(optarg, 0, 3600000, &drain_ms) ? 32 : 0; break;
-        case O_SEQS: bad |= parse_int(optarg, 1, 256, &o.max_seqs) ? 64 : 0; break;
+        case O_QUEUE: bad |= cli_parse_int(optarg, 1, 1 << 20, &o.max_queue) ? 16 : 0; break;
+        case O_DRAIN: bad |= cli_parse_int(optarg, 0, 3600000, &drain_ms) ? 32 : 0; break;
+        case O_SEQS: bad |= cli_parse_int(optarg, 1, 256, &o.max_seqs) ? 64 : 0; break;
         case O_TOKENIZER: o.tokenizer_path = optarg; break;
-        case O_KV: bad |= parse_int(optarg, 1, 1 << 24, &o.kv_cache_mib) ? 128 : 0; break;
+        case O_KV: bad |= cli_parse_int(optarg, 1, 1 << 24, &o.kv_cache_mib) ? 128 : 0; break;
         case O_LOG:
             if (log_level_parse(optarg) < 0) {
                 fprintf(stderr, "tollgate serve: --log-level: debug, info, warn, error or off\n");

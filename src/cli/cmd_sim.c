@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/cli_num.h"
 #include "core/httpd.h"
 #include "sim/sim.h"
 
@@ -67,16 +68,6 @@ static void usage(FILE *out) {
             "  tollgate sim --port 8000 --ttft-ms 80 --itl-ms 20 --max-seqs 8 --fail-rate 0.01\n");
 }
 
-static int parse_u32(const char *s, uint32_t max, uint32_t *out) {
-    char *end;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (errno || *end || end == s || v < 0 || v > (long long)max)
-        return -1;
-    *out = (uint32_t)v;
-    return 0;
-}
-
 static int parse_rate(const char *s, double *out) {
     char *end;
     double v = strtod(s, &end);
@@ -125,18 +116,18 @@ int cmd_sim(int argc, char **argv) {
         int bad = 0;
         switch (c) {
         case O_HOST: host = a; break;
-        case O_PORT: bad = parse_u32(a, 65535, &port); break;
-        case O_THREADS: bad = parse_u32(a, 256, &threads) || threads == 0; break;
+        case O_PORT: bad = cli_parse_u32(a, 65535, &port); break;
+        case O_THREADS: bad = cli_parse_u32(a, 256, &threads) || threads == 0; break;
         case O_MODEL: bad = !*a || strlen(a) >= 256; model = a; break;
-        case O_MAXBODY: bad = parse_u32(a, 1u << 30, &max_body) || max_body == 0; break;
-        case O_TTFT: bad = parse_u32(a, 3600000, &k.ttft_ms); break;
-        case O_TTFTJ: bad = parse_u32(a, 3600000, &k.ttft_jitter_ms); break;
-        case O_ITL: bad = parse_u32(a, 3600000, &k.itl_ms); break;
-        case O_ITLJ: bad = parse_u32(a, 3600000, &k.itl_jitter_ms); break;
+        case O_MAXBODY: bad = cli_parse_u32(a, 1u << 30, &max_body) || max_body == 0; break;
+        case O_TTFT: bad = cli_parse_u32(a, 3600000, &k.ttft_ms); break;
+        case O_TTFTJ: bad = cli_parse_u32(a, 3600000, &k.ttft_jitter_ms); break;
+        case O_ITL: bad = cli_parse_u32(a, 3600000, &k.itl_ms); break;
+        case O_ITLJ: bad = cli_parse_u32(a, 3600000, &k.itl_jitter_ms); break;
         case O_OUTPUT: bad = sim_knobs_parse_output(a, &k) < 0; break;
-        case O_OUTTOK: bad = parse_u32(a, 1000000, &k.output_tokens); break;
-        case O_MAXSEQS: bad = parse_u32(a, 1000000, &k.max_seqs); break;
-        case O_MAXQ: bad = parse_u32(a, 1000000, &k.max_queue); break;
+        case O_OUTTOK: bad = cli_parse_u32(a, 1000000, &k.output_tokens); break;
+        case O_MAXSEQS: bad = cli_parse_u32(a, 1000000, &k.max_seqs); break;
+        case O_MAXQ: bad = cli_parse_u32(a, 1000000, &k.max_queue); break;
         case O_FAIL: bad = parse_rate(a, &k.fail_rate); break;
         case O_RESET: bad = parse_rate(a, &k.reset_rate); break;
         case O_STALL: bad = parse_rate(a, &k.stall_rate); break;

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/cli_num.h"
 #include "core/buf.h"
 #include "core/json.h"
 #include "train/orders_data.h"
@@ -62,9 +63,10 @@ int cmd_train(int argc, char **argv) {
                                        {"stop-at", 1, 0, 'T'},
                                        {"help", 0, 0, 'h'},
                                        {0, 0, 0, 0}};
-    int ch;
+    int ch, idx = -1;
     optind = 1;
-    while ((ch = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, "h", lo, &idx)) != -1) {
+        int bad = 0;
         switch (ch) {
         case 'm':
             o.menu = optarg;
@@ -73,43 +75,43 @@ int cmd_train(int argc, char **argv) {
             o.out = optarg;
             break;
         case 's':
-            o.steps = atoi(optarg);
+            bad = cli_parse_int(optarg, 0, 1 << 30, &o.steps);
             break;
         case 'b':
-            o.batch = atoi(optarg);
+            bad = cli_parse_int(optarg, 0, 1 << 30, &o.batch);
             break;
         case 'l':
-            o.lr = strtof(optarg, NULL);
+            bad = cli_parse_float(optarg, 0.0f, 10.0f, &o.lr);
             break;
         case 'L':
-            o.min_lr = strtof(optarg, NULL);
+            bad = cli_parse_float(optarg, 0.0f, 10.0f, &o.min_lr);
             break;
         case 'w':
-            o.warmup = atoi(optarg);
+            bad = cli_parse_int(optarg, 0, 1 << 30, &o.warmup);
             break;
         case 'd':
-            o.model.dim = atoi(optarg);
+            bad = cli_parse_int(optarg, 0, 1 << 30, &o.model.dim);
             break;
         case 'y':
-            o.model.n_layer = atoi(optarg);
+            bad = cli_parse_int(optarg, 0, 1 << 30, &o.model.n_layer);
             break;
         case 'H':
-            o.model.n_head = atoi(optarg);
+            bad = cli_parse_int(optarg, 0, 1 << 30, &o.model.n_head);
             break;
         case 'f':
-            o.model.ff = atoi(optarg);
+            bad = cli_parse_int(optarg, 0, 1 << 30, &o.model.ff);
             break;
         case 'c':
-            o.model.ctx = atoi(optarg);
+            bad = cli_parse_int(optarg, 0, 1 << 30, &o.model.ctx);
             break;
         case 'v':
-            o.vocab_size = atoi(optarg);
+            bad = cli_parse_int(optarg, 0, 1 << 30, &o.vocab_size);
             break;
         case 't':
-            o.threads = atoi(optarg);
+            bad = cli_parse_int(optarg, 0, 1 << 30, &o.threads);
             break;
         case 'S':
-            o.seed = strtoull(optarg, NULL, 10);
+            bad = cli_parse_u64(optarg, &o.seed);
             break;
         case 'k':
             o.ckpt = optarg;
@@ -121,19 +123,24 @@ int cmd_train(int argc, char **argv) {
             o.f16 = 1;
             break;
         case 'g':
-            o.log_every = atoi(optarg);
+            bad = cli_parse_int(optarg, 0, 1 << 30, &o.log_every);
             break;
         case 'T':
-            o.stop_at = atoi(optarg);
+            bad = cli_parse_int(optarg, 0, 1 << 30, &o.stop_at);
             break;
         case 'K':
-            o.ckpt_every = atoi(optarg);
+            bad = cli_parse_int(optarg, 0, 1 << 30, &o.ckpt_every);
             break;
         case 'h':
             train_usage(stdout);
             return 0;
         default:
             train_usage(stderr);
+            return 2;
+        }
+        if (bad) {
+            fprintf(stderr, "tollgate train: --%s wants a number, not '%s' (see tollgate train --help)\n",
+                    lo[idx].name, optarg);
             return 2;
         }
     }
@@ -148,8 +155,8 @@ int cmd_train(int argc, char **argv) {
 
 int cmd_traingen(int argc, char **argv) {
     const char *menu_path = NULL, *out_path = NULL;
-    unsigned long long seed = 1;
-    long count = 1000;
+    uint64_t seed = 1;
+    int64_t count = 1000;
     int test = 0, ch;
     static const struct option lo[] = {
         {"menu", 1, 0, 'm'}, {"seed", 1, 0, 's'}, {"count", 1, 0, 'n'}, {"out", 1, 0, 'o'},
@@ -161,10 +168,17 @@ int cmd_traingen(int argc, char **argv) {
             menu_path = optarg;
             break;
         case 's':
-            seed = strtoull(optarg, NULL, 10);
+            if (cli_parse_u64(optarg, &seed)) {
+                fprintf(stderr, "tollgate traingen: --seed wants a non-negative integer, not '%s'\n", optarg);
+                return 2;
+            }
             break;
         case 'n':
-            count = atol(optarg);
+            if (cli_parse_i64(optarg, 1, 100000000, &count)) {
+                fprintf(stderr, "tollgate traingen: --count wants an integer from 1 to 100000000, not '%s'\n",
+                        optarg);
+                return 2;
+            }
             break;
         case 'o':
             out_path = optarg;
