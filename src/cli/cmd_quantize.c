@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/cli_num.h"
 #include "engine/quant.h"
 #include "model/gguf.h"
 
@@ -282,13 +283,10 @@ static int parse_args(int argc, char **argv, qopts_t *o) {
         } else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) {
             o->quiet = 1;
         } else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
-            char *end;
-            long v = i + 1 < argc ? strtol(argv[i + 1], &end, 10) : 0;
-            if (i + 1 >= argc || *end || v < 1 || v > 256) {
+            if (i + 1 >= argc || cli_parse_int(argv[i + 1], 1, 256, &o->threads)) {
                 fprintf(stderr, "quantize: %s needs a thread count from 1 to 256\n", a);
                 return -1;
             }
-            o->threads = (int)v;
             i++;
         } else if (a[0] == '-' && a[1]) {
             fprintf(stderr, "quantize: unknown option '%s'; see 'tollgate quantize --help'\n", a);

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/cli_num.h"
 #include "cli/up_config.h"
 
 #define UP_MAX_CHILDREN 5
@@ -415,7 +416,7 @@ int cmd_up(int argc, char **argv) {
     const char *config = "examples/tollgate.yaml", *model = NULL, *db = UP_DEFAULT_DB;
     const char *ttft = "40", *itl = "10", *upstream_url = NULL, *upstream_model = NULL;
     const char *prompt = NULL;
-    long port_base = -1;
+    int port_base = -1;
     static const struct option opts[] = {
         {"config", required_argument, NULL, 'c'},
         {"model", required_argument, NULL, 'm'},
@@ -430,7 +431,6 @@ int cmd_up(int argc, char **argv) {
         {NULL, 0, NULL, 0},
     };
     int o;
-    char *end;
     while ((o = getopt_long(argc, argv, "c:m:h", opts, NULL)) != -1) {
         switch (o) {
         case 'c':
@@ -458,9 +458,7 @@ int cmd_up(int argc, char **argv) {
             prompt = optarg;
             break;
         case 'b':
-            port_base = strtol(optarg, &end, 10);
-            if (*end || end == optarg || port_base < 0 || port_base > 65535 - 5 ||
-                (port_base > 0 && port_base < 1024)) {
+            if (cli_parse_int(optarg, 0, 65535 - 5, &port_base) || (port_base > 0 && port_base < 1024)) {
                 fprintf(stderr,
                         "tollgate up: --port-base %s: expected 0 (any free ports) or "
                         "1024-65530\n",
@@ -519,7 +517,7 @@ int cmd_up(int argc, char **argv) {
             return 1;
         }
     } else if (port_base > 0) {
-        int b = (int)port_base;
+        int b = port_base;
         pt = (up_ports_t){b, b + 1, b + 2, b + 3, b + 4, b + 5};
     }
     /* A port already taken would let a stranger answer our health checks. */
