@@ -151,6 +151,45 @@ static void check_matmat(int threads) {
     tpool_free(pool);
 }
 
+/* Products big enough for several chunks per thread (decode: one range per thread in
+ * chunks of up to 128 rows, the decode kernel's four streams a quarter-chunk apart and a
+ * remainder pass; prompt: multi-row tiles): matmat against matvec, 1-3 threads. */
+static void check_matmat_big(void) {
+    const int ktypes[] = {GGML_TYPE_Q4_K, GGML_TYPE_Q5_K, GGML_TYPE_Q6_K};
+    const int Ts[] = {1, 2, 5};
+    for (size_t ti = 0; ti < sizeof ktypes / sizeof ktypes[0]; ti++) {
+        int type = ktypes[ti], bad = 0;
+        int64_t rows = 16 * 40 + 7, cols = 768;
+        size_t rb = ggml_row_bytes(type, cols);
+        model_tensor_t W = {.type = type, .rows = rows, .cols = cols, .row_bytes = rb};
+        uint8_t *w = make_weights(type, rows, cols, 1);
+        W.data = w;
+        float *X = malloc(sizeof(float) * cols * 5), *Y = malloc(sizeof(float) * rows * 5), *y1 = malloc(sizeof(float) * rows);
+        void *xq = malloc(matvec_xq_bytes(type, cols) * 5), *xq1 = malloc(matvec_xq_bytes(type, cols));
+        for (int64_t i = 0; i < cols * 5; i++) X[i] = rnd_f();
+        for (int threads = 1; threads <= 3; threads++) {
+            tpool_t *pool = NULL;
+            CHECK_EQ_INT(tpool_new(threads, &pool), 0);
+            for (size_t k = 0; k < sizeof Ts / sizeof Ts[0]; k++) {
+                int T = Ts[k];
+                int64_t chunk = matmat_chunk_rows(&W, T, threads);
+                CHECK_MSG(chunk % 16 == 0 && chunk >= 16 && chunk <= 128, "chunk %lld", (long long)chunk);
+                memset(Y, 0xff, sizeof(float) * rows * 5);
+                matmat(pool, &W, X, cols, T, Y, rows, xq, 0);
+                for (int t = 0; t < T; t++) {
+                    matvec(&W, X + t * cols, y1, xq1, 0);
+                    for (int64_t r = 0; r < rows; r++) bad += !same_bits(y1[r], Y[t * rows + r]);
+                }
+            }
+            tpool_free(pool);
+        }
+        /* decode on 2 threads: the thread's ranges are long chunks */
+        CHECK_EQ_INT((int)matmat_chunk_rows(&W, 1, 2), 128);
+        CHECK_MSG(bad == 0, "big matmat type %d: %d results differ from matvec", type, bad);
+        free(w), free(X), free(Y), free(y1), free(xq), free(xq1);
+    }
+}
+
 int main(void) {
     const char *names[] = {"scalar", "avx2", "avx512"};
     for (int i = 0; i < 3; i++) {
@@ -165,5 +204,6 @@ int main(void) {
     check_matmat(1);
     check_matmat(2);
     check_matmat(3);
+    check_matmat_big();
     return check_summary("test_quant_tile");
 }
