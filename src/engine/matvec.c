@@ -257,17 +257,22 @@ typedef struct mm_seg {
     int64_t end;                     /* one past its last chunk */
 } mm_seg_t;
 
+/* Matrices one matmat_multi call takes at most. */
+#define MM_MAX_W 4
+
 typedef struct mm_job {
     const quant_kernels_t *k;
-    const model_tensor_t *W;
+    int nw;                               /* matrices, all with the same columns */
+    const model_tensor_t *W[MM_MAX_W];
+    float *Y[MM_MAX_W];
+    int64_t chunk[MM_MAX_W];              /* weight rows per claim, per matrix */
+    int64_t first[MM_MAX_W + 1];          /* matrix m's chunks are first[m] .. first[m+1]-1 */
     const float *X;
-    float *Y;
     uint8_t *xq;      /* T rows of xq_stride bytes, or NULL: X is used as it is (F32) */
     size_t xq_stride;
-    size_t ldx, ldy;  /* floats between rows of X, of Y */
+    size_t ldx, ldy;  /* floats between rows of X, of each Y */
     int T, prompt, vt;
     atomic_int next;  /* the next activation row to quantize */
-    int64_t chunk;    /* weight rows per claim */
     int nseg;         /* ranges of chunks; thread ith starts on range ith % nseg */
     mm_seg_t seg[MM_MAX_SEGS];
 } mm_job_t;
@@ -277,7 +282,7 @@ static void mm_quantize(void *a, int ith) {
     mm_job_t *j = a;
     (void)ith;
     for (int t; (t = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed)) < j->T;)
-        j->k->quantize_act(j->vt, j->X + (size_t)t * j->ldx, j->xq + (size_t)t * j->xq_stride, j->W->cols);
+        j->k->quantize_act(j->vt, j->X + (size_t)t * j->ldx, j->xq + (size_t)t * j->xq_stride, j->W[0]->cols);
 }
 
 /* Each thread claims chunks of weight rows, first from its own range, then from the
@@ -286,18 +291,22 @@ static void mm_quantize(void *a, int ith) {
  * T activation rows as one tile (the kernel reads each weight block once per group of
  * activation rows). With one activation row every thread owns one contiguous range, so
  * each core streams its weights in order (the hardware prefetcher follows one stream
- * per core) instead of interleaving 16-row chunks with the other threads. */
+ * per core) instead of interleaving 16-row chunks with the other threads. The chunks
+ * of several matrices are numbered one after the other. */
 static void mm_rows(void *a, int ith) {
     mm_job_t *j = a;
-    const model_tensor_t *W = j->W;
     const void *xv = j->xq ? (const void *)j->xq : (const void *)j->X;
     size_t xstride = j->xq ? j->xq_stride : j->ldx * sizeof(float);
     for (int s = 0; s < j->nseg; s++) {
         mm_seg_t *g = &j->seg[(ith + s) % j->nseg];
         for (int64_t c; (c = atomic_fetch_add_explicit(&g->next, 1, memory_order_relaxed)) < g->end;) {
-            int64_t rb = c * j->chunk, re = rb + j->chunk < W->rows ? rb + j->chunk : W->rows;
+            int m = 0;
+            while (c >= j->first[m + 1]) m++;
+            const model_tensor_t *W = j->W[m];
+            int64_t rb = (c - j->first[m]) * j->chunk[m];
+            int64_t re = rb + j->chunk[m] < W->rows ? rb + j->chunk[m] : W->rows;
             j->k->dot_tile(W->type, W->cols, (const uint8_t *)W->data + rb * W->row_bytes, W->row_bytes,
-                           (int)(re - rb), xv, xstride, j->T, j->Y + rb, j->ldy, j->prompt);
+                           (int)(re - rb), xv, xstride, j->T, j->Y[m] + rb, j->ldy, j->prompt);
         }
     }
 }
@@ -321,38 +330,66 @@ int64_t matmat_chunk_rows(const model_tensor_t *W, int T, int nth) {
 /* Chunks and ranges for nth threads: one shared range with several activation rows,
  * one range per thread with one. */
 static void mm_plan(mm_job_t *j, int nth) {
-    int64_t chunk = matmat_chunk_rows(j->W, j->T, nth);
+    j->first[0] = 0;
+    for (int m = 0; m < j->nw; m++) {
+        j->chunk[m] = matmat_chunk_rows(j->W[m], j->T, nth);
+        j->first[m + 1] = j->first[m] + (j->W[m]->rows + j->chunk[m] - 1) / j->chunk[m];
+    }
+    int64_t nchunk = j->first[j->nw];
     int nseg = j->T > 1 ? 1 : nth < MM_MAX_SEGS ? nth : MM_MAX_SEGS;
-    int64_t nchunk = (j->W->rows + chunk - 1) / chunk;
     if (nseg > nchunk) nseg = nchunk > 0 ? (int)nchunk : 1;
-    j->chunk = chunk, j->nseg = nseg;
+    j->nseg = nseg;
     for (int s = 0; s < nseg; s++) {
         atomic_init(&j->seg[s].next, nchunk * s / nseg);
         j->seg[s].end = nchunk * (s + 1) / nseg;
     }
 }
 
-void matmat(tpool_t *pool, const model_tensor_t *W, const float *X, size_t ldx, int T, float *Y,
-            size_t ldy, void *xq, int prompt) {
-    mm_job_t j = {.k = quant_kernels(), .W = W, .X = X, .Y = Y, .T = T, .prompt = prompt,
-                  .ldx = ldx, .ldy = ldy,
-                  .vt = quant_vec_dot_type(W->type)};
-    if (j.vt != GGML_TYPE_F32) {
-        j.xq = xq;
-        j.xq_stride = matvec_xq_bytes(W->type, W->cols);
-        if (T > 1)
-            tpool_run(pool, mm_quantize, &j);
+/* One quantization of X, one fork-join over the rows of all nw matrices. */
+static void mm_run(tpool_t *pool, mm_job_t *j, void *xq) {
+    const model_tensor_t *W0 = j->W[0];
+    int64_t rows = 0;
+    for (int m = 0; m < j->nw; m++) rows += j->W[m]->rows;
+    if (j->vt != GGML_TYPE_F32) {
+        j->xq = xq;
+        j->xq_stride = matvec_xq_bytes(W0->type, W0->cols);
+        if (j->T > 1)
+            tpool_run(pool, mm_quantize, j);
         else
-            mm_quantize(&j, 0);
+            mm_quantize(j, 0);
     }
     /* small products are not worth waking the workers for */
-    if (W->rows * (int64_t)T < 2 * MM_ROW_BLOCK) {
-        mm_plan(&j, 1);
-        mm_rows(&j, 0);
+    if (rows * (int64_t)j->T < 2 * MM_ROW_BLOCK) {
+        mm_plan(j, 1);
+        mm_rows(j, 0);
     } else {
-        mm_plan(&j, tpool_size(pool));
-        tpool_run(pool, mm_rows, &j);
+        mm_plan(j, tpool_size(pool));
+        tpool_run(pool, mm_rows, j);
     }
+}
+
+void matmat(tpool_t *pool, const model_tensor_t *W, const float *X, size_t ldx, int T, float *Y,
+            size_t ldy, void *xq, int prompt) {
+    mm_job_t j = {.k = quant_kernels(), .nw = 1, .W = {W}, .Y = {Y}, .X = X, .T = T, .prompt = prompt,
+                  .ldx = ldx, .ldy = ldy, .vt = quant_vec_dot_type(W->type)};
+    mm_run(pool, &j, xq);
+}
+
+void matmat_multi(tpool_t *pool, const model_tensor_t *const *Ws, int nw, const float *X, size_t ldx, int T,
+                  float *const *Ys, size_t ldy, void *xq, int prompt) {
+    mm_job_t j = {.k = quant_kernels(), .nw = nw, .X = X, .T = T, .prompt = prompt, .ldx = ldx, .ldy = ldy,
+                  .vt = quant_vec_dot_type(Ws[0]->type)};
+    int shared = nw <= MM_MAX_W;
+    for (int m = 0; m < nw && shared; m++) {
+        shared = Ws[m]->cols == Ws[0]->cols && quant_vec_dot_type(Ws[m]->type) == j.vt &&
+                 matvec_xq_bytes(Ws[m]->type, Ws[m]->cols) == matvec_xq_bytes(Ws[0]->type, Ws[0]->cols);
+        j.W[m] = Ws[m], j.Y[m] = Ys[m];
+    }
+    if (!shared) { /* activations converted differently: one product at a time */
+        for (int m = 0; m < nw; m++) matmat(pool, Ws[m], X, ldx, T, Ys[m], ldy, xq, prompt);
+        return;
+    }
+    mm_run(pool, &j, xq);
 }
 
 void matvec_mt(tpool_t *pool, const model_tensor_t *W, const float *x, float *y, void *xq, int prompt) {

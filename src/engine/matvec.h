@@ -42,6 +42,14 @@ void matvec_mt(tpool_t *pool, const model_tensor_t *W, const float *x, float *y,
 void matmat(tpool_t *pool, const model_tensor_t *W, const float *X, size_t ldx, int T, float *Y,
             size_t ldy, void *xq, int prompt);
 
+/* matmat of nw matrices with the same columns and the same input at once: Ys[m] (T,
+ * Ws[m]->rows, rows ldy floats apart) = X . Ws[m]^T, each bit for bit as matmat. X is
+ * converted once, and one fork-join of the pool covers the rows of all the matrices
+ * (Q, K and V; gate and up): a decode step wakes the workers fewer times. Matrices
+ * whose activations are converted differently go one by one. */
+void matmat_multi(tpool_t *pool, const model_tensor_t *const *Ws, int nw, const float *X, size_t ldx, int T,
+                  float *const *Ys, size_t ldy, void *xq, int prompt);
+
 /* Weight rows per claim matmat makes with T activation rows on nth threads (a multiple
  * of 16): with one activation row, up to 128 (every thread owns one contiguous range of
  * W and goes through it in such chunks, then helps with the others' ranges); with
