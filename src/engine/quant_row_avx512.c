@@ -67,15 +67,24 @@ QR_INLINE __m256 qr_half(__m512 v, int h) {
 
 /* ---- Q4_K ----------------------------------------------------------------------- */
 
-/* The 8 six-bit scales and the 8 mins of a Q4_K block, one byte each (sub-block
- * order), from the 12 packed bytes (layout in quant_blocks.h). */
-QR_INLINE void qr_k_scales(const uint8_t *s, uint64_t *sc, uint64_t *mn) {
-    uint32_t a, b, c;
-    memcpy(&a, s, 4), memcpy(&b, s + 4, 4), memcpy(&c, s + 8, 4);
-    uint32_t sc_hi = (c & 0x0f0f0f0fu) | ((a >> 2) & 0x30303030u);
-    uint32_t mn_hi = ((c >> 4) & 0x0f0f0f0fu) | ((b >> 2) & 0x30303030u);
-    *sc = (uint64_t)(a & 0x3f3f3f3fu) | (uint64_t)sc_hi << 32;
-    *mn = (uint64_t)(b & 0x3f3f3f3fu) | (uint64_t)mn_hi << 32;
+/* The 8 six-bit scales and the 8 mins of four Q4_K blocks, one byte each (sub-block
+ * order): per 128-bit lane, from the block's first 16 bytes (d, dmin, then the 12 packed
+ * bytes s[0..11], layout in quant_blocks.h), bytes 0-7 the scales, 8-15 the mins:
+ *   sc[i] = s[i] & 63,      sc[4+i] = (s[8+i] & 15) | (s[i] >> 6) << 4,
+ *   mn[i] = s[4+i] & 63,    mn[4+i] = (s[8+i] >> 4) | (s[4+i] >> 6) << 4   (i < 4).
+ * Two byte shuffles gather the sources of every byte, shifts and masks do the rest: the
+ * four rows' scales in a few vector instructions instead of scalar work per row. */
+QR_INLINE __m512i qr_k_scales4(__m512i hd) {
+    const __m512i ia = _mm512_broadcast_i32x4(_mm_setr_epi8(4, 5, 6, 7, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15));
+    const __m512i ib = _mm512_broadcast_i32x4(
+        _mm_setr_epi8(-128, -128, -128, -128, 4, 5, 6, 7, -128, -128, -128, -128, 8, 9, 10, 11));
+    const __m512i m1 = _mm512_broadcast_i32x4(_mm_setr_epi8(63, 63, 63, 63, 15, 15, 15, 15, 63, 63, 63, 63, 15, 15, 15, 15));
+    const __m512i m2 = _mm512_broadcast_i32x4(_mm_setr_epi8(0, 0, 0, 0, 0x30, 0x30, 0x30, 0x30, 0, 0, 0, 0, 0x30, 0x30, 0x30, 0x30));
+    __m512i a = _mm512_shuffle_epi8(hd, ia); /* s[0..3], s[8..11], s[4..7], s[8..11] */
+    /* the high mins take the high nibble of s[8+i]: bytes 12-15 of every lane */
+    a = _mm512_mask_blend_epi8(0xf000f000f000f000ull, a, _mm512_srli_epi16(a, 4));
+    __m512i t = _mm512_and_si512(_mm512_srli_epi16(_mm512_shuffle_epi8(hd, ib), 2), m2);
+    return _mm512_ternarylogic_epi32(a, m1, t, 0xEA); /* (a & m1) | t */
 }
 
 /* Four Q4_K rows (nb blocks each, w[r]) against one Q8_K activation row x.
@@ -102,6 +111,11 @@ QR_INLINE void qr_q4k_rows(int64_t nb, const uint8_t *const *w, const block_q8_K
     const __m512i didx01 = _mm512_inserti64x4(_mm512_set1_epi32(0), _mm256_set1_epi32(2), 1);
     const __m512i didx23 = _mm512_inserti64x4(_mm512_set1_epi32(4), _mm256_set1_epi32(6), 1);
     const __m512i midx = _mm512_set_epi32(7, 7, 7, 7, 5, 5, 5, 5, 3, 3, 3, 3, 1, 1, 1, 1);
+    /* the first dword (d, dmin) of each 128-bit lane */
+    const __m512i didx = _mm512_set_epi32(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 12, 8, 4, 0);
+    /* bytes 8..15 of each lane (the mins) as zero-extended words */
+    const __m512i mnidx = _mm512_broadcast_i32x4(_mm_setr_epi8(8, -128, 9, -128, 10, -128, 11, -128, 12, -128, 13,
+                                                               -128, 14, -128, 15, -128));
     const __m512i z = _mm512_setzero_si512();
     __m512 acc01 = _mm512_setzero_ps(), acc23 = _mm512_setzero_ps(), accm = _mm512_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
@@ -116,22 +130,23 @@ QR_INLINE void qr_q4k_rows(int64_t nb, const uint8_t *const *w, const block_q8_K
             _mm_packs_epi32(_mm256_castsi256_si128(q8s32), _mm256_extracti128_si256(q8s32, 1)));
         const uint8_t *wb[QR_ROWS];
         QR_UNROLL for (int r = 0; r < QR_ROWS; r++) wb[r] = w[r] + (size_t)b * sizeof(block_q4_K);
-        /* (d, dmin) are the first 4 bytes of a block */
-        uint32_t hd[QR_ROWS];
-        QR_UNROLL for (int r = 0; r < QR_ROWS; r++) memcpy(&hd[r], wb[r], 4);
-        __m512 h = _mm512_castps256_ps512(_mm256_cvtph_ps(_mm_setr_epi32((int)hd[0], (int)hd[1], (int)hd[2], (int)hd[3])));
+        /* the 16-byte heads (d, dmin, 12 packed scale bytes) of the four blocks, one per
+         * 128-bit lane; R: per lane the 8 scales then the 8 mins, one byte each */
+        __m512i hd = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)wb[0]));
+        hd = _mm512_inserti32x4(hd, _mm_loadu_si128((const __m128i *)wb[1]), 1);
+        hd = _mm512_inserti32x4(hd, _mm_loadu_si128((const __m128i *)wb[2]), 2);
+        hd = _mm512_inserti32x4(hd, _mm_loadu_si128((const __m128i *)wb[3]), 3);
+        __m512i R = qr_k_scales4(hd);
+        __m512 h = _mm512_castps256_ps512(_mm256_cvtph_ps(_mm512_castsi512_si128(_mm512_permutexvar_epi32(didx, hd))));
         const __m512 xd = _mm512_set1_ps(xb->d);
         /* d = x.d * w.d and dmin = -x.d * w.dmin, as the definition */
         __m512 d01 = _mm512_mul_ps(xd, _mm512_permutexvar_ps(didx01, h));
         __m512 d23 = _mm512_mul_ps(xd, _mm512_permutexvar_ps(didx23, h));
         __m512 dm = _mm512_mul_ps(_mm512_set1_ps(-xb->d), _mm512_permutexvar_ps(midx, h));
         __m512i L[QR_ROWS];
-        uint64_t mn[QR_ROWS];
         QR_UNROLL for (int r = 0; r < QR_ROWS; r++) {
             const block_q4_K *blk = (const block_q4_K *)wb[r];
-            uint64_t sc;
-            qr_k_scales(blk->scales, &sc, &mn[r]);
-            __m512i scb = _mm512_set1_epi64((long long)sc);
+            __m512i scb = _mm512_shuffle_i32x4(R, R, 0x55 * r); /* row r's lane everywhere */
             __m512i q0 = _mm512_loadu_si512(blk->qs), q1 = _mm512_loadu_si512(blk->qs + 64);
             __m512i a = _mm512_dpbusd_epi32(z, _mm512_and_si512(q0, lo4), x0);
             __m512i c = _mm512_dpbusd_epi32(z, _mm512_and_si512(_mm512_srli_epi16(q0, 4), lo4), x1);
@@ -142,8 +157,8 @@ QR_INLINE void qr_q4k_rows(int64_t nb, const uint8_t *const *w, const block_q8_K
         }
         acc01 = _mm512_fmadd_ps(d01, _mm512_cvtepi32_ps(qr_fold_pair(L[0], L[1])), acc01);
         acc23 = _mm512_fmadd_ps(d23, _mm512_cvtepi32_ps(qr_fold_pair(L[2], L[3])), acc23);
-        __m512i mw = _mm512_cvtepu8_epi16(_mm256_set_epi64x((long long)mn[3], (long long)mn[2], (long long)mn[1],
-                                                            (long long)mn[0]));
+        /* the mins as words, row r's in lane r */
+        __m512i mw = _mm512_shuffle_epi8(R, mnidx);
         accm = _mm512_fmadd_ps(dm, _mm512_cvtepi32_ps(_mm512_madd_epi16(mw, q8s)), accm);
     }
     __m128 m[QR_ROWS] = {_mm512_extractf32x4_ps(accm, 0), _mm512_extractf32x4_ps(accm, 1),
