@@ -11,6 +11,7 @@
 #include "bench/membw.h"
 #include "cli/cli.h"
 #include "engine/forward.h"
+#include "engine/matvec.h"
 #include "engine/model.h"
 #include "engine/quant.h"
 #include "engine/quant_blocks.h"
@@ -23,6 +24,7 @@ static void usage(FILE *o) {
             "usage: tollgate perf gen --shape tinyllama|mistral7b -o FILE.gguf [--seed N]\n"
             "       tollgate perf bw [--threads N] [--mib M]\n"
             "       tollgate perf run -m FILE.gguf [--threads N] [--prompt P] [--gen G]\n"
+            "       tollgate perf decode [--threads N] [--mib M] [--type Q4_K|Q6_K] [--cols C]\n"
             "       tollgate perf kernels [--rows R] [--cols C] [--type T] [--tokens N,N,..]\n"
             "                             [--kernels scalar|avx2|avx512]\n"
             "\n"
@@ -33,6 +35,9 @@ static void usage(FILE *o) {
             "        M MiB per thread [512]\n"
             "  run   time a P-token prompt [512] and G decoded tokens [128] on N threads [2];\n"
             "        prints one line of key=value figures\n"
+            "  decode  one activation row times a random M MiB [512] matrix of T [Q4_K], C [4096]\n"
+            "        columns, through matvec_mt on N threads [2] (the decode product, out of\n"
+            "        cache): weight GB/s of wall time, to compare with bw at the same N\n"
             "  kernels  one thread's CPU time per weight product, every kernel set side by side:\n"
             "        an R x C matrix [2048 x 2048] of Q4_K, Q5_K, Q6_K, Q8_0, Q4_0 (or only type T)\n"
             "        times each count of activation rows in the list [1,32] (at most 32), for\n"
@@ -248,6 +253,49 @@ out:
     return rc;
 }
 
+/* ---- decode product out of cache ------------------------------------------------ */
+
+static int perf_decode(int threads, int mib, const char *type_name, int64_t cols) {
+    int type = type_name && !strcasecmp(type_name, "Q6_K") ? GGML_TYPE_Q6_K : GGML_TYPE_Q4_K;
+    if ((type_name && strcasecmp(type_name, "Q6_K") && strcasecmp(type_name, "Q4_K")) || cols % QUANT_QK_K) {
+        fprintf(stderr, "tollgate perf decode: --type Q4_K or Q6_K, --cols a multiple of %d\n", QUANT_QK_K);
+        return 2;
+    }
+    size_t rb = ggml_row_bytes(type, cols), size;
+    int64_t rows = (int64_t)(((size_t)mib << 20) / rb);
+    rng_state = 0x9e3779b97f4a7c15ull;
+    void *data = random_matrix(type, rows, cols, &size);
+    model_tensor_t W = {.data = data, .type = type, .rows = rows, .cols = cols, .row_bytes = rb};
+    float *x = malloc(sizeof(float) * (size_t)cols), *y = malloc(sizeof(float) * (size_t)rows);
+    void *xq = malloc(matvec_xq_bytes(type, cols));
+    tpool_t *pool = NULL;
+    int rc = 1;
+    if (!W.data || !x || !y || !xq || tpool_new(threads, &pool)) {
+        fprintf(stderr, "tollgate perf decode: out of memory\n");
+        goto out;
+    }
+    for (int64_t c = 0; c < cols; c++) x[c] = (float)((int64_t)(rnd64() % 2001) - 1000) * 1e-3f;
+    matvec_mt(pool, &W, x, y, xq, 0); /* warm: page faults, worker wake-up */
+    struct rusage r0, r1;
+    getrusage(RUSAGE_SELF, &r0);
+    double t0 = now_s(), t;
+    int reps = 0;
+    do {
+        matvec_mt(pool, &W, x, y, xq, 0);
+        reps++;
+    } while ((t = now_s() - t0) < 2.0);
+    getrusage(RUSAGE_SELF, &r1);
+    printf("perf: decode type=%s rows=%lld cols=%lld mib=%.0f threads=%d kernels=%s ms_per_product=%.2f "
+           "weight_gbps=%.2f cpu_s_per_product=%.4f\n",
+           ggml_type_name(type), (long long)rows, (long long)cols, (double)size / (1 << 20), tpool_size(pool),
+           quant_kernels()->name, t / reps * 1e3, (double)size * reps / t / 1e9, (cpu_s(&r1) - cpu_s(&r0)) / reps);
+    rc = 0;
+out:
+    tpool_free(pool);
+    free(data), free(x), free(y), free(xq);
+    return rc;
+}
+
 /* ---- kernels side by side ------------------------------------------------------- */
 
 static double thread_cpu_s(void) {
@@ -256,17 +304,20 @@ static double thread_cpu_s(void) {
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-/* One kernel set on one matrix: the tiles of matmat (blocks of 16 weight rows times all
- * T activation rows) on this thread, repeated for at least 0.3 CPU-seconds. */
+/* One kernel set on one matrix: the tiles of matmat (its chunks of weight rows for two
+ * threads, times all T activation rows) on this thread, repeated for at least 0.3
+ * CPU-seconds. */
 static double time_tiles(const quant_kernels_t *k, int type, int64_t rows, int64_t cols, const void *w,
                          const void *xq, size_t xs, int T, float *y) {
     size_t rb = ggml_row_bytes(type, cols);
+    model_tensor_t W = {.data = w, .type = type, .rows = rows, .cols = cols, .row_bytes = rb};
+    int64_t chunk = matmat_chunk_rows(&W, T, 2);
     int reps = 0;
     double t0 = thread_cpu_s(), t;
     do {
-        for (int64_t r = 0; r < rows; r += 16)
-            k->dot_tile(type, cols, (const uint8_t *)w + r * rb, rb, rows - r < 16 ? (int)(rows - r) : 16, xq, xs,
-                        T, y + r, (size_t)rows, 0);
+        for (int64_t r = 0; r < rows; r += chunk)
+            k->dot_tile(type, cols, (const uint8_t *)w + r * rb, rb, rows - r < chunk ? (int)(rows - r) : (int)chunk,
+                        xq, xs, T, y + r, (size_t)rows, 0);
         reps++;
     } while ((t = thread_cpu_s() - t0) < 0.3);
     return t / reps;
@@ -443,6 +494,7 @@ int cmd_perf(int argc, char **argv) {
         return perf_run(model, threads, n_prompt, n_gen);
     }
     if (!strcmp(what, "kernels")) return perf_kernels(rows, cols, &kopts);
-    fprintf(stderr, "tollgate perf: unknown action %s (gen, bw, run, kernels)\n", what);
+    if (!strcmp(what, "decode")) return perf_decode(threads, mib, kopts.type, cols == 2048 ? 4096 : cols);
+    fprintf(stderr, "tollgate perf: unknown action %s (gen, bw, run, decode, kernels)\n", what);
     return 2;
 }

@@ -79,6 +79,19 @@ static void mm(tpool_t *pool, const model_tensor_t *W, const float *X, size_t ld
     matmat(pool, W, X + (size_t)nd * ldx, ldx, n - nd, Y + (size_t)nd * ldy, ldy, xq, 1);
 }
 
+/* mm of nw matrices that read the same X (Q, K, V; gate, up): one conversion of X and
+ * one fork-join for all (matmat_multi), except for F16 with both kinds of rows. */
+static void mm_multi(tpool_t *pool, const model_tensor_t *const *Ws, int nw, const float *X, size_t ldx, int n,
+                     int nd, float *const *Ys, size_t ldy, void *xq) {
+    int split = 0;
+    for (int m = 0; m < nw; m++) split |= nd != 0 && nd != n && Ws[m]->type == GGML_TYPE_F16;
+    if (!split) {
+        matmat_multi(pool, Ws, nw, X, ldx, n, Ys, ldy, xq, nd < n);
+        return;
+    }
+    for (int m = 0; m < nw; m++) mm(pool, Ws[m], X, ldx, n, nd, Ys[m], ldy, xq);
+}
+
 size_t forward_kv_bytes(const model_hparams_t *hp, int n_ctx) {
     return 2 * (size_t)hp->n_layer * (size_t)n_ctx * hp->n_head_kv * hp->head_dim * sizeof(uint16_t);
 }
@@ -114,9 +127,9 @@ int forward_batch(const model_t *m, forward_state_t *s, const fwd_row_t *rows, i
         if (m->arch == MODEL_ARCH_PHI3) {
             mm(pool, &w->wqkv, s->bxb, Dz, n, nd, s->bqkv, W, s->bxq);
         } else {
-            mm(pool, &w->wq, s->bxb, Dz, n, nd, s->bqkv, W, s->bxq);
-            mm(pool, &w->wk, s->bxb, Dz, n, nd, s->bqkv + D, W, s->bxq);
-            mm(pool, &w->wv, s->bxb, Dz, n, nd, s->bqkv + D + kv_dim, W, s->bxq);
+            const model_tensor_t *ws[3] = {&w->wq, &w->wk, &w->wv};
+            float *ys[3] = {s->bqkv, s->bqkv + D, s->bqkv + D + kv_dim};
+            mm_multi(pool, ws, 3, s->bxb, Dz, n, nd, ys, W, s->bxq);
         }
         for (int t = 0; t < n; t++) {
             const fwd_row_t *r = &rows[t];
@@ -143,8 +156,9 @@ int forward_batch(const model_t *m, forward_state_t *s, const fwd_row_t *rows, i
         if (m->arch == MODEL_ARCH_PHI3) {
             mm(pool, &w->w_up, s->bxb, Dz, n, nd, s->bhb, F2, s->bxq); /* (2F): gate then up */
         } else {
-            mm(pool, &w->w_gate, s->bxb, Dz, n, nd, s->bhb, F2, s->bxq);
-            mm(pool, &w->w_up, s->bxb, Dz, n, nd, s->bhb + F, F2, s->bxq);
+            const model_tensor_t *ws[2] = {&w->w_gate, &w->w_up};
+            float *ys[2] = {s->bhb, s->bhb + F};
+            mm_multi(pool, ws, 2, s->bxb, Dz, n, nd, ys, F2, s->bxq);
         }
         for (int t = 0; t < n; t++) {
             float *gate = s->bhb + t * F2, *up = gate + F;

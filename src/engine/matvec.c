@@ -237,19 +237,44 @@ void matvec(const model_tensor_t *W, const float *x, float *y, void *xq, int pro
 
 /* ---- threaded, dispatched, several activation rows ------------------------------ */
 
-/* Weight rows per cache block: 16 rows of a 4096-wide Q4_K matrix are 36 KiB. */
+/* The unit of weight rows a claim is rounded to: 16 rows of a 4096-wide Q4_K matrix are
+ * 36 KiB. */
 #define MM_ROW_BLOCK 16
+/* Weight rows per claim with one activation row (decode): a thread's range goes in
+ * chunks this long (fewer when the range is shorter). */
+#define MM_DECODE_ROWS 128
+/* With several activation rows, a tile of up to this many weight-row bytes per claim
+ * (it stays in L2 while every token group passes over it), and at most this many rows:
+ * the AVX-512 tile gathers its token groups' activations once per call, so bigger tiles
+ * pay that once for more rows (16-row tiles spent 15% of a prompt on it). */
+#define MM_TILE_BYTES (256 * 1024)
+#define MM_TILE_ROWS 128
+/* Row ranges (one per thread) a decode product is split into. */
+#define MM_MAX_SEGS 16
+
+typedef struct mm_seg {
+    _Alignas(64) atomic_llong next; /* the next unclaimed chunk of this range */
+    int64_t end;                     /* one past its last chunk */
+} mm_seg_t;
+
+/* Matrices one matmat_multi call takes at most. */
+#define MM_MAX_W 4
 
 typedef struct mm_job {
     const quant_kernels_t *k;
-    const model_tensor_t *W;
+    int nw;                               /* matrices, all with the same columns */
+    const model_tensor_t *W[MM_MAX_W];
+    float *Y[MM_MAX_W];
+    int64_t chunk[MM_MAX_W];              /* weight rows per claim, per matrix */
+    int64_t first[MM_MAX_W + 1];          /* matrix m's chunks are first[m] .. first[m+1]-1 */
     const float *X;
-    float *Y;
     uint8_t *xq;      /* T rows of xq_stride bytes, or NULL: X is used as it is (F32) */
     size_t xq_stride;
-    size_t ldx, ldy;  /* floats between rows of X, of Y */
+    size_t ldx, ldy;  /* floats between rows of X, of each Y */
     int T, prompt, vt;
-    atomic_int next;  /* the next unclaimed chunk (activation row, or block of weight rows) */
+    atomic_int next;  /* the next activation row to quantize */
+    int nseg;         /* ranges of chunks; thread ith starts on range ith % nseg */
+    mm_seg_t seg[MM_MAX_SEGS];
 } mm_job_t;
 
 /* Each thread claims activation rows to convert until none is left. */
@@ -257,44 +282,114 @@ static void mm_quantize(void *a, int ith) {
     mm_job_t *j = a;
     (void)ith;
     for (int t; (t = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed)) < j->T;)
-        j->k->quantize_act(j->vt, j->X + (size_t)t * j->ldx, j->xq + (size_t)t * j->xq_stride, j->W->cols);
+        j->k->quantize_act(j->vt, j->X + (size_t)t * j->ldx, j->xq + (size_t)t * j->xq_stride, j->W[0]->cols);
 }
 
-/* Each thread claims blocks of weight rows and computes them for all T activation rows
- * as one tile (the kernel reads each weight block once per group of activation rows). */
+/* Each thread claims chunks of weight rows, first from its own range, then from the
+ * others' (a worker that comes late, or not at all, leaves its range to the others:
+ * the pool does not promise that every thread runs), and computes each chunk for all
+ * T activation rows as one tile (the kernel reads each weight block once per group of
+ * activation rows). With one activation row every thread owns one contiguous range, so
+ * each core streams its weights in order (the hardware prefetcher follows one stream
+ * per core) instead of interleaving 16-row chunks with the other threads. The chunks
+ * of several matrices are numbered one after the other. */
 static void mm_rows(void *a, int ith) {
     mm_job_t *j = a;
-    const model_tensor_t *W = j->W;
-    int64_t nblk = (W->rows + MM_ROW_BLOCK - 1) / MM_ROW_BLOCK;
     const void *xv = j->xq ? (const void *)j->xq : (const void *)j->X;
     size_t xstride = j->xq ? j->xq_stride : j->ldx * sizeof(float);
-    (void)ith;
-    for (int64_t blk; (blk = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed)) < nblk;) {
-        int64_t rb = blk * MM_ROW_BLOCK, re = rb + MM_ROW_BLOCK < W->rows ? rb + MM_ROW_BLOCK : W->rows;
-        j->k->dot_tile(W->type, W->cols, (const uint8_t *)W->data + rb * W->row_bytes, W->row_bytes,
-                       (int)(re - rb), xv, xstride, j->T, j->Y + rb, j->ldy, j->prompt);
+    for (int s = 0; s < j->nseg; s++) {
+        mm_seg_t *g = &j->seg[(ith + s) % j->nseg];
+        for (int64_t c; (c = atomic_fetch_add_explicit(&g->next, 1, memory_order_relaxed)) < g->end;) {
+            int m = 0;
+            while (c >= j->first[m + 1]) m++;
+            const model_tensor_t *W = j->W[m];
+            int64_t rb = (c - j->first[m]) * j->chunk[m];
+            int64_t re = rb + j->chunk[m] < W->rows ? rb + j->chunk[m] : W->rows;
+            j->k->dot_tile(W->type, W->cols, (const uint8_t *)W->data + rb * W->row_bytes, W->row_bytes,
+                           (int)(re - rb), xv, xstride, j->T, j->Y[m] + rb, j->ldy, j->prompt);
+        }
+    }
+}
+
+int64_t matmat_chunk_rows(const model_tensor_t *W, int T, int nth) {
+    int64_t chunk;
+    if (T > 1) {
+        chunk = (int64_t)(MM_TILE_BYTES / (W->row_bytes ? W->row_bytes : 1));
+        int64_t fair = W->rows / (4 * (int64_t)nth); /* several chunks per thread for balance */
+        if (chunk > fair) chunk = fair;
+        if (chunk > MM_TILE_ROWS) chunk = MM_TILE_ROWS;
+    } else {
+        /* long chunks: the decode kernel's four streams each run through a quarter of
+         * a chunk (quant_row_avx512.c) */
+        chunk = W->rows / nth < MM_DECODE_ROWS ? W->rows / nth : MM_DECODE_ROWS;
+    }
+    chunk = chunk / MM_ROW_BLOCK * MM_ROW_BLOCK;
+    return chunk < MM_ROW_BLOCK ? MM_ROW_BLOCK : chunk;
+}
+
+/* Chunks and ranges for nth threads: one shared range with several activation rows,
+ * one range per thread with one. */
+static void mm_plan(mm_job_t *j, int nth) {
+    j->first[0] = 0;
+    for (int m = 0; m < j->nw; m++) {
+        j->chunk[m] = matmat_chunk_rows(j->W[m], j->T, nth);
+        j->first[m + 1] = j->first[m] + (j->W[m]->rows + j->chunk[m] - 1) / j->chunk[m];
+    }
+    int64_t nchunk = j->first[j->nw];
+    int nseg = j->T > 1 ? 1 : nth < MM_MAX_SEGS ? nth : MM_MAX_SEGS;
+    if (nseg > nchunk) nseg = nchunk > 0 ? (int)nchunk : 1;
+    j->nseg = nseg;
+    for (int s = 0; s < nseg; s++) {
+        atomic_init(&j->seg[s].next, nchunk * s / nseg);
+        j->seg[s].end = nchunk * (s + 1) / nseg;
+    }
+}
+
+/* One quantization of X, one fork-join over the rows of all nw matrices. */
+static void mm_run(tpool_t *pool, mm_job_t *j, void *xq) {
+    const model_tensor_t *W0 = j->W[0];
+    int64_t rows = 0;
+    for (int m = 0; m < j->nw; m++) rows += j->W[m]->rows;
+    if (j->vt != GGML_TYPE_F32) {
+        j->xq = xq;
+        j->xq_stride = matvec_xq_bytes(W0->type, W0->cols);
+        if (j->T > 1)
+            tpool_run(pool, mm_quantize, j);
+        else
+            mm_quantize(j, 0);
+    }
+    /* small products are not worth waking the workers for */
+    if (rows * (int64_t)j->T < 2 * MM_ROW_BLOCK) {
+        mm_plan(j, 1);
+        mm_rows(j, 0);
+    } else {
+        mm_plan(j, tpool_size(pool));
+        tpool_run(pool, mm_rows, j);
     }
 }
 
 void matmat(tpool_t *pool, const model_tensor_t *W, const float *X, size_t ldx, int T, float *Y,
             size_t ldy, void *xq, int prompt) {
-    mm_job_t j = {.k = quant_kernels(), .W = W, .X = X, .Y = Y, .T = T, .prompt = prompt,
-                  .ldx = ldx, .ldy = ldy,
-                  .vt = quant_vec_dot_type(W->type)};
-    if (j.vt != GGML_TYPE_F32) {
-        j.xq = xq;
-        j.xq_stride = matvec_xq_bytes(W->type, W->cols);
-        if (T > 1)
-            tpool_run(pool, mm_quantize, &j);
-        else
-            mm_quantize(&j, 0);
-        atomic_store(&j.next, 0);
+    mm_job_t j = {.k = quant_kernels(), .nw = 1, .W = {W}, .Y = {Y}, .X = X, .T = T, .prompt = prompt,
+                  .ldx = ldx, .ldy = ldy, .vt = quant_vec_dot_type(W->type)};
+    mm_run(pool, &j, xq);
+}
+
+void matmat_multi(tpool_t *pool, const model_tensor_t *const *Ws, int nw, const float *X, size_t ldx, int T,
+                  float *const *Ys, size_t ldy, void *xq, int prompt) {
+    mm_job_t j = {.k = quant_kernels(), .nw = nw, .X = X, .T = T, .prompt = prompt, .ldx = ldx, .ldy = ldy,
+                  .vt = quant_vec_dot_type(Ws[0]->type)};
+    int shared = nw <= MM_MAX_W;
+    for (int m = 0; m < nw && shared; m++) {
+        shared = Ws[m]->cols == Ws[0]->cols && quant_vec_dot_type(Ws[m]->type) == j.vt &&
+                 matvec_xq_bytes(Ws[m]->type, Ws[m]->cols) == matvec_xq_bytes(Ws[0]->type, Ws[0]->cols);
+        j.W[m] = Ws[m], j.Y[m] = Ys[m];
     }
-    /* small products are not worth waking the workers for */
-    if (W->rows * (int64_t)T < 2 * MM_ROW_BLOCK)
-        mm_rows(&j, 0);
-    else
-        tpool_run(pool, mm_rows, &j);
+    if (!shared) { /* activations converted differently: one product at a time */
+        for (int m = 0; m < nw; m++) matmat(pool, Ws[m], X, ldx, T, Ys[m], ldy, xq, prompt);
+        return;
+    }
+    mm_run(pool, &j, xq);
 }
 
 void matvec_mt(tpool_t *pool, const model_tensor_t *W, const float *x, float *y, void *xq, int prompt) {

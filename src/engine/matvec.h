@@ -35,11 +35,26 @@ void matvec_mt(tpool_t *pool, const model_tensor_t *W, const float *x, float *y,
 /* Y (T, W->rows) = X (T, W->cols) . W^T for T activation rows at once (a prompt's
  * tokens); row t of X starts at X + t * ldx, row t of Y at Y + t * ldy (floats). Each
  * row of X is converted once into xq (T * matvec_xq_bytes bytes), then each block of
- * 16 weight rows goes to the kernel set's dot_tile with all T rows (quant_simd.h: the
- * K-quant tiles unpack a weight block once for several activation rows), the blocks
- * claimed by the pool's threads. Every Y[t] equals matvec(W, X[t]) bit for bit. */
+ * weight rows (matmat_chunk_rows) goes to the kernel set's dot_tile with all T rows
+ * (quant_simd.h: the K-quant tiles unpack a weight block once for several activation
+ * rows), the blocks claimed by the pool's threads. Every Y[t] equals matvec(W, X[t])
+ * bit for bit. */
 void matmat(tpool_t *pool, const model_tensor_t *W, const float *X, size_t ldx, int T, float *Y,
             size_t ldy, void *xq, int prompt);
+
+/* matmat of nw matrices with the same columns and the same input at once: Ys[m] (T,
+ * Ws[m]->rows, rows ldy floats apart) = X . Ws[m]^T, each bit for bit as matmat. X is
+ * converted once, and one fork-join of the pool covers the rows of all the matrices
+ * (Q, K and V; gate and up): a decode step wakes the workers fewer times. Matrices
+ * whose activations are converted differently go one by one. */
+void matmat_multi(tpool_t *pool, const model_tensor_t *const *Ws, int nw, const float *X, size_t ldx, int T,
+                  float *const *Ys, size_t ldy, void *xq, int prompt);
+
+/* Weight rows per claim matmat makes with T activation rows on nth threads (a multiple
+ * of 16): with one activation row, up to 128 (every thread owns one contiguous range of
+ * W and goes through it in such chunks, then helps with the others' ranges); with
+ * several, tiles of up to 256 KiB of weights and 128 rows, at least 4 per thread. */
+int64_t matmat_chunk_rows(const model_tensor_t *W, int T, int nth);
 
 /* The dot product of one row of W (type, n columns) with x already converted to the
  * vec-dot type, in the same order as matvec. */

@@ -489,6 +489,7 @@ int quant_tile_avx512(int type, int64_t n, const void *w, size_t row_bytes, int 
     case GGML_TYPE_Q6_K: fns = q6, pfns = p6; break;
     default: return -1;
     }
+    if (nt == 1 && pfns && !quant_rows_avx512(type, n, w, row_bytes, nr, xq, y)) return 0;
     int64_t nb = n / QUANT_QK_K;
     /* the pair path's gathered activations, on the stack: 80 KiB */
     qt_xpair_t xp[QT_MAX_NB * QT_PAIRS];

@@ -151,6 +151,93 @@ static void check_matmat(int threads) {
     tpool_free(pool);
 }
 
+/* Products big enough for several chunks per thread (decode: one range per thread in
+ * chunks of up to 128 rows, the decode kernel's four streams a quarter-chunk apart and a
+ * remainder pass; prompt: multi-row tiles): matmat against matvec, 1-3 threads. */
+static void check_matmat_big(void) {
+    const int ktypes[] = {GGML_TYPE_Q4_K, GGML_TYPE_Q5_K, GGML_TYPE_Q6_K};
+    const int Ts[] = {1, 2, 5};
+    for (size_t ti = 0; ti < sizeof ktypes / sizeof ktypes[0]; ti++) {
+        int type = ktypes[ti], bad = 0;
+        int64_t rows = 16 * 40 + 7, cols = 768;
+        size_t rb = ggml_row_bytes(type, cols);
+        model_tensor_t W = {.type = type, .rows = rows, .cols = cols, .row_bytes = rb};
+        uint8_t *w = make_weights(type, rows, cols, 1);
+        W.data = w;
+        float *X = malloc(sizeof(float) * cols * 5), *Y = malloc(sizeof(float) * rows * 5), *y1 = malloc(sizeof(float) * rows);
+        void *xq = malloc(matvec_xq_bytes(type, cols) * 5), *xq1 = malloc(matvec_xq_bytes(type, cols));
+        for (int64_t i = 0; i < cols * 5; i++) X[i] = rnd_f();
+        for (int threads = 1; threads <= 3; threads++) {
+            tpool_t *pool = NULL;
+            CHECK_EQ_INT(tpool_new(threads, &pool), 0);
+            for (size_t k = 0; k < sizeof Ts / sizeof Ts[0]; k++) {
+                int T = Ts[k];
+                int64_t chunk = matmat_chunk_rows(&W, T, threads);
+                CHECK_MSG(chunk % 16 == 0 && chunk >= 16 && chunk <= 128, "chunk %lld", (long long)chunk);
+                memset(Y, 0xff, sizeof(float) * rows * 5);
+                matmat(pool, &W, X, cols, T, Y, rows, xq, 0);
+                for (int t = 0; t < T; t++) {
+                    matvec(&W, X + t * cols, y1, xq1, 0);
+                    for (int64_t r = 0; r < rows; r++) bad += !same_bits(y1[r], Y[t * rows + r]);
+                }
+            }
+            tpool_free(pool);
+        }
+        /* decode on 2 threads: the thread's ranges are long chunks */
+        CHECK_EQ_INT((int)matmat_chunk_rows(&W, 1, 2), 128);
+        CHECK_MSG(bad == 0, "big matmat type %d: %d results differ from matvec", type, bad);
+        free(w), free(X), free(Y), free(y1), free(xq), free(xq1);
+    }
+}
+
+/* matmat_multi: Q4_K, Q6_K and Q4_K matrices of different heights (one conversion, one
+ * fork-join) and a Q8_0 with a Q4_K (converted differently: one by one), each output
+ * bit for bit as matvec, 1-3 threads, one and several activation rows. */
+static void check_matmat_multi(void) {
+    const int sets[2][3] = {{GGML_TYPE_Q4_K, GGML_TYPE_Q6_K, GGML_TYPE_Q4_K}, {GGML_TYPE_Q8_0, GGML_TYPE_Q4_K, -1}};
+    const int64_t heights[3] = {200, 37, 70}, cols = 512;
+    int bad = 0;
+    for (int si = 0; si < 2; si++) {
+        int nw = sets[si][2] < 0 ? 2 : 3;
+        model_tensor_t W[3];
+        const model_tensor_t *Ws[3];
+        uint8_t *w[3];
+        size_t xqb = 0, ldy = 0;
+        for (int m = 0; m < nw; m++) {
+            int type = sets[si][m];
+            w[m] = make_weights(type, heights[m], cols, 1);
+            W[m] = (model_tensor_t){.data = w[m], .type = type, .rows = heights[m], .cols = cols,
+                                    .row_bytes = ggml_row_bytes(type, cols)};
+            Ws[m] = &W[m];
+            xqb = matvec_xq_bytes(type, cols) > xqb ? matvec_xq_bytes(type, cols) : xqb;
+            ldy += (size_t)heights[m];
+        }
+        float *X = malloc(sizeof(float) * cols * 6), *Y = malloc(sizeof(float) * ldy * 6), *y1 = malloc(sizeof(float) * 256);
+        void *xq = malloc(xqb * 6), *xq1 = malloc(xqb);
+        for (int64_t i = 0; i < cols * 6; i++) X[i] = rnd_f();
+        for (int threads = 1; threads <= 3; threads++) {
+            tpool_t *pool = NULL;
+            CHECK_EQ_INT(tpool_new(threads, &pool), 0);
+            for (int T = 1; T <= 6; T += 5) {
+                float *Ys[3];
+                size_t off = 0;
+                for (int m = 0; m < nw; m++) Ys[m] = Y + off, off += (size_t)heights[m];
+                memset(Y, 0xff, sizeof(float) * ldy * 6);
+                matmat_multi(pool, Ws, nw, X, cols, T, Ys, ldy, xq, 0);
+                for (int m = 0; m < nw; m++)
+                    for (int t = 0; t < T; t++) {
+                        matvec(&W[m], X + t * cols, y1, xq1, 0);
+                        for (int64_t r = 0; r < heights[m]; r++) bad += !same_bits(y1[r], Ys[m][t * ldy + r]);
+                    }
+            }
+            tpool_free(pool);
+        }
+        for (int m = 0; m < nw; m++) free(w[m]);
+        free(X), free(Y), free(y1), free(xq), free(xq1);
+    }
+    CHECK_MSG(bad == 0, "matmat_multi: %d results differ from matvec", bad);
+}
+
 int main(void) {
     const char *names[] = {"scalar", "avx2", "avx512"};
     for (int i = 0; i < 3; i++) {
@@ -165,5 +252,7 @@ int main(void) {
     check_matmat(1);
     check_matmat(2);
     check_matmat(3);
+    check_matmat_big();
+    check_matmat_multi();
     return check_summary("test_quant_tile");
 }
