@@ -42,7 +42,7 @@ typedef struct forward_state {
     int n_batch;         /* B: rows a batched step can take */
     int n_logits;        /* rows of logits a step can return */
     struct attn_scratch *attn; /* attention's scratch (attention.h) */
-    float *rope;         /* (n_rot) cos, sin pairs for the current position */
+    float *rope;         /* (B, n_rot) cos, sin pairs for each row's position */
     size_t xq_bytes;     /* one activation row quantized to a weight's vec-dot type */
     uint16_t *key_cache; /* (L, C, KV) f16: the state's own cache (forward, forward_prompt); */
     uint16_t *val_cache; /* NULL for a state made for external caches */
