@@ -14,8 +14,13 @@
  * The KV cache holds keys and values in IEEE half precision, as the reference engine
  * does by default (it matters for matching its numbers; it also halves the memory). */
 /* Tokens of a prompt that go through each weight matrix together (forward_prompt), and
- * the default rows of a batched step. */
-#define FORWARD_BATCH 32
+ * the default rows of a batched step (and so the scheduler's prefill chunk). Measured on
+ * a 2-core Zen 4 (docs/engine.md): CPU per prompt token falls from 32 to 64 to 128 (each
+ * weight block is reused by more tokens while it is in cache); 64 takes about half of
+ * that gain while a prefill chunk holds up the running decodes half as long as 128. */
+#ifndef FORWARD_BATCH /* -DFORWARD_BATCH=N to measure another size */
+#define FORWARD_BATCH 64
+#endif
 
 /* One sequence's KV cache: keys and values (L, C, KV) f16 each. */
 typedef struct fwd_kv {

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "check.h"
 #define RND_SEED 0x853c49e6748fea9bull
@@ -148,7 +149,48 @@ static void check_add(const ops_kernels_t *ref, const ops_kernels_t *k) {
     }
 }
 
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* --bench: each set's time per call on a TinyLlama / Mistral-sized row, the fastest of
+ * many calls (the minimum is what a shared machine disturbs least). Figures only. */
+static void bench(void) {
+    enum { F = 14336, KV = 1024, D = 4096, REPS = 2000 };
+    static float g[F], u[F], g0[F], x[D], y[D];
+    static uint16_t h[KV];
+    for (int i = 0; i < F; i++) g0[i] = rnd_f(), u[i] = rnd_f();
+    for (int i = 0; i < D; i++) x[i] = rnd_f(), y[i] = rnd_f();
+    static const char *sets[] = {"scalar", "avx2"};
+    for (size_t s = 0; s < 2; s++) {
+        const ops_kernels_t *k = ops_kernels_named(sets[s]);
+        if (!k) continue;
+        double best[3] = {1e9, 1e9, 1e9};
+        for (int r = 0; r < REPS; r++) {
+            memcpy(g, g0, sizeof g);
+            double t0 = now();
+            k->silu_mul(g, u, 5632);
+            double t1 = now();
+            k->to_f16(h, g0, 256);
+            double t2 = now();
+            k->add(y, x, 2048);
+            double t3 = now();
+            if (t1 - t0 < best[0]) best[0] = t1 - t0;
+            if (t2 - t1 < best[1]) best[1] = t2 - t1;
+            if (t3 - t2 < best[2]) best[2] = t3 - t2;
+        }
+        printf("%-6s silu_mul(5632) %7.2f us   to_f16(256) %6.3f us   add(2048) %6.3f us\n", k->name,
+               best[0] * 1e6, best[1] * 1e6, best[2] * 1e6);
+    }
+}
+
 int main(int argc, char **argv) {
+    if (argc > 1 && !strcmp(argv[1], "--bench")) {
+        bench();
+        return 0;
+    }
     int all = argc > 1 && !strcmp(argv[1], "--all");
     const ops_kernels_t *ref = ops_kernels_named("scalar");
     CHECK(ref != NULL);
