@@ -1,4 +1,4 @@
-/* test_threadpool.c — the worker pool (every thread runs once per call, many calls), threaded matmat and forward equal the single-threaded ones bit for bit. */
+/* test_threadpool.c — the worker pool (every thread runs once per call, many calls), threaded matmat and forward (rows and heads shared out) equal the single-threaded ones bit for bit; `--bench` prints the pool's round trip and idle CPU. */
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -104,6 +104,13 @@ static void check_model(const char *path, tpool_t *pool) {
             lb = forward(&m, b, toks[i], i);
             CHECK_MSG(la && lb && same(la, lb, (size_t)m.hp.n_vocab), "%s token %d", path, i);
         }
+    }
+    /* a prompt of 4 rows on 3 threads: the per-row phases are shared out, but attention
+     * shares each row's heads (fewer than two rows per thread) */
+    if (a && b) {
+        int32_t toks[4] = {3, 1, 4, 1};
+        const float *la = forward_prompt(&m, a, toks, 4, 0), *lb = forward_prompt(&m, b, toks, 4, 0);
+        CHECK_MSG(la && lb && same(la, lb, (size_t)m.hp.n_vocab), "%s 4-token prompt", path);
     }
     forward_state_free(a);
     forward_state_free(b);
