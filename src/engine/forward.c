@@ -78,7 +78,7 @@ size_t forward_kv_bytes(const model_hparams_t *hp, int n_ctx) {
 
 /* What runs on each row outside the weight products, one phase at a time. A step with
  * several rows shares each phase's rows out over the pool (claimed one by one, so a
- * descheduled worker costs nothing); one row stays on the caller. */
+ * descheduled worker costs nothing); a few rows stay on the caller. */
 enum row_phase {
     PH_ATTN_NORM, /* (l > 0: x += the last layer's FFN output) xb = rmsnorm(x) */
     PH_ROPE_KV,   /* rotate q and k, store k and v in the row's f16 cache */
@@ -161,13 +161,18 @@ static void row_worker(void *arg, int ith) {
         row_phase_one(j, t, ith);
 }
 
+/* Rows from which a step shares its element-wise phases out: one row's phase takes 2-6 us
+ * (TinyLlama to Mistral 7B shapes) and a round trip through the pool 5-10 us on a
+ * loaded machine (docs/engine.md). */
+#define ROWS_MIN_SHARE 4
+
 /* Run one phase over all rows: over the pool when there are rows enough to share
  * (attention: two per thread, else each row's heads are shared instead), else here. */
 static void run_rows(row_job_t *j, enum row_phase phase) {
     int nth = tpool_size(j->s->pool);
     j->phase = phase;
     atomic_store_explicit(&j->next, 0, memory_order_relaxed);
-    int share = nth > 1 && j->n >= (phase == PH_ATTEND ? 2 * nth : 2);
+    int share = nth > 1 && j->n >= (phase == PH_ATTEND ? 2 * nth : ROWS_MIN_SHARE);
     if (share)
         tpool_run(j->s->pool, row_worker, j);
     else if (phase == PH_ATTEND)
