@@ -232,32 +232,58 @@ static void run_units(void *arg, int ith) {
  * does the heads: waking the pool costs a few microseconds. */
 #define ATTN_MT_MIN_WORK (1 << 17)
 
-int attention_with(const char *kernels_name, const model_hparams_t *hp, const attn_cache_t *c, int pos,
-                   const float *q, float scale, int prompt, attn_scratch_t *s, tpool_t *pool, float *out) {
+/* Set up one call's job and run (units not yet chosen); -1 when the set or the range is bad. */
+static int prepare(const char *kernels_name, const model_hparams_t *hp, const attn_cache_t *c, int pos,
+                   const float *q, float scale, int prompt, attn_scratch_t *s, float *out, attn_head_job_t *job,
+                   attn_run_t *r) {
     const attn_kernel_t *k = kernel_named(kernels_name);
     if (!k) return -1;
     if (pos < 0 || pos >= c->n_ctx || c->n_ctx > s->n_ctx) return -1;
-    int hd = hp->head_dim, group = hp->n_head / hp->n_head_kv;
-    attn_head_job_t job = {.hd = hd, .kv_dim = hp->n_head_kv * hd, .pos = pos, .prompt = prompt, .scale = scale};
-    job.n_kv = (pos + 1 + 31) / 32 * 32;
-    if (job.n_kv > c->n_ctx) job.n_kv = c->n_ctx;
-    if (hp->sliding_window > 0 && pos - hp->sliding_window + 1 > 0) job.lo = pos - hp->sliding_window + 1;
-    attn_run_t r = {.job = &job, .heads = hd % 16 ? attn_heads_scalar : k->heads, .c = c, .q = q, .out = out,
-                    .s = s, .group = group};
+    int hd = hp->head_dim;
+    *job = (attn_head_job_t){.hd = hd, .kv_dim = hp->n_head_kv * hd, .pos = pos, .prompt = prompt, .scale = scale};
+    job->n_kv = (pos + 1 + 31) / 32 * 32;
+    if (job->n_kv > c->n_ctx) job->n_kv = c->n_ctx;
+    if (hp->sliding_window > 0 && pos - hp->sliding_window + 1 > 0) job->lo = pos - hp->sliding_window + 1;
+    *r = (attn_run_t){.job = job, .heads = hd % 16 ? attn_heads_scalar : k->heads, .c = c, .q = q, .out = out,
+                      .s = s, .group = hp->n_head / hp->n_head_kv};
+    atomic_init(&r->next, 0);
+    return 0;
+}
+
+/* Units for nth threads: the largest divisor of the group (at most ATTN_UNIT_MAX) that
+ * still leaves two units per thread to share out (any number when alone). */
+static void set_units(attn_run_t *r, const model_hparams_t *hp, int nth) {
+    r->per_unit = 1;
+    for (int d = 1; d <= r->group && d <= ATTN_UNIT_MAX; d++)
+        if (r->group % d == 0 && (nth == 1 || hp->n_head / d >= 2 * nth)) r->per_unit = d;
+    r->n_units = hp->n_head / r->per_unit;
+    r->n_threads = nth;
+}
+
+int attention_with(const char *kernels_name, const model_hparams_t *hp, const attn_cache_t *c, int pos,
+                   const float *q, float scale, int prompt, attn_scratch_t *s, tpool_t *pool, float *out) {
+    attn_head_job_t job;
+    attn_run_t r;
+    if (prepare(kernels_name, hp, c, pos, q, scale, prompt, s, out, &job, &r)) return -1;
     int nth = tpool_size(pool) < s->n_threads ? tpool_size(pool) : s->n_threads;
-    if ((double)(pos - job.lo + 1) * hp->n_head * hd < ATTN_MT_MIN_WORK) nth = 1;
-    /* the largest divisor of the group (at most ATTN_UNIT_MAX) that still leaves two units
-     * per thread to share out (any number when alone) */
-    r.per_unit = 1;
-    for (int d = 1; d <= group && d <= ATTN_UNIT_MAX; d++)
-        if (group % d == 0 && (nth == 1 || hp->n_head / d >= 2 * nth)) r.per_unit = d;
-    r.n_units = hp->n_head / r.per_unit;
-    r.n_threads = nth;
-    atomic_init(&r.next, 0);
+    if ((double)(pos - job.lo + 1) * hp->n_head * hp->head_dim < ATTN_MT_MIN_WORK) nth = 1;
+    set_units(&r, hp, nth);
     if (nth <= 1)
         run_units(&r, 0);
     else
         tpool_run(pool, run_units, &r);
+    return 0;
+}
+
+int attention_slot(const model_hparams_t *hp, const attn_cache_t *c, int pos, const float *q, float scale,
+                   int prompt, attn_scratch_t *s, int slot, float *out) {
+    attn_head_job_t job;
+    attn_run_t r;
+    if (slot < 0 || slot >= s->n_threads || prepare(NULL, hp, c, pos, q, scale, prompt, s, out, &job, &r))
+        return -1;
+    set_units(&r, hp, 1);
+    r.n_threads = slot + 1; /* run_units turns away threads without a slot */
+    run_units(&r, slot);
     return 0;
 }
 

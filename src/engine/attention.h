@@ -40,6 +40,13 @@ void attn_scratch_free(attn_scratch_t *s);
 void attention(const model_hparams_t *hp, const attn_cache_t *c, int pos, const float *q, float scale,
                int prompt, attn_scratch_t *s, tpool_t *pool, float *out);
 
+/* attention() by one thread alone on the scratch's slot `slot` (0 <= slot < the
+ * n_threads it was made for), so that several threads can each attend a different token
+ * at once (the same numbers: the result depends neither on the thread nor on the slot).
+ * 0, or -1 when slot, pos or n_ctx are out of range. */
+int attention_slot(const model_hparams_t *hp, const attn_cache_t *c, int pos, const float *q, float scale,
+                   int prompt, attn_scratch_t *s, int slot, float *out);
+
 /* The kernel set attention() uses: "scalar", "avx2" or "avx512", following the weight
  * kernels' choice (quant_kernels(), so TOLLGATE_KERNELS=scalar|avx2 caps it too). */
 const char *attention_kernels(void);

@@ -8,7 +8,7 @@
  * - scores: the 16 lanes of the f16 dot (lane = i % 16) are two 8-float registers; the
  *   reduction tree is the definition's (a[i+8]+a[i], a[i+4]+a[i], (a0+a2)+(a1+a3)); the
  *   heads of one KV group convert each K row once (head_dim 64 or 128);
- * - softmax: the same exp per lane (ax_exp8, the polynomial of vexp.h), each 16-lane
+ * - softmax: the same exp per lane (vx_exp8 of vexp_x86.h, the polynomial of vexp.h), each 16-lane
  *   chunk summed in that tree, the chunk sums added in double in position order;
  * - V product: the definition's dot of column i with the probabilities keeps, per i, one
  *   accumulator per slot s = t % 16 (prompt) or t % 64 (single token); here a register
@@ -28,6 +28,7 @@
 #include <stdint.h>
 
 #include "engine/attention_kern.h"
+#include "engine/vexp_x86.h"
 
 /* ---- 16 lanes as two 8-float registers -------------------------------------------- */
 
@@ -47,44 +48,6 @@ static inline float l16_reduce(__m256 lo, __m256 hi) {
 
 /* Round to half precision and back, ties to even (= quant_f32_to_f16 on non-NaN). */
 static inline __m256 f16_round8(__m256 x) { return _mm256_cvtph_ps(_mm256_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT)); }
-
-/* v_expf (vexp.h) on 8 lanes: the same FMAs and products per lane; ldexpf(j, n) is the
- * correctly rounded j * 2^n, which one float product with 2^n gives while 2^n is a normal
- * float, and a product in double rounded once to float gives in any case. */
-static inline __m256 ax_exp8(__m256 x) {
-    const __m256 r = _mm256_set1_ps(0x1.8p23f), sign = _mm256_set1_ps(-0.0f);
-    __m256 z = _mm256_fmadd_ps(x, _mm256_set1_ps(0x1.715476p+0f), r);
-    __m256 n = _mm256_sub_ps(z, r);
-    __m256 nn = _mm256_xor_ps(n, sign);
-    __m256 b = _mm256_fmadd_ps(nn, _mm256_set1_ps(0x1.7f7d1cp-20f),
-                               _mm256_fmadd_ps(nn, _mm256_set1_ps(0x1.62e4p-1f), x));
-    __m256 u = _mm256_mul_ps(b, b);
-    __m256 p5 = _mm256_fmadd_ps(_mm256_set1_ps(0x1.0e4020p-7f), b, _mm256_set1_ps(0x1.573e2ep-5f));
-    __m256 p3 = _mm256_fmadd_ps(_mm256_set1_ps(0x1.555e66p-3f), b, _mm256_set1_ps(0x1.fffdb6p-2f));
-    __m256 p1 = _mm256_fmadd_ps(_mm256_set1_ps(0x1.ffffecp-1f), b, _mm256_set1_ps(1.0f));
-    __m256 j = _mm256_fmadd_ps(_mm256_fmadd_ps(p5, u, p3), u, p1);
-    __m256 an = _mm256_andnot_ps(sign, n);
-    __m256i ni = _mm256_cvttps_epi32(n);
-    __m256 res;
-    if (!_mm256_movemask_ps(_mm256_cmp_ps(an, _mm256_set1_ps(126.0f), _CMP_GT_OQ))) {
-        __m256i e = _mm256_slli_epi32(_mm256_add_epi32(ni, _mm256_set1_epi32(127)), 23);
-        res = _mm256_mul_ps(j, _mm256_castsi256_ps(e));
-    } else {
-        const __m256i bias = _mm256_set1_epi64x(1023);
-        __m256d e0 = _mm256_castsi256_pd(
-            _mm256_slli_epi64(_mm256_add_epi64(_mm256_cvtepi32_epi64(_mm256_castsi256_si128(ni)), bias), 52));
-        __m256d e1 = _mm256_castsi256_pd(
-            _mm256_slli_epi64(_mm256_add_epi64(_mm256_cvtepi32_epi64(_mm256_extracti128_si256(ni, 1)), bias), 52));
-        __m128 r0 = _mm256_cvtpd_ps(_mm256_mul_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(j)), e0));
-        __m128 r1 = _mm256_cvtpd_ps(_mm256_mul_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(j, 1)), e1));
-        res = _mm256_set_m128(r1, r0);
-    }
-    /* |n| > 192: 0 below, infinity above */
-    __m256 big = _mm256_cmp_ps(an, _mm256_set1_ps(192.0f), _CMP_GT_OQ);
-    __m256 sat = _mm256_blendv_ps(_mm256_set1_ps(INFINITY), _mm256_setzero_ps(),
-                                  _mm256_cmp_ps(n, _mm256_setzero_ps(), _CMP_LE_OQ));
-    return _mm256_blendv_ps(res, sat, big);
-}
 
 /* ---- the three steps --------------------------------------------------------------- */
 
@@ -236,7 +199,7 @@ static void AX_NAME(softmax)(const attn_head_job_t *j, float max, float *att) {
             __m256i t = _mm256_add_epi32(_mm256_set1_epi32(c0 + 8 * h), step);
             __m256i in = _mm256_and_si256(_mm256_cmpgt_epi32(t, vlo), _mm256_cmpgt_epi32(vhi, t));
             __m256 x = _mm256_sub_ps(_mm256_loadu_ps(att + c0 + 8 * h), vmax);
-            e[h] = _mm256_and_ps(ax_exp8(x), _mm256_castsi256_ps(in));
+            e[h] = _mm256_and_ps(vx_exp8(x), _mm256_castsi256_ps(in));
             _mm256_storeu_ps(att + c0 + 8 * h, e[h]);
         }
         sum += (double)l16_reduce(e[0], e[1]);

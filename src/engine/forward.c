@@ -3,14 +3,15 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "engine/attention.h"
 #include "engine/matvec.h"
+#include "engine/ops.h"
 #include "engine/quant.h"
 #include "model/gguf.h"
-#include "engine/vexp.h"
 
 /* The numerics follow the reference engine step by step where it is free to do so
  * (double-precision sums in RMSNorm and softmax, RoPE angles by repeated multiplication,
@@ -56,16 +57,6 @@ static void rope_apply(float *v, int n_heads, int hd, int n_rot, int neox, const
     }
 }
 
-/* attention() over layer l of one sequence's cache. */
-static void attend(const model_t *m, forward_state_t *s, const fwd_kv_t *kv, int l, int pos,
-                   const float *q, float scale, int prompt, float *out) {
-    size_t loff = (size_t)l * kv->n_ctx * m->hp.n_head_kv * m->hp.head_dim;
-    attn_cache_t c = {kv->key + loff, kv->val + loff, kv->n_ctx};
-    attention(&m->hp, &c, pos, q, scale, prompt, s->attn, s->pool, out);
-}
-
-static float silu(float x) { return x / (1.0f + v_expf(-x)); }
-
 /* Y = X W^T for n rows of which the first nd are decode rows (prompt 0) and the rest
  * prompt rows. Only F16 has two kernel orders; the quantized types give the same bits
  * either way, so they take all rows in one pass over the weights. */
@@ -96,9 +87,116 @@ size_t forward_kv_bytes(const model_hparams_t *hp, int n_ctx) {
     return 2 * (size_t)hp->n_layer * (size_t)n_ctx * hp->n_head_kv * hp->head_dim * sizeof(uint16_t);
 }
 
+/* ---- the per-row work between the products ---------------------------------------- */
+
+/* What runs on each row outside the weight products, one phase at a time. A step with
+ * several rows shares each phase's rows out over the pool (claimed one by one, so a
+ * descheduled worker costs nothing); a few rows stay on the caller. */
+enum row_phase {
+    PH_ATTN_NORM, /* (l > 0: x += the last layer's FFN output) xb = rmsnorm(x) */
+    PH_ROPE_KV,   /* rotate q and k, store k and v in the row's f16 cache */
+    PH_ATTEND,    /* xb = attention of the row (each thread on its own scratch slot) */
+    PH_FFN_NORM,  /* x += attention output projection; xb = rmsnorm(x) */
+    PH_SILU,      /* gate = silu(gate) * up */
+};
+
+/* One phase's shared state; only `next` is written while the threads run. */
+typedef struct row_job {
+    const model_t *m;
+    forward_state_t *s;
+    const fwd_row_t *rows;
+    const ops_kernels_t *ops;
+    int n, l;
+    enum row_phase phase;
+    atomic_int next;
+} row_job_t;
+
+/* One row of a phase, on thread ith. */
+static void row_phase_one(row_job_t *j, int t, int ith) {
+    const model_t *m = j->m;
+    const model_hparams_t *hp = &m->hp;
+    forward_state_t *s = j->s;
+    const model_layer_t *w = &m->layers[j->l];
+    int D = hp->n_embd, hd = hp->head_dim, kv_dim = hp->n_head_kv * hd, F = hp->n_ff;
+    size_t Dz = (size_t)D, W = (size_t)D + 2 * (size_t)kv_dim;
+    const fwd_row_t *r = &j->rows[t];
+    float *x = s->bx + t * Dz, *xb = s->bxb + t * Dz, *q = s->bqkv + t * W;
+    float *cs = s->rope + (size_t)t * hp->n_rot; /* this row's angles, made at layer 0 */
+    float inv_sqrt = 1.0f / sqrtf((float)hd);
+    switch (j->phase) {
+    case PH_ATTN_NORM:
+        if (j->l == 0)
+            rope_angles(cs, r->pos, hp->n_rot, hp->rope_base);
+        else
+            j->ops->add(x, s->bxb2 + t * Dz, D);
+        rmsnorm(xb, x, w->attn_norm, D, hp->norm_eps);
+        break;
+    case PH_ROPE_KV: {
+        float *k = q + D, *v = k + kv_dim;
+        rope_apply(q, hp->n_head, hd, hp->n_rot, hp->rope_neox, cs);
+        rope_apply(k, hp->n_head_kv, hd, hp->n_rot, hp->rope_neox, cs);
+        /* llama scales scores inside the softmax; phi3 scales q before the product */
+        if (m->arch == MODEL_ARCH_PHI3)
+            for (int i = 0; i < D; i++) q[i] *= inv_sqrt;
+        size_t off = ((size_t)j->l * r->kv->n_ctx + r->pos) * kv_dim;
+        j->ops->to_f16(r->kv->key + off, k, kv_dim);
+        j->ops->to_f16(r->kv->val + off, v, kv_dim);
+        break;
+    }
+    case PH_ATTEND: {
+        float scale = m->arch == MODEL_ARCH_PHI3 ? 1.0f : inv_sqrt;
+        size_t loff = (size_t)j->l * r->kv->n_ctx * kv_dim;
+        attn_cache_t c = {r->kv->key + loff, r->kv->val + loff, r->kv->n_ctx};
+        if (ith < 0) /* the caller alone, heads shared out over the pool */
+            attention(hp, &c, r->pos, q, scale, r->prompt, s->attn, s->pool, xb);
+        else
+            attention_slot(hp, &c, r->pos, q, scale, r->prompt, s->attn, ith, xb);
+        break;
+    }
+    case PH_FFN_NORM:
+        j->ops->add(x, s->bxb2 + t * Dz, D);
+        rmsnorm(xb, x, w->ffn_norm, D, hp->norm_eps);
+        break;
+    case PH_SILU: {
+        float *gate = s->bhb + t * 2 * (size_t)F;
+        j->ops->silu_mul(gate, gate + F, F);
+        break;
+    }
+    }
+}
+
+static void row_worker(void *arg, int ith) {
+    row_job_t *j = arg;
+    /* attention's scratch has ATTN_MAX_THREADS slots: threads beyond leave the rows to
+     * the others */
+    if (j->phase == PH_ATTEND && ith >= ATTN_MAX_THREADS) return;
+    for (int t; (t = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed)) < j->n;)
+        row_phase_one(j, t, ith);
+}
+
+/* Rows from which a step shares its element-wise phases out: one row's phase takes 2-6 us
+ * (TinyLlama to Mistral 7B shapes) and a round trip through the pool 5-10 us on a
+ * loaded machine (docs/engine.md). */
+#define ROWS_MIN_SHARE 4
+
+/* Run one phase over all rows: over the pool when there are rows enough to share
+ * (attention: two per thread, else each row's heads are shared instead), else here. */
+static void run_rows(row_job_t *j, enum row_phase phase) {
+    int nth = tpool_size(j->s->pool);
+    j->phase = phase;
+    atomic_store_explicit(&j->next, 0, memory_order_relaxed);
+    int share = nth > 1 && j->n >= (phase == PH_ATTEND ? 2 * nth : ROWS_MIN_SHARE);
+    if (share)
+        tpool_run(j->s->pool, row_worker, j);
+    else if (phase == PH_ATTEND)
+        for (int t = 0; t < j->n; t++) row_phase_one(j, t, -1);
+    else
+        row_worker(j, 0);
+}
+
 int forward_batch(const model_t *m, forward_state_t *s, const fwd_row_t *rows, int n) {
     const model_hparams_t *hp = &m->hp;
-    int D = hp->n_embd, hd = hp->head_dim, kv_dim = hp->n_head_kv * hd, F = hp->n_ff;
+    int D = hp->n_embd, kv_dim = hp->n_head_kv * hp->head_dim, F = hp->n_ff;
     size_t Dz = (size_t)D, W = (size_t)D + 2 * (size_t)kv_dim, F2 = 2 * (size_t)F;
     size_t V = (size_t)hp->n_vocab;
     tpool_t *pool = s->pool;
@@ -119,11 +217,11 @@ int forward_batch(const model_t *m, forward_state_t *s, const fwd_row_t *rows, i
                              s->bx + t * Dz, D);
     }
     if (nl > s->n_logits) return -EINVAL;
-    /* llama scales scores inside the softmax; phi3 scales q before the product */
-    float inv_sqrt = 1.0f / sqrtf((float)hd);
+    row_job_t job = {.m = m, .s = s, .rows = rows, .ops = ops_kernels(), .n = n};
     for (int l = 0; l < hp->n_layer; l++) {
         const model_layer_t *w = &m->layers[l];
-        for (int t = 0; t < n; t++) rmsnorm(s->bxb + t * Dz, s->bx + t * Dz, w->attn_norm, D, hp->norm_eps);
+        job.l = l;
+        run_rows(&job, PH_ATTN_NORM);
         if (m->arch == MODEL_ARCH_PHI3) {
             mm(pool, &w->wqkv, s->bxb, Dz, n, nd, s->bqkv, W, s->bxq);
         } else {
@@ -131,28 +229,12 @@ int forward_batch(const model_t *m, forward_state_t *s, const fwd_row_t *rows, i
             float *ys[3] = {s->bqkv, s->bqkv + D, s->bqkv + D + kv_dim};
             mm_multi(pool, ws, 3, s->bxb, Dz, n, nd, ys, W, s->bxq);
         }
-        for (int t = 0; t < n; t++) {
-            const fwd_row_t *r = &rows[t];
-            float *q = s->bqkv + t * W, *k = q + D, *v = k + kv_dim;
-            rope_angles(s->rope, r->pos, hp->n_rot, hp->rope_base);
-            rope_apply(q, hp->n_head, hd, hp->n_rot, hp->rope_neox, s->rope);
-            rope_apply(k, hp->n_head_kv, hd, hp->n_rot, hp->rope_neox, s->rope);
-            float scale = inv_sqrt;
-            if (m->arch == MODEL_ARCH_PHI3) {
-                for (int i = 0; i < D; i++) q[i] *= inv_sqrt;
-                scale = 1.0f;
-            }
-            /* store k, v at pos in the sequence's f16 cache */
-            size_t off = ((size_t)l * r->kv->n_ctx + r->pos) * kv_dim;
-            for (int i = 0; i < kv_dim; i++) {
-                r->kv->key[off + i] = quant_f32_to_f16(k[i]);
-                r->kv->val[off + i] = quant_f32_to_f16(v[i]);
-            }
-            attend(m, s, r->kv, l, r->pos, q, scale, r->prompt, s->bxb + t * Dz);
-        }
+        /* every row's k, v are stored before any row attends: a prompt's later rows
+         * attend to its earlier ones */
+        run_rows(&job, PH_ROPE_KV);
+        run_rows(&job, PH_ATTEND);
         mm(pool, &w->wo, s->bxb, Dz, n, nd, s->bxb2, Dz, s->bxq);
-        for (size_t i = 0; i < (size_t)n * Dz; i++) s->bx[i] += s->bxb2[i];
-        for (int t = 0; t < n; t++) rmsnorm(s->bxb + t * Dz, s->bx + t * Dz, w->ffn_norm, D, hp->norm_eps);
+        run_rows(&job, PH_FFN_NORM);
         if (m->arch == MODEL_ARCH_PHI3) {
             mm(pool, &w->w_up, s->bxb, Dz, n, nd, s->bhb, F2, s->bxq); /* (2F): gate then up */
         } else {
@@ -160,19 +242,17 @@ int forward_batch(const model_t *m, forward_state_t *s, const fwd_row_t *rows, i
             float *ys[2] = {s->bhb, s->bhb + F};
             mm_multi(pool, ws, 2, s->bxb, Dz, n, nd, ys, F2, s->bxq);
         }
-        for (int t = 0; t < n; t++) {
-            float *gate = s->bhb + t * F2, *up = gate + F;
-            for (int i = 0; i < F; i++) gate[i] = silu(gate[i]) * up[i];
-        }
+        run_rows(&job, PH_SILU);
         mm(pool, &w->w_down, s->bhb, F2, n, nd, s->bxb2, Dz, s->bxq);
-        for (size_t i = 0; i < (size_t)n * Dz; i++) s->bx[i] += s->bxb2[i];
     }
     if (!nl) return 0;
     /* only the rows that are sampled from go through the (large) output matrix: their
-     * normed streams gathered in row order, decode rows still first */
+     * streams (with the last FFN output added) normed and gathered in row order, decode
+     * rows still first */
     int k = 0, nld = 0;
     for (int t = 0; t < n; t++) {
         if (!rows[t].want_logits) continue;
+        job.ops->add(s->bx + t * Dz, s->bxb2 + t * Dz, D);
         rmsnorm(s->bxb + k * Dz, s->bx + t * Dz, m->output_norm, D, hp->norm_eps);
         nld += !rows[t].prompt;
         k++;
@@ -236,7 +316,7 @@ int forward_state_new_batch(const model_t *m, int n_ctx, int n_batch, int n_logi
     }
     s->xq_bytes = xq;
     s->attn = attn_scratch_new(hp, n_ctx, ATTN_MAX_THREADS);
-    s->rope = calloc((size_t)hp->n_rot, sizeof(float));
+    s->rope = calloc((size_t)n_batch * hp->n_rot, sizeof(float));
     if (own_kv) {
         s->key_cache = calloc(L * (size_t)n_ctx * KV, sizeof(uint16_t));
         s->val_cache = calloc(L * (size_t)n_ctx * KV, sizeof(uint16_t));

@@ -14,8 +14,13 @@
  * The KV cache holds keys and values in IEEE half precision, as the reference engine
  * does by default (it matters for matching its numbers; it also halves the memory). */
 /* Tokens of a prompt that go through each weight matrix together (forward_prompt), and
- * the default rows of a batched step. */
-#define FORWARD_BATCH 32
+ * the default rows of a batched step (and so the scheduler's prefill chunk). Measured on
+ * a 2-core Zen 4 (docs/engine.md): CPU per prompt token falls from 32 to 64 to 128 (each
+ * weight block is reused by more tokens while it is in cache); 64 takes about half of
+ * that gain while a prefill chunk holds up the running decodes half as long as 128. */
+#ifndef FORWARD_BATCH /* -DFORWARD_BATCH=N to measure another size */
+#define FORWARD_BATCH 64
+#endif
 
 /* One sequence's KV cache: keys and values (L, C, KV) f16 each. */
 typedef struct fwd_kv {
@@ -42,7 +47,7 @@ typedef struct forward_state {
     int n_batch;         /* B: rows a batched step can take */
     int n_logits;        /* rows of logits a step can return */
     struct attn_scratch *attn; /* attention's scratch (attention.h) */
-    float *rope;         /* (n_rot) cos, sin pairs for the current position */
+    float *rope;         /* (B, n_rot) cos, sin pairs for each row's position */
     size_t xq_bytes;     /* one activation row quantized to a weight's vec-dot type */
     uint16_t *key_cache; /* (L, C, KV) f16: the state's own cache (forward, forward_prompt); */
     uint16_t *val_cache; /* NULL for a state made for external caches */

@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <string.h>
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 #define CPU_RELAX() _mm_pause()
@@ -29,12 +30,16 @@ struct tpool {
     pthread_mutex_t mu;      /* guards sleeping on both condition variables */
     pthread_cond_t start_cv; /* workers sleep here for the next generation */
     pthread_cond_t done_cv;  /* the caller sleeps here for pending == 0 */
-    atomic_uint gen;         /* incremented by tpool_run once fn/arg are set */
-    atomic_uint closed;      /* the last generation whose caller finished its own fn */
-    atomic_int inside;       /* workers between joining and leaving a generation */
+    /* what the caller writes per call (read by the spinning workers) and what the
+     * workers write (read by the waiting caller) on separate cache lines */
+    _Alignas(64) atomic_uint gen; /* incremented by tpool_run once fn/arg are set */
+    atomic_uint closed;           /* the last generation whose caller finished its own fn */
     atomic_int stop;
-    tpool_fn fn;             /* written by the caller before gen moves (release) */
+    tpool_fn fn;                  /* written by the caller before gen moves (seq_cst) */
     void *arg;
+    _Alignas(64) atomic_int inside; /* workers between joining and leaving a generation */
+    atomic_int sleepers;     /* workers on start_cv or about to wait there (under mu) */
+    atomic_int caller_waits; /* the caller is on done_cv or about to wait there (under mu) */
 };
 
 static void *worker_main(void *a) {
@@ -47,9 +52,12 @@ static void *worker_main(void *a) {
         while ((g = atomic_load_explicit(&p->gen, memory_order_acquire)) == seen && spins++ < SPIN_ITERS)
             CPU_RELAX();
         if (g == seen) {
+            /* announce the sleep before the last look at gen; kick() moves gen before it
+             * looks at sleepers (both seq_cst), so one of the two sees the other */
             pthread_mutex_lock(&p->mu);
-            while ((g = atomic_load_explicit(&p->gen, memory_order_acquire)) == seen)
-                pthread_cond_wait(&p->start_cv, &p->mu);
+            atomic_fetch_add(&p->sleepers, 1);
+            while ((g = atomic_load(&p->gen)) == seen) pthread_cond_wait(&p->start_cv, &p->mu);
+            atomic_fetch_sub(&p->sleepers, 1);
             pthread_mutex_unlock(&p->mu);
         }
         seen = g;
@@ -59,7 +67,9 @@ static void *worker_main(void *a) {
          * or we see the close and never touch fn/arg, which may be gone) */
         atomic_fetch_add(&p->inside, 1);
         if ((int)(atomic_load(&p->closed) - g) < 0) p->fn(p->arg, w->ith);
-        if (atomic_fetch_sub(&p->inside, 1) == 1) {
+        /* the last one out wakes the caller only if it went to sleep (it announces that
+         * before its last look at inside: the same handshake as kick's) */
+        if (atomic_fetch_sub(&p->inside, 1) == 1 && atomic_load(&p->caller_waits)) {
             pthread_mutex_lock(&p->mu);
             pthread_cond_signal(&p->done_cv);
             pthread_mutex_unlock(&p->mu);
@@ -68,19 +78,24 @@ static void *worker_main(void *a) {
     return NULL;
 }
 
+/* Start the next generation. Spinning workers see gen move by themselves; the mutex and
+ * the broadcast (a system call) are paid only when a worker sleeps. */
 static void kick(struct tpool *p) {
-    atomic_fetch_add_explicit(&p->gen, 1, memory_order_release);
-    pthread_mutex_lock(&p->mu);
-    pthread_cond_broadcast(&p->start_cv);
-    pthread_mutex_unlock(&p->mu);
+    atomic_fetch_add(&p->gen, 1);
+    if (atomic_load(&p->sleepers) > 0) {
+        pthread_mutex_lock(&p->mu);
+        pthread_cond_broadcast(&p->start_cv);
+        pthread_mutex_unlock(&p->mu);
+    }
 }
 
 int tpool_new(int n, tpool_t **out) {
     if (!out) return -EINVAL;
     *out = NULL;
     if (n < 1) n = 1;
-    struct tpool *p = calloc(1, sizeof *p);
+    struct tpool *p = aligned_alloc(_Alignof(struct tpool), sizeof *p); /* sizeof is a multiple */
     if (!p) return -ENOMEM;
+    memset(p, 0, sizeof *p);
     p->n = 1;
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->start_cv, NULL);
@@ -135,7 +150,9 @@ void tpool_run(tpool_t *p, tpool_fn fn, void *arg) {
     while (atomic_load(&p->inside) > 0 && spins++ < SPIN_ITERS) CPU_RELAX();
     if (atomic_load(&p->inside) > 0) {
         pthread_mutex_lock(&p->mu);
+        atomic_store(&p->caller_waits, 1);
         while (atomic_load(&p->inside) > 0) pthread_cond_wait(&p->done_cv, &p->mu);
+        atomic_store(&p->caller_waits, 0);
         pthread_mutex_unlock(&p->mu);
     }
 }

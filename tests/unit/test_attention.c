@@ -95,6 +95,15 @@ static int check_shape(const shape_t *sh, int n_ctx, int window, int spiky, tpoo
             memset(got, 0xff, qn * sizeof *got);
             CHECK(attention_with("scalar", &hp, &c, pos, q, scale, prompt, s, pool2, got) == 0);
             CHECK(!memcmp(ref, got, qn * sizeof *got));
+            /* and so does each thread's own slot (the forward pass's rows over threads) */
+            for (int slot = 0; slot < 2; slot++) {
+                memset(got, 0xff, qn * sizeof *got);
+                CHECK(attention_slot(&hp, &c, pos, q, scale, prompt, s, slot, got) == 0);
+                CHECK_MSG(!memcmp(ref, got, qn * sizeof *got), "attention_slot %d pos %d prompt %d", slot, pos,
+                          prompt);
+            }
+            CHECK(attention_slot(&hp, &c, pos, q, scale, prompt, s, 2, got) == -1); /* no such slot */
+            CHECK(attention_slot(&hp, &c, pos, q, scale, prompt, s, -1, got) == -1);
         }
     }
     attn_scratch_free(s);

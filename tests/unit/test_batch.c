@@ -1,4 +1,4 @@
-/* test_batch.c — batched forward steps and the prefix cache: each sequence gets bit for bit the logits it gets alone, whatever it is batched with, and a reused prefix gives the logits of computing it again. */
+/* test_batch.c — batched forward steps and the prefix cache: each sequence gets bit for bit the logits it gets alone, whatever it is batched with and on 1 or 2 threads, and a reused prefix gives the logits of computing it again. */
 #include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
@@ -9,6 +9,7 @@
 #include "engine/forward.h"
 #include "engine/kvcache.h"
 #include "engine/model.h"
+#include "engine/threadpool.h"
 
 #define N_SEQ 3
 #define N_GEN 6
@@ -55,11 +56,16 @@ static int run_alone(const model_t *m, alone_t *a, int n_prompt) {
 
 /* The sequences joined one step apart, 16 rows per step: the long prompt is chunked
  * while the others decode; each row's logits are compared with the lone run's. */
+/* run_batched's steps on this pool (NULL: the caller alone): the per-row phases and
+ * attention are then shared out over threads, with the same bits */
+static tpool_t *step_pool;
+
 static void run_batched(const model_t *m, alone_t *a, const char *name) {
     size_t V = (size_t)m->hp.n_vocab;
     forward_state_t *s;
     kv_pool_t pool;
     CHECK_EQ_INT(forward_state_new_batch(m, CTX, 16, N_SEQ, 0, &s), 0);
+    if (s) s->pool = step_pool;
     CHECK_EQ_INT(kv_pool_init(&pool, &m->hp, CTX, N_SEQ), 0);
     int slot[N_SEQ], past[N_SEQ] = {0}, got[N_SEQ] = {0}, next[N_SEQ] = {0}, reused;
     for (int j = 0; j < N_SEQ; j++) slot[j] = -1;
@@ -171,7 +177,11 @@ static void run_model(const char *path, const char *name) {
         CHECK_MSG(run_alone(&m, &a[j], prompt_len[j]) == 0, "%s: lone run %d", name, j);
     }
     run_batched(&m, a, name);
-    printf("  %-24s %d sequences batched: same logits as alone\n", name, N_SEQ);
+    CHECK_EQ_INT(tpool_new(2, &step_pool), 0);
+    run_batched(&m, a, name);
+    tpool_free(step_pool);
+    step_pool = NULL;
+    printf("  %-24s %d sequences batched (alone and on 2 threads): same logits as alone\n", name, N_SEQ);
     for (int j = 0; j < N_SEQ; j++) free(a[j].logits);
     model_free(&m);
 }
