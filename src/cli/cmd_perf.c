@@ -275,17 +275,21 @@ static int perf_run(const char *path, int threads, int n_prompt, int n_gen, int 
         fprintf(stderr, "tollgate perf run: forward failed\n");
         goto out;
     }
+    /* FNV-1a over the last logits' bytes: the same weights give the same bits whichever
+     * memory they are read from (the engine is bit-identical across thread counts) */
+    uint64_t lh = 0xcbf29ce484222325ull;
+    for (size_t i = 0; i < sizeof(float) * (size_t)m.hp.n_vocab; i++) lh = (lh ^ ((const uint8_t *)lg)[i]) * 0x100000001b3ull;
     struct rusage ru = r2;
     size_t bpt = bytes_per_token(&m);
     double dtps = n_gen / (t2 - t1);
     printf("perf: model=%s kernels=%s threads=%d prompt_tokens=%d prompt_s=%.3f prompt_tps=%.2f "
            "gen_tokens=%d gen_s=%.3f gen_tps=%.3f bytes_per_token=%zu gen_read_gbps=%.2f "
            "peak_rss_mib=%.0f prompt_cpu_s=%.3f gen_cpu_s=%.3f weights=%s anon_copy_s=%.3f gen_first_ms=%.1f "
-           "gen_min_ms=%.1f\n",
+           "gen_min_ms=%.1f logits_fnv=%016llx\n",
            m.name[0] ? m.name : path, quant_kernels()->name, tpool_size(pool), n_prompt, t1 - t0,
            n_prompt / (t1 - t0), n_gen, t2 - t1, dtps, bpt, dtps * bpt / 1e9, ru.ru_maxrss / 1024.0,
            cpu_s(&r1) - cpu_s(&r0), cpu_s(&r2) - cpu_s(&r1), anon ? "anon" : "mmap", ta, first_s * 1e3,
-           min_s * 1e3);
+           min_s * 1e3, (unsigned long long)lh);
     rc = 0;
 out:
     forward_state_free(s);
