@@ -60,6 +60,17 @@ QR_INLINE __m512i qr_fold_pair(__m512i a, __m512i b) {
     return _mm512_add_epi32(_mm512_shuffle_i64x2(a, b, 0x44), _mm512_shuffle_i64x2(a, b, 0xee));
 }
 
+/* 128-bit lane r of v in every lane. The immediate must be a constant where the
+ * compiler does not unroll the row loop (-O1, the sanitizer build): one literal per r. */
+QR_INLINE __m512i qr_lane_bcast(__m512i v, int r) {
+    switch (r) {
+    case 0: return _mm512_shuffle_i32x4(v, v, 0x00);
+    case 1: return _mm512_shuffle_i32x4(v, v, 0x55);
+    case 2: return _mm512_shuffle_i32x4(v, v, 0xaa);
+    default: return _mm512_shuffle_i32x4(v, v, 0xff);
+    }
+}
+
 /* The row pairs' results: row 2p + h's dot lanes in half h of acc[p]. */
 QR_INLINE __m256 qr_half(__m512 v, int h) {
     return h ? _mm512_extractf32x8_ps(v, 1) : _mm512_castps512_ps256(v);
@@ -146,7 +157,7 @@ QR_INLINE void qr_q4k_rows(int64_t nb, const uint8_t *const *w, const block_q8_K
         __m512i L[QR_ROWS];
         QR_UNROLL for (int r = 0; r < QR_ROWS; r++) {
             const block_q4_K *blk = (const block_q4_K *)wb[r];
-            __m512i scb = _mm512_shuffle_i32x4(R, R, 0x55 * r); /* row r's lane everywhere */
+            __m512i scb = qr_lane_bcast(R, r); /* row r's lane everywhere */
             __m512i q0 = _mm512_loadu_si512(blk->qs), q1 = _mm512_loadu_si512(blk->qs + 64);
             __m512i a = _mm512_dpbusd_epi32(z, _mm512_and_si512(q0, lo4), x0);
             __m512i c = _mm512_dpbusd_epi32(z, _mm512_and_si512(_mm512_srli_epi16(q0, 4), lo4), x1);
