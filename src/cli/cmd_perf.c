@@ -1,5 +1,5 @@
 /* cmd_perf.c — `tollgate perf`: engine speed measurements (random models of real shapes, memory bandwidth, prompt and decode rates). */
-#define _GNU_SOURCE /* mremap */
+#define _GNU_SOURCE
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -205,25 +205,6 @@ static unsigned touch(const model_t *m) {
     return s;
 }
 
-/* Put anonymous memory with the same bytes in place of the file mapping, at the same
- * address (every tensor view stays valid; model_free unmaps it as it would the file).
- * Why: on this VM, reading weights through the page-cache mapping ran at 5-44 GB/s,
- * varying pass to pass, and the same bytes copied into anonymous memory at 52 (see
- * docs/engine.md, "Decode and the page cache"). */
-static int weights_to_anon(model_t *m) {
-    size_t n = m->file.size;
-    if (!m->file.mapped) return 0;
-    void *a = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (a == MAP_FAILED) return -errno;
-    memcpy(a, m->file.base, n);
-    if (mprotect(a, n, PROT_READ) || mremap(a, n, n, MREMAP_MAYMOVE | MREMAP_FIXED, (void *)m->file.base) == MAP_FAILED) {
-        int e = errno;
-        munmap(a, n);
-        return -e;
-    }
-    return 0;
-}
-
 static int perf_run(const char *path, int threads, int n_prompt, int n_gen, int anon) {
     model_t m;
     char err[256];
@@ -232,7 +213,7 @@ static int perf_run(const char *path, int threads, int n_prompt, int n_gen, int 
         return 1;
     }
     double ta = now_s();
-    int arc = anon ? weights_to_anon(&m) : 0;
+    int arc = anon ? gguf_copy_to_memory(&m.file) : 0;
     ta = now_s() - ta;
     if (arc) {
         fprintf(stderr, "tollgate perf run: weights to anonymous memory: %s\n", strerror(-arc));

@@ -1,4 +1,5 @@
 /* gguf.c — GGUF v2/v3 reader: every read bounds-checked, hostile files rejected with a message. */
+#define _GNU_SOURCE /* mremap */
 #include "model/gguf.h"
 
 #include <errno.h>
@@ -454,6 +455,22 @@ int gguf_open(const char *path, gguf_file_t *f, char *err, size_t errlen) {
         return -1;
     }
     f->mapped = 1;
+    return 0;
+}
+
+int gguf_copy_to_memory(gguf_file_t *f) {
+    if (!f->mapped) return 0;
+    size_t n = f->size;
+    void *a = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (a == MAP_FAILED) return -errno;
+    memcpy(a, f->base, n);
+    /* read-only like the file mapping, then moved over it (which unmaps the file) */
+    if (mprotect(a, n, PROT_READ) ||
+        mremap(a, n, n, MREMAP_MAYMOVE | MREMAP_FIXED, (void *)f->base) == MAP_FAILED) {
+        int e = errno;
+        munmap(a, n);
+        return -e;
+    }
     return 0;
 }
 

@@ -88,6 +88,13 @@ int gguf_open(const char *path, gguf_file_t *f, char *err, size_t errlen);
 /* Same over memory the caller keeps alive (tests, fuzzing). */
 int gguf_parse(const void *data, size_t size, gguf_file_t *f, char *err, size_t errlen);
 void gguf_close(gguf_file_t *f);
+/* Replace an opened file's mapping with a private anonymous copy at the same address, so
+ * every pointer into it stays valid: the bytes then live in the process's own memory
+ * rather than in the page cache (on some VMs reading the page cache through the mapping
+ * is several times slower; docs/engine.md "Decode and the page cache"). Costs the copy and,
+ * while it runs, the file's size twice. 0 (also for a file not mapped by gguf_open), or a
+ * negative errno with the mapping unchanged. */
+int gguf_copy_to_memory(gguf_file_t *f);
 
 const gguf_kv_t *gguf_find(const gguf_file_t *f, const char *key);
 /* Typed getters: 0 on success, -1 absent or wrong type (integers of any width convert
