@@ -266,7 +266,12 @@ QT_INLINE void qt_q6_row(int64_t nb, const block_q6_K *w, const block_q8_K *cons
  * -w.dmin, which is -x.d * w.dmin exactly), in block order; the Q4_K mins term is four
  * lanes per token, all four tokens of a group in one register. What only depends on the
  * activations is gathered once per tile for all its weight rows (qt_group_t). */
-#define QT_PAIRS (QT_TOKENS / 2)
+/* Activation rows of a pair-path group: the weight block is unpacked once for all of
+ * them. */
+#define QT_GROUP 8
+#define QT_PAIRS (QT_GROUP / 2)
+/* Registers of Q4_K mins lanes per group (four tokens each). */
+#define QT_MINS (QT_GROUP / 4)
 /* Blocks per row the pair path gathers on the stack: rows up to 16384 columns. */
 #define QT_MAX_NB 64
 
@@ -277,12 +282,13 @@ QT_INLINE __m512i qt_interleave(__m512i v) {
 }
 
 /* Per block, what the weight rows share: x.d of each pair as [d0, d0, d1, d1] per
- * 128-bit lane; for the Q4_K mins, x.d of token t x 4 in 128-bit lane t and the
- * token's 8 sub-block sums (bsums[2s] + bsums[2s + 1]) as words in the same lane. */
+ * 128-bit lane; for the Q4_K mins, x.d of token 4i + t x 4 in 128-bit lane t of
+ * register i and the token's 8 sub-block sums (bsums[2s] + bsums[2s + 1]) as words in
+ * the same lane. */
 typedef struct qt_xblock {
     __m512 xd[QT_PAIRS];
-    __m512 xd4;
-    __m512i q8s;
+    __m512 xd4[QT_MINS];
+    __m512i q8s[QT_MINS];
 } qt_xblock_t;
 
 /* One weight block in registers for the pair path: its codes in interleaved order and
@@ -347,10 +353,10 @@ QT_INLINE __m512i qt_pair_lanes(int q6, const qt_pblock_t *k, const __m512i *x0,
 
 /* What a token group shares between the weight rows of a tile (gathered by
  * quant_tile_avx512): x the activation blocks (the last token repeated up to
- * QT_TOKENS), xb per block, xr per block and token its registers for qt_pair_lanes
+ * QT_GROUP), xb per block, xr per block and token its registers for qt_pair_lanes
  * (QT_XREGS(q6) each). */
 typedef struct qt_group {
-    const block_q8_K *x[QT_TOKENS];
+    const block_q8_K *x[QT_GROUP];
     const qt_xblock_t *xb;
     const __m512i *xr;
 } qt_group_t;
@@ -360,15 +366,17 @@ typedef struct qt_group {
 /* A pair-path row's running sums, kept in memory between chunks of blocks: per pair
  * the dot lanes, and (Q4_K) the mins lanes of the group. */
 typedef struct qt_pacc {
-    __m512 acc[QT_PAIRS], acc_m;
+    __m512 acc[QT_PAIRS], acc_m[QT_MINS];
 } qt_pacc_t;
 
 /* Blocks b0 .. b1 - 1 of one weight row (w at block b0) against np pairs of the
  * group's activation rows, added to the row's sums in a. */
 QT_INLINE void qt_pairs(int q6, int64_t b0, int64_t b1, const uint8_t *w, const qt_group_t *g, int np,
                         qt_pacc_t *a) {
-    __m512 acc[QT_PAIRS], acc_m = a->acc_m;
+    __m512 acc[QT_PAIRS], acc_m[QT_MINS];
+    const int nm = (np + 1) / 2;
     QT_EACH_TOKEN(p, np) acc[p] = a->acc[p];
+    QT_EACH_TOKEN(i, nm) acc_m[i] = a->acc_m[i];
     const size_t bs = q6 ? sizeof(block_q6_K) : sizeof(block_q4_K);
     for (int64_t b = b0; b < b1; b++, w += bs) {
         qt_pblock_t k;
@@ -383,19 +391,21 @@ QT_INLINE void qt_pairs(int q6, int64_t b0, int64_t b1, const uint8_t *w, const 
             nwdmin = _mm512_set1_ps(-qt_h2f(((const block_q4_K *)w)->dmin));
         }
         const qt_xblock_t *xb = &g->xb[b];
-        const __m512i *xr = g->xr + (size_t)b * QT_TOKENS * QT_XREGS(q6);
+        const __m512i *xr = g->xr + (size_t)b * QT_GROUP * QT_XREGS(q6);
         QT_EACH_TOKEN(p, np) {
             __m512i l = qt_pair_lanes(q6, &k, xr + 2 * p * QT_XREGS(q6), xr + (2 * p + 1) * QT_XREGS(q6));
             acc[p] = _mm512_fmadd_ps(_mm512_mul_ps(xb->xd[p], wd), _mm512_cvtepi32_ps(l), acc[p]);
         }
         if (!q6) {
             /* mn[2k] * q8s[2k] + mn[2k + 1] * q8s[2k + 1]: the reference's mins lane k */
-            __m512i mt = _mm512_madd_epi16(xb->q8s, m8);
-            acc_m = _mm512_fmadd_ps(_mm512_mul_ps(xb->xd4, nwdmin), _mm512_cvtepi32_ps(mt), acc_m);
+            QT_EACH_TOKEN(i, nm) {
+                __m512i mt = _mm512_madd_epi16(xb->q8s[i], m8);
+                acc_m[i] = _mm512_fmadd_ps(_mm512_mul_ps(xb->xd4[i], nwdmin), _mm512_cvtepi32_ps(mt), acc_m[i]);
+            }
         }
     }
     QT_EACH_TOKEN(p, np) a->acc[p] = acc[p];
-    a->acc_m = acc_m;
+    QT_EACH_TOKEN(i, nm) a->acc_m[i] = acc_m[i];
 }
 
 /* The first nt results of a finished pair-path row (mins: Q4_K only), through the
@@ -408,9 +418,9 @@ static void qt_pairs_out(const qt_pacc_t *a, int mins, int nt, float *out, size_
         __m512 v = _mm512_permutexvar_ps(_mm512_loadu_si512(idx[t & 1]), a->acc[t / 2]);
         float s = qt_hsum8(_mm512_castps512_ps256(v));
         if (mins) {
-            __m512i mi = _mm512_add_epi32(_mm512_set1_epi32(4 * t), _mm512_setr_epi32(0, 1, 2, 3, 0, 0, 0, 0, 0, 0,
+            __m512i mi = _mm512_add_epi32(_mm512_set1_epi32(4 * (t % 4)), _mm512_setr_epi32(0, 1, 2, 3, 0, 0, 0, 0, 0, 0,
                                                                                        0, 0, 0, 0, 0, 0));
-            s += qt_hsum4(_mm512_castps512_ps128(_mm512_permutexvar_ps(mi, a->acc_m)));
+            s += qt_hsum4(_mm512_castps512_ps128(_mm512_permutexvar_ps(mi, a->acc_m[t / 4])));
         }
         out[(size_t)t * ldo] = s;
     }
@@ -427,6 +437,18 @@ static void qt_q6k_p1(int64_t b0, int64_t b1, const uint8_t *w, const qt_group_t
 }
 static void qt_q6k_p2(int64_t b0, int64_t b1, const uint8_t *w, const qt_group_t *g, qt_pacc_t *a) {
     qt_pairs(1, b0, b1, w, g, 2, a);
+}
+static void qt_q4k_p3(int64_t b0, int64_t b1, const uint8_t *w, const qt_group_t *g, qt_pacc_t *a) {
+    qt_pairs(0, b0, b1, w, g, 3, a);
+}
+static void qt_q4k_p4(int64_t b0, int64_t b1, const uint8_t *w, const qt_group_t *g, qt_pacc_t *a) {
+    qt_pairs(0, b0, b1, w, g, 4, a);
+}
+static void qt_q6k_p3(int64_t b0, int64_t b1, const uint8_t *w, const qt_group_t *g, qt_pacc_t *a) {
+    qt_pairs(1, b0, b1, w, g, 3, a);
+}
+static void qt_q6k_p4(int64_t b0, int64_t b1, const uint8_t *w, const qt_group_t *g, qt_pacc_t *a) {
+    qt_pairs(1, b0, b1, w, g, 4, a);
 }
 
 typedef void (*qt_pair_fn)(int64_t b0, int64_t b1, const uint8_t *w, const qt_group_t *g, qt_pacc_t *a);
@@ -461,7 +483,7 @@ static void qt_pairs_tile(qt_pair_fn fn, int q6, int64_t nb, const uint8_t *w, s
     }
 }
 
-/* Gathers group g's activations (tokens x[0 .. QT_TOKENS - 1], the last real one
+/* Gathers group g's activations (tokens x[0 .. QT_GROUP - 1], the last real one
  * repeated) for the pair path: qt_xblock_t per block, the registers per block and
  * token. */
 static void qt_pairs_gather(int q6, int64_t nb, const block_q8_K *const *x, int ntok, qt_xblock_t *xb,
@@ -473,18 +495,20 @@ static void qt_pairs_gather(int q6, int64_t nb, const block_q8_K *const *x, int 
             float d0 = x[2 * p][b].d, d1 = x[2 * p + 1][b].d;
             v->xd[p] = _mm512_broadcast_f32x4(_mm_setr_ps(d0, d0, d1, d1));
         }
-        float d4[16];
-        int16_t s[32];
-        for (int t = 0; t < QT_TOKENS; t++)
+        float d4[16 * QT_MINS];
+        int16_t s[32 * QT_MINS];
+        for (int t = 0; t < QT_GROUP; t++)
             for (int i = 0; i < 8; i++) {
                 if (i < 4) d4[4 * t + i] = x[t][b].d;
                 s[8 * t + i] = (int16_t)(x[t][b].bsums[2 * i] + x[t][b].bsums[2 * i + 1]);
             }
-        v->xd4 = _mm512_loadu_ps(d4);
-        v->q8s = _mm512_loadu_si512(s);
+        for (int i = 0; i < QT_MINS; i++) {
+            v->xd4[i] = _mm512_loadu_ps(d4 + 16 * i);
+            v->q8s[i] = _mm512_loadu_si512(s + 32 * i);
+        }
         for (int t = 0; t < ntok; t++) {
             const int8_t *q = x[t][b].qs;
-            __m512i *o = xr + ((size_t)b * QT_TOKENS + t) * QT_XREGS(q6);
+            __m512i *o = xr + ((size_t)b * QT_GROUP + t) * QT_XREGS(q6);
             if (!q6) {
                 /* the sub-blocks of qt_q4k_punpack's code registers */
                 o[0] = qt_interleave(qt_load_2x32(q, 64));
@@ -527,8 +551,8 @@ int quant_tile_avx512(int type, int64_t n, const void *w, size_t row_bytes, int 
     static const qt_row_fn q4[QT_TOKENS] = {qt_q4k_1, qt_q4k_2, qt_q4k_3, qt_q4k_4};
     static const qt_row_fn q5[QT_TOKENS] = {qt_q5k_1, qt_q5k_2, qt_q5k_3, qt_q5k_4};
     static const qt_row_fn q6[QT_TOKENS] = {qt_q6k_1, qt_q6k_2, qt_q6k_3, qt_q6k_4};
-    static const qt_pair_fn p4[QT_PAIRS] = {qt_q4k_p1, qt_q4k_p2};
-    static const qt_pair_fn p6[QT_PAIRS] = {qt_q6k_p1, qt_q6k_p2};
+    static const qt_pair_fn p4[QT_PAIRS] = {qt_q4k_p1, qt_q4k_p2, qt_q4k_p3, qt_q4k_p4};
+    static const qt_pair_fn p6[QT_PAIRS] = {qt_q6k_p1, qt_q6k_p2, qt_q6k_p3, qt_q6k_p4};
     const qt_row_fn *fns;
     const qt_pair_fn *pfns = NULL;
     switch (type) {
@@ -539,26 +563,28 @@ int quant_tile_avx512(int type, int64_t n, const void *w, size_t row_bytes, int 
     }
     if (nt == 1 && pfns && !quant_rows_avx512(type, n, w, row_bytes, nr, xq, y)) return 0;
     int64_t nb = n / QUANT_QK_K;
-    /* the pair path's gathered activations, on the stack: 144 KiB */
+    /* the pair path's gathered activations, on the stack: 288 KiB */
     qt_xblock_t xb[QT_MAX_NB];
-    __m512i xr[QT_MAX_NB * QT_TOKENS * QT_XREGS(1)];
+    __m512i xr[QT_MAX_NB * QT_GROUP * QT_XREGS(1)];
     int is_q6 = type == GGML_TYPE_Q6_K;
-    /* tokens in groups of QT_TOKENS; within a group every row of the tile (its blocks
-     * still in L1/L2 from the previous group) */
-    for (int t0 = 0; t0 < nt; t0 += QT_TOKENS) {
-        int g = nt - t0 < QT_TOKENS ? nt - t0 : QT_TOKENS;
+    int pairs = pfns && nb <= QT_MAX_NB;
+    /* tokens in groups (QT_GROUP for the pair path, else QT_TOKENS); within a group
+     * every row of the tile (its blocks still in L1/L2 from the previous group) */
+    int gmax = pairs ? QT_GROUP : QT_TOKENS;
+    for (int t0 = 0; t0 < nt; t0 += gmax) {
+        int g = nt - t0 < gmax ? nt - t0 : gmax;
         qt_group_t grp = {.xb = xb, .xr = xr};
         const block_q8_K **x = grp.x;
         for (int t = 0; t < g; t++) x[t] = (const block_q8_K *)((const uint8_t *)xq + (size_t)(t0 + t) * xq_stride);
         const uint8_t *row = w;
-        if (g == 1 || !pfns || nb > QT_MAX_NB) {
+        if (g == 1 || !pairs) {
             for (int r = 0; r < nr; r++, row += row_bytes) fns[g - 1](nb, row, x, y + (size_t)t0 * ldy + r, ldy);
             continue;
         }
         /* pairs: an odd last token is paired with itself (its twin's results are
          * dropped); the mins lanes take the whole group, the last token repeated */
         int np = (g + 1) / 2;
-        for (int t = g; t < QT_TOKENS; t++) x[t] = x[t - 1];
+        for (int t = g; t < QT_GROUP; t++) x[t] = x[t - 1];
         qt_pairs_gather(is_q6, nb, x, 2 * np, xb, xr);
         qt_pairs_tile(pfns[np - 1], is_q6, nb, w, row_bytes, nr, &grp, g, y + (size_t)t0 * ldy, ldy);
     }
