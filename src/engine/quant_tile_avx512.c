@@ -291,10 +291,11 @@ typedef struct qt_xblock {
     __m512i q8s[QT_MINS];
 } qt_xblock_t;
 
-/* One weight block in registers for the pair path: its codes in interleaved order and
- * per code register the word pairs of scales its lanes take. */
+/* One weight block in registers for the pair path: its codes in interleaved order, per
+ * code register the word pairs of scales its lanes take, and (Q6_K) the correction N
+ * the dot starts from. */
 typedef struct qt_pblock {
-    __m512i c[4], S[4];
+    __m512i c[4], S[4], N[4];
 } qt_pblock_t;
 
 /* Q4_K: c[j] as in qt_k_unpack (sub-blocks (0, 2), (1, 3), (4, 6), (5, 7)), and the
@@ -320,29 +321,36 @@ QT_INLINE void qt_q4k_punpack(const block_q4_K *w, qt_pblock_t *k, __m512i *m8) 
     *m8 = _mm512_broadcast_i32x4(_mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)mn)));
 }
 
-/* Q6_K: c[j] elements 64j .. 64j + 63; the dwords 2L, 8 + 2L (and 2L + 1, 9 + 2L)
- * paired in 128-bit lane L have the scales sc[4j + L/2] and sc[4j + 2 + L/2]. */
+/* Q6_K: c[j] elements 64j .. 64j + 63 as signed codes q - 32; the dwords 2L, 8 + 2L
+ * (and 2L + 1, 9 + 2L) paired in 128-bit lane L have the scales sc[4j + L/2] and
+ * sc[4j + 2 + L/2]. The activations come offset to unsigned (x + 128, gathered once), so
+ * the dot of a 4-element group is (q - 32) * (x + 128) less 128 * (q - 32): N[j] holds
+ * that term per group, once per block for all the group's tokens (before, each token
+ * loaded its own -32 * x sums, and the loads bounded the Q6_K pair path). */
 QT_INLINE void qt_q6k_punpack(const block_q6_K *w, qt_pblock_t *k) {
     static const uint16_t idx0[32] = {0, 2, 0, 2, 0, 2, 0, 2, 0, 2, 0, 2, 0, 2, 0, 2,
                                       1, 3, 1, 3, 1, 3, 1, 3, 1, 3, 1, 3, 1, 3, 1, 3};
     qt_q6_codes(w, k->c);
     __m512i s16 = _mm512_castsi256_si512(_mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)w->scales)));
     __m512i idx = _mm512_loadu_si512(idx0);
+    const __m512i m32 = _mm512_set1_epi8(32), u128 = _mm512_set1_epi8(-128), z = _mm512_setzero_si512();
     _Pragma("GCC unroll 4") for (int j = 0; j < 4; j++) {
-        k->c[j] = qt_interleave(k->c[j]);
+        k->c[j] = _mm512_sub_epi8(qt_interleave(k->c[j]), m32);
+        k->N[j] = _mm512_sub_epi32(z, _mm512_dpbusd_epi32(z, u128, k->c[j]));
         k->S[j] = _mm512_permutexvar_epi16(_mm512_add_epi16(idx, _mm512_set1_epi16((short)(4 * j))), s16);
     }
 }
 
-/* The pair's lanes (layout above) from its two tokens' gathered registers x0, x1:
- * codes in interleaved order, and for Q6_K, after them, -32 * x summed like the codes
- * (the dot accumulates onto it: (q - 32) * x). */
+/* The pair's lanes (layout above) from its two tokens' gathered registers x0, x1: codes
+ * in interleaved order (Q6_K: offset to unsigned; the weight codes are the signed
+ * operand). Each 4-product sum fits 16 bits: 4 * 15 * 128 (Q4_K), 4 * 32 * 128 (Q6_K,
+ * once N is added: the running sum stays 32-bit inside vpdpbusd). */
 QT_INLINE __m512i qt_pair_lanes(int q6, const qt_pblock_t *k, const __m512i *x0, const __m512i *x1) {
     const __m512i z = _mm512_setzero_si512();
     __m512i pk[4];
     _Pragma("GCC unroll 4") for (int j = 0; j < 4; j++) {
-        __m512i a = _mm512_dpbusd_epi32(q6 ? x0[4 + j] : z, k->c[j], x0[j]);
-        __m512i b = _mm512_dpbusd_epi32(q6 ? x1[4 + j] : z, k->c[j], x1[j]);
+        __m512i a = q6 ? _mm512_dpbusd_epi32(k->N[j], x0[j], k->c[j]) : _mm512_dpbusd_epi32(z, k->c[j], x0[j]);
+        __m512i b = q6 ? _mm512_dpbusd_epi32(k->N[j], x1[j], k->c[j]) : _mm512_dpbusd_epi32(z, k->c[j], x1[j]);
         pk[j] = _mm512_packs_epi32(a, b);
     }
     __m512i l = _mm512_madd_epi16(pk[0], k->S[0]);
@@ -354,14 +362,14 @@ QT_INLINE __m512i qt_pair_lanes(int q6, const qt_pblock_t *k, const __m512i *x0,
 /* What a token group shares between the weight rows of a tile (gathered by
  * quant_tile_avx512): x the activation blocks (the last token repeated up to
  * QT_GROUP), xb per block, xr per block and token its registers for qt_pair_lanes
- * (QT_XREGS(q6) each). */
+ * (QT_XREGS each). */
 typedef struct qt_group {
     const block_q8_K *x[QT_GROUP];
     const qt_xblock_t *xb;
     const __m512i *xr;
 } qt_group_t;
 
-#define QT_XREGS(q6) ((q6) ? 8 : 4)
+#define QT_XREGS 4
 
 /* A pair-path row's running sums, kept in memory between chunks of blocks: per pair
  * the dot lanes, and (Q4_K) the mins lanes of the group. */
@@ -391,9 +399,9 @@ QT_INLINE void qt_pairs(int q6, int64_t b0, int64_t b1, const uint8_t *w, const 
             nwdmin = _mm512_set1_ps(-qt_h2f(((const block_q4_K *)w)->dmin));
         }
         const qt_xblock_t *xb = &g->xb[b];
-        const __m512i *xr = g->xr + (size_t)b * QT_GROUP * QT_XREGS(q6);
+        const __m512i *xr = g->xr + (size_t)b * QT_GROUP * QT_XREGS;
         QT_EACH_TOKEN(p, np) {
-            __m512i l = qt_pair_lanes(q6, &k, xr + 2 * p * QT_XREGS(q6), xr + (2 * p + 1) * QT_XREGS(q6));
+            __m512i l = qt_pair_lanes(q6, &k, xr + 2 * p * QT_XREGS, xr + (2 * p + 1) * QT_XREGS);
             acc[p] = _mm512_fmadd_ps(_mm512_mul_ps(xb->xd[p], wd), _mm512_cvtepi32_ps(l), acc[p]);
         }
         if (!q6) {
@@ -468,7 +476,7 @@ static void qt_pairs_tile(qt_pair_fn fn, int q6, int64_t nb, const uint8_t *w, s
                           const qt_group_t *grp, int g, float *y, size_t ldy) {
     qt_pacc_t acc[QT_ROWS];
     int np = (g + 1) / 2;
-    size_t per_block = (size_t)np * 2 * QT_XREGS(q6) * sizeof(__m512i) + sizeof(qt_xblock_t);
+    size_t per_block = (size_t)np * 2 * QT_XREGS * sizeof(__m512i) + sizeof(qt_xblock_t);
     int64_t chunk = (int64_t)(QT_CHUNK_BYTES / per_block);
     if (chunk < 1) chunk = 1;
     size_t bs = q6 ? sizeof(block_q6_K) : sizeof(block_q4_K);
@@ -488,7 +496,7 @@ static void qt_pairs_tile(qt_pair_fn fn, int q6, int64_t nb, const uint8_t *w, s
  * token. */
 static void qt_pairs_gather(int q6, int64_t nb, const block_q8_K *const *x, int ntok, qt_xblock_t *xb,
                             __m512i *xr) {
-    const __m512i m32 = _mm512_set1_epi8(32), z = _mm512_setzero_si512();
+    const __m512i u128 = _mm512_set1_epi8(-128);
     for (int64_t b = 0; b < nb; b++) {
         qt_xblock_t *v = &xb[b];
         for (int p = 0; p < QT_PAIRS; p++) {
@@ -508,7 +516,7 @@ static void qt_pairs_gather(int q6, int64_t nb, const block_q8_K *const *x, int 
         }
         for (int t = 0; t < ntok; t++) {
             const int8_t *q = x[t][b].qs;
-            __m512i *o = xr + ((size_t)b * QT_GROUP + t) * QT_XREGS(q6);
+            __m512i *o = xr + ((size_t)b * QT_GROUP + t) * QT_XREGS;
             if (!q6) {
                 /* the sub-blocks of qt_q4k_punpack's code registers */
                 o[0] = qt_interleave(qt_load_2x32(q, 64));
@@ -516,10 +524,7 @@ static void qt_pairs_gather(int q6, int64_t nb, const block_q8_K *const *x, int 
                 o[2] = qt_interleave(qt_load_2x32(q + 128, 64));
                 o[3] = qt_interleave(qt_load_2x32(q + 160, 64));
             } else {
-                for (int j = 0; j < 4; j++) {
-                    o[j] = qt_interleave(_mm512_loadu_si512(q + 64 * j));
-                    o[4 + j] = _mm512_sub_epi32(z, _mm512_dpbusd_epi32(z, m32, o[j]));
-                }
+                for (int j = 0; j < 4; j++) o[j] = _mm512_xor_si512(qt_interleave(_mm512_loadu_si512(q + 64 * j)), u128);
             }
         }
     }
@@ -563,9 +568,9 @@ int quant_tile_avx512(int type, int64_t n, const void *w, size_t row_bytes, int 
     }
     if (nt == 1 && pfns && !quant_rows_avx512(type, n, w, row_bytes, nr, xq, y)) return 0;
     int64_t nb = n / QUANT_QK_K;
-    /* the pair path's gathered activations, on the stack: 288 KiB */
+    /* the pair path's gathered activations, on the stack: 160 KiB */
     qt_xblock_t xb[QT_MAX_NB];
-    __m512i xr[QT_MAX_NB * QT_GROUP * QT_XREGS(1)];
+    __m512i xr[QT_MAX_NB * QT_GROUP * QT_XREGS];
     int is_q6 = type == GGML_TYPE_Q6_K;
     int pairs = pfns && nb <= QT_MAX_NB;
     /* tokens in groups (QT_GROUP for the pair path, else QT_TOKENS); within a group
