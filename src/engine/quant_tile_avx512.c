@@ -383,8 +383,9 @@ QT_INLINE void qt_pairs(int q6, int64_t b0, int64_t b1, const uint8_t *w, const 
                         qt_pacc_t *a) {
     __m512 acc[QT_PAIRS], acc_m[QT_MINS];
     const int nm = (np + 1) / 2;
-    QT_EACH_TOKEN(p, np) acc[p] = a->acc[p];
-    QT_EACH_TOKEN(i, nm) acc_m[i] = a->acc_m[i];
+    /* the first chunk starts the sums (no memset of the row's sums beforehand) */
+    QT_EACH_TOKEN(p, np) acc[p] = b0 ? a->acc[p] : _mm512_setzero_ps();
+    QT_EACH_TOKEN(i, nm) acc_m[i] = b0 ? a->acc_m[i] : _mm512_setzero_ps();
     const size_t bs = q6 ? sizeof(block_q6_K) : sizeof(block_q4_K);
     for (int64_t b = b0; b < b1; b++, w += bs) {
         qt_pblock_t k;
@@ -417,20 +418,25 @@ QT_INLINE void qt_pairs(int q6, int64_t b0, int64_t b1, const uint8_t *w, const 
 }
 
 /* The first nt results of a finished pair-path row (mins: Q4_K only), through the
- * reference's final reduction tree. */
+ * reference's final reduction trees, all tokens of a pair (of four for the mins) at
+ * once: hsum8 as (a4 + a0, .., a7 + a3), then (t0 + t2) + (t1 + t3), which for a pair
+ * register are two 128-bit lane swaps and one in-lane step. */
 static void qt_pairs_out(const qt_pacc_t *a, int mins, int nt, float *out, size_t ldo) {
-    /* token u of a pair: its lanes 2L, 2L + 1 at 4L + 2u, 4L + 2u + 1 (permuted in
-     * registers: rebuilding them through memory stalls every row on store forwarding) */
-    static const int32_t idx[2][16] = {{0, 1, 4, 5, 8, 9, 12, 13}, {2, 3, 6, 7, 10, 11, 14, 15}};
+    float r[QT_PAIRS][16], m[QT_MINS][16];
+    for (int p = 0; p < (nt + 1) / 2; p++) {
+        __m512 v = a->acc[p];
+        v = _mm512_add_ps(_mm512_shuffle_f32x4(v, v, _MM_SHUFFLE(1, 0, 3, 2)), v);
+        v = _mm512_add_ps(v, _mm512_shuffle_f32x4(v, v, _MM_SHUFFLE(2, 3, 0, 1)));
+        _mm512_storeu_ps(r[p], _mm512_add_ps(v, _mm512_movehdup_ps(v)));
+    }
+    for (int i = 0; mins && i < (nt + 3) / 4; i++) {
+        __m512 v = a->acc_m[i];
+        v = _mm512_add_ps(v, _mm512_permute_ps(v, _MM_SHUFFLE(1, 0, 3, 2)));
+        _mm512_storeu_ps(m[i], _mm512_add_ps(v, _mm512_movehdup_ps(v)));
+    }
     for (int t = 0; t < nt; t++) {
-        __m512 v = _mm512_permutexvar_ps(_mm512_loadu_si512(idx[t & 1]), a->acc[t / 2]);
-        float s = qt_hsum8(_mm512_castps512_ps256(v));
-        if (mins) {
-            __m512i mi = _mm512_add_epi32(_mm512_set1_epi32(4 * (t % 4)), _mm512_setr_epi32(0, 1, 2, 3, 0, 0, 0, 0, 0, 0,
-                                                                                       0, 0, 0, 0, 0, 0));
-            s += qt_hsum4(_mm512_castps512_ps128(_mm512_permutexvar_ps(mi, a->acc_m[t / 4])));
-        }
-        out[(size_t)t * ldo] = s;
+        float s = r[t / 2][2 * (t & 1)];
+        out[(size_t)t * ldo] = mins ? s + m[t / 4][4 * (t % 4)] : s;
     }
 }
 
@@ -482,7 +488,6 @@ static void qt_pairs_tile(qt_pair_fn fn, int q6, int64_t nb, const uint8_t *w, s
     size_t bs = q6 ? sizeof(block_q6_K) : sizeof(block_q4_K);
     for (int r0 = 0; r0 < nr; r0 += QT_ROWS) {
         int rn = nr - r0 < QT_ROWS ? nr - r0 : QT_ROWS;
-        memset(acc, 0, sizeof acc[0] * (size_t)rn);
         for (int64_t b0 = 0; b0 < nb; b0 += chunk) {
             int64_t b1 = nb - b0 < chunk ? nb : b0 + chunk;
             for (int r = 0; r < rn; r++) fn(b0, b1, w + (size_t)(r0 + r) * row_bytes + (size_t)b0 * bs, grp, &acc[r]);
