@@ -496,6 +496,11 @@ static void qt_pairs_tile(qt_pair_fn fn, int q6, int64_t nb, const uint8_t *w, s
     }
 }
 
+/* A Q8_K block's sub-block sums bsums[2s] + bsums[2s + 1] (each fits 16 bits: 32 codes). */
+QT_INLINE __m128i qt_q8s(const block_q8_K *x) {
+    return _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)x->bsums), _mm_loadu_si128((const __m128i *)(x->bsums + 8)));
+}
+
 /* Gathers group g's activations (tokens x[0 .. QT_GROUP - 1], the last real one
  * repeated) for the pair path: qt_xblock_t per block, the registers per block and
  * token. */
@@ -508,16 +513,13 @@ static void qt_pairs_gather(int q6, int64_t nb, const block_q8_K *const *x, int 
             float d0 = x[2 * p][b].d, d1 = x[2 * p + 1][b].d;
             v->xd[p] = _mm512_broadcast_f32x4(_mm_setr_ps(d0, d0, d1, d1));
         }
-        float d4[16 * QT_MINS];
-        int16_t s[32 * QT_MINS];
-        for (int t = 0; t < QT_GROUP; t++)
-            for (int i = 0; i < 8; i++) {
-                if (i < 4) d4[4 * t + i] = x[t][b].d;
-                s[8 * t + i] = (int16_t)(x[t][b].bsums[2 * i] + x[t][b].bsums[2 * i + 1]);
-            }
         for (int i = 0; i < QT_MINS; i++) {
-            v->xd4[i] = _mm512_loadu_ps(d4 + 16 * i);
-            v->q8s[i] = _mm512_loadu_si512(s + 32 * i);
+            const block_q8_K *x0 = &x[4 * i][b], *x1 = &x[4 * i + 1][b], *x2 = &x[4 * i + 2][b], *x3 = &x[4 * i + 3][b];
+            v->xd4[i] = _mm512_insertf32x8(
+                _mm512_castps256_ps512(_mm256_set_m128(_mm_set1_ps(x1->d), _mm_set1_ps(x0->d))),
+                _mm256_set_m128(_mm_set1_ps(x3->d), _mm_set1_ps(x2->d)), 1);
+            v->q8s[i] = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set_m128i(qt_q8s(x1), qt_q8s(x0))),
+                                           _mm256_set_m128i(qt_q8s(x3), qt_q8s(x2)), 1);
         }
         for (int t = 0; t < ntok; t++) {
             const int8_t *q = x[t][b].qs;
