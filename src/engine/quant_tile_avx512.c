@@ -333,10 +333,12 @@ QT_INLINE void qt_q6k_punpack(const block_q6_K *w, qt_pblock_t *k) {
     qt_q6_codes(w, k->c);
     __m512i s16 = _mm512_castsi256_si512(_mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)w->scales)));
     __m512i idx = _mm512_loadu_si512(idx0);
-    const __m512i m32 = _mm512_set1_epi8(32), u128 = _mm512_set1_epi8(-128), z = _mm512_setzero_si512();
+    const __m512i m32 = _mm512_set1_epi8(32), m128 = _mm512_set1_epi8(-128), n0 = _mm512_set1_epi32(128 * 128);
     _Pragma("GCC unroll 4") for (int j = 0; j < 4; j++) {
-        k->c[j] = _mm512_sub_epi8(qt_interleave(k->c[j]), m32);
-        k->N[j] = _mm512_sub_epi32(z, _mm512_dpbusd_epi32(z, u128, k->c[j]));
+        __m512i q = qt_interleave(k->c[j]);
+        /* -128 * (sum of 4 (q - 32)) = 128 * 128 - 128 * (sum of 4 q), q as the unsigned operand */
+        k->N[j] = _mm512_dpbusd_epi32(n0, q, m128);
+        k->c[j] = _mm512_sub_epi8(q, m32);
         k->S[j] = _mm512_permutexvar_epi16(_mm512_add_epi16(idx, _mm512_set1_epi16((short)(4 * j))), s16);
     }
 }
