@@ -1,13 +1,14 @@
-/* quant_tile_avx512.c — K-quant tile kernels for AVX-512 VNNI: one weight block unpacked once, dotted with up to 4 activation rows.
+/* quant_tile_avx512.c — K-quant tile kernels for AVX-512 VNNI: one weight block unpacked once, dotted with up to 8 activation rows.
  *
  * Called only through quant_avx512_kernels (quant_simd.h dispatch). A tile is nr weight
  * rows times nt activation rows; every (row, token) result is the same float, bit for
  * bit, as matvec_dot (matvec.c): the integer lane sums are exact in any grouping, so the
- * 512-bit registers (two 32-element sub-blocks each) are folded into the reference's
- * 8-lane partition (lane (e % 32) / 4) before the one FMA per block, and the float steps
- * (d = x.d * w.d, the FMA, the mins term, the final reduction tree) are those of the
- * definition, per token, in block order. What is shared between the tokens of a tile is
- * only integer work: the unpacked codes and the expanded scales. */
+ * 512-bit registers (two 32-element sub-blocks each) are brought into the reference's
+ * 8-lane partition (lane (e % 32) / 4) before the one FMA per block (the row path folds
+ * 16 lanes; the pair path narrows interleaved lanes of two tokens into one register),
+ * and the float steps (d = x.d * w.d, the FMA, the mins term, the final reduction tree)
+ * are those of the definition, per token, in block order. What is shared between the
+ * tokens of a tile is only integer work: the unpacked codes and the expanded scales. */
 #include <immintrin.h>
 #include <string.h>
 
