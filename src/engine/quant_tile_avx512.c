@@ -1,13 +1,14 @@
-/* quant_tile_avx512.c — K-quant tile kernels for AVX-512 VNNI: one weight block unpacked once, dotted with up to 4 activation rows.
+/* quant_tile_avx512.c — K-quant tile kernels for AVX-512 VNNI: one weight block unpacked once, dotted with up to 8 activation rows.
  *
  * Called only through quant_avx512_kernels (quant_simd.h dispatch). A tile is nr weight
  * rows times nt activation rows; every (row, token) result is the same float, bit for
  * bit, as matvec_dot (matvec.c): the integer lane sums are exact in any grouping, so the
- * 512-bit registers (two 32-element sub-blocks each) are folded into the reference's
- * 8-lane partition (lane (e % 32) / 4) before the one FMA per block, and the float steps
- * (d = x.d * w.d, the FMA, the mins term, the final reduction tree) are those of the
- * definition, per token, in block order. What is shared between the tokens of a tile is
- * only integer work: the unpacked codes and the expanded scales. */
+ * 512-bit registers (two 32-element sub-blocks each) are brought into the reference's
+ * 8-lane partition (lane (e % 32) / 4) before the one FMA per block (the row path folds
+ * 16 lanes; the pair path narrows interleaved lanes of two tokens into one register),
+ * and the float steps (d = x.d * w.d, the FMA, the mins term, the final reduction tree)
+ * are those of the definition, per token, in block order. What is shared between the
+ * tokens of a tile is only integer work: the unpacked codes and the expanded scales. */
 #include <immintrin.h>
 #include <string.h>
 
@@ -148,20 +149,6 @@ QT_INLINE __m512i qt_k_lanes16(const qt_kblock_t *k, const int8_t *q8) {
                           qt_load_2x32(q8 + 160, 64));
 }
 
-/* The same from 256 codes already in register order (qt_k_permute_x). */
-QT_INLINE __m512i qt_k_lanes16_p(const qt_kblock_t *k, const int8_t *xp) {
-    return qt_k_lanes16_x(k, _mm512_loadu_si512(xp), _mm512_loadu_si512(xp + 64), _mm512_loadu_si512(xp + 128),
-                          _mm512_loadu_si512(xp + 192));
-}
-
-/* A Q8_K block's codes in the order of the code registers of qt_kblock_t. */
-QT_INLINE void qt_k_permute_x(const int8_t *q8, int8_t *out) {
-    _mm512_storeu_si512(out, qt_load_2x32(q8, 64));
-    _mm512_storeu_si512(out + 64, qt_load_2x32(q8 + 32, 64));
-    _mm512_storeu_si512(out + 128, qt_load_2x32(q8 + 128, 64));
-    _mm512_storeu_si512(out + 192, qt_load_2x32(q8 + 160, 64));
-}
-
 /* One weight row (nb blocks) against nt <= QT_TOKENS activation rows x[t]. */
 QT_INLINE void qt_k_asym_row(int q5, int64_t nb, const uint8_t *w, const block_q8_K *const *x, int nt,
                              float *out, size_t ldo) {
@@ -266,190 +253,290 @@ QT_INLINE void qt_q6_row(int64_t nb, const block_q6_K *w, const block_q8_K *cons
 
 /* ---- token pairs ---------------------------------------------------------------- */
 
-/* With two or more activation rows, tokens go in pairs through 512-bit float registers:
- * token t0's 8 lanes in the low half, t1's in the high half, so that the fold, the
- * conversion, the scale multiply and the FMA are one instruction for both. The per-lane
- * operations are those of the definition (d = x.d * w.d; dmin = x.d * -w.dmin, which is
- * -x.d * w.dmin exactly). What only depends on the activations is gathered once per tile
- * for all its weight rows: per block and pair, x.d of both tokens spread over their
- * halves and their 16 group sums side by side. */
-typedef struct qt_xpair {
-    __m512 xd;      /* x[t0].d x 8 | x[t1].d x 8 */
-    __m512i bsums;  /* x[t0].bsums | x[t1].bsums */
-} qt_xpair_t;
-
-#define QT_PAIRS (QT_TOKENS / 2)
-/* Blocks per row the pair path gathers on the stack (16 KiB): rows up to 16384 columns. */
+/* With two or more activation rows, tokens go in pairs through one register. The code
+ * registers and both tokens' activations are put in the dword order [0, 8, 1, 9, ..,
+ * 7, 15] (qt_interleave), so that dwords 2i and 2i + 1 are the two 4-element groups of
+ * the reference's lane i the register holds (one from each of its sub-blocks). The
+ * 4-product sums (vpdpbusd; each fits 16 bits) of token t0 and t1 are then narrowed
+ * into one register by vpackssdw (exact: nothing saturates), whose 128-bit lane L holds
+ * the word pairs (lane 2L, lane 2L + 1) of t0, then of t1; one word-pair multiply-add
+ * per code register applies the two sub-block scales. The result, int32 lanes
+ * [t0 lane 2L, t0 lane 2L + 1, t1 lane 2L, t1 lane 2L + 1] per 128-bit lane L, is
+ * already the reference's 8-lane partition of both tokens: no fold, no word permute.
+ * The float steps are those of the definition per lane (d = x.d * w.d; dmin = x.d *
+ * -w.dmin, which is -x.d * w.dmin exactly), in block order; the Q4_K mins term is four
+ * lanes per token, all four tokens of a group in one register. What only depends on the
+ * activations is gathered once per tile for all its weight rows (qt_group_t). */
+/* Activation rows of a pair-path group: the weight block is unpacked once for all of
+ * them. */
+#define QT_GROUP 8
+#define QT_PAIRS (QT_GROUP / 2)
+/* Registers of Q4_K mins lanes per group (four tokens each). */
+#define QT_MINS (QT_GROUP / 4)
+/* Blocks per row the pair path gathers on the stack: rows up to 16384 columns. */
 #define QT_MAX_NB 64
 
-/* [a's low 256 | b's low 256] + [a's high 256 | b's high 256]: both tokens folded into
- * the 8-lane partition, side by side. */
-QT_INLINE __m512i qt_fold_pair(__m512i a, __m512i b) {
-    return _mm512_add_epi32(_mm512_shuffle_i64x2(a, b, 0x44), _mm512_shuffle_i64x2(a, b, 0xee));
+/* dwords in the order [0, 8, 1, 9, .., 7, 15] */
+QT_INLINE __m512i qt_interleave(__m512i v) {
+    static const int32_t idx[16] = {0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5, 13, 6, 14, 7, 15};
+    return _mm512_permutexvar_epi32(_mm512_loadu_si512(idx), v);
 }
 
-/* Lanes 0, 2, 4, 6 of v. */
-QT_INLINE __m128 qt_even4(__m256 v) {
-    return _mm_shuffle_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1), _MM_SHUFFLE(2, 0, 2, 0));
+/* Per block, what the weight rows share: x.d of each pair as [d0, d0, d1, d1] per
+ * 128-bit lane; for the Q4_K mins, x.d of token 4i + t x 4 in 128-bit lane t of
+ * register i and the token's 8 sub-block sums (bsums[2s] + bsums[2s + 1]) as words in
+ * the same lane. */
+typedef struct qt_xblock {
+    __m512 xd[QT_PAIRS];
+    __m512 xd4[QT_MINS];
+    __m512i q8s[QT_MINS];
+} qt_xblock_t;
+
+/* One weight block in registers for the pair path: its codes in interleaved order, per
+ * code register the word pairs of scales its lanes take, and (Q6_K) the correction N
+ * the dot starts from. */
+typedef struct qt_pblock {
+    __m512i c[4], S[4], N[4];
+} qt_pblock_t;
+
+/* Q4_K: c[j] as in qt_k_unpack (sub-blocks (0, 2), (1, 3), (4, 6), (5, 7)), and the
+ * mins as words mn0 .. mn7 in every 128-bit lane. */
+QT_INLINE void qt_q4k_punpack(const block_q4_K *w, qt_pblock_t *k, __m512i *m8) {
+    const __m512i lo4 = _mm512_set1_epi8(15);
+    /* one permute serves the low and the high nibbles */
+    __m512i q0 = qt_interleave(_mm512_loadu_si512(w->qs)), q1 = qt_interleave(_mm512_loadu_si512(w->qs + 64));
+    k->c[0] = _mm512_and_si512(q0, lo4);
+    k->c[1] = _mm512_and_si512(_mm512_srli_epi16(q0, 4), lo4);
+    k->c[2] = _mm512_and_si512(q1, lo4);
+    k->c[3] = _mm512_and_si512(_mm512_srli_epi16(q1, 4), lo4);
+    uint64_t sc, mn;
+    qt_k_scales(w->scales, &sc, &mn);
+    /* dwords (sc0, sc2), (sc1, sc3), (sc4, sc6), (sc5, sc7) as word pairs */
+    __m128i t = _mm_shuffle_epi8(_mm_cvtsi64_si128((long long)sc),
+                                 _mm_setr_epi8(0, -1, 2, -1, 1, -1, 3, -1, 4, -1, 6, -1, 5, -1, 7, -1));
+    __m512i tb = _mm512_broadcast_i32x4(t);
+    k->S[0] = _mm512_shuffle_epi32(tb, _MM_PERM_AAAA);
+    k->S[1] = _mm512_shuffle_epi32(tb, _MM_PERM_BBBB);
+    k->S[2] = _mm512_shuffle_epi32(tb, _MM_PERM_CCCC);
+    k->S[3] = _mm512_shuffle_epi32(tb, _MM_PERM_DDDD);
+    *m8 = _mm512_broadcast_i32x4(_mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)mn)));
 }
 
-/* A pair-path row's running sums, kept in memory between chunks of blocks: per pair the
- * dot lanes and (Q4_K) the mins lanes. */
-typedef struct qt_pacc {
-    __m512 acc[QT_PAIRS], acc_m[QT_PAIRS];
-} qt_pacc_t;
-
-/* Blocks b0 .. b1 - 1 of one Q4_K weight row (w at block b0) against np pairs of
- * activation rows (x[2p], x[2p + 1]), added to the row's sums in a. */
-QT_INLINE void qt_q4k_pairs(int64_t b0, int64_t b1, const uint8_t *w, const int8_t *xq, const qt_xpair_t *xp,
-                            int np, qt_pacc_t *a) {
-    __m512 acc[QT_PAIRS], acc_m[QT_PAIRS];
-    QT_EACH_TOKEN(p, np) acc[p] = a->acc[p], acc_m[p] = a->acc_m[p];
-    for (int64_t b = b0; b < b1; b++, w += sizeof(block_q4_K)) {
-        qt_kblock_t k;
-        qt_k_unpack(0, w, &k);
-        const __m512i m16 = _mm512_broadcast_i64x4(k.M16);
-        const __m512 wd = _mm512_set1_ps(k.d), nwdmin = _mm512_set1_ps(-k.dmin);
-        QT_EACH_TOKEN(p, np) {
-            const qt_xpair_t *xv = &xp[b * QT_PAIRS + p];
-            const int8_t *x0 = xq + ((size_t)b * QT_TOKENS + 2 * p) * QUANT_QK_K;
-            __m512i f = qt_fold_pair(qt_k_lanes16_p(&k, x0), qt_k_lanes16_p(&k, x0 + QUANT_QK_K));
-            acc[p] = _mm512_fmadd_ps(_mm512_mul_ps(xv->xd, wd), _mm512_cvtepi32_ps(f), acc[p]);
-            /* mn[s] * q8s[s], then lanes 2k and 2k + 1 both hold the reference's pair k */
-            __m512i mt = _mm512_madd_epi16(xv->bsums, m16);
-            mt = _mm512_add_epi32(mt, _mm512_shuffle_epi32(mt, _MM_PERM_CDAB));
-            acc_m[p] = _mm512_fmadd_ps(_mm512_mul_ps(xv->xd, nwdmin), _mm512_cvtepi32_ps(mt), acc_m[p]);
-        }
-    }
-    QT_EACH_TOKEN(p, np) a->acc[p] = acc[p], a->acc_m[p] = acc_m[p];
-}
-
-/* The first nt results of a finished pair-path row (mins: Q4_K only). */
-static void qt_pairs_out(const qt_pacc_t *a, int mins, int nt, float *out, size_t ldo) {
-    for (int t = 0; t < nt; t++) {
-        __m256 v = t & 1 ? _mm512_extractf32x8_ps(a->acc[t / 2], 1) : _mm512_castps512_ps256(a->acc[t / 2]);
-        float s = qt_hsum8(v);
-        if (mins) {
-            __m256 m = t & 1 ? _mm512_extractf32x8_ps(a->acc_m[t / 2], 1) : _mm512_castps512_ps256(a->acc_m[t / 2]);
-            s += qt_hsum4(qt_even4(m));
-        }
-        out[(size_t)t * ldo] = s;
-    }
-}
-
-/* Q6_K pairs: scales as word pairs (sc[8h + k/4], sc[8h + 4 + k/4]) for lane k of the
- * two code registers of half h (elements 128h + 4k.. and 128h + 64 + 4k..). */
-QT_INLINE void qt_q6_pair_scales(const block_q6_K *w, __m512i S[2]) {
+/* Q6_K: c[j] elements 64j .. 64j + 63 as signed codes q - 32; the dwords 2L, 8 + 2L
+ * (and 2L + 1, 9 + 2L) paired in 128-bit lane L have the scales sc[4j + L/2] and
+ * sc[4j + 2 + L/2]. The activations come offset to unsigned (x + 128, gathered once), so
+ * the dot of a 4-element group is (q - 32) * (x + 128) less 128 * (q - 32): N[j] holds
+ * that term per group, once per block for all the group's tokens (before, each token
+ * loaded its own -32 * x sums, and the loads bounded the Q6_K pair path). */
+QT_INLINE void qt_q6k_punpack(const block_q6_K *w, qt_pblock_t *k) {
+    static const uint16_t idx0[32] = {0, 2, 0, 2, 0, 2, 0, 2, 0, 2, 0, 2, 0, 2, 0, 2,
+                                      1, 3, 1, 3, 1, 3, 1, 3, 1, 3, 1, 3, 1, 3, 1, 3};
+    qt_q6_codes(w, k->c);
     __m512i s16 = _mm512_castsi256_si512(_mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)w->scales)));
-    static const uint16_t idx[2][32] = {
-        {0, 4, 0, 4, 0, 4, 0, 4, 1, 5, 1, 5, 1, 5, 1, 5, 2, 6, 2, 6, 2, 6, 2, 6, 3, 7, 3, 7, 3, 7, 3, 7},
-        {8, 12, 8, 12, 8, 12, 8, 12, 9, 13, 9, 13, 9, 13, 9, 13,
-         10, 14, 10, 14, 10, 14, 10, 14, 11, 15, 11, 15, 11, 15, 11, 15}};
-    S[0] = _mm512_permutexvar_epi16(_mm512_loadu_si512(idx[0]), s16);
-    S[1] = _mm512_permutexvar_epi16(_mm512_loadu_si512(idx[1]), s16);
-}
-
-/* The activation-only half of (q - 32) * x for one token and block: the 4-element sums
- * of 32 * x, paired as qt_q6k_pairs pairs the code sums (gathered once per tile). */
-QT_INLINE void qt_q6_x32(const int8_t *q8, __m512i out[2]) {
-    const __m512i m32 = _mm512_set1_epi8(32), z = _mm512_setzero_si512();
-    for (int h = 0; h < 2; h++)
-        out[h] = qt_pair_words(_mm512_dpbusd_epi32(z, m32, _mm512_loadu_si512(q8 + 128 * h)),
-                               _mm512_dpbusd_epi32(z, m32, _mm512_loadu_si512(q8 + 128 * h + 64)));
-}
-
-/* Blocks b0 .. b1 - 1 of one Q6_K weight row (w at block b0) against np pairs of
- * activation rows. Per half of the block: the 4-product sums of both code registers
- * (each fits 16 bits: 4 * 63 * 128 < 2^15), less the gathered 32 * x sums, paired word
- * by word, one word-pair multiply-add with the scales: 6 multiplies per 256 elements
- * instead of 12. */
-QT_INLINE void qt_q6k_pairs(int64_t b0, int64_t b1, const uint8_t *w, const block_q8_K *const *x,
-                            const __m512i *x32, const qt_xpair_t *xp, int np, qt_pacc_t *a) {
-    __m512 acc[QT_PAIRS];
-    QT_EACH_TOKEN(p, np) acc[p] = a->acc[p];
-    const __m512i z = _mm512_setzero_si512();
-    for (int64_t b = b0; b < b1; b++, w += sizeof(block_q6_K)) {
-        qt_q6block_t k;
-        qt_q6_codes((const block_q6_K *)w, k.c);
-        __m512i S[2];
-        qt_q6_pair_scales((const block_q6_K *)w, S);
-        const __m512 wd = _mm512_set1_ps(qt_h2f(((const block_q6_K *)w)->d));
-        QT_EACH_TOKEN(p, np) {
-            __m512i l[2];
-            _Pragma("GCC unroll 2") for (int u = 0; u < 2; u++) {
-                int t = 2 * p + u;
-                const int8_t *q8 = x[t][b].qs;
-                const __m512i *zx = x32 + ((size_t)b * QT_TOKENS + t) * 2;
-                __m512i v = z;
-                _Pragma("GCC unroll 2") for (int h = 0; h < 2; h++) {
-                    __m512i pa = qt_pair_words(_mm512_dpbusd_epi32(z, k.c[2 * h], _mm512_loadu_si512(q8 + 128 * h)),
-                                               _mm512_dpbusd_epi32(z, k.c[2 * h + 1],
-                                                                   _mm512_loadu_si512(q8 + 128 * h + 64)));
-                    v = _mm512_dpwssd_epi32(v, _mm512_sub_epi16(pa, zx[h]), S[h]);
-                }
-                l[u] = v;
-            }
-            __m512i f = qt_fold_pair(l[0], l[1]);
-            acc[p] = _mm512_fmadd_ps(_mm512_mul_ps(xp[b * QT_PAIRS + p].xd, wd), _mm512_cvtepi32_ps(f), acc[p]);
-        }
+    __m512i idx = _mm512_loadu_si512(idx0);
+    const __m512i m32 = _mm512_set1_epi8(32), m128 = _mm512_set1_epi8(-128), n0 = _mm512_set1_epi32(128 * 128);
+    _Pragma("GCC unroll 4") for (int j = 0; j < 4; j++) {
+        __m512i q = qt_interleave(k->c[j]);
+        /* -128 * (sum of 4 (q - 32)) = 128 * 128 - 128 * (sum of 4 q), q as the unsigned operand */
+        k->N[j] = _mm512_dpbusd_epi32(n0, q, m128);
+        k->c[j] = _mm512_sub_epi8(q, m32);
+        k->S[j] = _mm512_permutexvar_epi16(_mm512_add_epi16(idx, _mm512_set1_epi16((short)(4 * j))), s16);
     }
-    QT_EACH_TOKEN(p, np) a->acc[p] = acc[p];
+}
+
+/* The pair's lanes (layout above) from its two tokens' gathered registers x0, x1: codes
+ * in interleaved order (Q6_K: offset to unsigned; the weight codes are the signed
+ * operand). Each 4-product sum fits 16 bits: 4 * 15 * 128 (Q4_K), 4 * 32 * 128 (Q6_K,
+ * once N is added: the running sum stays 32-bit inside vpdpbusd). */
+QT_INLINE __m512i qt_pair_lanes(int q6, const qt_pblock_t *k, const __m512i *x0, const __m512i *x1) {
+    const __m512i z = _mm512_setzero_si512();
+    __m512i pk[4];
+    _Pragma("GCC unroll 4") for (int j = 0; j < 4; j++) {
+        __m512i a = q6 ? _mm512_dpbusd_epi32(k->N[j], x0[j], k->c[j]) : _mm512_dpbusd_epi32(z, k->c[j], x0[j]);
+        __m512i b = q6 ? _mm512_dpbusd_epi32(k->N[j], x1[j], k->c[j]) : _mm512_dpbusd_epi32(z, k->c[j], x1[j]);
+        pk[j] = _mm512_packs_epi32(a, b);
+    }
+    __m512i l = _mm512_madd_epi16(pk[0], k->S[0]);
+    l = _mm512_dpwssd_epi32(l, pk[1], k->S[1]);
+    l = _mm512_dpwssd_epi32(l, pk[2], k->S[2]);
+    return _mm512_dpwssd_epi32(l, pk[3], k->S[3]);
 }
 
 /* What a token group shares between the weight rows of a tile (gathered by
- * quant_tile_avx512): x the activation blocks (an odd last token repeated), xp the
- * scales and group sums per block and pair, and per type and block, the QT_TOKENS
- * tokens side by side: Q4_K their codes in register order (int8_t, 256 per token),
- * Q6_K their paired 32 * x sums (__m512i, 2 per token). */
+ * quant_tile_avx512): x the activation blocks (the last token repeated up to
+ * QT_GROUP), xb per block, xr per block and token its registers for qt_pair_lanes
+ * (QT_XREGS each). */
 typedef struct qt_group {
-    const block_q8_K *x[QT_TOKENS];
-    const qt_xpair_t *xp;
-    const void *extra;
+    const block_q8_K *x[QT_GROUP];
+    const qt_xblock_t *xb;
+    const __m512i *xr;
 } qt_group_t;
 
+#define QT_XREGS 4
+
+/* A pair-path row's running sums, kept in memory between chunks of blocks: per pair
+ * the dot lanes, and (Q4_K) the mins lanes of the group. */
+typedef struct qt_pacc {
+    __m512 acc[QT_PAIRS], acc_m[QT_MINS];
+} qt_pacc_t;
+
+/* Blocks b0 .. b1 - 1 of one weight row (w at block b0) against np pairs of the
+ * group's activation rows, added to the row's sums in a. */
+QT_INLINE void qt_pairs(int q6, int64_t b0, int64_t b1, const uint8_t *w, const qt_group_t *g, int np,
+                        qt_pacc_t *a) {
+    __m512 acc[QT_PAIRS], acc_m[QT_MINS];
+    const int nm = (np + 1) / 2;
+    /* the first chunk starts the sums (no memset of the row's sums beforehand) */
+    QT_EACH_TOKEN(p, np) acc[p] = b0 ? a->acc[p] : _mm512_setzero_ps();
+    QT_EACH_TOKEN(i, nm) acc_m[i] = b0 ? a->acc_m[i] : _mm512_setzero_ps();
+    const size_t bs = q6 ? sizeof(block_q6_K) : sizeof(block_q4_K);
+    for (int64_t b = b0; b < b1; b++, w += bs) {
+        qt_pblock_t k;
+        __m512i m8;
+        __m512 wd, nwdmin;
+        if (q6) {
+            qt_q6k_punpack((const block_q6_K *)w, &k);
+            wd = _mm512_set1_ps(qt_h2f(((const block_q6_K *)w)->d));
+        } else {
+            qt_q4k_punpack((const block_q4_K *)w, &k, &m8);
+            wd = _mm512_set1_ps(qt_h2f(((const block_q4_K *)w)->d));
+            nwdmin = _mm512_set1_ps(-qt_h2f(((const block_q4_K *)w)->dmin));
+        }
+        const qt_xblock_t *xb = &g->xb[b];
+        const __m512i *xr = g->xr + (size_t)b * QT_GROUP * QT_XREGS;
+        QT_EACH_TOKEN(p, np) {
+            __m512i l = qt_pair_lanes(q6, &k, xr + 2 * p * QT_XREGS, xr + (2 * p + 1) * QT_XREGS);
+            acc[p] = _mm512_fmadd_ps(_mm512_mul_ps(xb->xd[p], wd), _mm512_cvtepi32_ps(l), acc[p]);
+        }
+        if (!q6) {
+            /* mn[2k] * q8s[2k] + mn[2k + 1] * q8s[2k + 1]: the reference's mins lane k */
+            QT_EACH_TOKEN(i, nm) {
+                __m512i mt = _mm512_madd_epi16(xb->q8s[i], m8);
+                acc_m[i] = _mm512_fmadd_ps(_mm512_mul_ps(xb->xd4[i], nwdmin), _mm512_cvtepi32_ps(mt), acc_m[i]);
+            }
+        }
+    }
+    QT_EACH_TOKEN(p, np) a->acc[p] = acc[p];
+    QT_EACH_TOKEN(i, nm) a->acc_m[i] = acc_m[i];
+}
+
+/* The first nt results of a finished pair-path row (mins: Q4_K only), through the
+ * reference's final reduction trees, all tokens of a pair (of four for the mins) at
+ * once: hsum8 as (a4 + a0, .., a7 + a3), then (t0 + t2) + (t1 + t3), which for a pair
+ * register are two 128-bit lane swaps and one in-lane step. */
+static void qt_pairs_out(const qt_pacc_t *a, int mins, int nt, float *out, size_t ldo) {
+    float r[QT_PAIRS][16], m[QT_MINS][16];
+    for (int p = 0; p < (nt + 1) / 2; p++) {
+        __m512 v = a->acc[p];
+        v = _mm512_add_ps(_mm512_shuffle_f32x4(v, v, _MM_SHUFFLE(1, 0, 3, 2)), v);
+        v = _mm512_add_ps(v, _mm512_shuffle_f32x4(v, v, _MM_SHUFFLE(2, 3, 0, 1)));
+        _mm512_storeu_ps(r[p], _mm512_add_ps(v, _mm512_movehdup_ps(v)));
+    }
+    for (int i = 0; mins && i < (nt + 3) / 4; i++) {
+        __m512 v = a->acc_m[i];
+        v = _mm512_add_ps(v, _mm512_permute_ps(v, _MM_SHUFFLE(1, 0, 3, 2)));
+        _mm512_storeu_ps(m[i], _mm512_add_ps(v, _mm512_movehdup_ps(v)));
+    }
+    for (int t = 0; t < nt; t++) {
+        float s = r[t / 2][2 * (t & 1)];
+        out[(size_t)t * ldo] = mins ? s + m[t / 4][4 * (t % 4)] : s;
+    }
+}
+
 static void qt_q4k_p1(int64_t b0, int64_t b1, const uint8_t *w, const qt_group_t *g, qt_pacc_t *a) {
-    qt_q4k_pairs(b0, b1, w, g->extra, g->xp, 1, a);
+    qt_pairs(0, b0, b1, w, g, 1, a);
 }
 static void qt_q4k_p2(int64_t b0, int64_t b1, const uint8_t *w, const qt_group_t *g, qt_pacc_t *a) {
-    qt_q4k_pairs(b0, b1, w, g->extra, g->xp, 2, a);
+    qt_pairs(0, b0, b1, w, g, 2, a);
 }
 static void qt_q6k_p1(int64_t b0, int64_t b1, const uint8_t *w, const qt_group_t *g, qt_pacc_t *a) {
-    qt_q6k_pairs(b0, b1, w, g->x, g->extra, g->xp, 1, a);
+    qt_pairs(1, b0, b1, w, g, 1, a);
 }
 static void qt_q6k_p2(int64_t b0, int64_t b1, const uint8_t *w, const qt_group_t *g, qt_pacc_t *a) {
-    qt_q6k_pairs(b0, b1, w, g->x, g->extra, g->xp, 2, a);
+    qt_pairs(1, b0, b1, w, g, 2, a);
+}
+static void qt_q4k_p3(int64_t b0, int64_t b1, const uint8_t *w, const qt_group_t *g, qt_pacc_t *a) {
+    qt_pairs(0, b0, b1, w, g, 3, a);
+}
+static void qt_q4k_p4(int64_t b0, int64_t b1, const uint8_t *w, const qt_group_t *g, qt_pacc_t *a) {
+    qt_pairs(0, b0, b1, w, g, 4, a);
+}
+static void qt_q6k_p3(int64_t b0, int64_t b1, const uint8_t *w, const qt_group_t *g, qt_pacc_t *a) {
+    qt_pairs(1, b0, b1, w, g, 3, a);
+}
+static void qt_q6k_p4(int64_t b0, int64_t b1, const uint8_t *w, const qt_group_t *g, qt_pacc_t *a) {
+    qt_pairs(1, b0, b1, w, g, 4, a);
 }
 
 typedef void (*qt_pair_fn)(int64_t b0, int64_t b1, const uint8_t *w, const qt_group_t *g, qt_pacc_t *a);
 
 /* Bytes of gathered activations the pair path keeps hot per chunk of blocks. Every
  * weight row of the tile goes through one chunk before the next, so that the chunk's
- * activations (codes, 32 * x sums, scales) stay in L1 across the rows. Without it each
- * row streamed the whole group's activations from L2 once they outgrew L1: 4 tokens of
- * a 5632-column Q6_K row are 39 KiB, 2 tokens of a 14336-column Q4_K row 35 KiB. A
- * smaller working set is done in one chunk, so that the weight rows are read in order. */
+ * activations stay in L1 across the rows. Without it each row streamed the whole
+ * group's activations from L2 once they outgrew L1 (4 tokens of a 5632-column Q6_K row
+ * are 88 KiB here, 2 tokens of a 14336-column Q4_K row 28 KiB). A smaller working set
+ * is done in one chunk, so that the weight rows are read in order. */
 #define QT_CHUNK_BYTES (20 * 1024)
-/* Weight rows whose running sums the pair path keeps at once (4 KiB). */
+/* Weight rows whose running sums the pair path keeps at once. */
 #define QT_ROWS 16
 
 /* One token group's pair path over nr weight rows: chunk by chunk of blocks, each row. */
-static void qt_pairs_tile(qt_pair_fn fn, int mins, size_t bs, int64_t nb, const uint8_t *w, size_t row_bytes,
-                          int nr, const qt_group_t *grp, int g, float *y, size_t ldy) {
+static void qt_pairs_tile(qt_pair_fn fn, int q6, int64_t nb, const uint8_t *w, size_t row_bytes, int nr,
+                          const qt_group_t *grp, int g, float *y, size_t ldy) {
     qt_pacc_t acc[QT_ROWS];
-    /* per block and token: its codes (Q4_K, in register order) or its codes and paired
-     * 32 * x sums (Q6_K); per block and pair the scales and group sums */
     int np = (g + 1) / 2;
-    size_t per_block = (size_t)np * (2 * (mins ? QUANT_QK_K : QUANT_QK_K + 2 * sizeof(__m512i)) + sizeof(qt_xpair_t));
+    size_t per_block = (size_t)np * 2 * QT_XREGS * sizeof(__m512i) + sizeof(qt_xblock_t);
     int64_t chunk = (int64_t)(QT_CHUNK_BYTES / per_block);
     if (chunk < 1) chunk = 1;
+    size_t bs = q6 ? sizeof(block_q6_K) : sizeof(block_q4_K);
     for (int r0 = 0; r0 < nr; r0 += QT_ROWS) {
         int rn = nr - r0 < QT_ROWS ? nr - r0 : QT_ROWS;
-        memset(acc, 0, sizeof acc[0] * (size_t)rn);
         for (int64_t b0 = 0; b0 < nb; b0 += chunk) {
             int64_t b1 = nb - b0 < chunk ? nb : b0 + chunk;
             for (int r = 0; r < rn; r++) fn(b0, b1, w + (size_t)(r0 + r) * row_bytes + (size_t)b0 * bs, grp, &acc[r]);
         }
-        for (int r = 0; r < rn; r++) qt_pairs_out(&acc[r], mins, g, y + r0 + r, ldy);
+        for (int r = 0; r < rn; r++) qt_pairs_out(&acc[r], !q6, g, y + r0 + r, ldy);
+    }
+}
+
+/* A Q8_K block's sub-block sums bsums[2s] + bsums[2s + 1] (each fits 16 bits: 32 codes). */
+QT_INLINE __m128i qt_q8s(const block_q8_K *x) {
+    return _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)x->bsums), _mm_loadu_si128((const __m128i *)(x->bsums + 8)));
+}
+
+/* Gathers group g's activations (tokens x[0 .. QT_GROUP - 1], the last real one
+ * repeated) for the pair path: qt_xblock_t per block, the registers per block and
+ * token. */
+static void qt_pairs_gather(int q6, int64_t nb, const block_q8_K *const *x, int ntok, qt_xblock_t *xb,
+                            __m512i *xr) {
+    const __m512i u128 = _mm512_set1_epi8(-128);
+    for (int64_t b = 0; b < nb; b++) {
+        qt_xblock_t *v = &xb[b];
+        for (int p = 0; p < QT_PAIRS; p++) {
+            float d0 = x[2 * p][b].d, d1 = x[2 * p + 1][b].d;
+            v->xd[p] = _mm512_broadcast_f32x4(_mm_setr_ps(d0, d0, d1, d1));
+        }
+        for (int i = 0; i < QT_MINS; i++) {
+            const block_q8_K *x0 = &x[4 * i][b], *x1 = &x[4 * i + 1][b], *x2 = &x[4 * i + 2][b], *x3 = &x[4 * i + 3][b];
+            v->xd4[i] = _mm512_insertf32x8(
+                _mm512_castps256_ps512(_mm256_set_m128(_mm_set1_ps(x1->d), _mm_set1_ps(x0->d))),
+                _mm256_set_m128(_mm_set1_ps(x3->d), _mm_set1_ps(x2->d)), 1);
+            v->q8s[i] = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set_m128i(qt_q8s(x1), qt_q8s(x0))),
+                                           _mm256_set_m128i(qt_q8s(x3), qt_q8s(x2)), 1);
+        }
+        for (int t = 0; t < ntok; t++) {
+            const int8_t *q = x[t][b].qs;
+            __m512i *o = xr + ((size_t)b * QT_GROUP + t) * QT_XREGS;
+            if (!q6) {
+                /* the sub-blocks of qt_q4k_punpack's code registers */
+                o[0] = qt_interleave(qt_load_2x32(q, 64));
+                o[1] = qt_interleave(qt_load_2x32(q + 32, 64));
+                o[2] = qt_interleave(qt_load_2x32(q + 128, 64));
+                o[3] = qt_interleave(qt_load_2x32(q + 160, 64));
+            } else {
+                for (int j = 0; j < 4; j++) o[j] = _mm512_xor_si512(qt_interleave(_mm512_loadu_si512(q + 64 * j)), u128);
+            }
+        }
     }
 }
 
@@ -479,8 +566,8 @@ int quant_tile_avx512(int type, int64_t n, const void *w, size_t row_bytes, int 
     static const qt_row_fn q4[QT_TOKENS] = {qt_q4k_1, qt_q4k_2, qt_q4k_3, qt_q4k_4};
     static const qt_row_fn q5[QT_TOKENS] = {qt_q5k_1, qt_q5k_2, qt_q5k_3, qt_q5k_4};
     static const qt_row_fn q6[QT_TOKENS] = {qt_q6k_1, qt_q6k_2, qt_q6k_3, qt_q6k_4};
-    static const qt_pair_fn p4[QT_PAIRS] = {qt_q4k_p1, qt_q4k_p2};
-    static const qt_pair_fn p6[QT_PAIRS] = {qt_q6k_p1, qt_q6k_p2};
+    static const qt_pair_fn p4[QT_PAIRS] = {qt_q4k_p1, qt_q4k_p2, qt_q4k_p3, qt_q4k_p4};
+    static const qt_pair_fn p6[QT_PAIRS] = {qt_q6k_p1, qt_q6k_p2, qt_q6k_p3, qt_q6k_p4};
     const qt_row_fn *fns;
     const qt_pair_fn *pfns = NULL;
     switch (type) {
@@ -491,45 +578,30 @@ int quant_tile_avx512(int type, int64_t n, const void *w, size_t row_bytes, int 
     }
     if (nt == 1 && pfns && !quant_rows_avx512(type, n, w, row_bytes, nr, xq, y)) return 0;
     int64_t nb = n / QUANT_QK_K;
-    /* the pair path's gathered activations, on the stack: 80 KiB */
-    qt_xpair_t xp[QT_MAX_NB * QT_PAIRS];
-    union {
-        int8_t codes[QT_TOKENS * QT_MAX_NB * QUANT_QK_K]; /* Q4_K */
-        __m512i x32[QT_TOKENS * QT_MAX_NB * 2];          /* Q6_K */
-    } extra;
-    /* tokens in groups of QT_TOKENS; within a group every row of the tile (its blocks
-     * still in L1/L2 from the previous group) */
-    for (int t0 = 0; t0 < nt; t0 += QT_TOKENS) {
-        int g = nt - t0 < QT_TOKENS ? nt - t0 : QT_TOKENS;
-        qt_group_t grp = {.xp = xp, .extra = &extra};
+    /* the pair path's gathered activations, on the stack: 160 KiB */
+    qt_xblock_t xb[QT_MAX_NB];
+    __m512i xr[QT_MAX_NB * QT_GROUP * QT_XREGS];
+    int is_q6 = type == GGML_TYPE_Q6_K;
+    int pairs = pfns && nb <= QT_MAX_NB;
+    /* tokens in groups (QT_GROUP for the pair path, else QT_TOKENS); within a group
+     * every row of the tile (its blocks still in L1/L2 from the previous group) */
+    int gmax = pairs ? QT_GROUP : QT_TOKENS;
+    for (int t0 = 0; t0 < nt; t0 += gmax) {
+        int g = nt - t0 < gmax ? nt - t0 : gmax;
+        qt_group_t grp = {.xb = xb, .xr = xr};
         const block_q8_K **x = grp.x;
         for (int t = 0; t < g; t++) x[t] = (const block_q8_K *)((const uint8_t *)xq + (size_t)(t0 + t) * xq_stride);
         const uint8_t *row = w;
-        if (g == 1 || !pfns || nb > QT_MAX_NB) {
+        if (g == 1 || !pairs) {
             for (int r = 0; r < nr; r++, row += row_bytes) fns[g - 1](nb, row, x, y + (size_t)t0 * ldy + r, ldy);
             continue;
         }
-        /* pairs: an odd last token is paired with itself (its twin's results are dropped) */
+        /* pairs: an odd last token is paired with itself (its twin's results are
+         * dropped); the mins lanes take the whole group, the last token repeated */
         int np = (g + 1) / 2;
-        for (int t = g; t < 2 * np; t++) x[t] = x[t - 1];
-        for (int64_t b = 0; b < nb; b++)
-            for (int p = 0; p < np; p++) {
-                const block_q8_K *a = &x[2 * p][b], *c = &x[2 * p + 1][b];
-                qt_xpair_t *v = &xp[b * QT_PAIRS + p];
-                v->xd = _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_set1_ps(a->d)), _mm256_set1_ps(c->d), 1);
-                v->bsums = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)a->bsums)),
-                                              _mm256_loadu_si256((const __m256i *)c->bsums), 1);
-            }
-        for (int t = 0; t < 2 * np; t++)
-            for (int64_t b = 0; b < nb; b++) {
-                if (type == GGML_TYPE_Q4_K)
-                    qt_k_permute_x(x[t][b].qs, extra.codes + ((size_t)b * QT_TOKENS + t) * QUANT_QK_K);
-                else
-                    qt_q6_x32(x[t][b].qs, extra.x32 + ((size_t)b * QT_TOKENS + t) * 2);
-            }
-        int q4 = type == GGML_TYPE_Q4_K;
-        qt_pairs_tile(pfns[np - 1], q4, q4 ? sizeof(block_q4_K) : sizeof(block_q6_K), nb, w, row_bytes, nr, &grp, g,
-                      y + (size_t)t0 * ldy, ldy);
+        for (int t = g; t < QT_GROUP; t++) x[t] = x[t - 1];
+        qt_pairs_gather(is_q6, nb, x, 2 * np, xb, xr);
+        qt_pairs_tile(pfns[np - 1], is_q6, nb, w, row_bytes, nr, &grp, g, y + (size_t)t0 * ldy, ldy);
     }
     return 0;
 }

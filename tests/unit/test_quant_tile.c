@@ -62,7 +62,7 @@ static void check_tiles(const quant_kernels_t *k) {
      * weight rows); 16640: more blocks than it gathers, the row path */
     const int64_t colss[] = {256, 768, 2048, 9216, 16640};
     const int nrs[] = {1, 3, 16, 17};
-    const int nts[] = {1, 2, 3, 4, 5, 9};
+    const int nts[] = {1, 2, 3, 4, 5, 7, 8, 9};
     for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
         int type = types[ti], vt = quant_vec_dot_type(type);
         int bad = 0, runs = 0;
@@ -114,7 +114,7 @@ static void check_tiles(const quant_kernels_t *k) {
 static void check_matmat(int threads) {
     tpool_t *pool = NULL;
     CHECK_EQ_INT(tpool_new(threads, &pool), 0);
-    const int Ts[] = {1, 4, 7, 32};
+    const int Ts[] = {1, 4, 7, 10, 32};
     for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
         int type = types[ti];
         int64_t rows = 37 + 16 * (int64_t)ti, cols = 512;
@@ -238,6 +238,66 @@ static void check_matmat_multi(void) {
     CHECK_MSG(bad == 0, "matmat_multi: %d results differ from matvec", bad);
 }
 
+/* The K-quant tiles at the ends of every range: weight blocks whose bytes are all one
+ * pattern (codes and scales 0, maximal, sign bit only, ...), activation codes all -128,
+ * all 127 or alternating, for token counts around the pair path's groups. The integer
+ * sums of the AVX-512 kernels are narrowed to 16 bits on the way; at these ends a
+ * saturation or a wrapped sum would show. */
+static void check_extremes(const quant_kernels_t *k) {
+    static const int ktypes[] = {GGML_TYPE_Q4_K, GGML_TYPE_Q5_K, GGML_TYPE_Q6_K};
+    static const uint8_t patterns[] = {0x00, 0xff, 0x80, 0x7f, 0x55, 0xaa, 0x0f, 0xf0};
+    const int nr = (int)sizeof patterns, nts[] = {2, 7, 8, 9, 16};
+    const int64_t cols = 768;
+    for (size_t ti = 0; ti < sizeof ktypes / sizeof ktypes[0]; ti++) {
+        int type = ktypes[ti], bad = 0;
+        size_t rb = ggml_row_bytes(type, cols);
+        size_t bs = type == GGML_TYPE_Q4_K ? sizeof(block_q4_K) : type == GGML_TYPE_Q5_K ? sizeof(block_q5_K)
+                  : sizeof(block_q6_K);
+        uint8_t *w = malloc(rb * nr);
+        memset(w, 0, rb * nr);
+        for (int r = 0; r < nr; r++)
+            for (size_t b = 0; b < rb / bs; b++) {
+                uint8_t *blk = w + r * rb + b * bs;
+                memset(blk, patterns[r], bs);
+                uint16_t h[2] = {quant_f32_to_f16(0.01f), quant_f32_to_f16(-0.003f)};
+                if (type == GGML_TYPE_Q6_K)
+                    memcpy(blk + offsetof(block_q6_K, d), h, 2);
+                else
+                    memcpy(blk, h, 4);
+            }
+        const int ntmax = 16;
+        block_q8_K *xq = calloc((size_t)ntmax * (cols / QUANT_QK_K), sizeof(block_q8_K));
+        for (int t = 0; t < ntmax; t++)
+            for (int64_t b = 0; b < cols / QUANT_QK_K; b++) {
+                block_q8_K *x = &xq[t * (cols / QUANT_QK_K) + b];
+                x->d = 0.02f + 0.001f * (float)t;
+                for (int e = 0; e < QUANT_QK_K; e++)
+                    x->qs[e] = (int8_t)(t % 3 == 0 ? -128 : t % 3 == 1 ? 127 : (e & 1) ? 127 : -128);
+                for (int g = 0; g < QUANT_QK_K / 16; g++) {
+                    int sum = 0;
+                    for (int e = 0; e < 16; e++) sum += x->qs[16 * g + e];
+                    x->bsums[g] = (int16_t)sum;
+                }
+            }
+        size_t xs = sizeof(block_q8_K) * (size_t)(cols / QUANT_QK_K);
+        for (size_t ni = 0; ni < sizeof nts / sizeof nts[0]; ni++) {
+            int nt = nts[ni];
+            float *y = malloc(sizeof(float) * nr * nt);
+            k->dot_tile(type, cols, w, rb, nr, xq, xs, nt, y, nr, 1);
+            for (int t = 0; t < nt; t++)
+                for (int r = 0; r < nr; r++) {
+                    float want = matvec_dot(type, cols, w + r * rb, (const uint8_t *)xq + t * xs, 1);
+                    if (!same_bits(want, y[t * nr + r]) && bad++ < 3)
+                        fprintf(stderr, "  %s extremes type %d pattern %02x tok %d/%d: %.9g vs %.9g\n", k->name,
+                                type, patterns[r], t, nt, want, y[t * nr + r]);
+                }
+            free(y);
+        }
+        CHECK_MSG(bad == 0, "%s type %d: %d extreme tile dots differ", k->name, type, bad);
+        free(w), free(xq);
+    }
+}
+
 int main(void) {
     const char *names[] = {"scalar", "avx2", "avx512"};
     for (int i = 0; i < 3; i++) {
@@ -247,6 +307,7 @@ int main(void) {
             continue;
         }
         check_tiles(k);
+        check_extremes(k);
     }
     printf("  matmat through %s\n", quant_kernels()->name);
     check_matmat(1);
