@@ -43,6 +43,12 @@ static void usage(FILE *out) {
             "                          [max-seqs full contexts]\n"
             "  --tokenizer FILE        take the tokenizer from another GGUF with the same\n"
             "                          vocabulary (for weights without one) [the model's]\n"
+            "  --weights mmap|anon     mmap: read the weights in place from the file's\n"
+            "                          mapping (instant load, shared page cache); anon: copy\n"
+            "                          them into the process's own memory at load (slower\n"
+            "                          start, the file's size again while copying; on VMs\n"
+            "                          where reading the page cache is slow, decode is several\n"
+            "                          times faster, docs/engine.md) [mmap]\n"
             "  --drain-ms N            on SIGTERM/SIGINT, let in-flight requests finish for\n"
             "                          up to N ms [10000]\n"
             "  --log-level LEVEL       debug, info, warn, error or off [info]; logs are JSON\n"
@@ -69,7 +75,8 @@ static void usage(FILE *out) {
             SERVER_DEFAULT_CTX_CAP, SERVER_DEFAULT_MAX_QUEUE, SERVER_DEFAULT_MAX_SEQS);
 }
 
-enum { O_HOST = 256, O_PORT, O_THREADS, O_HTTP_THREADS, O_TMPL, O_NAME, O_QUEUE, O_DRAIN, O_LOG, O_SEQS, O_KV, O_TOKENIZER };
+enum { O_HOST = 256, O_PORT, O_THREADS, O_HTTP_THREADS, O_TMPL, O_NAME, O_QUEUE, O_DRAIN, O_LOG, O_SEQS, O_KV, O_TOKENIZER,
+       O_WEIGHTS };
 
 int cmd_serve(int argc, char **argv) {
     static const struct option longopts[] = {
@@ -86,6 +93,7 @@ int cmd_serve(int argc, char **argv) {
         {"max-seqs", required_argument, NULL, O_SEQS},
         {"kv-cache-mib", required_argument, NULL, O_KV},
         {"tokenizer", required_argument, NULL, O_TOKENIZER},
+        {"weights", required_argument, NULL, O_WEIGHTS},
         {"log-level", required_argument, NULL, O_LOG},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -107,6 +115,13 @@ int cmd_serve(int argc, char **argv) {
         case O_DRAIN: bad |= cli_parse_int(optarg, 0, 3600000, &drain_ms) ? 32 : 0; break;
         case O_SEQS: bad |= cli_parse_int(optarg, 1, 256, &o.max_seqs) ? 64 : 0; break;
         case O_TOKENIZER: o.tokenizer_path = optarg; break;
+        case O_WEIGHTS:
+            if (strcmp(optarg, "mmap") && strcmp(optarg, "anon")) {
+                fprintf(stderr, "tollgate serve: --weights: mmap or anon, not '%s'\n", optarg);
+                return 2;
+            }
+            o.weights_anon = !strcmp(optarg, "anon");
+            break;
         case O_KV: bad |= cli_parse_int(optarg, 1, 1 << 24, &o.kv_cache_mib) ? 128 : 0; break;
         case O_LOG:
             if (log_level_parse(optarg) < 0) {

@@ -313,6 +313,11 @@ static void *loader_main(void *arg) {
         snprintf(s->err, sizeof s->err, "cannot load %s: %s", s->model_path, err);
         goto fail;
     }
+    if (s->opts.weights_anon && (rc = gguf_copy_to_memory(&s->model.file)) != 0) {
+        snprintf(s->err, sizeof s->err, "cannot copy the weights of %s into memory: %s", s->model_path,
+                 strerror(-rc));
+        goto fail;
+    }
     const char *tok_path = s->opts.tokenizer_path ? s->opts.tokenizer_path : s->model_path;
     const gguf_file_t *tok_src = &s->model.file;
     if (s->opts.tokenizer_path) {

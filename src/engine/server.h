@@ -30,6 +30,8 @@ typedef struct server_opts {
     const char *tokenizer_path; /* GGUF to take the tokenizer from (a model file without one,
                                  * e.g. random benchmark weights); NULL: the model's own */
     size_t max_body;           /* request body limit in bytes; 0: 8 MiB */
+    int weights_anon;          /* 1: copy the weights into anonymous memory at load
+                                * (gguf_copy_to_memory); 0: read them through the mapping */
 } server_opts_t;
 
 typedef struct server server_t;

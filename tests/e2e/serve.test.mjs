@@ -375,11 +375,31 @@ test('phi3: chat applies the Phi-3 template; /tokenize matches the reference; gr
   s.proc.kill('SIGTERM');
 });
 
+test('--weights anon (weights copied into memory) answers bit for bit as the mapped file does', async () => {
+  const s = await startServe(['-m', LLAMA, '--ctx', '128', '--weights', 'anon', '--model-name', 'llama-tiny-Q8_0']);
+  await waitHealthy(s.url);
+  const body = { model: 'llama-tiny-Q8_0', prompt: 'Once upon a time', max_tokens: 12, temperature: 0, logprobs: 3 };
+  const a = await s.client.completions.create(body);
+  const b = await llama.client.completions.create(body);
+  assert.equal(a.choices[0].text, b.choices[0].text);
+  assert.deepEqual(a.choices[0].logprobs.token_logprobs, b.choices[0].logprobs.token_logprobs);
+  assert.deepEqual(a.choices[0].logprobs.top_logprobs, b.choices[0].logprobs.top_logprobs);
+  // the copy replaced the file mapping: only the mmap server still maps the model file
+  const { readFileSync } = await import('node:fs');
+  assert.ok(readFileSync(`/proc/${llama.proc.pid}/maps`, 'utf8').includes('llama-tiny-Q8_0.gguf'));
+  assert.ok(!readFileSync(`/proc/${s.proc.pid}/maps`, 'utf8').includes('llama-tiny-Q8_0.gguf'));
+  s.proc.kill('SIGTERM');
+  const { spawnSync } = await import('node:child_process');
+  const bad = spawnSync(BIN, ['serve', '-m', LLAMA, '--weights', 'ram'], { encoding: 'utf8' });
+  assert.equal(bad.status, 2);
+  assert.match(bad.stderr, /--weights: mmap or anon/);
+});
+
 test('command line: --help, usage errors, a missing or corrupt model exits 1 naming it', async () => {
   const { spawnSync } = await import('node:child_process');
   const help = spawnSync(BIN, ['serve', '--help'], { encoding: 'utf8' });
   assert.equal(help.status, 0);
-  for (const f of ['--model', '--host', '--port', '--threads', '--ctx', '--chat-template', '--model-name', '--max-queue', '--max-seqs', '--kv-cache-mib', '--tokenizer', '/tokenize', '/metrics'])
+  for (const f of ['--model', '--host', '--port', '--threads', '--ctx', '--chat-template', '--model-name', '--max-queue', '--max-seqs', '--kv-cache-mib', '--tokenizer', '--weights', '/tokenize', '/metrics'])
     assert.ok(help.stdout.includes(f), f);
   assert.equal(spawnSync(BIN, ['serve'], { encoding: 'utf8' }).status, 2);
   assert.equal(spawnSync(BIN, ['serve', '-m', LLAMA, '--port', 'x'], { encoding: 'utf8' }).status, 2);
