@@ -8,6 +8,8 @@
 #   ENGINE_THREADS=2  ENGINE_GEN=128  ENGINE_PROMPT_1B=512  ENGINE_PROMPT_7B=128
 #   ENGINE_SHAPES="tinyllama mistral7b"
 #   ENGINE_KERNELS_1B="avx2 avx512"  ENGINE_KERNELS_7B="avx512"  (TOLLGATE_KERNELS per run)
+#   ENGINE_WEIGHTS_1B="mmap"  ENGINE_WEIGHTS_7B="mmap anon"  (perf run --weights: read in place
+#   through the file mapping, or copied into anonymous memory first)
 
 # kv KEY LINE: the value of KEY=... in a `perf:` line.
 kv() { grep -oE "(^| )$1=[^ ]+" <<<"$2" | head -1 | sed 's/.*=//'; }
@@ -31,8 +33,8 @@ section_engine() {
     echo "bounded by it: every weight is read once per token, so the limit is bandwidth ÷ bytes"
     echo "read per token."
     echo
-    echo "| shape | kernels | threads | prompt tokens | prompt tok/s | decoded tokens | decode tok/s | bytes/token | decode GB/s | of the limit | peak RSS MiB | CPU used, prompt / decode | CPU ms per token, prompt / decode |"
-    echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    echo "| shape | kernels | weights | threads | prompt tokens | prompt tok/s | decoded tokens | decode tok/s | bytes/token | decode GB/s | of the limit | peak RSS MiB | CPU used, prompt / decode | CPU ms per token, prompt / decode |"
+    echo "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
   } >"$out"
   local shape cmds=""
   for shape in ${ENGINE_SHAPES:-tinyllama mistral7b}; do
@@ -43,23 +45,26 @@ section_engine() {
       log "generating $f"
       "$TG" perf gen --shape "$shape" -o "$f.tmp" && mv "$f.tmp" "$f"
     fi
-    local k
+    local k wts wset
+    [ "$shape" = tinyllama ] && wset=${ENGINE_WEIGHTS_1B:-mmap} || wset=${ENGINE_WEIGHTS_7B:-mmap anon}
     for k in $kset; do
-      local line
-      line=$(TOLLGATE_KERNELS=$k "$TG" perf run -m "$f" --threads "$th" --prompt "$np" --gen "$gen")
-      log "$line"
-      local gtps bpt frac
-      gtps=$(kv gen_tps "$line"); bpt=$(kv bytes_per_token "$line")
-      frac=$(awk -v g="$gtps" -v b="$bpt" -v bw="$bw" 'BEGIN { printf "%.0f%%", 100 * g * b / (bw * 1e9) }')
-      local cpu cpums
-      cpu=$(awk -v pc="$(kv prompt_cpu_s "$line")" -v ps="$(kv prompt_s "$line")" -v gc="$(kv gen_cpu_s "$line")" \
-        -v gs="$(kv gen_s "$line")" 'BEGIN { printf "%.2f / %.2f cores", pc / ps, gc / gs }')
-      cpums=$(awk -v pc="$(kv prompt_cpu_s "$line")" -v np="$np" -v gc="$(kv gen_cpu_s "$line")" -v ng="$gen" \
-        'BEGIN { printf "%.0f / %.0f", 1000 * pc / np, 1000 * gc / ng }')
-      printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$shape" "$(kv kernels "$line")" \
-        "$(kv threads "$line")" "$np" "$(kv prompt_tps "$line")" "$gen" "$gtps" "$bpt" \
-        "$(kv gen_read_gbps "$line")" "$frac" "$(kv peak_rss_mib "$line")" "$cpu" "$cpums" >>"$out"
-      cmds+="    TOLLGATE_KERNELS=$k tollgate perf run -m ${f#$ROOT/} --threads $th --prompt $np --gen $gen"$'\n'
+      for wts in $wset; do
+        local line
+        line=$(TOLLGATE_KERNELS=$k "$TG" perf run -m "$f" --threads "$th" --prompt "$np" --gen "$gen" --weights "$wts")
+        log "$line"
+        local gtps bpt frac
+        gtps=$(kv gen_tps "$line"); bpt=$(kv bytes_per_token "$line")
+        frac=$(awk -v g="$gtps" -v b="$bpt" -v bw="$bw" 'BEGIN { printf "%.0f%%", 100 * g * b / (bw * 1e9) }')
+        local cpu cpums
+        cpu=$(awk -v pc="$(kv prompt_cpu_s "$line")" -v ps="$(kv prompt_s "$line")" -v gc="$(kv gen_cpu_s "$line")" \
+          -v gs="$(kv gen_s "$line")" 'BEGIN { printf "%.2f / %.2f cores", pc / ps, gc / gs }')
+        cpums=$(awk -v pc="$(kv prompt_cpu_s "$line")" -v np="$np" -v gc="$(kv gen_cpu_s "$line")" -v ng="$gen" \
+          'BEGIN { printf "%.0f / %.0f", 1000 * pc / np, 1000 * gc / ng }')
+        printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$shape" "$(kv kernels "$line")" "$wts" \
+          "$(kv threads "$line")" "$np" "$(kv prompt_tps "$line")" "$gen" "$gtps" "$bpt" \
+          "$(kv gen_read_gbps "$line")" "$frac" "$(kv peak_rss_mib "$line")" "$cpu" "$cpums" >>"$out"
+        cmds+="    TOLLGATE_KERNELS=$k tollgate perf run -m ${f#$ROOT/} --threads $th --prompt $np --gen $gen --weights $wts"$'\n'
+      done
     done
   done
   # the kernel sets side by side: one thread's CPU time per product
@@ -104,6 +109,11 @@ section_engine() {
     echo "load than about the engine: compare them with the load average above and with the"
     echo "CPU the run actually got (CPU used: CPU seconds ÷ wall seconds; 2.00 would be both"
     echo "cores to ourselves); the CPU milliseconds per token are the steadier measure."
+    echo
+    echo "Weights: \`mmap\` reads them in place through the file's mapping (the default of"
+    echo "\`tollgate serve\`), \`anon\` copies them into the process's own memory first"
+    echo "(\`serve --weights anon\`). On this VM reading the page cache through a mapping is slow and"
+    echo "erratic (docs/engine.md, \"Decode and the page cache\"), which is what the two 7B rows show."
   } >>"$out"
   write_section engine "$out"
 }
