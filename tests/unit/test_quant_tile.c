@@ -115,7 +115,8 @@ static void check_tiles(const quant_kernels_t *k) {
 static void check_matmat(int threads) {
     tpool_t *pool = NULL;
     CHECK_EQ_INT(tpool_new(threads, &pool), 0);
-    /* 2..4: the decode plan (one range per thread) with several rows; 5: the tile plan */
+    /* 2..7: the decode plan (one range per thread) with several rows, 2..4 the row
+     * kernels on AVX-512, 5 and 7 the pair path; 10 and 32: the tile plan */
     const int Ts[] = {1, 2, 3, 4, 5, 7, 10, 32};
     for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
         int type = types[ti];
