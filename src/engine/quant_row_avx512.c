@@ -1,10 +1,13 @@
-/* quant_row_avx512.c — the decode kernels (one activation row) for Q4_K and Q6_K on AVX-512 VNNI: four weight rows per pass.
+/* quant_row_avx512.c — the decode kernels (one to four activation rows) for Q4_K and Q6_K on AVX-512 VNNI: four weight rows per pass.
  *
- * Called only through quant_tile_avx512 (quant_tile.h) when a tile has one activation
- * row. Each result is the same float, bit for bit, as matvec_dot (matvec.c): the
- * integer lane sums are exact in any grouping, and the float steps per row (d = x.d *
- * w.d, one FMA per block into the reference's 8 lanes, the Q4_K mins in 4 lanes, the
- * final reduction tree) are those of the definition, lane by lane.
+ * Called only through quant_tile_avx512 (quant_tile.h) when a tile has at most four
+ * activation rows (decode, and continuous batching's decode batches). Each result is
+ * the same float, bit for bit, as matvec_dot (matvec.c): the integer lane sums are exact
+ * in any grouping, and the float steps per row and token (d = x.d * w.d, one FMA per
+ * block into the reference's 8 lanes, the Q4_K mins in 4 lanes, the final reduction
+ * tree) are those of the definition, lane by lane. With several tokens, what depends
+ * only on the weights (the four rows' scales, mins and d per block, each row's codes
+ * and scale words) is unpacked once for all of them.
  *
  * Why four rows: with one activation row the kernel is compute-bound, and much of a
  * one-row pass is activation work (loading and arranging the 256 codes, the group sums)
