@@ -249,6 +249,14 @@ void matvec(const model_tensor_t *W, const float *x, float *y, void *xq, int pro
  * pay that once for more rows (16-row tiles spent 15% of a prompt on it). */
 #define MM_TILE_BYTES (256 * 1024)
 #define MM_TILE_ROWS 128
+/* Activation rows up to which a product is planned like decode (one range per thread,
+ * long chunks): up to one token group of the AVX-512 pair path (QT_GROUP), no second
+ * group rereads a tile, so there is nothing to keep in L2, and each core streams its
+ * weights in order. The decode-batch row kernels (T <= 4, quant_row_avx512.c) want
+ * long runs of rows for their four streams; 16..128-row tiles claimed in turn by the
+ * threads cost those steps much of their gain (TinyLlama, 2 threads: N=2 25 ms against
+ * 19; the pair path at N=8 51 against 48). */
+#define MM_DECODE_T 8
 /* Row ranges (one per thread) a decode product is split into. */
 #define MM_MAX_SEGS 16
 
@@ -313,7 +321,7 @@ static void mm_rows(void *a, int ith) {
 
 int64_t matmat_chunk_rows(const model_tensor_t *W, int T, int nth) {
     int64_t chunk;
-    if (T > 1) {
+    if (T > MM_DECODE_T) {
         chunk = (int64_t)(MM_TILE_BYTES / (W->row_bytes ? W->row_bytes : 1));
         int64_t fair = W->rows / (4 * (int64_t)nth); /* several chunks per thread for balance */
         if (chunk > fair) chunk = fair;
@@ -336,7 +344,7 @@ static void mm_plan(mm_job_t *j, int nth) {
         j->first[m + 1] = j->first[m] + (j->W[m]->rows + j->chunk[m] - 1) / j->chunk[m];
     }
     int64_t nchunk = j->first[j->nw];
-    int nseg = j->T > 1 ? 1 : nth < MM_MAX_SEGS ? nth : MM_MAX_SEGS;
+    int nseg = j->T > MM_DECODE_T ? 1 : nth < MM_MAX_SEGS ? nth : MM_MAX_SEGS;
     if (nseg > nchunk) nseg = nchunk > 0 ? (int)nchunk : 1;
     j->nseg = nseg;
     for (int s = 0; s < nseg; s++) {

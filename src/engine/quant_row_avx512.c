@@ -1,10 +1,13 @@
-/* quant_row_avx512.c — the decode kernels (one activation row) for Q4_K and Q6_K on AVX-512 VNNI: four weight rows per pass.
+/* quant_row_avx512.c — the decode kernels (one to four activation rows) for Q4_K and Q6_K on AVX-512 VNNI: four weight rows per pass.
  *
- * Called only through quant_tile_avx512 (quant_tile.h) when a tile has one activation
- * row. Each result is the same float, bit for bit, as matvec_dot (matvec.c): the
- * integer lane sums are exact in any grouping, and the float steps per row (d = x.d *
- * w.d, one FMA per block into the reference's 8 lanes, the Q4_K mins in 4 lanes, the
- * final reduction tree) are those of the definition, lane by lane.
+ * Called only through quant_tile_avx512 (quant_tile.h) when a tile has at most four
+ * activation rows (decode, and continuous batching's decode batches). Each result is
+ * the same float, bit for bit, as matvec_dot (matvec.c): the integer lane sums are exact
+ * in any grouping, and the float steps per row and token (d = x.d * w.d, one FMA per
+ * block into the reference's 8 lanes, the Q4_K mins in 4 lanes, the final reduction
+ * tree) are those of the definition, lane by lane. With several tokens, what depends
+ * only on the weights (the four rows' scales, mins and d per block, each row's codes
+ * and scale words) is unpacked once for all of them.
  *
  * Why four rows: with one activation row the kernel is compute-bound, and much of a
  * one-row pass is activation work (loading and arranging the 256 codes, the group sums)
@@ -29,6 +32,10 @@
 #define QR_INLINE static inline __attribute__((always_inline))
 #define QR_ROWS 4
 #define QR_UNROLL _Pragma("GCC unroll 4")
+/* Activation rows one pass takes at most (quant_rows_avx512's nt). */
+#define QR_MAX_TOKENS 4
+/* A loop over the tokens of a pass, unrolled so that the per-token sums are registers. */
+#define QR_EACH_TOKEN(t, nt) _Pragma("GCC unroll 4") for (int t = 0; t < (nt); t++)
 
 /* (t0+t2) + (t1+t3), as matvec.c's reductions end. */
 QR_INLINE float qr_hsum4(__m128 t) {
@@ -98,18 +105,21 @@ QR_INLINE __m512i qr_k_scales4(__m512i hd) {
     return _mm512_ternarylogic_epi32(a, m1, t, 0xEA); /* (a & m1) | t */
 }
 
-/* Four Q4_K rows (nb blocks each, w[r]) against one Q8_K activation row x.
+/* Four Q4_K rows (nb blocks each, w[r]) against nt Q8_K activation rows x[t] (nt a
+ * constant where inlined: 1 to QR_MAX_TOKENS), out[t * QR_ROWS + r].
  *
- * Per block, the activation's codes go into the order of the weight's code registers
- * once: register j holds two sub-blocks in its 256-bit halves (0|2, 1|3, 4|6, 5|7, as
- * the low and high nibbles of 64 bytes of qs fall). Per row, the 4-product sums of each
+ * Per block, each activation's codes go into the order of the weight's code registers:
+ * register j holds two sub-blocks in its 256-bit halves (0|2, 1|3, 4|6, 5|7, as the
+ * low and high nibbles of 64 bytes of qs fall). Per row, the 4-product sums of each
  * register (vpdpbusd; each fits 16 bits: 4 * 15 * 127 < 2^15) are paired word by word
  * with those of the neighbouring sub-blocks' register, and one word-pair multiply-add
  * applies both scales (scale words picked from the 8 scale bytes by a byte shuffle):
- * 6 multiplies per row and block. Mins: per row and pair k of sub-blocks, mn[2k] *
+ * 6 multiplies per row, token and block. Mins: per row and pair k of sub-blocks, mn[2k] *
  * q8s[2k] + mn[2k+1] * q8s[2k+1] (q8s: the activation's sums per sub-block, words) is
- * one word multiply-add, four rows in one register. */
-QR_INLINE void qr_q4k_rows(int64_t nb, const uint8_t *const *w, const block_q8_K *x, float *out) {
+ * one word multiply-add, four rows in one register. With several tokens, each row's
+ * unpacked codes and scale words are shared by all of them: only the multiplies and the
+ * float steps are per token. */
+QR_INLINE void qr_q4k_rows(int nt, int64_t nb, const uint8_t *const *w, const block_q8_K *const *x, float *out) {
     const __m512i lo4 = _mm512_set1_epi8(15);
     /* byte shuffles of the 8 scale bytes into word pairs (sc0, sc1) | (sc2, sc3) and
      * (sc4, sc5) | (sc6, sc7) over the register halves (0x80: a zero high byte) */
@@ -128,17 +138,9 @@ QR_INLINE void qr_q4k_rows(int64_t nb, const uint8_t *const *w, const block_q8_K
     const __m512i mnidx = _mm512_broadcast_i32x4(_mm_setr_epi8(8, -128, 9, -128, 10, -128, 11, -128, 12, -128, 13,
                                                                -128, 14, -128, 15, -128));
     const __m512i z = _mm512_setzero_si512();
-    __m512 acc01 = _mm512_setzero_ps(), acc23 = _mm512_setzero_ps(), accm = _mm512_setzero_ps();
+    __m512 acc01[QR_MAX_TOKENS], acc23[QR_MAX_TOKENS], accm[QR_MAX_TOKENS];
+    QR_EACH_TOKEN(t, nt) acc01[t] = acc23[t] = accm[t] = _mm512_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
-        const block_q8_K *xb = x + b;
-        const int8_t *q8 = xb->qs;
-        const __m512i x0 = qr_load_2x32(q8, 64), x1 = qr_load_2x32(q8 + 32, 64);
-        const __m512i x2 = qr_load_2x32(q8 + 128, 64), x3 = qr_load_2x32(q8 + 160, 64);
-        /* q8s[s] = bsums[2s] + bsums[2s+1] as 8 words (|q8s| <= 32 * 127), in every
-         * 128-bit lane */
-        __m256i q8s32 = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)xb->bsums), _mm256_set1_epi16(1));
-        __m512i q8s = _mm512_broadcast_i32x4(
-            _mm_packs_epi32(_mm256_castsi256_si128(q8s32), _mm256_extracti128_si256(q8s32, 1)));
         const uint8_t *wb[QR_ROWS];
         QR_UNROLL for (int r = 0; r < QR_ROWS; r++) wb[r] = w[r] + (size_t)b * sizeof(block_q4_K);
         /* the 16-byte heads (d, dmin, 12 packed scale bytes) of the four blocks, one per
@@ -149,40 +151,61 @@ QR_INLINE void qr_q4k_rows(int64_t nb, const uint8_t *const *w, const block_q8_K
         hd = _mm512_inserti32x4(hd, _mm_loadu_si128((const __m128i *)wb[3]), 3);
         __m512i R = qr_k_scales4(hd);
         __m512 h = _mm512_castps256_ps512(_mm256_cvtph_ps(_mm512_castsi512_si128(_mm512_permutexvar_epi32(didx, hd))));
-        const __m512 xd = _mm512_set1_ps(xb->d);
-        /* d = x.d * w.d and dmin = -x.d * w.dmin, as the definition */
-        __m512 d01 = _mm512_mul_ps(xd, _mm512_permutexvar_ps(didx01, h));
-        __m512 d23 = _mm512_mul_ps(xd, _mm512_permutexvar_ps(didx23, h));
-        __m512 dm = _mm512_mul_ps(_mm512_set1_ps(-xb->d), _mm512_permutexvar_ps(midx, h));
-        __m512i L[QR_ROWS];
+        const __m512 wd01 = _mm512_permutexvar_ps(didx01, h), wd23 = _mm512_permutexvar_ps(didx23, h);
+        const __m512 wdm = _mm512_permutexvar_ps(midx, h);
+        /* the activations' codes in the weight registers' order */
+        __m512i xv[QR_MAX_TOKENS][4];
+        QR_EACH_TOKEN(t, nt) {
+            const int8_t *q8 = x[t][b].qs;
+            xv[t][0] = qr_load_2x32(q8, 64), xv[t][1] = qr_load_2x32(q8 + 32, 64);
+            xv[t][2] = qr_load_2x32(q8 + 128, 64), xv[t][3] = qr_load_2x32(q8 + 160, 64);
+        }
+        __m512i L[QR_MAX_TOKENS][QR_ROWS];
         QR_UNROLL for (int r = 0; r < QR_ROWS; r++) {
             const block_q4_K *blk = (const block_q4_K *)wb[r];
             __m512i scb = qr_lane_bcast(R, r); /* row r's lane everywhere */
+            __m512i s0 = _mm512_shuffle_epi8(scb, sidx0), s1 = _mm512_shuffle_epi8(scb, sidx1);
             __m512i q0 = _mm512_loadu_si512(blk->qs), q1 = _mm512_loadu_si512(blk->qs + 64);
-            __m512i a = _mm512_dpbusd_epi32(z, _mm512_and_si512(q0, lo4), x0);
-            __m512i c = _mm512_dpbusd_epi32(z, _mm512_and_si512(_mm512_srli_epi16(q0, 4), lo4), x1);
-            __m512i e = _mm512_dpbusd_epi32(z, _mm512_and_si512(q1, lo4), x2);
-            __m512i f = _mm512_dpbusd_epi32(z, _mm512_and_si512(_mm512_srli_epi16(q1, 4), lo4), x3);
-            __m512i l = _mm512_madd_epi16(qr_pair_words(a, c), _mm512_shuffle_epi8(scb, sidx0));
-            L[r] = _mm512_dpwssd_epi32(l, qr_pair_words(e, f), _mm512_shuffle_epi8(scb, sidx1));
+            __m512i c0 = _mm512_and_si512(q0, lo4), c1 = _mm512_and_si512(_mm512_srli_epi16(q0, 4), lo4);
+            __m512i c2 = _mm512_and_si512(q1, lo4), c3 = _mm512_and_si512(_mm512_srli_epi16(q1, 4), lo4);
+            QR_EACH_TOKEN(t, nt) {
+                __m512i a = _mm512_dpbusd_epi32(z, c0, xv[t][0]);
+                __m512i c = _mm512_dpbusd_epi32(z, c1, xv[t][1]);
+                __m512i e = _mm512_dpbusd_epi32(z, c2, xv[t][2]);
+                __m512i f = _mm512_dpbusd_epi32(z, c3, xv[t][3]);
+                __m512i l = _mm512_madd_epi16(qr_pair_words(a, c), s0);
+                L[t][r] = _mm512_dpwssd_epi32(l, qr_pair_words(e, f), s1);
+            }
         }
-        acc01 = _mm512_fmadd_ps(d01, _mm512_cvtepi32_ps(qr_fold_pair(L[0], L[1])), acc01);
-        acc23 = _mm512_fmadd_ps(d23, _mm512_cvtepi32_ps(qr_fold_pair(L[2], L[3])), acc23);
         /* the mins as words, row r's in lane r */
         __m512i mw = _mm512_shuffle_epi8(R, mnidx);
-        accm = _mm512_fmadd_ps(dm, _mm512_cvtepi32_ps(_mm512_madd_epi16(mw, q8s)), accm);
+        QR_EACH_TOKEN(t, nt) {
+            const block_q8_K *xb = &x[t][b];
+            /* q8s[s] = bsums[2s] + bsums[2s+1] as 8 words (|q8s| <= 32 * 127), in every
+             * 128-bit lane */
+            __m256i q8s32 = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)xb->bsums), _mm256_set1_epi16(1));
+            __m512i q8s = _mm512_broadcast_i32x4(
+                _mm_packs_epi32(_mm256_castsi256_si128(q8s32), _mm256_extracti128_si256(q8s32, 1)));
+            const __m512 xd = _mm512_set1_ps(xb->d);
+            /* d = x.d * w.d and dmin = -x.d * w.dmin, as the definition */
+            acc01[t] = _mm512_fmadd_ps(_mm512_mul_ps(xd, wd01), _mm512_cvtepi32_ps(qr_fold_pair(L[t][0], L[t][1])), acc01[t]);
+            acc23[t] = _mm512_fmadd_ps(_mm512_mul_ps(xd, wd23), _mm512_cvtepi32_ps(qr_fold_pair(L[t][2], L[t][3])), acc23[t]);
+            __m512 dm = _mm512_mul_ps(_mm512_set1_ps(-xb->d), wdm);
+            accm[t] = _mm512_fmadd_ps(dm, _mm512_cvtepi32_ps(_mm512_madd_epi16(mw, q8s)), accm[t]);
+        }
     }
-    __m128 m[QR_ROWS] = {_mm512_extractf32x4_ps(accm, 0), _mm512_extractf32x4_ps(accm, 1),
-                         _mm512_extractf32x4_ps(accm, 2), _mm512_extractf32x4_ps(accm, 3)};
-    out[0] = qr_hsum8(qr_half(acc01, 0)) + qr_hsum4(m[0]);
-    out[1] = qr_hsum8(qr_half(acc01, 1)) + qr_hsum4(m[1]);
-    out[2] = qr_hsum8(qr_half(acc23, 0)) + qr_hsum4(m[2]);
-    out[3] = qr_hsum8(qr_half(acc23, 1)) + qr_hsum4(m[3]);
+    QR_EACH_TOKEN(t, nt) {
+        float *o = out + t * QR_ROWS;
+        o[0] = qr_hsum8(qr_half(acc01[t], 0)) + qr_hsum4(_mm512_extractf32x4_ps(accm[t], 0));
+        o[1] = qr_hsum8(qr_half(acc01[t], 1)) + qr_hsum4(_mm512_extractf32x4_ps(accm[t], 1));
+        o[2] = qr_hsum8(qr_half(acc23[t], 0)) + qr_hsum4(_mm512_extractf32x4_ps(accm[t], 2));
+        o[3] = qr_hsum8(qr_half(acc23[t], 1)) + qr_hsum4(_mm512_extractf32x4_ps(accm[t], 3));
+    }
 }
 
 /* ---- Q6_K ----------------------------------------------------------------------- */
 
-/* Four Q6_K rows against one Q8_K activation row.
+/* Four Q6_K rows against nt Q8_K activation rows (as qr_q4k_rows).
  *
  * Code register j holds elements 64j .. 64j + 63 in order (the low or high nibbles of 64
  * bytes of ql, topped by two bits of qh: a variable word shift puts them at bits 4-5,
@@ -191,8 +214,9 @@ QR_INLINE void qr_q4k_rows(int64_t nb, const uint8_t *const *w, const block_q8_K
  * word by word, less the activation's paired 4-element sums of 32 * x (shared by the
  * rows), and one word-pair multiply-add per half applies the scales: lane k of half h
  * pairs sub-blocks 8h + k/4 and 8h + 4 + k/4, so the scale words are a byte shuffle of
- * the sign-extended scales within each 128-bit lane. */
-QR_INLINE void qr_q6k_rows(int64_t nb, const uint8_t *const *w, const block_q8_K *x, float *out) {
+ * the sign-extended scales within each 128-bit lane. The codes and scale words of a row
+ * are unpacked once for all the tokens. */
+QR_INLINE void qr_q6k_rows(int nt, int64_t nb, const uint8_t *const *w, const block_q8_K *const *x, float *out) {
     const __m512i lo4 = _mm512_set1_epi8(15), m30 = _mm512_set1_epi8(0x30), m32 = _mm512_set1_epi8(32);
     /* qh bits 2s, 2s+1 of byte l top element 32s + l of the half: to bits 4-5 by a left
      * shift of 4 (s = 0), 2 (s = 1), none (s = 2), a right shift of 2 (s = 3) */
@@ -205,25 +229,26 @@ QR_INLINE void qr_q6k_rows(int64_t nb, const uint8_t *const *w, const block_q8_K
     const __m512i didx01 = _mm512_inserti64x4(_mm512_set1_epi32(0), _mm256_set1_epi32(1), 1);
     const __m512i didx23 = _mm512_inserti64x4(_mm512_set1_epi32(2), _mm256_set1_epi32(3), 1);
     const __m512i z = _mm512_setzero_si512();
-    __m512 acc01 = _mm512_setzero_ps(), acc23 = _mm512_setzero_ps();
+    __m512 acc01[QR_MAX_TOKENS], acc23[QR_MAX_TOKENS];
+    QR_EACH_TOKEN(t, nt) acc01[t] = acc23[t] = _mm512_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
-        const block_q8_K *xb = x + b;
-        __m512i xv[4], x32[2];
-        QR_UNROLL for (int j = 0; j < 4; j++) xv[j] = _mm512_loadu_si512(xb->qs + 64 * j);
-        for (int hh = 0; hh < 2; hh++)
-            x32[hh] = qr_pair_words(_mm512_dpbusd_epi32(z, m32, xv[2 * hh]), _mm512_dpbusd_epi32(z, m32, xv[2 * hh + 1]));
+        __m512i x32[QR_MAX_TOKENS][2];
+        QR_EACH_TOKEN(t, nt) {
+            const int8_t *q8 = x[t][b].qs;
+            for (int hh = 0; hh < 2; hh++)
+                x32[t][hh] = qr_pair_words(_mm512_dpbusd_epi32(z, m32, _mm512_loadu_si512(q8 + 128 * hh)),
+                                           _mm512_dpbusd_epi32(z, m32, _mm512_loadu_si512(q8 + 128 * hh + 64)));
+        }
         const block_q6_K *blk[QR_ROWS];
         QR_UNROLL for (int r = 0; r < QR_ROWS; r++) blk[r] = (const block_q6_K *)w[r] + b;
         __m512 h = _mm512_castps128_ps512(_mm_cvtph_ps(_mm_setr_epi16((short)blk[0]->d, (short)blk[1]->d,
                                                                        (short)blk[2]->d, (short)blk[3]->d, 0, 0, 0, 0)));
-        const __m512 xd = _mm512_set1_ps(xb->d);
-        __m512 d01 = _mm512_mul_ps(xd, _mm512_permutexvar_ps(didx01, h));
-        __m512 d23 = _mm512_mul_ps(xd, _mm512_permutexvar_ps(didx23, h));
-        __m512i L[QR_ROWS];
+        const __m512 wd01 = _mm512_permutexvar_ps(didx01, h), wd23 = _mm512_permutexvar_ps(didx23, h);
+        __m512i L[QR_MAX_TOKENS][QR_ROWS];
         QR_UNROLL for (int r = 0; r < QR_ROWS; r++) {
             const block_q6_K *k = blk[r];
             __m256i sw = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)k->scales));
-            __m512i l = z;
+            QR_EACH_TOKEN(t, nt) L[t][r] = z;
             _Pragma("GCC unroll 2") for (int hh = 0; hh < 2; hh++) {
                 __m512i qa = _mm512_loadu_si512(k->ql + 64 * hh);
                 __m512i hb = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(k->qh + 32 * hh)));
@@ -231,55 +256,80 @@ QR_INLINE void qr_q6k_rows(int64_t nb, const uint8_t *const *w, const block_q8_K
                 __m512i c0 = _mm512_ternarylogic_epi32(qa, _mm512_and_si512(_mm512_sllv_epi16(hb, shl), m30), lo4, 0xEC);
                 __m512i c1 = _mm512_ternarylogic_epi32(_mm512_srli_epi16(qa, 4),
                                                        _mm512_and_si512(_mm512_srlv_epi16(hb, shr), m30), lo4, 0xEC);
-                __m512i p = qr_pair_words(_mm512_dpbusd_epi32(z, c0, xv[2 * hh]), _mm512_dpbusd_epi32(z, c1, xv[2 * hh + 1]));
                 __m512i s = _mm512_shuffle_epi8(
                     _mm512_broadcast_i32x4(hh ? _mm256_extracti128_si256(sw, 1) : _mm256_castsi256_si128(sw)), sidx);
-                l = _mm512_dpwssd_epi32(l, _mm512_sub_epi16(p, x32[hh]), s);
+                QR_EACH_TOKEN(t, nt) {
+                    const int8_t *q8 = x[t][b].qs + 128 * hh;
+                    __m512i p = qr_pair_words(_mm512_dpbusd_epi32(z, c0, _mm512_loadu_si512(q8)),
+                                              _mm512_dpbusd_epi32(z, c1, _mm512_loadu_si512(q8 + 64)));
+                    L[t][r] = _mm512_dpwssd_epi32(L[t][r], _mm512_sub_epi16(p, x32[t][hh]), s);
+                }
             }
-            L[r] = l;
         }
-        acc01 = _mm512_fmadd_ps(d01, _mm512_cvtepi32_ps(qr_fold_pair(L[0], L[1])), acc01);
-        acc23 = _mm512_fmadd_ps(d23, _mm512_cvtepi32_ps(qr_fold_pair(L[2], L[3])), acc23);
+        QR_EACH_TOKEN(t, nt) {
+            const __m512 xd = _mm512_set1_ps(x[t][b].d);
+            acc01[t] = _mm512_fmadd_ps(_mm512_mul_ps(xd, wd01), _mm512_cvtepi32_ps(qr_fold_pair(L[t][0], L[t][1])), acc01[t]);
+            acc23[t] = _mm512_fmadd_ps(_mm512_mul_ps(xd, wd23), _mm512_cvtepi32_ps(qr_fold_pair(L[t][2], L[t][3])), acc23[t]);
+        }
     }
-    out[0] = qr_hsum8(qr_half(acc01, 0));
-    out[1] = qr_hsum8(qr_half(acc01, 1));
-    out[2] = qr_hsum8(qr_half(acc23, 0));
-    out[3] = qr_hsum8(qr_half(acc23, 1));
+    QR_EACH_TOKEN(t, nt) {
+        float *o = out + t * QR_ROWS;
+        o[0] = qr_hsum8(qr_half(acc01[t], 0));
+        o[1] = qr_hsum8(qr_half(acc01[t], 1));
+        o[2] = qr_hsum8(qr_half(acc23[t], 0));
+        o[3] = qr_hsum8(qr_half(acc23[t], 1));
+    }
 }
 
 /* ---- entry ---------------------------------------------------------------------- */
 
-static void qr_q4k(int64_t nb, const uint8_t *const *w, const block_q8_K *x, float *out) {
-    qr_q4k_rows(nb, w, x, out);
-}
-static void qr_q6k(int64_t nb, const uint8_t *const *w, const block_q8_K *x, float *out) {
-    qr_q6k_rows(nb, w, x, out);
-}
+typedef void (*qr_fn)(int64_t nb, const uint8_t *const *w, const block_q8_K *const *x, float *out);
 
-int quant_rows_avx512(int type, int64_t n, const void *w, size_t row_bytes, int nr, const void *xq, float *y) {
-    void (*fn)(int64_t, const uint8_t *const *, const block_q8_K *, float *);
+/* The kernels specialised on the token count, so that the per-token accumulators and
+ * lane sums stay in registers. */
+#define QR_FNS(NT)                                                                               \
+    static void qr_q4k_##NT(int64_t nb, const uint8_t *const *w, const block_q8_K *const *x, float *out) { \
+        qr_q4k_rows(NT, nb, w, x, out);                                                          \
+    }                                                                                            \
+    static void qr_q6k_##NT(int64_t nb, const uint8_t *const *w, const block_q8_K *const *x, float *out) { \
+        qr_q6k_rows(NT, nb, w, x, out);                                                          \
+    }
+QR_FNS(1)
+QR_FNS(2)
+QR_FNS(3)
+QR_FNS(4)
+
+int quant_rows_avx512(int type, int64_t n, const void *w, size_t row_bytes, int nr, const void *xq, size_t xq_stride,
+                      int nt, float *y, size_t ldy) {
+    static const qr_fn q4[QR_MAX_TOKENS] = {qr_q4k_1, qr_q4k_2, qr_q4k_3, qr_q4k_4};
+    static const qr_fn q6[QR_MAX_TOKENS] = {qr_q6k_1, qr_q6k_2, qr_q6k_3, qr_q6k_4};
+    const qr_fn *fns;
     switch (type) {
-    case GGML_TYPE_Q4_K: fn = qr_q4k; break;
-    case GGML_TYPE_Q6_K: fn = qr_q6k; break;
+    case GGML_TYPE_Q4_K: fns = q4; break;
+    case GGML_TYPE_Q6_K: fns = q6; break;
     default: return -1;
     }
+    if (nt < 1 || nt > QR_MAX_TOKENS) return -1;
+    qr_fn fn = fns[nt - 1];
+    const block_q8_K *x[QR_MAX_TOKENS];
+    for (int t = 0; t < nt; t++) x[t] = (const block_q8_K *)((const uint8_t *)xq + (size_t)t * xq_stride);
     /* pass i takes rows i, q + i, 2q + i, 3q + i: four streams, each through q
      * consecutive rows in order; then the last nr - 4q rows, the missing ones repeated */
     int q = nr / QR_ROWS;
+    float out[QR_MAX_TOKENS * QR_ROWS];
     for (int i = 0; i < q; i++) {
         const uint8_t *rows[QR_ROWS];
-        float out[QR_ROWS];
         for (int r = 0; r < QR_ROWS; r++) rows[r] = (const uint8_t *)w + (size_t)(r * q + i) * row_bytes;
-        fn(n / QUANT_QK_K, rows, xq, out);
-        for (int r = 0; r < QR_ROWS; r++) y[r * q + i] = out[r];
+        fn(n / QUANT_QK_K, rows, x, out);
+        for (int t = 0; t < nt; t++)
+            for (int r = 0; r < QR_ROWS; r++) y[(size_t)t * ldy + r * q + i] = out[t * QR_ROWS + r];
     }
     if (nr > QR_ROWS * q) {
         const uint8_t *rows[QR_ROWS];
-        float out[QR_ROWS];
         int r0 = QR_ROWS * q, rn = nr - r0;
         for (int r = 0; r < QR_ROWS; r++) rows[r] = (const uint8_t *)w + (size_t)(r0 + (r < rn ? r : rn - 1)) * row_bytes;
-        fn(n / QUANT_QK_K, rows, xq, out);
-        memcpy(y + r0, out, sizeof(float) * (size_t)rn);
+        fn(n / QUANT_QK_K, rows, x, out);
+        for (int t = 0; t < nt; t++) memcpy(y + (size_t)t * ldy + r0, out + t * QR_ROWS, sizeof(float) * (size_t)rn);
     }
     return 0;
 }

@@ -13,9 +13,11 @@
 int quant_tile_avx512(int type, int64_t n, const void *w, size_t row_bytes, int nr, const void *xq,
                       size_t xq_stride, int nt, float *y, size_t ldy);
 
-/* y[r] = dot(row r of w, xq) for r < nr, one activation row (decode), bit for bit as
- * matvec_dot: the AVX-512 VNNI kernels for Q4_K and Q6_K, four weight rows per pass
- * (quant_row_avx512.c). 0, or -1 for any other type (nothing written). */
-int quant_rows_avx512(int type, int64_t n, const void *w, size_t row_bytes, int nr, const void *xq, float *y);
+/* y[t * ldy + r] = dot(row r of w, activation row t) for r < nr, t < nt <= 4 (decode
+ * rows), bit for bit as matvec_dot: the AVX-512 VNNI kernels for Q4_K and Q6_K, four
+ * weight rows per pass, each row's unpacked block shared by the nt tokens
+ * (quant_row_avx512.c). 0, or -1 for any other type or nt (nothing written). */
+int quant_rows_avx512(int type, int64_t n, const void *w, size_t row_bytes, int nr, const void *xq, size_t xq_stride,
+                      int nt, float *y, size_t ldy);
 
 #endif

@@ -19,6 +19,15 @@
 /* Activation rows dotted with one weight block while its codes sit in registers. */
 #define QT_TOKENS 4
 
+/* Activation rows up to which a tile goes through the row kernels (quant_row_avx512.c)
+ * rather than the pair path, per type. */
+#ifndef QT_ROWS_MAX_Q4K
+#define QT_ROWS_MAX_Q4K 4
+#endif
+#ifndef QT_ROWS_MAX_Q6K
+#define QT_ROWS_MAX_Q6K 4
+#endif
+
 #define QT_INLINE static inline __attribute__((always_inline))
 /* A loop over the tokens of a tile, unrolled so that the per-token accumulators are
  * registers rather than an array in memory. */
@@ -576,7 +585,11 @@ int quant_tile_avx512(int type, int64_t n, const void *w, size_t row_bytes, int 
     case GGML_TYPE_Q6_K: fns = q6, pfns = p6; break;
     default: return -1;
     }
-    if (nt == 1 && pfns && !quant_rows_avx512(type, n, w, row_bytes, nr, xq, y)) return 0;
+    /* a few decode rows: the row kernels, one pass per four weight rows for all the
+     * tokens (crossover with the pair path measured: docs/engine.md) */
+    int rows_max = type == GGML_TYPE_Q4_K ? QT_ROWS_MAX_Q4K : type == GGML_TYPE_Q6_K ? QT_ROWS_MAX_Q6K : 0;
+    if (nt <= rows_max && !quant_rows_avx512(type, n, w, row_bytes, nr, xq, xq_stride, nt, y, ldy))
+        return 0;
     int64_t nb = n / QUANT_QK_K;
     /* the pair path's gathered activations, on the stack: 160 KiB */
     qt_xblock_t xb[QT_MAX_NB];

@@ -13,6 +13,7 @@
 #include "engine/quant.h"
 #include "engine/quant_blocks.h"
 #include "engine/quant_simd.h"
+#include "engine/quant_tile.h"
 #include "engine/threadpool.h"
 
 
@@ -114,7 +115,9 @@ static void check_tiles(const quant_kernels_t *k) {
 static void check_matmat(int threads) {
     tpool_t *pool = NULL;
     CHECK_EQ_INT(tpool_new(threads, &pool), 0);
-    const int Ts[] = {1, 4, 7, 10, 32};
+    /* 2..7: the decode plan (one range per thread) with several rows, 2..4 the row
+     * kernels on AVX-512, 5 and 7 the pair path; 10 and 32: the tile plan */
+    const int Ts[] = {1, 2, 3, 4, 5, 7, 10, 32};
     for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
         int type = types[ti];
         int64_t rows = 37 + 16 * (int64_t)ti, cols = 512;
@@ -246,7 +249,7 @@ static void check_matmat_multi(void) {
 static void check_extremes(const quant_kernels_t *k) {
     static const int ktypes[] = {GGML_TYPE_Q4_K, GGML_TYPE_Q5_K, GGML_TYPE_Q6_K};
     static const uint8_t patterns[] = {0x00, 0xff, 0x80, 0x7f, 0x55, 0xaa, 0x0f, 0xf0};
-    const int nr = (int)sizeof patterns, nts[] = {2, 7, 8, 9, 16};
+    const int nr = (int)sizeof patterns, nts[] = {1, 2, 3, 4, 7, 8, 9, 16};
     const int64_t cols = 768;
     for (size_t ti = 0; ti < sizeof ktypes / sizeof ktypes[0]; ti++) {
         int type = ktypes[ti], bad = 0;
@@ -298,6 +301,47 @@ static void check_extremes(const quant_kernels_t *k) {
     }
 }
 
+/* The AVX-512 decode-batch row kernels called directly (whatever the tile dispatch
+ * picks): 1..4 activation rows, row counts around the four-row passes (the remainder
+ * pass repeats rows), each result against matvec_dot, the padding between output rows
+ * untouched; 5 rows are refused. */
+static void check_rows_direct(void) {
+    static const int ktypes[] = {GGML_TYPE_Q4_K, GGML_TYPE_Q6_K};
+    const int64_t cols = 1024;
+    for (size_t ti = 0; ti < sizeof ktypes / sizeof ktypes[0]; ti++) {
+        int type = ktypes[ti], bad = 0, runs = 0, nrmax = 13;
+        size_t rb = ggml_row_bytes(type, cols), xs = ggml_row_bytes(GGML_TYPE_Q8_K, cols);
+        uint8_t *w = make_weights(type, nrmax, cols, 0);
+        uint8_t *xq = malloc(xs * 4);
+        float *x = malloc(sizeof(float) * cols);
+        for (int t = 0; t < 4; t++) {
+            for (int64_t c = 0; c < cols; c++) x[c] = rnd_f() * (t == 1 ? 1e-3f : 1.0f);
+            quant_quantize_row_act(GGML_TYPE_Q8_K, x, xq + t * xs, cols);
+        }
+        for (int nr = 1; nr <= nrmax; nr += 1 + (nr > 6))
+            for (int nt = 1; nt <= 4; nt++) {
+                size_t ldy = (size_t)nr + 2;
+                float *y = malloc(sizeof(float) * ldy * nt);
+                for (size_t i = 0; i < ldy * nt; i++) y[i] = -7.0f;
+                CHECK_EQ_INT(quant_rows_avx512(type, cols, w, rb, nr, xq, xs, nt, y, ldy), 0);
+                for (int t = 0; t < nt; t++) {
+                    for (int r = 0; r < nr; r++, runs++) {
+                        float want = matvec_dot(type, cols, w + r * rb, xq + t * xs, 0);
+                        if (!same_bits(want, y[t * ldy + r]) && bad++ < 3)
+                            fprintf(stderr, "  rows type %d nr %d tok %d/%d: %.9g vs %.9g\n", type, nr, t, nt, want,
+                                    y[t * ldy + r]);
+                    }
+                    for (size_t p = nr; p < ldy; p++) CHECK(y[t * ldy + p] == -7.0f);
+                }
+                free(y);
+            }
+        float y5[5];
+        CHECK_EQ_INT(quant_rows_avx512(type, cols, w, rb, 1, xq, xs, 5, y5, 1), -1);
+        CHECK_MSG(bad == 0 && runs > 0, "rows type %d: %d of %d dots differ", type, bad, runs);
+        free(w), free(xq), free(x);
+    }
+}
+
 int main(void) {
     const char *names[] = {"scalar", "avx2", "avx512"};
     for (int i = 0; i < 3; i++) {
@@ -308,6 +352,7 @@ int main(void) {
         }
         check_tiles(k);
         check_extremes(k);
+        if (i == 2) check_rows_direct();
     }
     printf("  matmat through %s\n", quant_kernels()->name);
     check_matmat(1);
