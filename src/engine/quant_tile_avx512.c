@@ -452,30 +452,19 @@ static void qt_pairs_out(const qt_pacc_t *a, int mins, int nt, float *out, size_
     }
 }
 
-static void qt_q4k_p1(int64_t b0, int64_t b1, const uint8_t *w, const qt_group_t *g, qt_pacc_t *a) {
-    qt_pairs(0, b0, b1, w, g, 1, a);
-}
-static void qt_q4k_p2(int64_t b0, int64_t b1, const uint8_t *w, const qt_group_t *g, qt_pacc_t *a) {
-    qt_pairs(0, b0, b1, w, g, 2, a);
-}
-static void qt_q6k_p1(int64_t b0, int64_t b1, const uint8_t *w, const qt_group_t *g, qt_pacc_t *a) {
-    qt_pairs(1, b0, b1, w, g, 1, a);
-}
-static void qt_q6k_p2(int64_t b0, int64_t b1, const uint8_t *w, const qt_group_t *g, qt_pacc_t *a) {
-    qt_pairs(1, b0, b1, w, g, 2, a);
-}
-static void qt_q4k_p3(int64_t b0, int64_t b1, const uint8_t *w, const qt_group_t *g, qt_pacc_t *a) {
-    qt_pairs(0, b0, b1, w, g, 3, a);
-}
-static void qt_q4k_p4(int64_t b0, int64_t b1, const uint8_t *w, const qt_group_t *g, qt_pacc_t *a) {
-    qt_pairs(0, b0, b1, w, g, 4, a);
-}
-static void qt_q6k_p3(int64_t b0, int64_t b1, const uint8_t *w, const qt_group_t *g, qt_pacc_t *a) {
-    qt_pairs(1, b0, b1, w, g, 3, a);
-}
-static void qt_q6k_p4(int64_t b0, int64_t b1, const uint8_t *w, const qt_group_t *g, qt_pacc_t *a) {
-    qt_pairs(1, b0, b1, w, g, 4, a);
-}
+/* The pair path specialised on the number of token pairs, so that the per-pair
+ * accumulators stay in registers. */
+#define QT_PAIR_FNS(NP)                                                                                     \
+    static void qt_q4k_p##NP(int64_t b0, int64_t b1, const uint8_t *w, const qt_group_t *g, qt_pacc_t *a) { \
+        qt_pairs(0, b0, b1, w, g, NP, a);                                                                   \
+    }                                                                                                       \
+    static void qt_q6k_p##NP(int64_t b0, int64_t b1, const uint8_t *w, const qt_group_t *g, qt_pacc_t *a) { \
+        qt_pairs(1, b0, b1, w, g, NP, a);                                                                   \
+    }
+QT_PAIR_FNS(1)
+QT_PAIR_FNS(2)
+QT_PAIR_FNS(3)
+QT_PAIR_FNS(4)
 
 typedef void (*qt_pair_fn)(int64_t b0, int64_t b1, const uint8_t *w, const qt_group_t *g, qt_pacc_t *a);
 
