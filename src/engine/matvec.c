@@ -297,10 +297,10 @@ static void mm_quantize(void *a, int ith) {
  * others' (a worker that comes late, or not at all, leaves its range to the others:
  * the pool does not promise that every thread runs), and computes each chunk for all
  * T activation rows as one tile (the kernel reads each weight block once per group of
- * activation rows). With one activation row every thread owns one contiguous range, so
- * each core streams its weights in order (the hardware prefetcher follows one stream
- * per core) instead of interleaving 16-row chunks with the other threads. The chunks
- * of several matrices are numbered one after the other. */
+ * activation rows). With up to MM_DECODE_T activation rows every thread owns one
+ * contiguous range, so each core streams its weights in order (the hardware prefetcher
+ * follows long streams) instead of interleaving 16-row chunks with the other threads.
+ * The chunks of several matrices are numbered one after the other. */
 static void mm_rows(void *a, int ith) {
     mm_job_t *j = a;
     const void *xv = j->xq ? (const void *)j->xq : (const void *)j->X;
@@ -335,8 +335,8 @@ int64_t matmat_chunk_rows(const model_tensor_t *W, int T, int nth) {
     return chunk < MM_ROW_BLOCK ? MM_ROW_BLOCK : chunk;
 }
 
-/* Chunks and ranges for nth threads: one shared range with several activation rows,
- * one range per thread with one. */
+/* Chunks and ranges for nth threads: one shared range with more than MM_DECODE_T
+ * activation rows, one range per thread with up to that many. */
 static void mm_plan(mm_job_t *j, int nth) {
     j->first[0] = 0;
     for (int m = 0; m < j->nw; m++) {
