@@ -12,6 +12,7 @@
 
 #include "bench/membw.h"
 #include "cli/cli.h"
+#include "cli/perf_attn.h"
 #include "engine/forward.h"
 #include "engine/matvec.h"
 #include "engine/model.h"
@@ -30,6 +31,8 @@ static void usage(FILE *o) {
             "       tollgate perf decode [--threads N] [--mib M] [--type Q4_K|Q6_K] [--cols C]\n"
             "       tollgate perf kernels [--rows R] [--cols C] [--type T] [--tokens N,N,..]\n"
             "                             [--kernels scalar|avx2|avx512]\n"
+            "       tollgate perf attn [--heads H] [--kv-heads K] [--head-dim D] [--ctx N,N,..]\n"
+            "                          [--window W] [--kernels scalar|avx2|avx512]\n"
             "\n"
             "  gen   write a llama model of that shape with random Q4_K_M weights (Q4_K, with\n"
             "        Q6_K for output, and for attn_v/ffn_down in the layers llama.cpp gives\n"
@@ -48,6 +51,7 @@ static void usage(FILE *o) {
             "        every kernel set the CPU has (or only the one named); us_per_token is the\n"
             "        product's time over its activation rows (CPU time of the thread, so other\n"
             "        load matters little)\n");
+    perf_attn_usage(o);
 }
 
 /* ---- random Q4_K_M model ---------------------------------------------------------- */
@@ -452,6 +456,7 @@ int cmd_perf(int argc, char **argv) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
     }
+    if (!strcmp(argv[1], "attn")) return perf_attn(argc - 2, argv + 2);
     const char *what = argv[1], *model = NULL, *out = NULL, *shape = NULL;
     int anon = 0, threads = 2, n_prompt = 512, n_gen = 128, mib = 512, seed = 0, rows = 2048, cols = 2048;
     kernels_opts_t kopts = {.tokens = {1, 32}, .n_tokens = 2};
@@ -524,6 +529,6 @@ int cmd_perf(int argc, char **argv) {
     }
     if (!strcmp(what, "kernels")) return perf_kernels(rows, cols, &kopts);
     if (!strcmp(what, "decode")) return perf_decode(threads, mib, kopts.type, cols == 2048 ? 4096 : cols);
-    fprintf(stderr, "tollgate perf: unknown action %s (gen, bw, run, decode, kernels)\n", what);
+    fprintf(stderr, "tollgate perf: unknown action %s (gen, bw, run, decode, kernels, attn)\n", what);
     return 2;
 }
