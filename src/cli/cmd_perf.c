@@ -32,7 +32,7 @@ static void usage(FILE *o) {
             "       tollgate perf kernels [--rows R] [--cols C] [--type T] [--tokens N,N,..]\n"
             "                             [--kernels scalar|avx2|avx512]\n"
             "       tollgate perf attn [--heads H] [--kv-heads K] [--head-dim D] [--ctx N,N,..]\n"
-            "                          [--window W] [--kernels scalar|avx2|avx512]\n"
+            "                          [--window W] [--evict M] [--kernels scalar|avx2|avx512]\n"
             "\n"
             "  gen   write a llama model of that shape with random Q4_K_M weights (Q4_K, with\n"
             "        Q6_K for output, and for attn_v/ffn_down in the layers llama.cpp gives\n"
