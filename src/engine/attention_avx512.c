@@ -100,7 +100,7 @@ static inline __attribute__((always_inline)) __m512 dots16(const float *kf, cons
  * 16 K rows, converted once into kf (16 * HD floats of scratch). The last block repeats
  * row pos for the positions past it and stores only its own lanes. */
 static inline __attribute__((always_inline)) void scores_blocks(const attn_head_job_t *j, int nh, const float *qh,
-                                                               const uint16_t *k, float *att, size_t stride,
+                                                               const uint16_t *k, const uint16_t *v, float *att, size_t stride,
                                                                float *kf, float *max, int HD, int prompt) {
     const __m512 scale = _mm512_set1_ps(j->scale);
     __m512 vmax[ATTN_UNIT_MAX];
@@ -110,12 +110,23 @@ static inline __attribute__((always_inline)) void scores_blocks(const attn_head_
         int n = j->pos - t0 + 1 < 16 ? j->pos - t0 + 1 : 16;
         __mmask16 m = (__mmask16)(n == 16 ? 0xffff : (1u << n) - 1);
 #pragma GCC unroll 16
-        for (int s = 0; s < 16; s++) {
-            int t = t0 + RED_SLOT(s) < j->pos ? t0 + RED_SLOT(s) : j->pos;
+        for (int u = 0; u < 16; u++) { /* rows in address order, into slot RED_SLOT(u) */
+            int t = t0 + u < j->pos ? t0 + u : j->pos;
             const uint16_t *kt = k + (size_t)t * kv_dim;
 #pragma GCC unroll 8
             for (int c = 0; c < HD / 16; c++)
-                _mm512_storeu_ps(kf + s * HD + 16 * c, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(kt + 16 * c))));
+                _mm512_storeu_ps(kf + RED_SLOT(u) * HD + 16 * c,
+                                 _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(kt + 16 * c))));
+        }
+        /* The cache is in memory when a token comes back to this layer: ask for the K
+         * rows two blocks ahead, and for this block's V rows, which the V product reads
+         * after the scores (into L2: the group's window of V rows fits there). */
+        for (int u = 0; u < 16; u++) {
+            int tk = t0 + 32 + u, tv = t0 + u;
+            for (int c = 0; c < HD; c += 32) { /* 64-byte lines */
+                if (tk <= j->pos) _mm_prefetch((const char *)(k + (size_t)tk * kv_dim + c), _MM_HINT_T0);
+                if (tv <= j->pos) _mm_prefetch((const char *)(v + (size_t)tv * kv_dim + c), _MM_HINT_T1);
+            }
         }
         for (int h = 0; h < nh; h++) {
             __m512 qv[HD / 16];
@@ -319,9 +330,9 @@ static inline __attribute__((always_inline)) void heads_hd(const attn_head_job_t
     /* work holds 64 * hd floats: the converted K block (16 * HD) fits, and is free
      * again before the V product uses work for its slots */
     if (j->prompt)
-        scores_blocks(j, nh, qh, k, att, att_stride, work, max, HD, 1);
+        scores_blocks(j, nh, qh, k, v, att, att_stride, work, max, HD, 1);
     else
-        scores_blocks(j, nh, qh, k, att, att_stride, work, max, HD, 0);
+        scores_blocks(j, nh, qh, k, v, att, att_stride, work, max, HD, 0);
     for (int h = 0; h < nh; h++) softmax16(j, max[h], att + (size_t)h * att_stride);
     vprod_heads(j, nh, v, att, att_stride, work, out, HD);
 }
