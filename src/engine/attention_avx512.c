@@ -213,14 +213,20 @@ static void softmax16(const attn_head_job_t *j, float max, float *att) {
 
 /* ---- V product: the heads of the group at once ------------------------------------ */
 
+/* Dims per round of the V product: every slot of every head for these dims, then their
+ * combination, so that the slots (nh x P x VDIMS floats, 64 KiB at most) stay in the
+ * core's caches from one round to the next. */
+#define VDIMS 32
+
 /* The blocked part of the V product (attention_x86.h's vpass, see its top comment for
- * the order) for NH heads h0.. at once: slots g0..g0+G-1 of dims [d0, d0 + 16 NV), NH * G *
- * NV accumulators in registers. Each V row is converted once for the NH heads instead of
- * once per head. slots: head h's slot s at (h * P + s) * HD. */
+ * the order) for NH heads h0.. at once: slots g0..g0+G-1 (G = 8 / NH) of dims [d0, d0 +
+ * VDIMS), 16 accumulators in registers. Each V row is converted once for the NH heads
+ * instead of once per head. slots: head h's slot s at (h * P + s) * VDIMS. */
 static inline __attribute__((always_inline)) void vpass_heads(const uint16_t *v, size_t kv_dim, const float *att,
                                                               size_t stride, int lo, int hi, int P, int np, int g0,
-                                                              int d0, int h0, int NH, int G, int NV, int HD,
-                                                              float *slots) {
+                                                              int d0, int h0, int NH, float *slots) {
+    enum { NV = VDIMS / 16 };
+    const int G = 8 / NH;
     __m512 a[16];
 #pragma GCC unroll 16
     for (int i = 0; i < NH * G * NV; i++) a[i] = _mm512_setzero_ps();
@@ -229,12 +235,12 @@ static inline __attribute__((always_inline)) void vpass_heads(const uint16_t *v,
         if (t0 > hi) break;
         if (t0 + G - 1 < lo) continue;
         int full = t0 >= lo && t0 + G - 1 <= hi;
-#pragma GCC unroll 4
+#pragma GCC unroll 8
         for (int g = 0; g < G; g++) {
             int t = t0 + g;
             if (!full && (t < lo || t > hi)) continue;
             const uint16_t *vr = v + (size_t)t * kv_dim + d0;
-            __m512 x[4];
+            __m512 x[NV];
 #pragma GCC unroll 4
             for (int n = 0; n < NV; n++) x[n] = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(vr + 16 * n)));
 #pragma GCC unroll 8
@@ -247,72 +253,77 @@ static inline __attribute__((always_inline)) void vpass_heads(const uint16_t *v,
     }
 #pragma GCC unroll 8
     for (int h = 0; h < NH; h++)
-#pragma GCC unroll 4
+#pragma GCC unroll 8
         for (int g = 0; g < G; g++)
 #pragma GCC unroll 4
             for (int n = 0; n < NV; n++)
-                _mm512_storeu_ps(slots + ((size_t)(h0 + h) * P + g0 + g) * HD + d0 + 16 * n, a[(h * G + g) * NV + n]);
+                _mm512_storeu_ps(slots + ((size_t)(h0 + h) * P + g0 + g) * VDIMS + 16 * n, a[(h * G + g) * NV + n]);
 }
 
-/* Every pass over NH heads from h0 (8, 4, 2 or 1: a constant after inlining): 16
- * accumulators each, 8 heads x 2 registers of dims, 4 x 4, 2 heads x 2 slots x 4, 1 x 4 x 4. */
+/* Every pass over NH heads from h0 (8, 4, 2 or 1: a constant after inlining) for the
+ * dims [d0, d0 + VDIMS): 8 heads x 1 slot, 4 x 2, 2 x 4 or 1 x 8 per pass. */
 static inline __attribute__((always_inline)) void vpasses(const uint16_t *v, size_t kv_dim, const float *att,
-                                                          size_t stride, int lo, int hi, int P, int np, int h0,
-                                                          int NH, int HD, float *slots) {
-    const int NV = NH == 8 ? 2 : 4, G = 16 / (NH * NV);
-    for (int d0 = 0; d0 < HD; d0 += 16 * NV)
-        for (int g0 = 0; g0 < P; g0 += G) vpass_heads(v, kv_dim, att, stride, lo, hi, P, np, g0, d0, h0, NH, G, NV, HD, slots);
+                                                          size_t stride, int lo, int hi, int P, int np, int d0,
+                                                          int h0, int NH, float *slots) {
+    for (int g0 = 0; g0 < P; g0 += 8 / NH) vpass_heads(v, kv_dim, att, stride, lo, hi, P, np, g0, d0, h0, NH, slots);
 }
 
-/* out (nh x HD) = each head's probabilities times V, in the definition's order: the
- * blocked part by vpasses into slots (nh * P * HD floats), then per head the
- * definition's combination of slots and its tail (attention_x86.h's vprod). */
+/* out (nh x HD) = each head's probabilities times V, in the definition's order: per
+ * VDIMS dims, the blocked part by vpasses into slots, then per head the definition's
+ * combination of slots and its tail (attention_x86.h's vprod). */
 static inline __attribute__((always_inline)) void vprod_heads(const attn_head_job_t *j, int nh, const uint16_t *v,
                                                               const float *att, size_t stride, float *slots,
                                                               float *out, int HD) {
     size_t kv_dim = (size_t)j->kv_dim;
     int lo = j->lo, n_kv = j->n_kv, P = j->prompt ? 16 : 64, np = n_kv & ~(P - 1);
     int hi = j->pos < np - 1 ? j->pos : np - 1; /* last position of the blocked part */
-    int h0 = 0;
-    for (; h0 + 8 <= nh; h0 += 8) vpasses(v, kv_dim, att, stride, lo, hi, P, np, h0, 8, HD, slots);
-    if (h0 + 4 <= nh) vpasses(v, kv_dim, att, stride, lo, hi, P, np, h0, 4, HD, slots), h0 += 4;
-    if (h0 + 2 <= nh) vpasses(v, kv_dim, att, stride, lo, hi, P, np, h0, 2, HD, slots), h0 += 2;
-    if (h0 < nh) vpasses(v, kv_dim, att, stride, lo, hi, P, np, h0, 1, HD, slots);
     int tail0 = np > lo ? np : lo;
-    for (int h = 0; h < nh; h++) {
-        const float *p = att + (size_t)h * stride, *sh = slots + (size_t)h * P * HD;
-#pragma GCC unroll 8
-        for (int d0 = 0; d0 < HD; d0 += 16) {
-            __m512 l[16];
-            const float *sd = sh + d0;
-            if (j->prompt) {
+    for (int d0 = 0; d0 < HD; d0 += VDIMS) {
+        int h0 = 0;
+        for (; h0 + 8 <= nh; h0 += 8) vpasses(v, kv_dim, att, stride, lo, hi, P, np, d0, h0, 8, slots);
+        if (h0 + 4 <= nh) vpasses(v, kv_dim, att, stride, lo, hi, P, np, d0, h0, 4, slots), h0 += 4;
+        if (h0 + 2 <= nh) vpasses(v, kv_dim, att, stride, lo, hi, P, np, d0, h0, 2, slots), h0 += 2;
+        if (h0 < nh) vpasses(v, kv_dim, att, stride, lo, hi, P, np, d0, h0, 1, slots);
+        for (int h = 0; h < nh; h++) {
+            const float *p = att + (size_t)h * stride, *sh = slots + (size_t)h * P * VDIMS;
+#pragma GCC unroll 2
+            for (int dd = 0; dd < VDIMS; dd += 16) {
+                __m512 l[16];
+                const float *sd = sh + dd;
+                if (j->prompt) {
 #pragma GCC unroll 16
-                for (int s = 0; s < 16; s++) l[s] = _mm512_loadu_ps(sd + (size_t)s * HD);
-            } else {
+                    for (int s = 0; s < 16; s++) l[s] = _mm512_loadu_ps(sd + (size_t)s * VDIMS);
+                } else {
 #pragma GCC unroll 16
-                for (int s = 0; s < 16; s++) {
-                    __m512 a02 = _mm512_add_ps(_mm512_loadu_ps(sd + (size_t)s * HD), _mm512_loadu_ps(sd + (size_t)(32 + s) * HD));
-                    __m512 a13 = _mm512_add_ps(_mm512_loadu_ps(sd + (size_t)(16 + s) * HD), _mm512_loadu_ps(sd + (size_t)(48 + s) * HD));
-                    l[s] = _mm512_add_ps(a02, a13);
+                    for (int s = 0; s < 16; s++) {
+                        __m512 a02 = _mm512_add_ps(_mm512_loadu_ps(sd + (size_t)s * VDIMS),
+                                                   _mm512_loadu_ps(sd + (size_t)(32 + s) * VDIMS));
+                        __m512 a13 = _mm512_add_ps(_mm512_loadu_ps(sd + (size_t)(16 + s) * VDIMS),
+                                                   _mm512_loadu_ps(sd + (size_t)(48 + s) * VDIMS));
+                        l[s] = _mm512_add_ps(a02, a13);
+                    }
                 }
-            }
 #pragma GCC unroll 8
-            for (int s = 0; s < 8; s++) l[s] = _mm512_add_ps(l[s + 8], l[s]);
+                for (int s = 0; s < 8; s++) l[s] = _mm512_add_ps(l[s + 8], l[s]);
 #pragma GCC unroll 4
-            for (int s = 0; s < 4; s++) l[s] = _mm512_add_ps(l[s + 4], l[s]);
-            __m512 r = _mm512_add_ps(_mm512_add_ps(l[0], l[2]), _mm512_add_ps(l[1], l[3]));
-            float *o = out + (size_t)h * HD + d0;
-            if (j->prompt) {
-                for (int t = tail0; t <= j->pos && t < n_kv; t++)
-                    r = _mm512_add_ps(r, _mm512_mul_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(v + (size_t)t * kv_dim + d0))),
-                                                       _mm512_set1_ps(p[t])));
-                _mm512_storeu_ps(o, r);
-            } else {
-                axd_t sum = axd_from(r);
-                for (int t = tail0; t <= j->pos && t < n_kv; t++)
-                    sum = axd_add(sum, axd_from(_mm512_mul_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(v + (size_t)t * kv_dim + d0))),
-                                                              _mm512_set1_ps(p[t]))));
-                _mm512_storeu_ps(o, axd_to(sum));
+                for (int s = 0; s < 4; s++) l[s] = _mm512_add_ps(l[s + 4], l[s]);
+                __m512 r = _mm512_add_ps(_mm512_add_ps(l[0], l[2]), _mm512_add_ps(l[1], l[3]));
+                int dn = d0 + dd;
+                float *o = out + (size_t)h * HD + dn;
+                if (j->prompt) {
+                    for (int t = tail0; t <= j->pos && t < n_kv; t++)
+                        r = _mm512_add_ps(r, _mm512_mul_ps(_mm512_cvtph_ps(_mm256_loadu_si256(
+                                                               (const __m256i *)(v + (size_t)t * kv_dim + dn))),
+                                                           _mm512_set1_ps(p[t])));
+                    _mm512_storeu_ps(o, r);
+                } else {
+                    axd_t sum = axd_from(r);
+                    for (int t = tail0; t <= j->pos && t < n_kv; t++)
+                        sum = axd_add(sum, axd_from(_mm512_mul_ps(_mm512_cvtph_ps(_mm256_loadu_si256(
+                                                                      (const __m256i *)(v + (size_t)t * kv_dim + dn))),
+                                                                  _mm512_set1_ps(p[t]))));
+                    _mm512_storeu_ps(o, axd_to(sum));
+                }
             }
         }
     }

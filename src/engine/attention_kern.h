@@ -19,12 +19,19 @@ typedef struct attn_head_job {
  * K/V rows). */
 #define ATTN_UNIT_MAX 8
 
+/* Floats of an attn_heads_fn's work buffer: 64 slots of hd dims (one head's V product),
+ * or 64 slots of 32 dims for ATTN_UNIT_MAX heads (the AVX-512 V product's rounds), or
+ * a column of n_kv positions plus 64. */
+#define ATTN_WORK_FLOATS(hd, n_kv)                                                                      \
+    ((size_t)64 * ((hd) > 32 * ATTN_UNIT_MAX ? (hd) : 32 * ATTN_UNIT_MAX) > (size_t)(n_kv) + 64          \
+         ? (size_t)64 * ((hd) > 32 * ATTN_UNIT_MAX ? (hd) : 32 * ATTN_UNIT_MAX)                        \
+         : (size_t)(n_kv) + 64)
+
 /* out (nh * hd) = nh <= ATTN_UNIT_MAX heads of one KV group: q (nh * hd) their roped
  * queries (not yet rounded to f16); k, v the group's cache at position 0 (row t at
  * + t * kv_dim). Scratch, all the caller's: att (nh x att_stride, att_stride >= n_kv
  * rounded up to 64, plus 64) scores then probabilities; qh (nh * hd, 32-byte aligned)
- * the rounded queries; work (max(ATTN_UNIT_MAX * 64 * hd, n_kv + 64)) accumulators (the
- * AVX-512 V product keeps every head's slots at once). Every version
+ * the rounded queries; work (ATTN_WORK_FLOATS) accumulators. Every version
  * returns the same floats, bit for bit, as attn_heads_scalar, which is attn_head_scalar
  * (the definition of one head: att, qh, out of that head) once per head. */
 typedef void (*attn_heads_fn)(const attn_head_job_t *j, int nh, const float *q, const uint16_t *k,

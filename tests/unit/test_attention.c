@@ -121,7 +121,7 @@ static void check_heads_direct(void) {
     for (size_t hi = 0; hi < sizeof hds / sizeof hds[0]; hi++) {
         int hd = hds[hi], kv_dim = 2 * hd;
         size_t kvn = (size_t)n_ctx * kv_dim, stride = (n_ctx + 63) / 64 * 64 + 64;
-        size_t wn = ATTN_UNIT_MAX * 64 * (size_t)hd > stride ? ATTN_UNIT_MAX * 64 * (size_t)hd : stride;
+        size_t wn = ATTN_WORK_FLOATS(hd, stride);
         uint16_t *kc = malloc(kvn * 2), *vc = malloc(kvn * 2);
         float *att = aligned_alloc(64, ATTN_UNIT_MAX * stride * 4), *qh = aligned_alloc(64, ATTN_UNIT_MAX * hd * 4);
         float *work = aligned_alloc(64, wn * 4), *q = malloc(ATTN_UNIT_MAX * hd * 4);
@@ -160,7 +160,7 @@ static void check_heads_windows(void) {
     for (size_t hi = 0; hi < sizeof hds / sizeof hds[0]; hi++) {
         int hd = hds[hi], kv_dim = 3 * hd; /* the group's rows inside wider cache rows */
         size_t kvn = (size_t)n_ctx * kv_dim, stride = (n_ctx + 63) / 64 * 64 + 64;
-        size_t wn = ATTN_UNIT_MAX * 64 * (size_t)hd;
+        size_t wn = ATTN_WORK_FLOATS(hd, stride);
         uint16_t *kc = malloc(kvn * 2), *vc = malloc(kvn * 2);
         float *att = aligned_alloc(64, ATTN_UNIT_MAX * stride * 4), *qh = aligned_alloc(64, ATTN_UNIT_MAX * hd * 4);
         float *work = aligned_alloc(64, wn * 4), *q = malloc(ATTN_UNIT_MAX * hd * 4);
