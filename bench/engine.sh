@@ -30,11 +30,12 @@ section_engine() {
     echo
     echo "Read bandwidth in the same run: **${bw} GB/s** with $th threads (\`tollgate perf bw --threads $th\`:"
     echo "512 MiB per thread, 64-byte vector loads, best of 5 rounds of 4 passes). Decoding is"
-    echo "bounded by it: every weight is read once per token, so the limit is bandwidth ÷ bytes"
-    echo "read per token."
+    echo "bounded by it: every weight is read once per token, and the K/V cache of every earlier"
+    echo "position, so the limit is bandwidth ÷ bytes read per token (weights + K/V at the mean"
+    echo "context of the decoded tokens)."
     echo
-    echo "| shape | kernels | weights | threads | prompt tokens | prompt tok/s | decoded tokens | decode tok/s | bytes/token | decode GB/s | of the limit | peak RSS MiB | CPU used, prompt / decode | CPU ms per token, prompt / decode |"
-    echo "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    echo "| shape | kernels | weights | threads | prompt tokens | prompt tok/s | decoded tokens | decode tok/s | weight bytes/token | K/V bytes/token | decode GB/s | of the limit | peak RSS MiB | CPU used, prompt / decode | CPU ms per token, prompt / decode |"
+    echo "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
   } >"$out"
   local shape cmds=""
   for shape in ${ENGINE_SHAPES:-tinyllama mistral7b}; do
@@ -52,16 +53,16 @@ section_engine() {
         local line
         line=$(TOLLGATE_KERNELS=$k "$TG" perf run -m "$f" --threads "$th" --prompt "$np" --gen "$gen" --weights "$wts")
         log "$line"
-        local gtps bpt frac
-        gtps=$(kv gen_tps "$line"); bpt=$(kv bytes_per_token "$line")
-        frac=$(awk -v g="$gtps" -v b="$bpt" -v bw="$bw" 'BEGIN { printf "%.0f%%", 100 * g * b / (bw * 1e9) }')
+        local gtps bpt kvb frac
+        gtps=$(kv gen_tps "$line"); bpt=$(kv bytes_per_token "$line"); kvb=$(kv kv_bytes_per_token "$line")
+        frac=$(awk -v g="$gtps" -v b="$bpt" -v k="$kvb" -v bw="$bw" 'BEGIN { printf "%.0f%%", 100 * g * (b + k) / (bw * 1e9) }')
         local cpu cpums
         cpu=$(awk -v pc="$(kv prompt_cpu_s "$line")" -v ps="$(kv prompt_s "$line")" -v gc="$(kv gen_cpu_s "$line")" \
           -v gs="$(kv gen_s "$line")" 'BEGIN { printf "%.2f / %.2f cores", pc / ps, gc / gs }')
         cpums=$(awk -v pc="$(kv prompt_cpu_s "$line")" -v np="$np" -v gc="$(kv gen_cpu_s "$line")" -v ng="$gen" \
           'BEGIN { printf "%.0f / %.0f", 1000 * pc / np, 1000 * gc / ng }')
-        printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$shape" "$(kv kernels "$line")" "$wts" \
-          "$(kv threads "$line")" "$np" "$(kv prompt_tps "$line")" "$gen" "$gtps" "$bpt" \
+        printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$shape" "$(kv kernels "$line")" "$wts" \
+          "$(kv threads "$line")" "$np" "$(kv prompt_tps "$line")" "$gen" "$gtps" "$bpt" "$kvb" \
           "$(kv gen_read_gbps "$line")" "$frac" "$(kv peak_rss_mib "$line")" "$cpu" "$cpums" >>"$out"
         cmds+="    TOLLGATE_KERNELS=$k tollgate perf run -m ${f#$ROOT/} --threads $th --prompt $np --gen $gen --weights $wts"$'\n'
       done

@@ -39,6 +39,8 @@ static void usage(FILE *o) {
             "  run   time a P-token prompt [512] and G decoded tokens [128] on N threads [2];\n"
             "        prints one line of key=value figures; --weights anon copies the weights\n"
             "        from the file mapping into anonymous memory first [mmap: read in place]\n"
+            "        bytes_per_token counts the weights one token reads, kv_bytes_per_token the\n"
+            "        K/V cache it reads (mean over the decoded tokens); gen_read_gbps both\n"
             "  decode  one activation row times a random M MiB [512] matrix of T [Q4_K], C [4096]\n"
             "        columns, through matvec_mt on N threads [2] (the decode product, out of\n"
             "        cache): weight GB/s of wall time, to compare with bw at the same N\n"
@@ -197,6 +199,20 @@ static size_t bytes_per_token(const model_t *m) {
     return n;
 }
 
+/* Mean bytes of K/V cache the n_gen decoded tokens after an n_prompt-token prompt read:
+ * each layer's f16 keys and values of every earlier position and its own (the sliding
+ * window, where the model has one, caps the positions). */
+static double kv_bytes_per_token(const model_hparams_t *hp, int n_prompt, int n_gen) {
+    if (n_gen <= 0) return 0;
+    double pos_sum = 0;
+    for (int i = 0; i < n_gen; i++) {
+        int seen = n_prompt + i + 1;
+        if (hp->sliding_window > 0 && seen > hp->sliding_window) seen = hp->sliding_window;
+        pos_sum += seen;
+    }
+    return pos_sum / n_gen * 2.0 * hp->n_layer * hp->n_head_kv * hp->head_dim * sizeof(uint16_t);
+}
+
 /* Touch every weight page so that the first timed pass does not pay the page faults. */
 static unsigned touch(const model_t *m) {
     const uint8_t *p = m->file.base;
@@ -262,13 +278,14 @@ static int perf_run(const char *path, int threads, int n_prompt, int n_gen, int 
     for (size_t i = 0; i < sizeof(float) * (size_t)m.hp.n_vocab; i++) lh = (lh ^ ((const uint8_t *)lg)[i]) * 0x100000001b3ull;
     struct rusage ru = r2;
     size_t bpt = bytes_per_token(&m);
+    double kvb = kv_bytes_per_token(&m.hp, n_prompt, n_gen);
     double dtps = n_gen / (t2 - t1);
     printf("perf: model=%s kernels=%s threads=%d prompt_tokens=%d prompt_s=%.3f prompt_tps=%.2f "
-           "gen_tokens=%d gen_s=%.3f gen_tps=%.3f bytes_per_token=%zu gen_read_gbps=%.2f "
+           "gen_tokens=%d gen_s=%.3f gen_tps=%.3f bytes_per_token=%zu kv_bytes_per_token=%.0f gen_read_gbps=%.2f "
            "peak_rss_mib=%.0f prompt_cpu_s=%.3f gen_cpu_s=%.3f weights=%s anon_copy_s=%.3f gen_first_ms=%.1f "
            "gen_min_ms=%.1f logits_fnv=%016llx\n",
            m.name[0] ? m.name : path, quant_kernels()->name, tpool_size(pool), n_prompt, t1 - t0,
-           n_prompt / (t1 - t0), n_gen, t2 - t1, dtps, bpt, dtps * bpt / 1e9, ru.ru_maxrss / 1024.0,
+           n_prompt / (t1 - t0), n_gen, t2 - t1, dtps, bpt, kvb, dtps * (bpt + kvb) / 1e9, ru.ru_maxrss / 1024.0,
            cpu_s(&r1) - cpu_s(&r0), cpu_s(&r2) - cpu_s(&r1), anon ? "anon" : "mmap", ta, first_s * 1e3,
            min_s * 1e3, (unsigned long long)lh);
     rc = 0;

@@ -34,3 +34,16 @@ test('perf run: --weights takes mmap or anon only', () => {
   assert.equal(r.status, 2);
   assert.match(r.stderr, /--weights/);
 });
+
+test('perf run: the K/V cache read per decoded token grows with the context and counts in the read rate', () => {
+  // decoded tokens see 5, 6, 7 positions after a 4-token prompt; 11, 12, 13 after 10
+  const short = perfRun([]);
+  const long = perfRun(['--prompt', '10']);
+  const kvShort = Number(short.kv_bytes_per_token), kvLong = Number(long.kv_bytes_per_token);
+  assert.ok(kvShort > 0, short.kv_bytes_per_token);
+  assert.equal(kvLong, 2 * kvShort);
+  // one position's keys and values over all layers: 2 halves x 2 bytes x layers x kv width
+  assert.equal((kvShort / 6) % 4, 0);
+  const rate = (Number(short.gen_tps) * (Number(short.bytes_per_token) + kvShort)) / 1e9;
+  assert.ok(Math.abs(rate - Number(short.gen_read_gbps)) <= 0.01 + rate * 0.01, `${rate} vs ${short.gen_read_gbps}`);
+});
