@@ -92,6 +92,26 @@ section_engine() {
       done
     done
   } >>"$out"
+  # continuous batching at the engine: one step with N sequences decoding together
+  local tiny="$dir/tinyllama-random-Q4_K_M.gguf" blines=""
+  if [ -s "$tiny" ]; then
+    blines=$("$TG" perf batch -m "$tiny" --threads "$th" --seqs 1,2,4,8 --steps 12)
+    log "$blines"
+    {
+      echo
+      echo "Decode steps with several sequences together (\`tollgate perf batch\`, tinyllama shape,"
+      echo "$th threads, positions 2-13: one weight pass serves every sequence of the step; the"
+      echo "same steps \`tollgate serve\` runs, without HTTP):"
+      echo
+      echo "| sequences | step ms, best | step ms, mean | aggregate decode tok/s | vs 1 sequence |"
+      echo "|---:|---:|---:|---:|---:|"
+      local l
+      while read -r l; do
+        echo "| $(kv seqs "$l") | $(kv step_ms_best "$l") | $(kv step_ms_mean "$l") | $(kv agg_tps "$l") | $(kv vs_first "$l")× |"
+      done <<<"$blines"
+    } >>"$out"
+    cmds+="    tollgate perf batch -m ${tiny#$ROOT/} --threads $th --seqs 1,2,4,8 --steps 12"$'\n'
+  fi
   {
     echo
     echo "Commands (after \`tollgate perf gen --shape SHAPE -o FILE\`):"
@@ -102,7 +122,7 @@ section_engine() {
     echo "    tollgate perf kernels"
     echo '```'
     echo
-    echo "The prompt runs through forward_prompt (32 tokens at a time through matmat: each"
+    echo "The prompt runs through forward_prompt (64 tokens at a time through matmat: each"
     echo "weight block read once per batch), decoding through forward, both on the thread pool"
     echo "and the dispatched kernels, which are bit-identical to the scalar definitions"
     echo "(test_quant_simd, test_quant_tile). TOLLGATE_KERNELS=scalar|avx2|avx512 caps the kernel"

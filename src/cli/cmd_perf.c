@@ -12,6 +12,7 @@
 
 #include "bench/membw.h"
 #include "cli/cli.h"
+#include "cli/perf_batch.h"
 #include "engine/forward.h"
 #include "engine/matvec.h"
 #include "engine/model.h"
@@ -30,6 +31,8 @@ static void usage(FILE *o) {
             "       tollgate perf decode [--threads N] [--mib M] [--type Q4_K|Q6_K] [--cols C]\n"
             "       tollgate perf kernels [--rows R] [--cols C] [--type T] [--tokens N,N,..]\n"
             "                             [--kernels scalar|avx2|avx512]\n"
+            "       tollgate perf batch -m FILE.gguf [--threads N] [--seqs N,N,..] [--steps S]\n"
+            "                           [--pos P]\n"
             "\n"
             "  gen   write a llama model of that shape with random Q4_K_M weights (Q4_K, with\n"
             "        Q6_K for output, and for attn_v/ffn_down in the layers llama.cpp gives\n"
@@ -49,7 +52,12 @@ static void usage(FILE *o) {
             "        times each count of activation rows in the list [1,32] (at most 32), for\n"
             "        every kernel set the CPU has (or only the one named); us_per_token is the\n"
             "        product's time over its activation rows (CPU time of the thread, so other\n"
-            "        load matters little)\n");
+            "        load matters little)\n"
+            "  batch  engine steps with several sequences decoding together (continuous\n"
+            "        batching without HTTP): for each count in the list [1,2,4,8] (at most\n"
+            "        64), S [12] timed steps (after 2 untimed) of that many sequences from\n"
+            "        position P [0] on N threads [2]; step time (best, mean), aggregate\n"
+            "        tokens/s and its ratio to the list's first count\n");
 }
 
 /* ---- random Q4_K_M model ---------------------------------------------------------- */
@@ -367,6 +375,8 @@ static double time_tiles(const quant_kernels_t *k, int type, int64_t rows, int64
 }
 
 #define PERF_MAX_TOKENS 32
+/* Sequences `perf batch` runs together at most. */
+#define PERF_MAX_SEQS 64
 
 /* What `perf kernels` times: the types, kernel sets and activation-row counts. */
 typedef struct kernels_opts {
@@ -375,19 +385,19 @@ typedef struct kernels_opts {
     int tokens[PERF_MAX_TOKENS], n_tokens;
 } kernels_opts_t;
 
-/* "1,2,4,8" -> counts in 1..PERF_MAX_TOKENS; -1 on anything else. */
-static int tokens_arg(const char *a, kernels_opts_t *o) {
-    o->n_tokens = 0;
+/* "1,2,4,8" -> at most max counts in lo..hi; -1 on anything else. */
+static int int_list_arg(const char *a, int lo, int hi, int *out, int max, int *n) {
+    *n = 0;
     while (*a) {
         char *end;
         long v = strtol(a, &end, 10);
-        if (end == a || v < 1 || v > PERF_MAX_TOKENS || o->n_tokens == PERF_MAX_TOKENS) return -1;
-        o->tokens[o->n_tokens++] = (int)v;
+        if (end == a || v < lo || v > hi || *n == max) return -1;
+        out[(*n)++] = (int)v;
         if (*end == ',' && end[1]) end++;
         else if (*end) return -1;
         a = end;
     }
-    return o->n_tokens ? 0 : -1;
+    return *n ? 0 : -1;
 }
 
 static int perf_kernels(int64_t rows, int64_t cols, const kernels_opts_t *o) {
@@ -472,6 +482,7 @@ int cmd_perf(int argc, char **argv) {
     const char *what = argv[1], *model = NULL, *out = NULL, *shape = NULL;
     int anon = 0, threads = 2, n_prompt = 512, n_gen = 128, mib = 512, seed = 0, rows = 2048, cols = 2048;
     kernels_opts_t kopts = {.tokens = {1, 32}, .n_tokens = 2};
+    int seqs[PERF_MAX_SEQS] = {1, 2, 4, 8}, n_seqs = 4, steps = 12, pos = 0;
     for (int i = 2; i < argc; i += 2) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         int bad = 0;
@@ -506,7 +517,13 @@ int cmd_perf(int argc, char **argv) {
         } else if (!strcmp(a, "--kernels")) {
             kopts.kernels = v;
         } else if (!strcmp(a, "--tokens")) {
-            bad = tokens_arg(v, &kopts);
+            bad = int_list_arg(v, 1, PERF_MAX_TOKENS, kopts.tokens, PERF_MAX_TOKENS, &kopts.n_tokens);
+        } else if (!strcmp(a, "--seqs")) {
+            bad = int_list_arg(v, 1, PERF_MAX_SEQS, seqs, PERF_MAX_SEQS, &n_seqs);
+        } else if (!strcmp(a, "--steps")) {
+            bad = int_arg(v, 1, 1 << 16, &steps);
+        } else if (!strcmp(a, "--pos")) {
+            bad = int_arg(v, 0, 1 << 20, &pos);
         } else if (!strcmp(a, "--seed")) {
             bad = int_arg(v, 0, 1 << 30, &seed);
         } else {
@@ -540,7 +557,14 @@ int cmd_perf(int argc, char **argv) {
         return perf_run(model, threads, n_prompt, n_gen, anon);
     }
     if (!strcmp(what, "kernels")) return perf_kernels(rows, cols, &kopts);
+    if (!strcmp(what, "batch")) {
+        if (!model) {
+            fprintf(stderr, "tollgate perf batch: needs -m FILE.gguf\n");
+            return 2;
+        }
+        return perf_batch(model, threads, seqs, n_seqs, steps, pos);
+    }
     if (!strcmp(what, "decode")) return perf_decode(threads, mib, kopts.type, cols == 2048 ? 4096 : cols);
-    fprintf(stderr, "tollgate perf: unknown action %s (gen, bw, run, decode, kernels)\n", what);
+    fprintf(stderr, "tollgate perf: unknown action %s (gen, bw, run, decode, kernels, batch)\n", what);
     return 2;
 }
