@@ -4,7 +4,8 @@
 # (kept between runs, never committed); `tollgate perf bw` measures this machine's read
 # bandwidth in the same run (AVX-512 streaming reads on every thread); `tollgate perf run`
 # times a prompt and 128 decoded tokens with 2 threads; `tollgate perf kernels` puts the
-# kernel sets side by side on one thread's CPU time (little affected by other load).
+# kernel sets side by side on one thread's CPU time (little affected by other load), and
+# `tollgate perf attn` the attention of one layer the same way.
 #   ENGINE_THREADS=2  ENGINE_GEN=128  ENGINE_PROMPT_1B=512  ENGINE_PROMPT_7B=128
 #   ENGINE_SHAPES="tinyllama mistral7b"
 #   ENGINE_KERNELS_1B="avx2 avx512"  ENGINE_KERNELS_7B="avx512"  (TOLLGATE_KERNELS per run)
@@ -92,6 +93,29 @@ section_engine() {
       done
     done
   } >>"$out"
+  # attention of one TinyLlama layer, the kernel sets side by side (one thread's CPU time)
+  local alines
+  alines=$("$TG" perf attn --ctx 64,512,2048)
+  {
+    echo
+    echo "Attention side by side (\`tollgate perf attn\`: one layer of the TinyLlama shape — 32 heads,"
+    echo "4 KV heads, head_dim 64 —, every head of one token at the end of a context of N, one"
+    echo "thread's CPU time per call, the cache warm; bit-identical sets, test_attention):"
+    echo
+    echo "| context | order | scalar µs | avx2 µs | avx512 µs | avx512 vs scalar |"
+    echo "|---:|---|---:|---:|---:|---:|"
+    local n o
+    for n in 64 512 2048; do
+      for o in single prompt; do
+        local row="| $n | $o |" kk l
+        for kk in scalar avx2 avx512; do
+          l=$(grep -E "kernels=$kk .* ctx=$n .*order=$o " <<<"$alines" || true)
+          row+=" $(kv us_per_call "$l") |"
+        done
+        echo "$row $(kv vs_scalar "$l")× |"
+      done
+    done
+  } >>"$out"
   # continuous batching at the engine: one step with N sequences decoding together
   local tiny="$dir/tinyllama-random-Q4_K_M.gguf" blines=""
   if [ -s "$tiny" ]; then
@@ -120,6 +144,7 @@ section_engine() {
     echo "    tollgate perf bw --threads $th"
     printf '%s' "$cmds"
     echo "    tollgate perf kernels"
+    echo "    tollgate perf attn --ctx 64,512,2048"
     echo '```'
     echo
     echo "The prompt runs through forward_prompt (64 tokens at a time through matmat: each"

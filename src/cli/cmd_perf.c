@@ -13,6 +13,7 @@
 #include "bench/membw.h"
 #include "cli/cli.h"
 #include "cli/perf_batch.h"
+#include "cli/perf_attn.h"
 #include "engine/forward.h"
 #include "engine/matvec.h"
 #include "engine/model.h"
@@ -33,6 +34,8 @@ static void usage(FILE *o) {
             "                             [--kernels scalar|avx2|avx512]\n"
             "       tollgate perf batch -m FILE.gguf [--threads N] [--seqs N,N,..] [--steps S]\n"
             "                           [--pos P]\n"
+            "       tollgate perf attn [--heads H] [--kv-heads K] [--head-dim D] [--ctx N,N,..]\n"
+            "                          [--window W] [--evict M] [--kernels scalar|avx2|avx512]\n"
             "\n"
             "  gen   write a llama model of that shape with random Q4_K_M weights (Q4_K, with\n"
             "        Q6_K for output, and for attn_v/ffn_down in the layers llama.cpp gives\n"
@@ -58,6 +61,7 @@ static void usage(FILE *o) {
             "        64), S [12] timed steps (after 2 untimed) of that many sequences from\n"
             "        position P [0] on N threads [2]; step time (best, mean), aggregate\n"
             "        tokens/s and its ratio to the list's first count\n");
+    perf_attn_usage(o);
 }
 
 /* ---- random Q4_K_M model ---------------------------------------------------------- */
@@ -479,6 +483,7 @@ int cmd_perf(int argc, char **argv) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
     }
+    if (!strcmp(argv[1], "attn")) return perf_attn(argc - 2, argv + 2);
     const char *what = argv[1], *model = NULL, *out = NULL, *shape = NULL;
     int anon = 0, threads = 2, n_prompt = 512, n_gen = 128, mib = 512, seed = 0, rows = 2048, cols = 2048;
     kernels_opts_t kopts = {.tokens = {1, 32}, .n_tokens = 2};
@@ -565,6 +570,6 @@ int cmd_perf(int argc, char **argv) {
         return perf_batch(model, threads, seqs, n_seqs, steps, pos);
     }
     if (!strcmp(what, "decode")) return perf_decode(threads, mib, kopts.type, cols == 2048 ? 4096 : cols);
-    fprintf(stderr, "tollgate perf: unknown action %s (gen, bw, run, decode, kernels, batch)\n", what);
+    fprintf(stderr, "tollgate perf: unknown action %s (gen, bw, run, decode, kernels, batch, attn)\n", what);
     return 2;
 }

@@ -146,7 +146,7 @@ const char *attention_kernels(void) { return kernel_named(NULL)->name; }
 typedef struct attn_slot {
     float *att;  /* (ATTN_UNIT_MAX, C64 + 64) scores, then probabilities */
     float *qh;   /* (ATTN_UNIT_MAX, hd) the heads' queries rounded to f16 */
-    float *work; /* (max(64 * hd, C64 + 64)) accumulators, or a K row / V column */
+    float *work; /* (max(ATTN_UNIT_MAX * 64 * hd, C64 + 64)) accumulators, or K rows / a V column */
 } attn_slot_t;
 
 struct attn_scratch {
@@ -177,7 +177,7 @@ attn_scratch_t *attn_scratch_new(const model_hparams_t *hp, int n_ctx, int n_thr
         attn_slot_t *t = &s->slot[i];
         t->att = alloc_floats(ATTN_UNIT_MAX * c64);
         t->qh = alloc_floats(ATTN_UNIT_MAX * hd);
-        t->work = alloc_floats(64 * hd > c64 ? 64 * hd : c64);
+        t->work = alloc_floats(ATTN_UNIT_MAX * 64 * hd > c64 ? ATTN_UNIT_MAX * 64 * hd : c64);
         if (!t->att || !t->qh || !t->work) goto err;
     }
     return s;

@@ -17,7 +17,7 @@ typedef struct attn_cache {
 
 /* Scratch for caches of up to n_ctx rows, used by up to n_threads threads at once;
  * owned by the caller (one per thread that calls attention()). Each of the n_threads
- * slots holds ~(n_ctx + 64 * head_dim) floats. */
+ * slots holds ~(8 * n_ctx + 512 * head_dim) floats. */
 typedef struct attn_scratch attn_scratch_t;
 
 /* Threads a forward state's scratch is made for: a pool larger than this leaves the

@@ -23,7 +23,8 @@ typedef struct attn_head_job {
  * queries (not yet rounded to f16); k, v the group's cache at position 0 (row t at
  * + t * kv_dim). Scratch, all the caller's: att (nh x att_stride, att_stride >= n_kv
  * rounded up to 64, plus 64) scores then probabilities; qh (nh * hd, 32-byte aligned)
- * the rounded queries; work (max(64 * hd, n_kv + 64)) accumulators. Every version
+ * the rounded queries; work (max(ATTN_UNIT_MAX * 64 * hd, n_kv + 64)) accumulators (the
+ * AVX-512 V product keeps every head's slots at once). Every version
  * returns the same floats, bit for bit, as attn_heads_scalar, which is attn_head_scalar
  * (the definition of one head: att, qh, out of that head) once per head. */
 typedef void (*attn_heads_fn)(const attn_head_job_t *j, int nh, const float *q, const uint16_t *k,

@@ -293,8 +293,14 @@ static void AX_NAME(vprod)(const attn_head_job_t *j, const uint16_t *v, const fl
     }
 }
 
-void AX_NAME(attn_heads)(const attn_head_job_t *j, int nh, const float *q, const uint16_t *k, const uint16_t *v,
-                         float *att, size_t att_stride, float *qh, float *work, float *out) {
+/* The entry: attn_heads_avx2, or (AX_ENTRY, AX_ENTRY_LINKAGE given) the AVX-512 file's
+ * fallback for the head sizes its own paths leave out. */
+#ifndef AX_ENTRY
+#define AX_ENTRY AX_NAME(attn_heads)
+#define AX_ENTRY_LINKAGE
+#endif
+AX_ENTRY_LINKAGE void AX_ENTRY(const attn_head_job_t *j, int nh, const float *q, const uint16_t *k, const uint16_t *v,
+                               float *att, size_t att_stride, float *qh, float *work, float *out) {
     int hd = j->hd;
     float max[ATTN_UNIT_MAX];
     for (int i = 0; i < nh * hd; i += 8) _mm256_store_ps(qh + i, f16_round8(_mm256_loadu_ps(q + i)));

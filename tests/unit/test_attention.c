@@ -121,7 +121,7 @@ static void check_heads_direct(void) {
     for (size_t hi = 0; hi < sizeof hds / sizeof hds[0]; hi++) {
         int hd = hds[hi], kv_dim = 2 * hd;
         size_t kvn = (size_t)n_ctx * kv_dim, stride = (n_ctx + 63) / 64 * 64 + 64;
-        size_t wn = 64 * (size_t)hd > stride ? 64 * (size_t)hd : stride;
+        size_t wn = ATTN_UNIT_MAX * 64 * (size_t)hd > stride ? ATTN_UNIT_MAX * 64 * (size_t)hd : stride;
         uint16_t *kc = malloc(kvn * 2), *vc = malloc(kvn * 2);
         float *att = aligned_alloc(64, ATTN_UNIT_MAX * stride * 4), *qh = aligned_alloc(64, ATTN_UNIT_MAX * hd * 4);
         float *work = aligned_alloc(64, wn * 4), *q = malloc(ATTN_UNIT_MAX * hd * 4);
@@ -146,6 +146,51 @@ static void check_heads_direct(void) {
     }
     CHECK_MSG(bad == 0, "%d of %d direct calls differ", bad, runs);
     if (quant_kernels_named("avx2")) CHECK(runs >= 3 * 17 * 2);
+}
+
+/* The AVX-512 paths for head_dim 64 and 128 (scores 16 positions per register, the last
+ * block partial; the V product of up to 8 heads at once) at every window edge: each
+ * position 0..80 and 500..560 (blocks of 16 and 64 cut anywhere), windows starting at 0
+ * or 1, 5, 15, 16, 17, 63, 64 positions back (lo not a multiple of 16), 1..8 heads, both
+ * orders, scores spread over hundreds; memcmp against the definition. Also the AVX2 set. */
+static void check_heads_windows(void) {
+    attn_heads_fn fns[] = {attn_heads_avx2, attn_heads_avx512};
+    const int hds[] = {64, 128}, backs[] = {-1, 0, 4, 15, 16, 17, 63, 64};
+    int n_ctx = 600, bad = 0, runs = 0;
+    for (size_t hi = 0; hi < sizeof hds / sizeof hds[0]; hi++) {
+        int hd = hds[hi], kv_dim = 3 * hd; /* the group's rows inside wider cache rows */
+        size_t kvn = (size_t)n_ctx * kv_dim, stride = (n_ctx + 63) / 64 * 64 + 64;
+        size_t wn = ATTN_UNIT_MAX * 64 * (size_t)hd;
+        uint16_t *kc = malloc(kvn * 2), *vc = malloc(kvn * 2);
+        float *att = aligned_alloc(64, ATTN_UNIT_MAX * stride * 4), *qh = aligned_alloc(64, ATTN_UNIT_MAX * hd * 4);
+        float *work = aligned_alloc(64, wn * 4), *q = malloc(ATTN_UNIT_MAX * hd * 4);
+        float *ref = malloc(ATTN_UNIT_MAX * hd * 4), *got = malloc(ATTN_UNIT_MAX * hd * 4);
+        CHECK(kc && vc && att && qh && work && q && ref && got);
+        fill_cache(kc, vc, kvn, 1);
+        for (int f = 0; f < 2; f++) {
+            if (!quant_kernels_named(simd_sets[f])) continue;
+            for (int pos = 0; pos < 560; pos = pos == 80 ? 500 : pos + 1)
+                for (size_t bi = 0; bi < sizeof backs / sizeof backs[0]; bi++) {
+                    int lo = backs[bi] < 0 ? 0 : pos - backs[bi];
+                    if (lo < 0 || (bi > 0 && lo == 0)) continue;
+                    int prompt = (pos + (int)bi) % 2, nh = 1 + (pos * 3 + (int)bi) % ATTN_UNIT_MAX;
+                    attn_head_job_t j = {.hd = hd, .kv_dim = kv_dim, .lo = lo, .pos = pos,
+                                         .n_kv = (pos + 32) / 32 * 32, .prompt = prompt, .scale = 0.125f};
+                    if (j.n_kv > n_ctx) j.n_kv = n_ctx;
+                    for (int i = 0; i < nh * hd; i++) q[i] = rnd_u() * 3.0f;
+                    attn_heads_scalar(&j, nh, q, kc + hd, vc + hd, att, stride, qh, work, ref);
+                    memset(got, 0xff, (size_t)nh * hd * 4);
+                    fns[f](&j, nh, q, kc + hd, vc + hd, att, stride, qh, work, got);
+                    if (memcmp(ref, got, (size_t)nh * hd * 4) && bad++ < 5)
+                        fprintf(stderr, "%s hd %d heads %d pos %d lo %d prompt %d differs\n", simd_sets[f], hd, nh,
+                                pos, lo, prompt);
+                    runs++;
+                }
+        }
+        free(kc), free(vc), free(att), free(qh), free(work), free(q), free(ref), free(got);
+    }
+    CHECK_MSG(bad == 0, "%d of %d windowed calls differ", bad, runs);
+    if (quant_kernels_named("avx512")) CHECK(runs > 2 * 2 * 141 * 6);
 }
 
 static void check_dispatch(void) {
@@ -248,6 +293,7 @@ int main(int argc, char **argv) {
     CHECK(tpool_new(2, &pool2) == 0);
     check_dispatch();
     check_heads_direct();
+    check_heads_windows();
     int compared = 0;
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
         compared += check_shape(&shapes[i], 530, 0, 0, pool2);   /* n_ctx not a multiple of 32 */
