@@ -453,7 +453,7 @@ QT_INLINE void qt_pairs(int q6, int64_t b0, int64_t b1, const uint8_t *w, const 
 }
 
 /* The results of 8 finished pair-path rows for tokens 0 .. nt - 1: y[t * ldy + r] for
- * r < rn (the rows past rn, if any, are not read or written). Each value goes through
+ * r < rn (all 8 rows' sums are read, those past rn zeroed; only rn are written). Each value goes through
  * the reference's final reduction trees (hsum8 of the pair lanes: (a4 + a0, .., a7 +
  * a3), then (t0 + t2) + (t1 + t3); Q4_K: + hsum4 of the mins lanes, (m0 + m2) + (m1 +
  * m3)), with the same operands in the same order, but for 8 rows at once: each step adds
@@ -462,11 +462,6 @@ QT_INLINE void qt_pairs(int q6, int64_t b0, int64_t b1, const uint8_t *w, const 
  * one contiguous store. Per row one by one (reductions within a register, then one
  * scalar store per token, ldy floats apart) the output was ~7% of an 8-token decode
  * step on 2048-column rows. */
-QT_INLINE __m512 qt_out_zero_or(const qt_pacc_t *a, int r, int rn, int p, int mins) {
-    if (r >= rn) return _mm512_setzero_ps();
-    return mins ? a[r].acc_m[p] : a[r].acc[p];
-}
-
 static void qt_pairs_out8(const qt_pacc_t *a, int rn, int mins, int nt, float *y, size_t ldy) {
     /* (row L, token 0), (L, 1), (L + 4, 0), (L + 4, 1) in 128-bit lane L -> token 0's
      * rows 0 .. 7, token 1's rows 0 .. 7 */
@@ -482,7 +477,7 @@ static void qt_pairs_out8(const qt_pacc_t *a, int rn, int mins, int nt, float *y
             __m512 A[2];
             for (int k = 0; k < 2; k++) {
                 /* rows 4q + 2k, 4q + 2k + 1: per token [m0 + m2, m1 + m3] of each */
-                __m512 va = qt_out_zero_or(a, 4 * q + 2 * k, rn, i, 1), vb = qt_out_zero_or(a, 4 * q + 2 * k + 1, rn, i, 1);
+                __m512 va = a[4 * q + 2 * k].acc_m[i], vb = a[4 * q + 2 * k + 1].acc_m[i];
                 A[k] = _mm512_add_ps(_mm512_shuffle_ps(va, vb, 0x44), _mm512_shuffle_ps(va, vb, 0xee));
             }
             /* per token: rows 4q .. 4q + 3, (m0 + m2) + (m1 + m3) */
@@ -493,7 +488,7 @@ static void qt_pairs_out8(const qt_pacc_t *a, int rn, int mins, int nt, float *y
         __m512 U[4], W[2];
         /* rows 2k, 2k + 1: (a4 + a0, .., a7 + a3) of both tokens of each */
         for (int k = 0; k < 4; k++) {
-            __m512 va = qt_out_zero_or(a, 2 * k, rn, p, 0), vb = qt_out_zero_or(a, 2 * k + 1, rn, p, 0);
+            __m512 va = a[2 * k].acc[p], vb = a[2 * k + 1].acc[p];
             U[k] = _mm512_add_ps(_mm512_shuffle_f32x4(va, vb, 0xee), _mm512_shuffle_f32x4(va, vb, 0x44));
         }
         /* rows 4k .. 4k + 3, one per 128-bit lane: t0 + t2 and t1 + t3 of both tokens */
@@ -533,7 +528,9 @@ typedef void (*qt_pair_fn)(int64_t b0, int64_t b1, const uint8_t *w, const uint8
  * group's activations from L2 once they outgrew L1 (4 tokens of a 5632-column Q6_K row
  * are 88 KiB here, 2 tokens of a 14336-column Q4_K row 28 KiB). A smaller working set
  * is done in one chunk, so that the weight rows are read in order. */
+#ifndef QT_CHUNK_BYTES
 #define QT_CHUNK_BYTES (20 * 1024)
+#endif
 /* Weight rows whose running sums the pair path keeps at once. */
 #define QT_ROWS 16
 
@@ -563,6 +560,8 @@ static void qt_pairs_tile(qt_pair_fn fn, int q6, int64_t nb, const uint8_t *w, s
                 fn(b0, b1, w + (size_t)(r0 + r) * row_bytes + (size_t)b0 * bs, pf, grp, &acc[r]);
             }
         }
+        /* a last group of fewer than 8 rows: the missing rows' sums zeroed (not written) */
+        for (int r = rn; r % 8; r++) memset(&acc[r], 0, sizeof acc[r]);
         for (int r = 0; r < rn; r += 8) qt_pairs_out8(acc + r, rn - r, !q6, g, y + r0 + r, ldy);
     }
 }
