@@ -20,12 +20,16 @@
 #define QT_TOKENS 4
 
 /* Activation rows up to which a tile goes through the row kernels (quant_row_avx512.c)
- * rather than the pair path, per type. */
+ * rather than the pair path, per type. With the pair path prefetching its weights, 4
+ * tokens are cheaper through it once the weights come from DRAM (one thread, 65536 x
+ * 2048, CPU time: Q4_K 68 -> 92 GMAC/s, Q6_K 46 -> 67; in cache Q4_K 97 -> 106;
+ * TinyLlama N=4 step on one thread 52 -> 43 ms CPU); at 3 tokens the two measured
+ * alike, at 2 the row kernels are ahead (docs/engine.md). */
 #ifndef QT_ROWS_MAX_Q4K
-#define QT_ROWS_MAX_Q4K 4
+#define QT_ROWS_MAX_Q4K 3
 #endif
 #ifndef QT_ROWS_MAX_Q6K
-#define QT_ROWS_MAX_Q6K 4
+#define QT_ROWS_MAX_Q6K 3
 #endif
 
 #define QT_INLINE static inline __attribute__((always_inline))
@@ -532,7 +536,9 @@ typedef void (*qt_pair_fn)(int64_t b0, int64_t b1, const uint8_t *w, const uint8
 #define QT_CHUNK_BYTES (20 * 1024)
 #endif
 /* Weight rows whose running sums the pair path keeps at once. */
+#ifndef QT_ROWS
 #define QT_ROWS 16
+#endif
 
 /* One token group's pair path over nr weight rows: chunk by chunk of blocks, each row. */
 static void qt_pairs_tile(qt_pair_fn fn, int q6, int64_t nb, const uint8_t *w, size_t row_bytes, int nr,

@@ -115,8 +115,9 @@ static void check_tiles(const quant_kernels_t *k) {
 static void check_matmat(int threads) {
     tpool_t *pool = NULL;
     CHECK_EQ_INT(tpool_new(threads, &pool), 0);
-    /* 2..7: the decode plan (one range per thread) with several rows, 2..4 the row
-     * kernels on AVX-512, 5 and 7 the pair path; 10 and 32: the tile plan */
+    /* 2..7: the decode plan (one range per thread) with several rows, 2..3 the row
+     * kernels on AVX-512, 4..7 the pair path (5 and 7 with a lone token); 10 and 32: the
+     * tile plan */
     const int Ts[] = {1, 2, 3, 4, 5, 7, 10, 32};
     for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
         int type = types[ti];
@@ -343,8 +344,8 @@ static void check_rows_direct(void) {
 }
 
 /* The AVX-512 pair path called directly: every weight row count 1..40 (its output
- * reduces 8 rows at once: partial groups of 8, of 16 and the tile's last rows), 5..17
- * activation rows (an odd token's twin dropped, one and three token groups: the first
+ * reduces 8 rows at once: partial groups of 8, of 16 and the tile's last rows), 4..17
+ * activation rows (the fewest it takes; an odd token's twin dropped, one and three token groups: the first
  * group of a tile prefetches, the later ones do not), rows of 3 blocks and of 9 (two
  * chunks of blocks: the prefetch crosses from one chunk to the next), each result
  * against matvec_dot, the padding between output rows untouched. */
@@ -365,7 +366,7 @@ static void check_pairs_direct(void) {
                 quant_quantize_row_act(GGML_TYPE_Q8_K, x, xq + t * xs, cols);
             }
             for (int nr = 1; nr <= nrmax; nr++)
-                for (int nt = 5; nt <= ntmax; nt += 1 + (nt >= 9) * 7) {
+                for (int nt = 4; nt <= ntmax; nt += 1 + (nt >= 9) * 7) {
                     size_t ldy = (size_t)nr + 5;
                     float *y = malloc(sizeof(float) * ldy * nt);
                     for (size_t i = 0; i < ldy * nt; i++) y[i] = -7.0f;
