@@ -31,11 +31,12 @@ section_engine() {
     echo
     echo "Read bandwidth in the same run: **${bw} GB/s** with $th threads (\`tollgate perf bw --threads $th\`:"
     echo "512 MiB per thread, 64-byte vector loads, best of 5 rounds of 4 passes). Decoding is"
-    echo "bounded by it: every weight is read once per token, so the limit is bandwidth ÷ bytes"
-    echo "read per token."
+    echo "bounded by it: every weight is read once per token, and the K/V cache of every earlier"
+    echo "position, so the limit is bandwidth ÷ bytes read per token (weights + K/V at the mean"
+    echo "context of the decoded tokens)."
     echo
-    echo "| shape | kernels | weights | threads | prompt tokens | prompt tok/s | decoded tokens | decode tok/s | bytes/token | decode GB/s | of the limit | peak RSS MiB | CPU used, prompt / decode | CPU ms per token, prompt / decode |"
-    echo "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    echo "| shape | kernels | weights | threads | prompt tokens | prompt tok/s | decoded tokens | decode tok/s | weight bytes/token | K/V bytes/token | decode GB/s | of the limit | peak RSS MiB | CPU used, prompt / decode | CPU ms per token, prompt / decode |"
+    echo "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
   } >"$out"
   local shape cmds=""
   for shape in ${ENGINE_SHAPES:-tinyllama mistral7b}; do
@@ -53,16 +54,16 @@ section_engine() {
         local line
         line=$(TOLLGATE_KERNELS=$k "$TG" perf run -m "$f" --threads "$th" --prompt "$np" --gen "$gen" --weights "$wts")
         log "$line"
-        local gtps bpt frac
-        gtps=$(kv gen_tps "$line"); bpt=$(kv bytes_per_token "$line")
-        frac=$(awk -v g="$gtps" -v b="$bpt" -v bw="$bw" 'BEGIN { printf "%.0f%%", 100 * g * b / (bw * 1e9) }')
+        local gtps bpt kvb frac
+        gtps=$(kv gen_tps "$line"); bpt=$(kv bytes_per_token "$line"); kvb=$(kv kv_bytes_per_token "$line")
+        frac=$(awk -v g="$gtps" -v b="$bpt" -v k="$kvb" -v bw="$bw" 'BEGIN { printf "%.0f%%", 100 * g * (b + k) / (bw * 1e9) }')
         local cpu cpums
         cpu=$(awk -v pc="$(kv prompt_cpu_s "$line")" -v ps="$(kv prompt_s "$line")" -v gc="$(kv gen_cpu_s "$line")" \
           -v gs="$(kv gen_s "$line")" 'BEGIN { printf "%.2f / %.2f cores", pc / ps, gc / gs }')
         cpums=$(awk -v pc="$(kv prompt_cpu_s "$line")" -v np="$np" -v gc="$(kv gen_cpu_s "$line")" -v ng="$gen" \
           'BEGIN { printf "%.0f / %.0f", 1000 * pc / np, 1000 * gc / ng }')
-        printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$shape" "$(kv kernels "$line")" "$wts" \
-          "$(kv threads "$line")" "$np" "$(kv prompt_tps "$line")" "$gen" "$gtps" "$bpt" \
+        printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$shape" "$(kv kernels "$line")" "$wts" \
+          "$(kv threads "$line")" "$np" "$(kv prompt_tps "$line")" "$gen" "$gtps" "$bpt" "$kvb" \
           "$(kv gen_read_gbps "$line")" "$frac" "$(kv peak_rss_mib "$line")" "$cpu" "$cpums" >>"$out"
         cmds+="    TOLLGATE_KERNELS=$k tollgate perf run -m ${f#$ROOT/} --threads $th --prompt $np --gen $gen --weights $wts"$'\n'
       done
@@ -115,6 +116,26 @@ section_engine() {
       done
     done
   } >>"$out"
+  # continuous batching at the engine: one step with N sequences decoding together
+  local tiny="$dir/tinyllama-random-Q4_K_M.gguf" blines=""
+  if [ -s "$tiny" ]; then
+    blines=$("$TG" perf batch -m "$tiny" --threads "$th" --seqs 1,2,4,8 --steps 12)
+    log "$blines"
+    {
+      echo
+      echo "Decode steps with several sequences together (\`tollgate perf batch\`, tinyllama shape,"
+      echo "$th threads, positions 2-13: one weight pass serves every sequence of the step; the"
+      echo "same steps \`tollgate serve\` runs, without HTTP):"
+      echo
+      echo "| sequences | step ms, best | step ms, mean | aggregate decode tok/s | vs 1 sequence |"
+      echo "|---:|---:|---:|---:|---:|"
+      local l
+      while read -r l; do
+        echo "| $(kv seqs "$l") | $(kv step_ms_best "$l") | $(kv step_ms_mean "$l") | $(kv agg_tps "$l") | $(kv vs_first "$l")× |"
+      done <<<"$blines"
+    } >>"$out"
+    cmds+="    tollgate perf batch -m ${tiny#$ROOT/} --threads $th --seqs 1,2,4,8 --steps 12"$'\n'
+  fi
   {
     echo
     echo "Commands (after \`tollgate perf gen --shape SHAPE -o FILE\`):"
@@ -126,7 +147,7 @@ section_engine() {
     echo "    tollgate perf attn --ctx 64,512,2048"
     echo '```'
     echo
-    echo "The prompt runs through forward_prompt (32 tokens at a time through matmat: each"
+    echo "The prompt runs through forward_prompt (64 tokens at a time through matmat: each"
     echo "weight block read once per batch), decoding through forward, both on the thread pool"
     echo "and the dispatched kernels, which are bit-identical to the scalar definitions"
     echo "(test_quant_simd, test_quant_tile). TOLLGATE_KERNELS=scalar|avx2|avx512 caps the kernel"

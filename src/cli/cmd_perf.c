@@ -12,6 +12,7 @@
 
 #include "bench/membw.h"
 #include "cli/cli.h"
+#include "cli/perf_batch.h"
 #include "cli/perf_attn.h"
 #include "engine/forward.h"
 #include "engine/matvec.h"
@@ -31,6 +32,8 @@ static void usage(FILE *o) {
             "       tollgate perf decode [--threads N] [--mib M] [--type Q4_K|Q6_K] [--cols C]\n"
             "       tollgate perf kernels [--rows R] [--cols C] [--type T] [--tokens N,N,..]\n"
             "                             [--kernels scalar|avx2|avx512]\n"
+            "       tollgate perf batch -m FILE.gguf [--threads N] [--seqs N,N,..] [--steps S]\n"
+            "                           [--pos P]\n"
             "       tollgate perf attn [--heads H] [--kv-heads K] [--head-dim D] [--ctx N,N,..]\n"
             "                          [--window W] [--evict M] [--kernels scalar|avx2|avx512]\n"
             "\n"
@@ -42,6 +45,8 @@ static void usage(FILE *o) {
             "  run   time a P-token prompt [512] and G decoded tokens [128] on N threads [2];\n"
             "        prints one line of key=value figures; --weights anon copies the weights\n"
             "        from the file mapping into anonymous memory first [mmap: read in place]\n"
+            "        bytes_per_token counts the weights one token reads, kv_bytes_per_token the\n"
+            "        K/V cache it reads (mean over the decoded tokens); gen_read_gbps both\n"
             "  decode  one activation row times a random M MiB [512] matrix of T [Q4_K], C [4096]\n"
             "        columns, through matvec_mt on N threads [2] (the decode product, out of\n"
             "        cache): weight GB/s of wall time, to compare with bw at the same N\n"
@@ -50,7 +55,12 @@ static void usage(FILE *o) {
             "        times each count of activation rows in the list [1,32] (at most 32), for\n"
             "        every kernel set the CPU has (or only the one named); us_per_token is the\n"
             "        product's time over its activation rows (CPU time of the thread, so other\n"
-            "        load matters little)\n");
+            "        load matters little)\n"
+            "  batch  engine steps with several sequences decoding together (continuous\n"
+            "        batching without HTTP): for each count in the list [1,2,4,8] (at most\n"
+            "        64), S [12] timed steps (after 2 untimed) of that many sequences from\n"
+            "        position P [0] on N threads [2]; step time (best, mean), aggregate\n"
+            "        tokens/s and its ratio to the list's first count\n");
     perf_attn_usage(o);
 }
 
@@ -201,6 +211,20 @@ static size_t bytes_per_token(const model_t *m) {
     return n;
 }
 
+/* Mean bytes of K/V cache the n_gen decoded tokens after an n_prompt-token prompt read:
+ * each layer's f16 keys and values of every earlier position and its own (the sliding
+ * window, where the model has one, caps the positions). */
+static double kv_bytes_per_token(const model_hparams_t *hp, int n_prompt, int n_gen) {
+    if (n_gen <= 0) return 0;
+    double pos_sum = 0;
+    for (int i = 0; i < n_gen; i++) {
+        int seen = n_prompt + i + 1;
+        if (hp->sliding_window > 0 && seen > hp->sliding_window) seen = hp->sliding_window;
+        pos_sum += seen;
+    }
+    return pos_sum / n_gen * 2.0 * hp->n_layer * hp->n_head_kv * hp->head_dim * sizeof(uint16_t);
+}
+
 /* Touch every weight page so that the first timed pass does not pay the page faults. */
 static unsigned touch(const model_t *m) {
     const uint8_t *p = m->file.base;
@@ -266,13 +290,14 @@ static int perf_run(const char *path, int threads, int n_prompt, int n_gen, int 
     for (size_t i = 0; i < sizeof(float) * (size_t)m.hp.n_vocab; i++) lh = (lh ^ ((const uint8_t *)lg)[i]) * 0x100000001b3ull;
     struct rusage ru = r2;
     size_t bpt = bytes_per_token(&m);
+    double kvb = kv_bytes_per_token(&m.hp, n_prompt, n_gen);
     double dtps = n_gen / (t2 - t1);
     printf("perf: model=%s kernels=%s threads=%d prompt_tokens=%d prompt_s=%.3f prompt_tps=%.2f "
-           "gen_tokens=%d gen_s=%.3f gen_tps=%.3f bytes_per_token=%zu gen_read_gbps=%.2f "
+           "gen_tokens=%d gen_s=%.3f gen_tps=%.3f bytes_per_token=%zu kv_bytes_per_token=%.0f gen_read_gbps=%.2f "
            "peak_rss_mib=%.0f prompt_cpu_s=%.3f gen_cpu_s=%.3f weights=%s anon_copy_s=%.3f gen_first_ms=%.1f "
            "gen_min_ms=%.1f logits_fnv=%016llx\n",
            m.name[0] ? m.name : path, quant_kernels()->name, tpool_size(pool), n_prompt, t1 - t0,
-           n_prompt / (t1 - t0), n_gen, t2 - t1, dtps, bpt, dtps * bpt / 1e9, ru.ru_maxrss / 1024.0,
+           n_prompt / (t1 - t0), n_gen, t2 - t1, dtps, bpt, kvb, dtps * (bpt + kvb) / 1e9, ru.ru_maxrss / 1024.0,
            cpu_s(&r1) - cpu_s(&r0), cpu_s(&r2) - cpu_s(&r1), anon ? "anon" : "mmap", ta, first_s * 1e3,
            min_s * 1e3, (unsigned long long)lh);
     rc = 0;
@@ -354,6 +379,8 @@ static double time_tiles(const quant_kernels_t *k, int type, int64_t rows, int64
 }
 
 #define PERF_MAX_TOKENS 32
+/* Sequences `perf batch` runs together at most. */
+#define PERF_MAX_SEQS 64
 
 /* What `perf kernels` times: the types, kernel sets and activation-row counts. */
 typedef struct kernels_opts {
@@ -362,19 +389,19 @@ typedef struct kernels_opts {
     int tokens[PERF_MAX_TOKENS], n_tokens;
 } kernels_opts_t;
 
-/* "1,2,4,8" -> counts in 1..PERF_MAX_TOKENS; -1 on anything else. */
-static int tokens_arg(const char *a, kernels_opts_t *o) {
-    o->n_tokens = 0;
+/* "1,2,4,8" -> at most max counts in lo..hi; -1 on anything else. */
+static int int_list_arg(const char *a, int lo, int hi, int *out, int max, int *n) {
+    *n = 0;
     while (*a) {
         char *end;
         long v = strtol(a, &end, 10);
-        if (end == a || v < 1 || v > PERF_MAX_TOKENS || o->n_tokens == PERF_MAX_TOKENS) return -1;
-        o->tokens[o->n_tokens++] = (int)v;
+        if (end == a || v < lo || v > hi || *n == max) return -1;
+        out[(*n)++] = (int)v;
         if (*end == ',' && end[1]) end++;
         else if (*end) return -1;
         a = end;
     }
-    return o->n_tokens ? 0 : -1;
+    return *n ? 0 : -1;
 }
 
 static int perf_kernels(int64_t rows, int64_t cols, const kernels_opts_t *o) {
@@ -460,6 +487,7 @@ int cmd_perf(int argc, char **argv) {
     const char *what = argv[1], *model = NULL, *out = NULL, *shape = NULL;
     int anon = 0, threads = 2, n_prompt = 512, n_gen = 128, mib = 512, seed = 0, rows = 2048, cols = 2048;
     kernels_opts_t kopts = {.tokens = {1, 32}, .n_tokens = 2};
+    int seqs[PERF_MAX_SEQS] = {1, 2, 4, 8}, n_seqs = 4, steps = 12, pos = 0;
     for (int i = 2; i < argc; i += 2) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         int bad = 0;
@@ -494,7 +522,13 @@ int cmd_perf(int argc, char **argv) {
         } else if (!strcmp(a, "--kernels")) {
             kopts.kernels = v;
         } else if (!strcmp(a, "--tokens")) {
-            bad = tokens_arg(v, &kopts);
+            bad = int_list_arg(v, 1, PERF_MAX_TOKENS, kopts.tokens, PERF_MAX_TOKENS, &kopts.n_tokens);
+        } else if (!strcmp(a, "--seqs")) {
+            bad = int_list_arg(v, 1, PERF_MAX_SEQS, seqs, PERF_MAX_SEQS, &n_seqs);
+        } else if (!strcmp(a, "--steps")) {
+            bad = int_arg(v, 1, 1 << 16, &steps);
+        } else if (!strcmp(a, "--pos")) {
+            bad = int_arg(v, 0, 1 << 20, &pos);
         } else if (!strcmp(a, "--seed")) {
             bad = int_arg(v, 0, 1 << 30, &seed);
         } else {
@@ -528,7 +562,14 @@ int cmd_perf(int argc, char **argv) {
         return perf_run(model, threads, n_prompt, n_gen, anon);
     }
     if (!strcmp(what, "kernels")) return perf_kernels(rows, cols, &kopts);
+    if (!strcmp(what, "batch")) {
+        if (!model) {
+            fprintf(stderr, "tollgate perf batch: needs -m FILE.gguf\n");
+            return 2;
+        }
+        return perf_batch(model, threads, seqs, n_seqs, steps, pos);
+    }
     if (!strcmp(what, "decode")) return perf_decode(threads, mib, kopts.type, cols == 2048 ? 4096 : cols);
-    fprintf(stderr, "tollgate perf: unknown action %s (gen, bw, run, decode, kernels, attn)\n", what);
+    fprintf(stderr, "tollgate perf: unknown action %s (gen, bw, run, decode, kernels, batch, attn)\n", what);
     return 2;
 }

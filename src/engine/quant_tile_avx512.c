@@ -20,12 +20,16 @@
 #define QT_TOKENS 4
 
 /* Activation rows up to which a tile goes through the row kernels (quant_row_avx512.c)
- * rather than the pair path, per type. */
+ * rather than the pair path, per type. With the pair path prefetching its weights, 4
+ * tokens are cheaper through it once the weights come from DRAM (one thread, 65536 x
+ * 2048, CPU time: Q4_K 68 -> 92 GMAC/s, Q6_K 46 -> 67; in cache Q4_K 97 -> 106;
+ * TinyLlama N=4 step on one thread 52 -> 43 ms CPU); at 3 tokens the two measured
+ * alike, at 2 the row kernels are ahead (docs/engine.md). */
 #ifndef QT_ROWS_MAX_Q4K
-#define QT_ROWS_MAX_Q4K 4
+#define QT_ROWS_MAX_Q4K 3
 #endif
 #ifndef QT_ROWS_MAX_Q6K
-#define QT_ROWS_MAX_Q6K 4
+#define QT_ROWS_MAX_Q6K 3
 #endif
 
 #define QT_INLINE static inline __attribute__((always_inline))
@@ -284,6 +288,22 @@ QT_INLINE void qt_q6_row(int64_t nb, const block_q6_K *w, const block_q8_K *cons
 #define QT_MINS (QT_GROUP / 4)
 /* Blocks per row the pair path gathers on the stack: rows up to 16384 columns. */
 #define QT_MAX_NB 64
+/* Software prefetch of the weights while the first token group of a tile streams them:
+ * each block's lines QT_PF_AHEAD row chunks ahead of the one being computed, in the
+ * order the tile reads them. The hardware prefetcher alone left the pair path waiting
+ * on memory once the weights came from DRAM (one thread, 65536 x 2048 Q4_K, T = 8:
+ * 115 GMAC/s against 163 in cache; with the prefetch 138; 2, 3 and 4 chunks ahead
+ * measured alike, T1 instead of T0 no better). The later groups of a prompt tile read
+ * it from L2 and do not prefetch (QT_PF_ALL: they did, no faster). */
+#ifndef QT_PF_AHEAD
+#define QT_PF_AHEAD 3
+#endif
+#ifndef QT_PF_ALL
+#define QT_PF_ALL 0
+#endif
+#ifndef QT_PF_HINT
+#define QT_PF_HINT _MM_HINT_T0
+#endif
 
 /* dwords in the order [0, 8, 1, 9, .., 7, 15] */
 QT_INLINE __m512i qt_interleave(__m512i v) {
@@ -391,15 +411,22 @@ typedef struct qt_pacc {
 
 /* Blocks b0 .. b1 - 1 of one weight row (w at block b0) against np pairs of the
  * group's activation rows, added to the row's sums in a. */
-QT_INLINE void qt_pairs(int q6, int64_t b0, int64_t b1, const uint8_t *w, const qt_group_t *g, int np,
-                        qt_pacc_t *a) {
+QT_INLINE void qt_pairs(int q6, int64_t b0, int64_t b1, const uint8_t *w, const uint8_t *pf, const qt_group_t *g,
+                        int np, qt_pacc_t *a) {
     __m512 acc[QT_PAIRS], acc_m[QT_MINS];
     const int nm = (np + 1) / 2;
     /* the first chunk starts the sums (no memset of the row's sums beforehand) */
     QT_EACH_TOKEN(p, np) acc[p] = b0 ? a->acc[p] : _mm512_setzero_ps();
     QT_EACH_TOKEN(i, nm) acc_m[i] = b0 ? a->acc_m[i] : _mm512_setzero_ps();
     const size_t bs = q6 ? sizeof(block_q6_K) : sizeof(block_q4_K);
-    for (int64_t b = b0; b < b1; b++, w += bs) {
+    for (int64_t b = b0; b < b1; b++, w += bs, pf = pf ? pf + bs : NULL) {
+        if (pf) {
+            /* the lines of the block the tile reads QT_PF_AHEAD row chunks later */
+            _mm_prefetch((const char *)pf, QT_PF_HINT);
+            _mm_prefetch((const char *)pf + 64, QT_PF_HINT);
+            _mm_prefetch((const char *)pf + 128, QT_PF_HINT);
+            if (q6) _mm_prefetch((const char *)pf + 192, QT_PF_HINT);
+        }
         qt_pblock_t k;
         __m512i m8;
         __m512 wd, nwdmin;
@@ -429,44 +456,75 @@ QT_INLINE void qt_pairs(int q6, int64_t b0, int64_t b1, const uint8_t *w, const 
     QT_EACH_TOKEN(i, nm) a->acc_m[i] = acc_m[i];
 }
 
-/* The first nt results of a finished pair-path row (mins: Q4_K only), through the
- * reference's final reduction trees, all tokens of a pair (of four for the mins) at
- * once: hsum8 as (a4 + a0, .., a7 + a3), then (t0 + t2) + (t1 + t3), which for a pair
- * register are two 128-bit lane swaps and one in-lane step. */
-static void qt_pairs_out(const qt_pacc_t *a, int mins, int nt, float *out, size_t ldo) {
-    float r[QT_PAIRS][16], m[QT_MINS][16];
-    for (int p = 0; p < (nt + 1) / 2; p++) {
-        __m512 v = a->acc[p];
-        v = _mm512_add_ps(_mm512_shuffle_f32x4(v, v, _MM_SHUFFLE(1, 0, 3, 2)), v);
-        v = _mm512_add_ps(v, _mm512_shuffle_f32x4(v, v, _MM_SHUFFLE(2, 3, 0, 1)));
-        _mm512_storeu_ps(r[p], _mm512_add_ps(v, _mm512_movehdup_ps(v)));
-    }
+/* The results of 8 finished pair-path rows for tokens 0 .. nt - 1: y[t * ldy + r] for
+ * r < rn (all 8 rows' sums are read, those past rn zeroed; only rn are written). Each value goes through
+ * the reference's final reduction trees (hsum8 of the pair lanes: (a4 + a0, .., a7 +
+ * a3), then (t0 + t2) + (t1 + t3); Q4_K: + hsum4 of the mins lanes, (m0 + m2) + (m1 +
+ * m3)), with the same operands in the same order, but for 8 rows at once: each step adds
+ * two registers whose lanes come from two or four rows (a transposing tree), so that one
+ * register ends with a pair's two tokens for all 8 rows, and each token's 8 results are
+ * one contiguous store. Per row one by one (reductions within a register, then one
+ * scalar store per token, ldy floats apart) the output was ~7% of an 8-token decode
+ * step on 2048-column rows. */
+static void qt_pairs_out8(const qt_pacc_t *a, int rn, int mins, int nt, float *y, size_t ldy) {
+    /* (row L, token 0), (L, 1), (L + 4, 0), (L + 4, 1) in 128-bit lane L -> token 0's
+     * rows 0 .. 7, token 1's rows 0 .. 7 */
+    static const int32_t tok_idx[16] = {0, 4, 8, 12, 2, 6, 10, 14, 1, 5, 9, 13, 3, 7, 11, 15};
+    /* the mins of rows 0-3 (a) and 4-7 (b), token 4i + t's in 128-bit lane t -> the
+     * layout above for tokens (0, 1), and for (2, 3) */
+    static const int32_t min_idx[2][16] = {{0, 1, 2, 3, 16, 17, 18, 19, 4, 5, 6, 7, 20, 21, 22, 23},
+                                           {8, 9, 10, 11, 24, 25, 26, 27, 12, 13, 14, 15, 28, 29, 30, 31}};
+    const __mmask8 keep = (__mmask8)((1u << (rn < 8 ? rn : 8)) - 1);
+    __m512 M[QT_MINS][2];
     for (int i = 0; mins && i < (nt + 3) / 4; i++) {
-        __m512 v = a->acc_m[i];
-        v = _mm512_add_ps(v, _mm512_permute_ps(v, _MM_SHUFFLE(1, 0, 3, 2)));
-        _mm512_storeu_ps(m[i], _mm512_add_ps(v, _mm512_movehdup_ps(v)));
+        for (int q = 0; q < 2; q++) {
+            __m512 A[2];
+            for (int k = 0; k < 2; k++) {
+                /* rows 4q + 2k, 4q + 2k + 1: per token [m0 + m2, m1 + m3] of each */
+                __m512 va = a[4 * q + 2 * k].acc_m[i], vb = a[4 * q + 2 * k + 1].acc_m[i];
+                A[k] = _mm512_add_ps(_mm512_shuffle_ps(va, vb, 0x44), _mm512_shuffle_ps(va, vb, 0xee));
+            }
+            /* per token: rows 4q .. 4q + 3, (m0 + m2) + (m1 + m3) */
+            M[i][q] = _mm512_add_ps(_mm512_shuffle_ps(A[0], A[1], 0x88), _mm512_shuffle_ps(A[0], A[1], 0xdd));
+        }
     }
-    for (int t = 0; t < nt; t++) {
-        float s = r[t / 2][2 * (t & 1)];
-        out[(size_t)t * ldo] = mins ? s + m[t / 4][4 * (t % 4)] : s;
+    for (int p = 0; p < (nt + 1) / 2; p++) {
+        __m512 U[4], W[2];
+        /* rows 2k, 2k + 1: (a4 + a0, .., a7 + a3) of both tokens of each */
+        for (int k = 0; k < 4; k++) {
+            __m512 va = a[2 * k].acc[p], vb = a[2 * k + 1].acc[p];
+            U[k] = _mm512_add_ps(_mm512_shuffle_f32x4(va, vb, 0xee), _mm512_shuffle_f32x4(va, vb, 0x44));
+        }
+        /* rows 4k .. 4k + 3, one per 128-bit lane: t0 + t2 and t1 + t3 of both tokens */
+        for (int k = 0; k < 2; k++)
+            W[k] = _mm512_add_ps(_mm512_shuffle_f32x4(U[2 * k], U[2 * k + 1], 0x88),
+                                 _mm512_shuffle_f32x4(U[2 * k], U[2 * k + 1], 0xdd));
+        __m512 r = _mm512_add_ps(_mm512_shuffle_ps(W[0], W[1], 0x88), _mm512_shuffle_ps(W[0], W[1], 0xdd));
+        r = _mm512_permutexvar_ps(_mm512_loadu_si512(tok_idx), r);
+        if (mins) r = _mm512_add_ps(r, _mm512_permutex2var_ps(M[p / 2][0], _mm512_loadu_si512(min_idx[p % 2]), M[p / 2][1]));
+        _mm256_mask_storeu_ps(y + (size_t)(2 * p) * ldy, keep, _mm512_castps512_ps256(r));
+        if (2 * p + 1 < nt) _mm256_mask_storeu_ps(y + (size_t)(2 * p + 1) * ldy, keep, _mm512_extractf32x8_ps(r, 1));
     }
 }
 
 /* The pair path specialised on the number of token pairs, so that the per-pair
  * accumulators stay in registers. */
 #define QT_PAIR_FNS(NP)                                                                                     \
-    static void qt_q4k_p##NP(int64_t b0, int64_t b1, const uint8_t *w, const qt_group_t *g, qt_pacc_t *a) { \
-        qt_pairs(0, b0, b1, w, g, NP, a);                                                                   \
-    }                                                                                                       \
-    static void qt_q6k_p##NP(int64_t b0, int64_t b1, const uint8_t *w, const qt_group_t *g, qt_pacc_t *a) { \
-        qt_pairs(1, b0, b1, w, g, NP, a);                                                                   \
+    static void qt_q4k_p##NP(int64_t b0, int64_t b1, const uint8_t *w, const uint8_t *pf, const qt_group_t *g, \
+                             qt_pacc_t *a) {                                                                  \
+        qt_pairs(0, b0, b1, w, pf, g, NP, a);                                                                 \
+    }                                                                                                         \
+    static void qt_q6k_p##NP(int64_t b0, int64_t b1, const uint8_t *w, const uint8_t *pf, const qt_group_t *g, \
+                             qt_pacc_t *a) {                                                                  \
+        qt_pairs(1, b0, b1, w, pf, g, NP, a);                                                                 \
     }
 QT_PAIR_FNS(1)
 QT_PAIR_FNS(2)
 QT_PAIR_FNS(3)
 QT_PAIR_FNS(4)
 
-typedef void (*qt_pair_fn)(int64_t b0, int64_t b1, const uint8_t *w, const qt_group_t *g, qt_pacc_t *a);
+typedef void (*qt_pair_fn)(int64_t b0, int64_t b1, const uint8_t *w, const uint8_t *pf, const qt_group_t *g,
+                           qt_pacc_t *a);
 
 /* Bytes of gathered activations the pair path keeps hot per chunk of blocks. Every
  * weight row of the tile goes through one chunk before the next, so that the chunk's
@@ -474,13 +532,17 @@ typedef void (*qt_pair_fn)(int64_t b0, int64_t b1, const uint8_t *w, const qt_gr
  * group's activations from L2 once they outgrew L1 (4 tokens of a 5632-column Q6_K row
  * are 88 KiB here, 2 tokens of a 14336-column Q4_K row 28 KiB). A smaller working set
  * is done in one chunk, so that the weight rows are read in order. */
+#ifndef QT_CHUNK_BYTES
 #define QT_CHUNK_BYTES (20 * 1024)
+#endif
 /* Weight rows whose running sums the pair path keeps at once. */
+#ifndef QT_ROWS
 #define QT_ROWS 16
+#endif
 
 /* One token group's pair path over nr weight rows: chunk by chunk of blocks, each row. */
 static void qt_pairs_tile(qt_pair_fn fn, int q6, int64_t nb, const uint8_t *w, size_t row_bytes, int nr,
-                          const qt_group_t *grp, int g, float *y, size_t ldy) {
+                          const qt_group_t *grp, int g, int prefetch, float *y, size_t ldy) {
     qt_pacc_t acc[QT_ROWS];
     int np = (g + 1) / 2;
     size_t per_block = (size_t)np * 2 * QT_XREGS * sizeof(__m512i) + sizeof(qt_xblock_t);
@@ -491,9 +553,22 @@ static void qt_pairs_tile(qt_pair_fn fn, int q6, int64_t nb, const uint8_t *w, s
         int rn = nr - r0 < QT_ROWS ? nr - r0 : QT_ROWS;
         for (int64_t b0 = 0; b0 < nb; b0 += chunk) {
             int64_t b1 = nb - b0 < chunk ? nb : b0 + chunk;
-            for (int r = 0; r < rn; r++) fn(b0, b1, w + (size_t)(r0 + r) * row_bytes + (size_t)b0 * bs, grp, &acc[r]);
+            for (int r = 0; r < rn; r++) {
+                /* QT_PF_AHEAD row chunks on in the order of the loops: later in this
+                 * chunk of blocks, else the next chunk, else the rows after these (the
+                 * next group of rows, or past the tile: matmat's next tile of the
+                 * range in the decode plan) */
+                int rt = r + QT_PF_AHEAD;
+                const uint8_t *pf = !prefetch ? NULL
+                                    : rt < rn ? w + (size_t)(r0 + rt) * row_bytes + (size_t)b0 * bs
+                                    : b1 < nb ? w + (size_t)(r0 + rt - rn) * row_bytes + (size_t)b1 * bs
+                                              : w + (size_t)(r0 + rt) * row_bytes;
+                fn(b0, b1, w + (size_t)(r0 + r) * row_bytes + (size_t)b0 * bs, pf, grp, &acc[r]);
+            }
         }
-        for (int r = 0; r < rn; r++) qt_pairs_out(&acc[r], !q6, g, y + r0 + r, ldy);
+        /* a last group of fewer than 8 rows: the missing rows' sums zeroed (not written) */
+        for (int r = rn; r % 8; r++) memset(&acc[r], 0, sizeof acc[r]);
+        for (int r = 0; r < rn; r += 8) qt_pairs_out8(acc + r, rn - r, !q6, g, y + r0 + r, ldy);
     }
 }
 
@@ -603,7 +678,7 @@ int quant_tile_avx512(int type, int64_t n, const void *w, size_t row_bytes, int 
         int np = (g + 1) / 2;
         for (int t = g; t < QT_GROUP; t++) x[t] = x[t - 1];
         qt_pairs_gather(is_q6, nb, x, 2 * np, xb, xr);
-        qt_pairs_tile(pfns[np - 1], is_q6, nb, w, row_bytes, nr, &grp, g, y + (size_t)t0 * ldy, ldy);
+        qt_pairs_tile(pfns[np - 1], is_q6, nb, w, row_bytes, nr, &grp, g, QT_PF_ALL || t0 == 0, y + (size_t)t0 * ldy, ldy);
     }
     return 0;
 }

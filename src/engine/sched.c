@@ -371,6 +371,14 @@ int sched_start(sched_t *s, const model_t *m, const tokenizer_t *tok, int n_ctx)
     s->rows = calloc((size_t)s->step_tokens, sizeof *s->rows);
     if (!s->run || !s->rows) return -ENOMEM;
     s->fs->pool = s->pool;
+    /* One throwaway decode step before the engine takes requests: the first pass over
+     * the weights faults in every page of the file mapping in this process (0.7-1.3 s
+     * for a 7B file here, docs/engine.md), which would otherwise land on the first
+     * request's time to first token. It writes position 0 of slot 0, which is not
+     * offered for reuse (only noted prompt rows are) and is overwritten by the slot's
+     * first sequence. */
+    fwd_row_t warm = {.token = 0, .pos = 0, .kv = &s->kv.slots[0].kv, .prompt = 0, .want_logits = 1};
+    if ((rc = forward_batch(m, s->fs, &warm, 1))) return rc;
     s->m = m;
     s->tok = tok;
     s->n_ctx = n_ctx;

@@ -34,3 +34,47 @@ test('perf run: --weights takes mmap or anon only', () => {
   assert.equal(r.status, 2);
   assert.match(r.stderr, /--weights/);
 });
+
+test('perf run: the K/V cache read per decoded token grows with the context and counts in the read rate', () => {
+  // decoded tokens see 5, 6, 7 positions after a 4-token prompt; 11, 12, 13 after 10
+  const short = perfRun([]);
+  const long = perfRun(['--prompt', '10']);
+  const kvShort = Number(short.kv_bytes_per_token), kvLong = Number(long.kv_bytes_per_token);
+  assert.ok(kvShort > 0, short.kv_bytes_per_token);
+  assert.equal(kvLong, 2 * kvShort);
+  // one position's keys and values over all layers: 2 halves x 2 bytes x layers x kv width
+  assert.equal((kvShort / 6) % 4, 0);
+  const rate = (Number(short.gen_tps) * (Number(short.bytes_per_token) + kvShort)) / 1e9;
+  assert.ok(Math.abs(rate - Number(short.gen_read_gbps)) <= 0.01 + rate * 0.01, `${rate} vs ${short.gen_read_gbps}`);
+});
+
+test('perf batch: one line per count of sequences decoding together, each with its step time and aggregate rate', () => {
+  const r = spawnSync(BIN, ['perf', 'batch', '-m', MODEL, '--threads', '2', '--seqs', '1,3', '--steps', '3', '--pos', '7'],
+    { encoding: 'utf8', timeout: 60000 });
+  assert.equal(r.status, 0, r.stderr);
+  const lines = r.stdout.split('\n').filter((l) => l.startsWith('perf: batch '));
+  assert.equal(lines.length, 2, r.stdout);
+  const f = lines.map((l) => Object.fromEntries(l.slice(12).split(' ').map((kv) => kv.split('='))));
+  assert.deepEqual(f.map((x) => x.seqs), ['1', '3']);
+  for (const x of f) {
+    assert.equal(x.pos, '7');
+    assert.equal(x.steps, '3');
+    assert.ok(Number(x.step_ms_best) > 0 && Number(x.step_ms_best) <= Number(x.step_ms_mean), JSON.stringify(x));
+    // aggregate tokens/s: the sequences of one step over its mean time
+    const want = Number(x.seqs) / (Number(x.step_ms_mean) / 1000);
+    assert.ok(Math.abs(Number(x.agg_tps) - want) <= 0.05 * want + 0.1, JSON.stringify(x));
+  }
+  assert.equal(f[0].vs_first, '1.00');
+});
+
+test('perf batch: bad arguments are usage errors naming what is wrong', () => {
+  for (const [args, re] of [[['--seqs', '0'], /--seqs/], [['--seqs', '1,x'], /--seqs/], [['--steps', '0'], /--steps/],
+    [['--pos', '-1'], /--pos/], [['--pos', '100000'], /context/]]) {
+    const r = spawnSync(BIN, ['perf', 'batch', '-m', MODEL, ...args], { encoding: 'utf8' });
+    assert.equal(r.status, 2, `${args}: ${r.stderr}`);
+    assert.match(r.stderr, re);
+  }
+  const none = spawnSync(BIN, ['perf', 'batch'], { encoding: 'utf8' });
+  assert.equal(none.status, 2);
+  assert.match(none.stderr, /-m FILE/);
+});

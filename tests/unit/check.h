@@ -4,6 +4,7 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static int check_passed, check_failed;
@@ -50,6 +51,22 @@ static int check_passed, check_failed;
         CHECK_MSG(fabs(check_a_ - check_b_) <= (tol), "%g vs %g (tol %g)",         \
                   check_a_, check_b_, (double)(tol));                              \
     } while (0)
+
+/* A fresh directory /tmp/NAME.XXXXXX for a test's files, written into dir; 0, or -1
+ * (with the reason on stderr). */
+static inline int check_tmpdir(char *dir, size_t size, const char *name) {
+    snprintf(dir, size, "/tmp/%s.XXXXXX", name);
+    if (mkdtemp(dir)) return 0;
+    perror("mkdtemp");
+    return -1;
+}
+
+/* Remove that directory and everything in it; a failure is reported, not fatal. */
+static inline void check_tmpdir_remove(const char *dir) {
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
+}
 
 /* Print "NAME: N passed, M failed" (tests/run.sh sums these) and return the exit code. */
 static inline int check_summary(const char *name) {

@@ -139,14 +139,9 @@ static void test_rotate_under_load(void) {
 }
 
 int main(void) {
-    snprintf(dir, sizeof dir, "/tmp/test_accesslog.XXXXXX");
-    if (!mkdtemp(dir))
-        return 1;
+    if (check_tmpdir(dir, sizeof dir, "test_accesslog")) return 1;
     test_rotate();
     test_rotate_under_load();
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", dir);
+    check_tmpdir_remove(dir);
     return check_summary("test_accesslog");
 }

@@ -12,7 +12,7 @@
 #include "orders/store.h"
 #include "orders/wire.h"
 
-static char dir[] = "/tmp/test_orders.XXXXXX";
+static char dir[64];
 
 static store_order_t mk(const char *items, const char *desc, const char *src, const char *why) {
     return (store_order_t){.items = (char *)items,
@@ -288,17 +288,12 @@ static void test_url(void) {
 }
 
 int main(void) {
-    if (!mkdtemp(dir)) {
-        perror("mkdtemp");
-        return 1;
-    }
+    if (check_tmpdir(dir, sizeof dir, "test_orders")) return 1;
     test_store();
     test_wire_order();
     test_wire_answer();
     test_wire_query();
     test_url();
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
+    check_tmpdir_remove(dir);
     return check_summary("test_orders");
 }

@@ -115,8 +115,9 @@ static void check_tiles(const quant_kernels_t *k) {
 static void check_matmat(int threads) {
     tpool_t *pool = NULL;
     CHECK_EQ_INT(tpool_new(threads, &pool), 0);
-    /* 2..7: the decode plan (one range per thread) with several rows, 2..4 the row
-     * kernels on AVX-512, 5 and 7 the pair path; 10 and 32: the tile plan */
+    /* 2..7: the decode plan (one range per thread) with several rows, 2..3 the row
+     * kernels on AVX-512, 4..7 the pair path (5 and 7 with a lone token); 10 and 32: the
+     * tile plan */
     const int Ts[] = {1, 2, 3, 4, 5, 7, 10, 32};
     for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
         int type = types[ti];
@@ -342,6 +343,51 @@ static void check_rows_direct(void) {
     }
 }
 
+/* The AVX-512 pair path called directly: every weight row count 1..40 (its output
+ * reduces 8 rows at once: partial groups of 8, of 16 and the tile's last rows), 4..17
+ * activation rows (the fewest it takes; an odd token's twin dropped, one and three token groups: the first
+ * group of a tile prefetches, the later ones do not), rows of 3 blocks and of 9 (two
+ * chunks of blocks: the prefetch crosses from one chunk to the next), each result
+ * against matvec_dot, the padding between output rows untouched. */
+static void check_pairs_direct(void) {
+    static const int ktypes[] = {GGML_TYPE_Q4_K, GGML_TYPE_Q6_K};
+    static const int64_t colss[] = {768, 2304};
+    const int nrmax = 40, ntmax = 17;
+    for (size_t ti = 0; ti < sizeof ktypes / sizeof ktypes[0]; ti++)
+        for (size_t ci = 0; ci < sizeof colss / sizeof colss[0]; ci++) {
+            int type = ktypes[ti], bad = 0, runs = 0;
+            int64_t cols = colss[ci];
+            size_t rb = ggml_row_bytes(type, cols), xs = ggml_row_bytes(GGML_TYPE_Q8_K, cols);
+            uint8_t *w = make_weights(type, nrmax, cols, (int)ci);
+            uint8_t *xq = malloc(xs * ntmax);
+            float *x = malloc(sizeof(float) * cols);
+            for (int t = 0; t < ntmax; t++) {
+                for (int64_t c = 0; c < cols; c++) x[c] = rnd_f() * (t == 6 ? 1e-3f : 1.0f);
+                quant_quantize_row_act(GGML_TYPE_Q8_K, x, xq + t * xs, cols);
+            }
+            for (int nr = 1; nr <= nrmax; nr++)
+                for (int nt = 4; nt <= ntmax; nt += 1 + (nt >= 9) * 7) {
+                    size_t ldy = (size_t)nr + 5;
+                    float *y = malloc(sizeof(float) * ldy * nt);
+                    for (size_t i = 0; i < ldy * nt; i++) y[i] = -7.0f;
+                    CHECK_EQ_INT(quant_tile_avx512(type, cols, w, rb, nr, xq, xs, nt, y, ldy), 0);
+                    for (int t = 0; t < nt; t++) {
+                        for (int r = 0; r < nr; r++, runs++) {
+                            float want = matvec_dot(type, cols, w + r * rb, xq + t * xs, 1);
+                            if (!same_bits(want, y[t * ldy + r]) && bad++ < 3)
+                                fprintf(stderr, "  pairs type %d cols %lld nr %d tok %d/%d: %.9g vs %.9g\n", type,
+                                        (long long)cols, nr, t, nt, want, y[t * ldy + r]);
+                        }
+                        for (size_t p = nr; p < ldy; p++) CHECK(y[t * ldy + p] == -7.0f);
+                    }
+                    free(y);
+                }
+            CHECK_MSG(bad == 0 && runs > 0, "pairs type %d cols %lld: %d of %d dots differ", type, (long long)cols,
+                      bad, runs);
+            free(w), free(xq), free(x);
+        }
+}
+
 int main(void) {
     const char *names[] = {"scalar", "avx2", "avx512"};
     for (int i = 0; i < 3; i++) {
@@ -352,7 +398,7 @@ int main(void) {
         }
         check_tiles(k);
         check_extremes(k);
-        if (i == 2) check_rows_direct();
+        if (i == 2) check_rows_direct(), check_pairs_direct();
     }
     printf("  matmat through %s\n", quant_kernels()->name);
     check_matmat(1);

@@ -411,19 +411,12 @@ static void test_bf16_source(void) {
 }
 
 int main(void) {
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/test_quantize.XXXXXX");
-    if (!mkdtemp(tmpdir)) {
-        perror("mkdtemp");
-        return 1;
-    }
+    if (check_tmpdir(tmpdir, sizeof tmpdir, "test_quantize")) return 1;
     test_q4_k_m_matches_reference();
     test_other_types();
     test_mix_rules();
     test_errors();
     test_bf16_source();
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", tmpdir);
+    check_tmpdir_remove(tmpdir);
     return check_summary("test_quantize");
 }

@@ -303,9 +303,7 @@ static void test_owner_only(void) {
 }
 
 int main(void) {
-    snprintf(dir, sizeof dir, "/tmp/test_reqlog.XXXXXX");
-    if (!mkdtemp(dir))
-        return 1;
+    if (check_tmpdir(dir, sizeof dir, "test_reqlog")) return 1;
     test_sampling();
     test_extract();
     test_redacted_row();
@@ -314,9 +312,6 @@ int main(void) {
     test_drain();
     test_open_error();
     test_owner_only();
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", dir);
+    check_tmpdir_remove(dir);
     return check_summary("test_reqlog");
 }

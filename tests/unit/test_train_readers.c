@@ -86,14 +86,9 @@ static void test_jsonl(void) {
 }
 
 int main(void) {
-    snprintf(dir, sizeof dir, "/tmp/test_train_readers.XXXXXX");
-    if (!mkdtemp(dir))
-        return 1;
+    if (check_tmpdir(dir, sizeof dir, "test_train_readers")) return 1;
     test_menu();
     test_jsonl();
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", dir);
+    check_tmpdir_remove(dir);
     return check_summary("test_train_readers");
 }
