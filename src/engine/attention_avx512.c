@@ -1,4 +1,4 @@
-/* attention_avx512.c — the heads of one KV group with AVX-512: scores 16 positions per register (a transposed reduction), softmax 16 lanes, the V product of attention_x86.h with output dims 16 at a time. */
+/* attention_avx512.c — the heads of one KV group with AVX-512 (head_dim 64 and 128): scores 16 positions per register (a transposed reduction), softmax on 16 lanes, the group's V product at once; attention_x86.h's body for other head sizes. */
 #include <immintrin.h>
 #include <stdint.h>
 
@@ -29,7 +29,7 @@ static inline axv_t axd_to(axd_t a) {
 }
 
 /* attention_x86.h's whole-head body is this file's fallback (head sizes other than 64
- * and 128); its softmax-free parts (the V product) serve both. */
+ * and 128); its helpers (l16_reduce, the axd_t double sums) serve both. */
 #define AX_ENTRY attn_heads_avx512_generic
 #define AX_ENTRY_LINKAGE static
 #include "engine/attention_x86.h"
