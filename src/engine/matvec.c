@@ -240,8 +240,16 @@ void matvec(const model_tensor_t *W, const float *x, float *y, void *xq, int pro
 /* The unit of weight rows a claim is rounded to: 16 rows of a 4096-wide Q4_K matrix are
  * 36 KiB. */
 #define MM_ROW_BLOCK 16
-/* Weight rows per claim with one activation row (decode): a thread's range goes in
- * chunks this long (fewer when the range is shorter). */
+/* Weight rows per claim with up to MM_STREAM_T activation rows (decode, the AVX-512
+ * row kernels: four read streams per chunk, each a quarter of it): a thread's range
+ * goes in chunks this long (fewer when the range is shorter). Long chunks keep the
+ * streams long; measured idle on TinyLlama, 2 threads, one activation row: 64 / 128 /
+ * 256 / 1024 rows decode at 55 / 68 / 75 / 82 tok/s (docs/engine.md). */
+#define MM_STREAM_ROWS 1024
+#define MM_STREAM_T 3
+/* Weight rows per claim with MM_STREAM_T+1 .. MM_DECODE_T activation rows (the AVX-512
+ * pair path, whose prefetch runs a few 128-row chunks ahead; 1024 made 4 rows 10%
+ * slower). */
 #define MM_DECODE_ROWS 128
 /* With several activation rows, a tile of up to this many weight-row bytes per claim
  * (it stays in L2 while every token group passes over it), and at most this many rows:
@@ -329,7 +337,8 @@ int64_t matmat_chunk_rows(const model_tensor_t *W, int T, int nth) {
     } else {
         /* long chunks: the decode kernel's four streams each run through a quarter of
          * a chunk (quant_row_avx512.c) */
-        chunk = W->rows / nth < MM_DECODE_ROWS ? W->rows / nth : MM_DECODE_ROWS;
+        int64_t most = T <= MM_STREAM_T ? MM_STREAM_ROWS : MM_DECODE_ROWS;
+        chunk = W->rows / nth < most ? W->rows / nth : most;
     }
     chunk = chunk / MM_ROW_BLOCK * MM_ROW_BLOCK;
     return chunk < MM_ROW_BLOCK ? MM_ROW_BLOCK : chunk;
