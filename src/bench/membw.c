@@ -42,7 +42,11 @@ static void *bw_main(void *arg) {
     int go = *t->go;
     pthread_mutex_unlock(t->mu);
     if (go < 0) return NULL;
-    memset(t->buf, t->ith + 1, t->bytes); /* touch: the pages exist before timing */
+    /* touch: the pages exist before timing; every word different, so that no page of
+     * the buffer equals another (a hypervisor that merges or compresses identical pages
+     * would otherwise serve the reads from a few cached ones) */
+    uint64_t *w = (uint64_t *)t->buf;
+    for (size_t i = 0; i < t->bytes / 8; i++) w[i] = (i + 1) * 0x9e3779b97f4a7c15ull ^ (uint64_t)t->ith;
     for (int r = 0; r < t->rounds; r++) {
         pthread_barrier_wait(t->bar);
         if (t->ith == 0) t->start[r] = now_s();
