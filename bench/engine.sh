@@ -30,7 +30,7 @@ section_engine() {
     echo "$info"
     echo
     echo "Read bandwidth in the same run: **${bw} GB/s** with $th threads (\`tollgate perf bw --threads $th\`:"
-    echo "512 MiB per thread, 64-byte vector loads, best of 5 rounds of 4 passes). Decoding is"
+    echo "512 MiB per thread read as four streams a quarter apart, 64-byte vector loads, best of 5 rounds of 4 passes). Decoding is"
     echo "bounded by it: every weight is read once per token, and the K/V cache of every earlier"
     echo "position, so the limit is bandwidth ÷ bytes read per token (weights + K/V at the mean"
     echo "context of the decoded tokens)."
