@@ -10,7 +10,7 @@
  * Negative errno on failure. */
 double membw_read(int threads, size_t bytes_per_thread, int passes, int rounds);
 
-/* The ISA kernels (membw_avx512.c): the sum of 64-bit words, so the loads are not dead. */
+/* The ISA kernels (membw_avx512.c): the xor of the buffer's 64-bit words, so the loads are not dead. */
 unsigned long long membw_sum_avx512(const void *p, size_t bytes);
 unsigned long long membw_sum_avx2(const void *p, size_t bytes);
 

@@ -6,8 +6,8 @@
 #include "bench/membw.h"
 #include "check.h"
 
-/* A buffer of zeros with one 64-bit word set: the kernel's xor-fold and sum give that
- * word back exactly when the word's line was read an odd number of times. */
+/* A buffer of zeros with one 64-bit word set: the kernel's xor of all words gives that
+ * word back exactly when it was read an odd number of times. */
 static void check_kernel(const char *name, unsigned long long (*sum)(const void *, size_t), size_t bytes) {
     uint64_t *buf = aligned_alloc(4096, bytes);
     memset(buf, 0, bytes);

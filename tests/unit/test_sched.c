@@ -22,11 +22,21 @@ static atomic_int wakes[2];
  * first output): cancellation mid-generation without depending on how fast tokens come. */
 static sched_job_t *_Atomic cancel_at_wake;
 
+/* While hold_engine is set, the engine thread stops in its next wakeup (engine_held
+ * tells the test it is there): the queue can then be filled while a job is certainly
+ * running, however fast the engine would have finished it. */
+static atomic_int hold_engine, engine_held;
+
 static void wake(int worker, void *arg) {
     (void)arg;
     atomic_fetch_add(&wakes[worker], 1);
     sched_job_t *j = atomic_load(&cancel_at_wake);
     if (j && j->worker == worker) atomic_store(&j->cancel, 1);
+    if (atomic_load(&hold_engine)) {
+        atomic_store(&engine_held, 1);
+        while (atomic_load(&hold_engine)) sleep_ms(1);
+        atomic_store(&engine_held, 0);
+    }
 }
 
 static void wait_all(sched_t *s, job_t **js, int n) { wait_jobs(s, 2, js, n, NULL); }
@@ -63,14 +73,17 @@ int main(void) {
     job_t *a = new_job(tok, "Once upon a time", 24, 0);
     job_t *b = new_job(tok, "The capital of France is", 8, 1);
     job_t *c = new_job(tok, "1 2 3 4 5", 8, 0);
+    atomic_store(&hold_engine, 1); /* the engine stops at a's first output */
     CHECK_EQ_INT(sched_submit(s, &a->j), 0);
-    sleep_ms(50); /* let the engine take a: b and c fill the queue */
+    while (!atomic_load(&engine_held)) sleep_ms(1);
+    CHECK_EQ_INT(sched_running(s), 1); /* a runs; b and c fill the queue */
     CHECK_EQ_INT(sched_submit(s, &b->j), 0);
     CHECK_EQ_INT(sched_submit(s, &c->j), 0);
     job_t *d = new_job(tok, "Hello", 4, 0);
     int rc = sched_submit(s, &d->j);
     CHECK_EQ_INT(rc, -EAGAIN); /* full: 2 waiting */
-    CHECK(sched_waiting(s) >= 1);
+    CHECK_EQ_INT(sched_waiting(s), 2);
+    atomic_store(&hold_engine, 0);
     job_t *abc[] = {a, b, c};
     wait_all(s, abc, 3);
     CHECK(a->done && b->done && c->done);
