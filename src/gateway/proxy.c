@@ -98,11 +98,17 @@ static void up_body(void *arg, const char *data, size_t len) {
 }
 
 static void finish_ok(preq_t *p) {
+    httpd_req_t *req = p->req;
     if (p->stream && p->is_sse && p->status == 200) {
-        if (proxy_relay_forward(p, 1) < 0 || (!p->committed && proxy_relay_commit(p) < 0))
-            httpd_abort(p->req);
+        int ok = proxy_relay_forward(p, 1) >= 0 && (p->committed || proxy_relay_commit(p) >= 0);
+        /* accounted (the service's in-flight slot released) before the client sees the
+         * end: it may send its next request at once, and another worker may take it */
+        p->req = NULL;
+        proxy_account(p, p->status);
+        if (ok)
+            httpd_stream_end(req);
         else
-            httpd_stream_end(p->req);
+            httpd_abort(req);
     } else {
         json_doc_t d;
         if (p->status == 200 &&
@@ -118,10 +124,10 @@ static void finish_ok(preq_t *p) {
                 p->completion_tokens = v;
         }
         proxy_variant_header(p);
-        httpd_respond(p->req, p->status, p->ctype[0] ? p->ctype : NULL, p->resp.data, p->resp.len);
+        p->req = NULL;
+        proxy_account(p, p->status); /* before the answer leaves, as above */
+        httpd_respond(req, p->status, p->ctype[0] ? p->ctype : NULL, p->resp.data, p->resp.len);
     }
-    p->req = NULL;
-    proxy_account(p, p->status);
     proxy_req_release(p);
 }
 
