@@ -23,7 +23,12 @@
 /* Finish with an error of the gateway's own and release (no attempt in flight). */
 static void fail_request(preq_t *p, int status, const char *code, const char *msg) {
     p->fail_code = code;
-    if (p->req) {
+    httpd_req_t *req = p->req;
+    if (req && !p->committed) proxy_variant_header(p);
+    /* accounted before the answer leaves, as in finish_ok */
+    p->req = NULL;
+    proxy_account(p, status);
+    if (req) {
         if (p->committed) {
             /* Mid-stream: the status is gone; an error event tells OpenAI clients. */
             buf_t *b = &p->w->scratch;
@@ -43,18 +48,15 @@ static void fail_request(preq_t *p, int status, const char *code, const char *ms
             json_w_obj_end(&jw);
             json_w_obj_end(&jw);
             buf_appends(b, "\n\n");
-            if (httpd_stream_write(p->req, b->data, b->len) >= 0)
-                httpd_stream_end(p->req);
+            if (httpd_stream_write(req, b->data, b->len) >= 0)
+                httpd_stream_end(req);
             else
-                httpd_abort(p->req);
+                httpd_abort(req);
         } else {
-            proxy_variant_header(p);
-            httpd_error_ex(p->req, status, status >= 500 ? "server_error" : "invalid_request_error",
-                           msg, NULL, code);
+            httpd_error_ex(req, status, status >= 500 ? "server_error" : "invalid_request_error", msg, NULL,
+                           code);
         }
-        p->req = NULL;
     }
-    proxy_account(p, status);
     proxy_req_release(p);
 }
 
