@@ -260,7 +260,7 @@ void matvec(const model_tensor_t *W, const float *x, float *y, void *xq, int pro
 /* Activation rows up to which a product is planned like decode (one range per thread,
  * long chunks): up to one token group of the AVX-512 pair path (QT_GROUP), no second
  * group rereads a tile, so there is nothing to keep in L2, and each core streams its
- * weights in order. The decode-batch row kernels (T <= 4, quant_row_avx512.c) want
+ * weights in order. The decode-batch row kernels (T <= 3, quant_row_avx512.c) want
  * long runs of rows for their four streams; 16..128-row tiles claimed in turn by the
  * threads cost those steps much of their gain (TinyLlama, 2 threads: N=2 25 ms against
  * 19; the pair path at N=8 51 against 48). */
