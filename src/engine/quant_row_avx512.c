@@ -60,6 +60,12 @@ QR_INLINE __m512i qr_pair_words(__m512i a, __m512i b) {
     return _mm512_mask_blend_epi16(0xAAAAAAAAu, a, _mm512_slli_epi32(b, 16));
 }
 
+/* qr_pair_words(a, b / 16) for b a multiple of 16 (the sums of high nibbles left in
+ * place, 16 times their value): b / 16 << 16 is b << 12, its low 16 bits zero. */
+QR_INLINE __m512i qr_pair_hi16(__m512i a, __m512i b) {
+    return _mm512_mask_blend_epi16(0xAAAAAAAAu, a, _mm512_slli_epi32(b, 12));
+}
+
 /* [a's low 256 | b's low 256] + [a's high 256 | b's high 256]: two rows' 16 lanes
  * folded into the reference's 8-lane partition (lane k and k + 8 cover the same
  * offsets within their 32-element groups), side by side. */
@@ -105,22 +111,60 @@ QR_INLINE __m512i qr_k_scales4(__m512i hd) {
     return _mm512_ternarylogic_epi32(a, m1, t, 0xEA); /* (a & m1) | t */
 }
 
-/* Four Q4_K rows (nb blocks each, w[r]) against nt Q8_K activation rows x[t] (nt a
- * constant where inlined: 1 to QR_MAX_TOKENS), out[t * QR_ROWS + r].
+/* The 16-byte heads (d, dmin, 12 packed scale bytes) of block b of the four rows, one
+ * per 128-bit lane. */
+QR_INLINE __m512i qr_k_heads4(const uint8_t *const *w, int64_t b) {
+    size_t o = (size_t)b * sizeof(block_q4_K);
+    __m512i hd = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)(w[0] + o)));
+    hd = _mm512_inserti32x4(hd, _mm_loadu_si128((const __m128i *)(w[1] + o)), 1);
+    hd = _mm512_inserti32x4(hd, _mm_loadu_si128((const __m128i *)(w[2] + o)), 2);
+    return _mm512_inserti32x4(hd, _mm_loadu_si128((const __m128i *)(w[3] + o)), 3);
+}
+
+/* One activation block as the Q4_K row kernel reads it, prepared once per call for all
+ * the weight rows (qr_prep_q4k): the codes in the order of the weight's code registers
+ * (register j holds two sub-blocks in its 256-bit halves: 0|2, 1|3, 4|6, 5|7, as the low
+ * and high nibbles of 64 bytes of qs fall), the sums per sub-block for the mins (8 words,
+ * in every 128-bit lane), x.d and -x.d. Every activation operand of the loop is then a
+ * plain load: arranging them per block and pass cost a tenth of the kernel's time. */
+typedef struct {
+    int8_t v[4][64];
+    int16_t q8s[32];
+    float d, nd;
+} __attribute__((aligned(64))) qr_x4k_t;
+
+/* Activation blocks one call prepares at most (per activation row): 16384 columns. */
+#define QR_MAX_NB 64
+
+static void qr_prep_q4k(int64_t nb, const block_q8_K *x, qr_x4k_t *p) {
+    for (int64_t b = 0; b < nb; b++, p++) {
+        const int8_t *q8 = x[b].qs;
+        static const int off[4] = {0, 32, 128, 160};
+        for (int j = 0; j < 4; j++)
+            _mm512_store_si512(p->v[j], qr_load_2x32(q8 + off[j], 64));
+        /* q8s[s] = bsums[2s] + bsums[2s+1] (|q8s| <= 32 * 128) */
+        __m256i s32 = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)x[b].bsums), _mm256_set1_epi16(1));
+        __m128i s16 = _mm_packs_epi32(_mm256_castsi256_si128(s32), _mm256_extracti128_si256(s32, 1));
+        _mm512_store_si512(p->q8s, _mm512_broadcast_i32x4(s16));
+        p->d = x[b].d, p->nd = -x[b].d;
+    }
+}
+
+/* Four Q4_K rows (nb blocks each, w[r]) against nt prepared activation rows x[t]
+ * (qr_prep_q4k; nt a constant where inlined: 1 to QR_MAX_TOKENS), out[t * QR_ROWS + r].
  *
- * Per block, each activation's codes go into the order of the weight's code registers:
- * register j holds two sub-blocks in its 256-bit halves (0|2, 1|3, 4|6, 5|7, as the
- * low and high nibbles of 64 bytes of qs fall). Per row, the 4-product sums of each
- * register (vpdpbusd; each fits 16 bits: 4 * 15 * 127 < 2^15) are paired word by word
- * with those of the neighbouring sub-blocks' register, and one word-pair multiply-add
- * applies both scales (scale words picked from the 8 scale bytes by a byte shuffle):
- * 6 multiplies per row, token and block. Mins: per row and pair k of sub-blocks, mn[2k] *
- * q8s[2k] + mn[2k+1] * q8s[2k+1] (q8s: the activation's sums per sub-block, words) is
- * one word multiply-add, four rows in one register. With several tokens, each row's
- * unpacked codes and scale words are shared by all of them: only the multiplies and the
- * float steps are per token. */
-QR_INLINE void qr_q4k_rows(int nt, int64_t nb, const uint8_t *const *w, const block_q8_K *const *x, float *out) {
-    const __m512i lo4 = _mm512_set1_epi8(15);
+ * Per row, the 4-product sums of each code register (vpdpbusd; each fits 16 bits: 4 * 15
+ * * 128 < 2^15) are paired word by word with those of the neighbouring sub-blocks'
+ * register, and one word-pair multiply-add applies both scales (scale words picked from
+ * the 8 scale bytes by a byte shuffle): 6 multiplies per row, token and block. The high
+ * nibbles are multiplied where they lie (code * 16, masked, not shifted): their sums
+ * are 16 times too large, which the pairing's shift absorbs (qr_pair_hi16). Mins: per
+ * row and pair k of sub-blocks, mn[2k] * q8s[2k] + mn[2k+1] * q8s[2k+1] is one word
+ * multiply-add, four rows in one register. With several tokens, each row's unpacked
+ * codes and scale words are shared by all of them: only the multiplies and the float
+ * steps are per token. */
+QR_INLINE void qr_q4k_rows(int nt, int64_t nb, const uint8_t *const *w, const qr_x4k_t *const *x, float *out) {
+    const __m512i lo4 = _mm512_set1_epi8(15), z = _mm512_setzero_si512();
     /* byte shuffles of the 8 scale bytes into word pairs (sc0, sc1) | (sc2, sc3) and
      * (sc4, sc5) | (sc6, sc7) over the register halves (0x80: a zero high byte) */
     const __m512i sidx0 = _mm512_inserti64x4(_mm512_set1_epi32((int)0x80018000u),
@@ -137,61 +181,44 @@ QR_INLINE void qr_q4k_rows(int nt, int64_t nb, const uint8_t *const *w, const bl
     /* bytes 8..15 of each lane (the mins) as zero-extended words */
     const __m512i mnidx = _mm512_broadcast_i32x4(_mm_setr_epi8(8, -128, 9, -128, 10, -128, 11, -128, 12, -128, 13,
                                                                -128, 14, -128, 15, -128));
-    const __m512i z = _mm512_setzero_si512();
     __m512 acc01[QR_MAX_TOKENS], acc23[QR_MAX_TOKENS], accm[QR_MAX_TOKENS];
     QR_EACH_TOKEN(t, nt) acc01[t] = acc23[t] = accm[t] = _mm512_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
         const uint8_t *wb[QR_ROWS];
         QR_UNROLL for (int r = 0; r < QR_ROWS; r++) wb[r] = w[r] + (size_t)b * sizeof(block_q4_K);
-        /* the 16-byte heads (d, dmin, 12 packed scale bytes) of the four blocks, one per
-         * 128-bit lane; R: per lane the 8 scales then the 8 mins, one byte each */
-        __m512i hd = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)wb[0]));
-        hd = _mm512_inserti32x4(hd, _mm_loadu_si128((const __m128i *)wb[1]), 1);
-        hd = _mm512_inserti32x4(hd, _mm_loadu_si128((const __m128i *)wb[2]), 2);
-        hd = _mm512_inserti32x4(hd, _mm_loadu_si128((const __m128i *)wb[3]), 3);
-        __m512i R = qr_k_scales4(hd);
+        /* R: per 128-bit lane (row) the 8 scales then the 8 mins, one byte each */
+        __m512i hd = qr_k_heads4(w, b), R = qr_k_scales4(hd);
         __m512 h = _mm512_castps256_ps512(_mm256_cvtph_ps(_mm512_castsi512_si128(_mm512_permutexvar_epi32(didx, hd))));
         const __m512 wd01 = _mm512_permutexvar_ps(didx01, h), wd23 = _mm512_permutexvar_ps(didx23, h);
         const __m512 wdm = _mm512_permutexvar_ps(midx, h);
-        /* the activations' codes in the weight registers' order */
-        __m512i xv[QR_MAX_TOKENS][4];
-        QR_EACH_TOKEN(t, nt) {
-            const int8_t *q8 = x[t][b].qs;
-            xv[t][0] = qr_load_2x32(q8, 64), xv[t][1] = qr_load_2x32(q8 + 32, 64);
-            xv[t][2] = qr_load_2x32(q8 + 128, 64), xv[t][3] = qr_load_2x32(q8 + 160, 64);
-        }
         __m512i L[QR_MAX_TOKENS][QR_ROWS];
         QR_UNROLL for (int r = 0; r < QR_ROWS; r++) {
             const block_q4_K *blk = (const block_q4_K *)wb[r];
             __m512i scb = qr_lane_bcast(R, r); /* row r's lane everywhere */
             __m512i s0 = _mm512_shuffle_epi8(scb, sidx0), s1 = _mm512_shuffle_epi8(scb, sidx1);
             __m512i q0 = _mm512_loadu_si512(blk->qs), q1 = _mm512_loadu_si512(blk->qs + 64);
-            __m512i c0 = _mm512_and_si512(q0, lo4), c1 = _mm512_and_si512(_mm512_srli_epi16(q0, 4), lo4);
-            __m512i c2 = _mm512_and_si512(q1, lo4), c3 = _mm512_and_si512(_mm512_srli_epi16(q1, 4), lo4);
+            __m512i c0 = _mm512_and_si512(q0, lo4), c1 = _mm512_andnot_si512(lo4, q0);
+            __m512i c2 = _mm512_and_si512(q1, lo4), c3 = _mm512_andnot_si512(lo4, q1);
             QR_EACH_TOKEN(t, nt) {
-                __m512i a = _mm512_dpbusd_epi32(z, c0, xv[t][0]);
-                __m512i c = _mm512_dpbusd_epi32(z, c1, xv[t][1]);
-                __m512i e = _mm512_dpbusd_epi32(z, c2, xv[t][2]);
-                __m512i f = _mm512_dpbusd_epi32(z, c3, xv[t][3]);
-                __m512i l = _mm512_madd_epi16(qr_pair_words(a, c), s0);
-                L[t][r] = _mm512_dpwssd_epi32(l, qr_pair_words(e, f), s1);
+                const qr_x4k_t *xb = &x[t][b];
+                __m512i a = _mm512_dpbusd_epi32(z, c0, _mm512_load_si512(xb->v[0]));
+                __m512i c = _mm512_dpbusd_epi32(z, c1, _mm512_load_si512(xb->v[1]));
+                __m512i e = _mm512_dpbusd_epi32(z, c2, _mm512_load_si512(xb->v[2]));
+                __m512i f = _mm512_dpbusd_epi32(z, c3, _mm512_load_si512(xb->v[3]));
+                __m512i l = _mm512_madd_epi16(qr_pair_hi16(a, c), s0);
+                L[t][r] = _mm512_dpwssd_epi32(l, qr_pair_hi16(e, f), s1);
             }
         }
         /* the mins as words, row r's in lane r */
         __m512i mw = _mm512_shuffle_epi8(R, mnidx);
         QR_EACH_TOKEN(t, nt) {
-            const block_q8_K *xb = &x[t][b];
-            /* q8s[s] = bsums[2s] + bsums[2s+1] as 8 words (|q8s| <= 32 * 127), in every
-             * 128-bit lane */
-            __m256i q8s32 = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)xb->bsums), _mm256_set1_epi16(1));
-            __m512i q8s = _mm512_broadcast_i32x4(
-                _mm_packs_epi32(_mm256_castsi256_si128(q8s32), _mm256_extracti128_si256(q8s32, 1)));
+            const qr_x4k_t *xb = &x[t][b];
             const __m512 xd = _mm512_set1_ps(xb->d);
             /* d = x.d * w.d and dmin = -x.d * w.dmin, as the definition */
             acc01[t] = _mm512_fmadd_ps(_mm512_mul_ps(xd, wd01), _mm512_cvtepi32_ps(qr_fold_pair(L[t][0], L[t][1])), acc01[t]);
             acc23[t] = _mm512_fmadd_ps(_mm512_mul_ps(xd, wd23), _mm512_cvtepi32_ps(qr_fold_pair(L[t][2], L[t][3])), acc23[t]);
-            __m512 dm = _mm512_mul_ps(_mm512_set1_ps(-xb->d), wdm);
-            accm[t] = _mm512_fmadd_ps(dm, _mm512_cvtepi32_ps(_mm512_madd_epi16(mw, q8s)), accm[t]);
+            __m512 dm = _mm512_mul_ps(_mm512_set1_ps(xb->nd), wdm);
+            accm[t] = _mm512_fmadd_ps(dm, _mm512_cvtepi32_ps(_mm512_madd_epi16(mw, _mm512_load_si512(xb->q8s))), accm[t]);
         }
     }
     QR_EACH_TOKEN(t, nt) {
@@ -205,7 +232,29 @@ QR_INLINE void qr_q4k_rows(int nt, int64_t nb, const uint8_t *const *w, const bl
 
 /* ---- Q6_K ----------------------------------------------------------------------- */
 
-/* Four Q6_K rows against nt Q8_K activation rows (as qr_q4k_rows).
+/* One activation block as the Q6_K row kernel reads it (qr_prep_q6k): the codes, and
+ * per half the paired 4-element sums of 32 * x as the code sums are paired (the offset
+ * of the 6-bit codes, shared by the rows). */
+typedef struct {
+    int8_t qs[QUANT_QK_K];
+    int16_t x32[2][32];
+    float d;
+} __attribute__((aligned(64))) qr_x6k_t;
+
+static void qr_prep_q6k(int64_t nb, const block_q8_K *x, qr_x6k_t *p) {
+    const __m512i z = _mm512_setzero_si512(), m32 = _mm512_set1_epi8(32);
+    for (int64_t b = 0; b < nb; b++, p++) {
+        const int8_t *q8 = x[b].qs;
+        memcpy(p->qs, q8, sizeof p->qs);
+        for (int hh = 0; hh < 2; hh++)
+            _mm512_store_si512(p->x32[hh],
+                               qr_pair_words(_mm512_dpbusd_epi32(z, m32, _mm512_loadu_si512(q8 + 128 * hh)),
+                                             _mm512_dpbusd_epi32(z, m32, _mm512_loadu_si512(q8 + 128 * hh + 64))));
+        p->d = x[b].d;
+    }
+}
+
+/* Four Q6_K rows against nt prepared activation rows (qr_prep_q6k; as qr_q4k_rows).
  *
  * Code register j holds elements 64j .. 64j + 63 in order (the low or high nibbles of 64
  * bytes of ql, topped by two bits of qh: a variable word shift puts them at bits 4-5,
@@ -216,8 +265,8 @@ QR_INLINE void qr_q4k_rows(int nt, int64_t nb, const uint8_t *const *w, const bl
  * pairs sub-blocks 8h + k/4 and 8h + 4 + k/4, so the scale words are a byte shuffle of
  * the sign-extended scales within each 128-bit lane. The codes and scale words of a row
  * are unpacked once for all the tokens. */
-QR_INLINE void qr_q6k_rows(int nt, int64_t nb, const uint8_t *const *w, const block_q8_K *const *x, float *out) {
-    const __m512i lo4 = _mm512_set1_epi8(15), m30 = _mm512_set1_epi8(0x30), m32 = _mm512_set1_epi8(32);
+QR_INLINE void qr_q6k_rows(int nt, int64_t nb, const uint8_t *const *w, const qr_x6k_t *const *x, float *out) {
+    const __m512i lo4 = _mm512_set1_epi8(15), m30 = _mm512_set1_epi8(0x30);
     /* qh bits 2s, 2s+1 of byte l top element 32s + l of the half: to bits 4-5 by a left
      * shift of 4 (s = 0), 2 (s = 1), none (s = 2), a right shift of 2 (s = 3) */
     const __m512i shl = _mm512_inserti64x4(_mm512_set1_epi16(4), _mm256_set1_epi16(2), 1);
@@ -232,13 +281,6 @@ QR_INLINE void qr_q6k_rows(int nt, int64_t nb, const uint8_t *const *w, const bl
     __m512 acc01[QR_MAX_TOKENS], acc23[QR_MAX_TOKENS];
     QR_EACH_TOKEN(t, nt) acc01[t] = acc23[t] = _mm512_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
-        __m512i x32[QR_MAX_TOKENS][2];
-        QR_EACH_TOKEN(t, nt) {
-            const int8_t *q8 = x[t][b].qs;
-            for (int hh = 0; hh < 2; hh++)
-                x32[t][hh] = qr_pair_words(_mm512_dpbusd_epi32(z, m32, _mm512_loadu_si512(q8 + 128 * hh)),
-                                           _mm512_dpbusd_epi32(z, m32, _mm512_loadu_si512(q8 + 128 * hh + 64)));
-        }
         const block_q6_K *blk[QR_ROWS];
         QR_UNROLL for (int r = 0; r < QR_ROWS; r++) blk[r] = (const block_q6_K *)w[r] + b;
         __m512 h = _mm512_castps128_ps512(_mm_cvtph_ps(_mm_setr_epi16((short)blk[0]->d, (short)blk[1]->d,
@@ -259,10 +301,10 @@ QR_INLINE void qr_q6k_rows(int nt, int64_t nb, const uint8_t *const *w, const bl
                 __m512i s = _mm512_shuffle_epi8(
                     _mm512_broadcast_i32x4(hh ? _mm256_extracti128_si256(sw, 1) : _mm256_castsi256_si128(sw)), sidx);
                 QR_EACH_TOKEN(t, nt) {
-                    const int8_t *q8 = x[t][b].qs + 128 * hh;
-                    __m512i p = qr_pair_words(_mm512_dpbusd_epi32(z, c0, _mm512_loadu_si512(q8)),
-                                              _mm512_dpbusd_epi32(z, c1, _mm512_loadu_si512(q8 + 64)));
-                    L[t][r] = _mm512_dpwssd_epi32(L[t][r], _mm512_sub_epi16(p, x32[t][hh]), s);
+                    const qr_x6k_t *xb = &x[t][b];
+                    __m512i p = qr_pair_words(_mm512_dpbusd_epi32(z, c0, _mm512_load_si512(xb->qs + 128 * hh)),
+                                              _mm512_dpbusd_epi32(z, c1, _mm512_load_si512(xb->qs + 128 * hh + 64)));
+                    L[t][r] = _mm512_dpwssd_epi32(L[t][r], _mm512_sub_epi16(p, _mm512_load_si512(xb->x32[hh])), s);
                 }
             }
         }
@@ -283,16 +325,17 @@ QR_INLINE void qr_q6k_rows(int nt, int64_t nb, const uint8_t *const *w, const bl
 
 /* ---- entry ---------------------------------------------------------------------- */
 
-typedef void (*qr_fn)(int64_t nb, const uint8_t *const *w, const block_q8_K *const *x, float *out);
+/* x: the prepared activation rows (qr_x4k_t, qr_x6k_t). */
+typedef void (*qr_fn)(int64_t nb, const uint8_t *const *w, const void *const *x, float *out);
 
 /* The kernels specialised on the token count, so that the per-token accumulators and
  * lane sums stay in registers. */
-#define QR_FNS(NT)                                                                               \
-    static void qr_q4k_##NT(int64_t nb, const uint8_t *const *w, const block_q8_K *const *x, float *out) { \
-        qr_q4k_rows(NT, nb, w, x, out);                                                          \
-    }                                                                                            \
-    static void qr_q6k_##NT(int64_t nb, const uint8_t *const *w, const block_q8_K *const *x, float *out) { \
-        qr_q6k_rows(NT, nb, w, x, out);                                                          \
+#define QR_FNS(NT)                                                                                      \
+    static void qr_q4k_##NT(int64_t nb, const uint8_t *const *w, const void *const *x, float *out) {   \
+        qr_q4k_rows(NT, nb, w, (const qr_x4k_t *const *)x, out);                                        \
+    }                                                                                                   \
+    static void qr_q6k_##NT(int64_t nb, const uint8_t *const *w, const void *const *x, float *out) {   \
+        qr_q6k_rows(NT, nb, w, (const qr_x6k_t *const *)x, out);                                      \
     }
 QR_FNS(1)
 QR_FNS(2)
@@ -303,16 +346,28 @@ int quant_rows_avx512(int type, int64_t n, const void *w, size_t row_bytes, int 
                       int nt, float *y, size_t ldy) {
     static const qr_fn q4[QR_MAX_TOKENS] = {qr_q4k_1, qr_q4k_2, qr_q4k_3, qr_q4k_4};
     static const qr_fn q6[QR_MAX_TOKENS] = {qr_q6k_1, qr_q6k_2, qr_q6k_3, qr_q6k_4};
+    int64_t nb = n / QUANT_QK_K;
     const qr_fn *fns;
     switch (type) {
     case GGML_TYPE_Q4_K: fns = q4; break;
     case GGML_TYPE_Q6_K: fns = q6; break;
     default: return -1;
     }
-    if (nt < 1 || nt > QR_MAX_TOKENS) return -1;
+    if (nt < 1 || nt > QR_MAX_TOKENS || nb > QR_MAX_NB) return -1;
     qr_fn fn = fns[nt - 1];
-    const block_q8_K *x[QR_MAX_TOKENS];
-    for (int t = 0; t < nt; t++) x[t] = (const block_q8_K *)((const uint8_t *)xq + (size_t)t * xq_stride);
+    const void *x[QR_MAX_TOKENS];
+    /* the prepared activations, on the stack: 112 KiB */
+    union {
+        qr_x4k_t q4[QR_MAX_TOKENS * QR_MAX_NB];
+        qr_x6k_t q6[QR_MAX_TOKENS * QR_MAX_NB];
+    } prep;
+    for (int t = 0; t < nt; t++) {
+        const block_q8_K *xt = (const block_q8_K *)((const uint8_t *)xq + (size_t)t * xq_stride);
+        if (type == GGML_TYPE_Q4_K)
+            qr_prep_q4k(nb, xt, prep.q4 + t * QR_MAX_NB), x[t] = prep.q4 + t * QR_MAX_NB;
+        else
+            qr_prep_q6k(nb, xt, prep.q6 + t * QR_MAX_NB), x[t] = prep.q6 + t * QR_MAX_NB;
+    }
     /* pass i takes rows i, q + i, 2q + i, 3q + i: four streams, each through q
      * consecutive rows in order; then the last nr - 4q rows, the missing ones repeated */
     int q = nr / QR_ROWS;
@@ -320,7 +375,7 @@ int quant_rows_avx512(int type, int64_t n, const void *w, size_t row_bytes, int 
     for (int i = 0; i < q; i++) {
         const uint8_t *rows[QR_ROWS];
         for (int r = 0; r < QR_ROWS; r++) rows[r] = (const uint8_t *)w + (size_t)(r * q + i) * row_bytes;
-        fn(n / QUANT_QK_K, rows, x, out);
+        fn(nb, rows, x, out);
         for (int t = 0; t < nt; t++)
             for (int r = 0; r < QR_ROWS; r++) y[(size_t)t * ldy + r * q + i] = out[t * QR_ROWS + r];
     }
@@ -328,7 +383,7 @@ int quant_rows_avx512(int type, int64_t n, const void *w, size_t row_bytes, int 
         const uint8_t *rows[QR_ROWS];
         int r0 = QR_ROWS * q, rn = nr - r0;
         for (int r = 0; r < QR_ROWS; r++) rows[r] = (const uint8_t *)w + (size_t)(r0 + (r < rn ? r : rn - 1)) * row_bytes;
-        fn(n / QUANT_QK_K, rows, x, out);
+        fn(nb, rows, x, out);
         for (int t = 0; t < nt; t++) memcpy(y + (size_t)t * ldy + r0, out + t * QR_ROWS, sizeof(float) * (size_t)rn);
     }
     return 0;

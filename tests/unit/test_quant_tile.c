@@ -310,7 +310,7 @@ static void check_extremes(const quant_kernels_t *k) {
 /* The AVX-512 decode-batch row kernels called directly (whatever the tile dispatch
  * picks): 1..4 activation rows, row counts around the four-row passes (the remainder
  * pass repeats rows), each result against matvec_dot, the padding between output rows
- * untouched; 5 rows are refused. */
+ * untouched; 5 rows, and rows of more than 64 blocks, are refused. */
 static void check_rows_direct(void) {
     static const int ktypes[] = {GGML_TYPE_Q4_K, GGML_TYPE_Q6_K};
     const int64_t cols = 1024;
@@ -343,6 +343,9 @@ static void check_rows_direct(void) {
             }
         float y5[5];
         CHECK_EQ_INT(quant_rows_avx512(type, cols, w, rb, 1, xq, xs, 5, y5, 1), -1);
+        /* rows wider than the prepared activations' room (64 blocks) are refused too, not
+         * read past (the tile then takes its other paths) */
+        CHECK_EQ_INT(quant_rows_avx512(type, 65 * QUANT_QK_K, w, rb, 1, xq, xs, 1, y5, 1), -1);
         CHECK_MSG(bad == 0 && runs > 0, "rows type %d: %d of %d dots differ", type, bad, runs);
         free(w), free(xq), free(x);
     }
