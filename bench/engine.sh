@@ -7,6 +7,7 @@
 # kernel sets side by side on one thread's CPU time (little affected by other load), and
 # `tollgate perf attn` the attention of one layer the same way.
 #   ENGINE_THREADS=2  ENGINE_GEN=128  ENGINE_PROMPT_1B=512  ENGINE_PROMPT_7B=128
+#   ENGINE_BW_EVERY=16  (perf run --bw-every: the bandwidth probed around every 16 decoded tokens)
 #   ENGINE_SHAPES="tinyllama mistral7b"
 #   ENGINE_KERNELS_1B="avx2 avx512"  ENGINE_KERNELS_7B="avx512"  (TOLLGATE_KERNELS per run)
 #   ENGINE_WEIGHTS_1B="mmap"  ENGINE_WEIGHTS_7B="mmap anon"  (perf run --weights: read in place
@@ -17,7 +18,7 @@ kv() { grep -oE "(^| )$1=[^ ]+" <<<"$2" | head -1 | sed 's/.*=//'; }
 
 section_engine() {
   local out="$WORK/engine.md" info dir="$ROOT/build/bench-models"
-  local th=${ENGINE_THREADS:-2} gen=${ENGINE_GEN:-128}
+  local th=${ENGINE_THREADS:-2} gen=${ENGINE_GEN:-128} every=${ENGINE_BW_EVERY:-16}
   mkdir -p "$dir"
   info=$(machine)
   local bwline bw
@@ -29,14 +30,18 @@ section_engine() {
     echo
     echo "$info"
     echo
-    echo "Read bandwidth in the same run: **${bw} GB/s** with $th threads (\`tollgate perf bw --threads $th\`:"
+    echo "Read bandwidth at the start of the run: **${bw} GB/s** with $th threads (\`tollgate perf bw --threads $th\`:"
     echo "512 MiB per thread read as four streams a quarter apart, 64-byte vector loads, best of 5 rounds of 4 passes). Decoding is"
     echo "bounded by it: every weight is read once per token, and the K/V cache of every earlier"
     echo "position, so the limit is bandwidth ÷ bytes read per token (weights + K/V at the mean"
-    echo "context of the decoded tokens)."
+    echo "context of the decoded tokens). This machine's bandwidth moves by a third within minutes,"
+    echo "so each decode is also measured against the bandwidth around it: \`perf run --bw-every $every\`"
+    echo "probes it (the same reads, 256 MiB per thread, best of 5) before the decode and after every"
+    echo "$every tokens; \"bandwidth around\" is the probes' mean over the decode (time-weighted) and"
+    echo "\"of the limit\" the decode's read rate over it. The probes' time is not counted as decode time."
     echo
-    echo "| shape | kernels | weights | threads | prompt tokens | prompt tok/s | decoded tokens | decode tok/s | weight bytes/token | K/V bytes/token | decode GB/s | of the limit | peak RSS MiB | CPU used, prompt / decode | CPU ms per token, prompt / decode |"
-    echo "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    echo "| shape | kernels | weights | threads | prompt tokens | prompt tok/s | decoded tokens | decode tok/s | weight bytes/token | K/V bytes/token | decode GB/s | bandwidth around, GB/s | of the limit | of the start probe | peak RSS MiB | CPU used, prompt / decode | CPU ms per token, prompt / decode |"
+    echo "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
   } >"$out"
   local shape cmds=""
   for shape in ${ENGINE_SHAPES:-tinyllama mistral7b}; do
@@ -52,20 +57,23 @@ section_engine() {
     for k in $kset; do
       for wts in $wset; do
         local line
-        line=$(TOLLGATE_KERNELS=$k "$TG" perf run -m "$f" --threads "$th" --prompt "$np" --gen "$gen" --weights "$wts")
+        line=$(TOLLGATE_KERNELS=$k "$TG" perf run -m "$f" --threads "$th" --prompt "$np" --gen "$gen" --weights "$wts" \
+          --bw-every "$every")
         log "$line"
-        local gtps bpt kvb frac
+        local gtps bpt kvb frac frac0
         gtps=$(kv gen_tps "$line"); bpt=$(kv bytes_per_token "$line"); kvb=$(kv kv_bytes_per_token "$line")
-        frac=$(awk -v g="$gtps" -v b="$bpt" -v k="$kvb" -v bw="$bw" 'BEGIN { printf "%.0f%%", 100 * g * (b + k) / (bw * 1e9) }')
+        frac=$(awk -v f="$(kv gen_of_limit "$line")" 'BEGIN { printf "%.0f%%", 100 * f }')
+        frac0=$(awk -v g="$gtps" -v b="$bpt" -v k="$kvb" -v bw="$bw" 'BEGIN { printf "%.0f%%", 100 * g * (b + k) / (bw * 1e9) }')
         local cpu cpums
         cpu=$(awk -v pc="$(kv prompt_cpu_s "$line")" -v ps="$(kv prompt_s "$line")" -v gc="$(kv gen_cpu_s "$line")" \
           -v gs="$(kv gen_s "$line")" 'BEGIN { printf "%.2f / %.2f cores", pc / ps, gc / gs }')
         cpums=$(awk -v pc="$(kv prompt_cpu_s "$line")" -v np="$np" -v gc="$(kv gen_cpu_s "$line")" -v ng="$gen" \
           'BEGIN { printf "%.0f / %.0f", 1000 * pc / np, 1000 * gc / ng }')
-        printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$shape" "$(kv kernels "$line")" "$wts" \
-          "$(kv threads "$line")" "$np" "$(kv prompt_tps "$line")" "$gen" "$gtps" "$bpt" "$kvb" \
-          "$(kv gen_read_gbps "$line")" "$frac" "$(kv peak_rss_mib "$line")" "$cpu" "$cpums" >>"$out"
-        cmds+="    TOLLGATE_KERNELS=$k tollgate perf run -m ${f#$ROOT/} --threads $th --prompt $np --gen $gen --weights $wts"$'\n'
+        printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$shape" \
+          "$(kv kernels "$line")" "$wts" "$(kv threads "$line")" "$np" "$(kv prompt_tps "$line")" "$gen" "$gtps" "$bpt" \
+          "$kvb" "$(kv gen_read_gbps "$line")" "$(kv bw_around_gbps "$line")" "$frac" "$frac0" \
+          "$(kv peak_rss_mib "$line")" "$cpu" "$cpums" >>"$out"
+        cmds+="    TOLLGATE_KERNELS=$k tollgate perf run -m ${f#$ROOT/} --threads $th --prompt $np --gen $gen --weights $wts --bw-every $every"$'\n'
       done
     done
   done

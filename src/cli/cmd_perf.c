@@ -28,7 +28,7 @@ static void usage(FILE *o) {
             "usage: tollgate perf gen --shape tinyllama|mistral7b -o FILE.gguf [--seed N]\n"
             "       tollgate perf bw [--threads N] [--mib M]\n"
             "       tollgate perf run -m FILE.gguf [--threads N] [--prompt P] [--gen G]\n"
-            "                         [--weights mmap|anon]\n"
+            "                         [--weights mmap|anon] [--bw-every N]\n"
             "       tollgate perf decode [--threads N] [--mib M] [--type Q4_K|Q6_K] [--cols C]\n"
             "       tollgate perf kernels [--rows R] [--cols C] [--type T] [--tokens N,N,..]\n"
             "                             [--kernels scalar|avx2|avx512]\n"
@@ -47,6 +47,10 @@ static void usage(FILE *o) {
             "        from the file mapping into anonymous memory first [mmap: read in place]\n"
             "        bytes_per_token counts the weights one token reads, kv_bytes_per_token the\n"
             "        K/V cache it reads (mean over the decoded tokens); gen_read_gbps both\n"
+            "        --bw-every N: decode in segments of N tokens with the read bandwidth (as\n"
+            "        bw, 256 MiB per thread) measured before the first and after each, and\n"
+            "        print bw_around_gbps (its mean over the decode) and gen_of_limit (the\n"
+            "        decode's read rate over it); the probe's time is not decode time\n"
             "  decode  one activation row times a random M MiB [512] matrix of T [Q4_K], C [4096]\n"
             "        columns, through matvec_mt on N threads [2] (the decode product, out of\n"
             "        cache): weight GB/s of wall time, to compare with bw at the same N\n"
@@ -233,7 +237,12 @@ static unsigned touch(const model_t *m) {
     return s;
 }
 
-static int perf_run(const char *path, int threads, int n_prompt, int n_gen, int anon) {
+/* The probe perf run --bw-every takes between decode segments: 256 MiB per thread (far
+ * beyond the caches), the best of 5 passes (~40 ms at this machine's rate). */
+#define PERF_PROBE_MIB 256
+#define PERF_PROBE_ROUNDS 5
+
+static int perf_run(const char *path, int threads, int n_prompt, int n_gen, int anon, int bw_every) {
     model_t m;
     char err[256];
     if (model_load(path, &m, err, sizeof err)) {
@@ -250,6 +259,7 @@ static int perf_run(const char *path, int threads, int n_prompt, int n_gen, int 
     }
     tpool_t *pool = NULL;
     forward_state_t *s = NULL;
+    membw_t *probe = NULL;
     int rc = 1;
     if (tpool_new(threads, &pool) || forward_state_new(&m, n_prompt + n_gen + 1, &s)) {
         fprintf(stderr, "tollgate perf run: out of memory\n");
@@ -267,18 +277,50 @@ static int perf_run(const char *path, int threads, int n_prompt, int n_gen, int 
     const float *lg = n_prompt > 0 ? forward_prompt(&m, s, toks, n_prompt, 0) : NULL;
     double t1 = now_s();
     getrusage(RUSAGE_SELF, &r1);
-    /* the first decoded token and the fastest one apart: the first pays for memory the
-     * run has not read yet, the fastest shows what the steady state can reach */
-    double first_s = 0, min_s = 0;
-    for (int i = 0; i < n_gen; i++) {
-        double ti = now_s();
-        lg = forward(&m, s, 1 + (int)((i * 104729u) % (unsigned)(m.hp.n_vocab - 1)), n_prompt + i);
-        ti = now_s() - ti;
-        if (i == 0) first_s = min_s = ti;
-        if (ti < min_s) min_s = ti;
+    /* the probe's buffers (touched whole) are not the engine's memory: the peak reported
+     * is the larger of the peak before them and the peak since, less them */
+    size_t probe_bytes = (size_t)PERF_PROBE_MIB << 20;
+    if (bw_every > 0 && membw_open(tpool_size(pool), probe_bytes, &probe)) {
+        fprintf(stderr, "tollgate perf run: out of memory for the bandwidth probe\n");
+        free(toks);
+        goto out;
     }
-    double t2 = now_s();
+    /* the first decoded token and the fastest one apart: the first pays for memory the
+     * run has not read yet, the fastest shows what the steady state can reach. With a
+     * probe, the decode runs in segments of bw_every tokens with the read bandwidth
+     * measured before the first and after each (bw_s: the probes' rate over the two ends
+     * of a segment, times its length, summed), so that its limit is this machine's
+     * bandwidth at the moments it decoded, not minutes before; only the segments count
+     * as decode time. */
+    double first_s = 0, min_s = 0, gen_s = 0, gen_cpu = 0, bw_s = 0;
+    double bw_prev = probe ? membw_measure(probe, 1, PERF_PROBE_ROUNDS) : 0;
+    int seg = bw_every > 0 ? bw_every : (n_gen > 0 ? n_gen : 1);
+    for (int i0 = 0; i0 < n_gen && bw_prev >= 0; i0 += seg) {
+        struct rusage ra, rb;
+        getrusage(RUSAGE_SELF, &ra);
+        double ts = now_s();
+        for (int i = i0; i < n_gen && i < i0 + seg; i++) {
+            double ti = now_s();
+            lg = forward(&m, s, 1 + (int)((i * 104729u) % (unsigned)(m.hp.n_vocab - 1)), n_prompt + i);
+            ti = now_s() - ti;
+            if (i == 0) first_s = min_s = ti;
+            if (ti < min_s) min_s = ti;
+        }
+        ts = now_s() - ts;
+        getrusage(RUSAGE_SELF, &rb);
+        gen_s += ts, gen_cpu += cpu_s(&rb) - cpu_s(&ra);
+        if (probe) {
+            double bw = membw_measure(probe, 1, PERF_PROBE_ROUNDS);
+            bw_s += (bw_prev + bw) / 2 * ts;
+            bw_prev = bw;
+        }
+    }
     getrusage(RUSAGE_SELF, &r2);
+    if (bw_prev < 0) {
+        fprintf(stderr, "tollgate perf run: bandwidth probe: %s\n", strerror((int)-bw_prev));
+        free(toks);
+        goto out;
+    }
     free(toks);
     if (!lg) {
         fprintf(stderr, "tollgate perf run: forward failed\n");
@@ -288,20 +330,29 @@ static int perf_run(const char *path, int threads, int n_prompt, int n_gen, int 
      * memory they are read from (the engine is bit-identical across thread counts) */
     uint64_t lh = 0xcbf29ce484222325ull;
     for (size_t i = 0; i < sizeof(float) * (size_t)m.hp.n_vocab; i++) lh = (lh ^ ((const uint8_t *)lg)[i]) * 0x100000001b3ull;
-    struct rusage ru = r2;
+    double peak_mib = r1.ru_maxrss / 1024.0;
+    if (probe) {
+        double since = (r2.ru_maxrss - (double)(probe_bytes >> 10) * tpool_size(pool)) / 1024.0;
+        if (since > peak_mib) peak_mib = since;
+    }
     size_t bpt = bytes_per_token(&m);
     double kvb = kv_bytes_per_token(&m.hp, n_prompt, n_gen);
-    double dtps = n_gen / (t2 - t1);
+    double dtps = n_gen / gen_s;
     printf("perf: model=%s kernels=%s threads=%d prompt_tokens=%d prompt_s=%.3f prompt_tps=%.2f "
            "gen_tokens=%d gen_s=%.3f gen_tps=%.3f bytes_per_token=%zu kv_bytes_per_token=%.0f gen_read_gbps=%.2f "
            "peak_rss_mib=%.0f prompt_cpu_s=%.3f gen_cpu_s=%.3f weights=%s anon_copy_s=%.3f gen_first_ms=%.1f "
-           "gen_min_ms=%.1f logits_fnv=%016llx\n",
+           "gen_min_ms=%.1f logits_fnv=%016llx",
            m.name[0] ? m.name : path, quant_kernels()->name, tpool_size(pool), n_prompt, t1 - t0,
-           n_prompt / (t1 - t0), n_gen, t2 - t1, dtps, bpt, kvb, dtps * (bpt + kvb) / 1e9, ru.ru_maxrss / 1024.0,
-           cpu_s(&r1) - cpu_s(&r0), cpu_s(&r2) - cpu_s(&r1), anon ? "anon" : "mmap", ta, first_s * 1e3,
-           min_s * 1e3, (unsigned long long)lh);
+           n_prompt / (t1 - t0), n_gen, gen_s, dtps, bpt, kvb, dtps * (bpt + kvb) / 1e9, peak_mib,
+           cpu_s(&r1) - cpu_s(&r0), gen_cpu, anon ? "anon" : "mmap", ta, first_s * 1e3, min_s * 1e3,
+           (unsigned long long)lh);
+    /* the decode's read rate over the bandwidth measured around it (time-weighted) */
+    if (bw_every > 0)
+        printf(" bw_around_gbps=%.2f gen_of_limit=%.3f", bw_s / gen_s / 1e9, dtps * (bpt + kvb) / (bw_s / gen_s));
+    printf("\n");
     rc = 0;
 out:
+    membw_close(probe);
     forward_state_free(s);
     tpool_free(pool);
     model_free(&m);
@@ -486,6 +537,7 @@ int cmd_perf(int argc, char **argv) {
     if (!strcmp(argv[1], "attn")) return perf_attn(argc - 2, argv + 2);
     const char *what = argv[1], *model = NULL, *out = NULL, *shape = NULL;
     int anon = 0, threads = 2, n_prompt = 512, n_gen = 128, mib = 512, seed = 0, rows = 2048, cols = 2048;
+    int bw_every = 0;
     kernels_opts_t kopts = {.tokens = {1, 32}, .n_tokens = 2};
     int seqs[PERF_MAX_SEQS] = {1, 2, 4, 8}, n_seqs = 4, steps = 12, pos = 0;
     for (int i = 2; i < argc; i += 2) {
@@ -514,6 +566,8 @@ int cmd_perf(int argc, char **argv) {
             bad = int_arg(v, 1, 1 << 20, &rows);
         } else if (!strcmp(a, "--cols")) {
             bad = int_arg(v, 256, 1 << 20, &cols);
+        } else if (!strcmp(a, "--bw-every")) {
+            bad = int_arg(v, 1, 1 << 20, &bw_every);
         } else if (!strcmp(a, "--weights")) {
             anon = !strcmp(v, "anon");
             bad = !anon && strcmp(v, "mmap");
@@ -559,7 +613,7 @@ int cmd_perf(int argc, char **argv) {
             fprintf(stderr, "tollgate perf run: needs -m FILE.gguf\n");
             return 2;
         }
-        return perf_run(model, threads, n_prompt, n_gen, anon);
+        return perf_run(model, threads, n_prompt, n_gen, anon, bw_every);
     }
     if (!strcmp(what, "kernels")) return perf_kernels(rows, cols, &kopts);
     if (!strcmp(what, "batch")) {

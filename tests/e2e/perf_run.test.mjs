@@ -1,4 +1,4 @@
-// perf_run.test.mjs — `tollgate perf run --weights anon` decodes from an anonymous copy of the weights with the same logits, bit for bit, as from the file mapping.
+// perf_run.test.mjs — `tollgate perf run` figures: anonymous weights and probed segments give the logits of a plain run bit for bit, the K/V and read-rate arithmetic, and `perf batch`.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -46,6 +46,24 @@ test('perf run: the K/V cache read per decoded token grows with the context and 
   assert.equal((kvShort / 6) % 4, 0);
   const rate = (Number(short.gen_tps) * (Number(short.bytes_per_token) + kvShort)) / 1e9;
   assert.ok(Math.abs(rate - Number(short.gen_read_gbps)) <= 0.01 + rate * 0.01, `${rate} vs ${short.gen_read_gbps}`);
+});
+
+test('perf run --bw-every: the decode is measured against the bandwidth probed around it, with the same logits', () => {
+  const plain = perfRun(['--gen', '5']);
+  const probed = perfRun(['--gen', '5', '--bw-every', '2']);
+  // segments of 2, 2 and 1 tokens change nothing the engine computes
+  assert.equal(probed.logits_fnv, plain.logits_fnv);
+  assert.equal(plain.bw_around_gbps, undefined);
+  const bw = Number(probed.bw_around_gbps), of = Number(probed.gen_of_limit);
+  assert.ok(bw > 0 && of > 0, JSON.stringify(probed));
+  // the fraction is the decode's read rate over the bandwidth around it
+  const want = Number(probed.gen_read_gbps) / bw;
+  assert.ok(Math.abs(of - want) <= 0.002 + 0.01 * want, `${of} vs ${want}`);
+  // the probe's 2 x 256 MiB of buffers are not counted in the engine's peak memory
+  assert.ok(Number(probed.peak_rss_mib) < Number(plain.peak_rss_mib) + 64, `${probed.peak_rss_mib} vs ${plain.peak_rss_mib}`);
+  const bad = spawnSync(BIN, ['perf', 'run', '-m', MODEL, '--bw-every', '0'], { encoding: 'utf8' });
+  assert.equal(bad.status, 2);
+  assert.match(bad.stderr, /--bw-every/);
 });
 
 test('perf batch: one line per count of sequences decoding together, each with its step time and aggregate rate', () => {

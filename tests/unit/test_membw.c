@@ -1,4 +1,4 @@
-/* test_membw.c — the bandwidth probe's read kernels read every 64-byte line of the buffer once (a stream that skipped or repeated part of it would report a rate for bytes it never read). */
+/* test_membw.c — the bandwidth probe's read kernels read every 64-byte line of the buffer once (a stream that skipped or repeated part of it would report a rate for bytes it never read); the probe kept open measures again. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,5 +32,14 @@ int main(void) {
     CHECK(bw > 0);
     CHECK(membw_read(0, 1 << 20, 1, 1) < 0);
     CHECK(membw_read(1, 1 << 20, 1, 65) < 0);
+    /* kept open for several measurements (the first fills the buffers, later ones only read) */
+    membw_t *b = NULL;
+    CHECK_EQ_INT(membw_open(2, 1 << 20, &b), 0);
+    CHECK(membw_measure(b, 1, 2) > 0);
+    CHECK(membw_measure(b, 2, 1) > 0);
+    CHECK(membw_measure(b, 0, 1) < 0);
+    membw_close(b);
+    CHECK(membw_open(0, 1 << 20, &b) < 0 && b == NULL);
+    membw_close(NULL);
     return check_summary("test_membw");
 }
