@@ -7,11 +7,13 @@
  * block into the reference's 8 lanes, the Q4_K mins in 4 lanes, the final reduction
  * tree) are those of the definition, lane by lane. With several tokens, what depends
  * only on the weights (the four rows' scales, mins and d per block, each row's codes
- * and scale words) is unpacked once for all of them.
+ * and scale words) is unpacked once for all of them; what depends only on the
+ * activations is arranged once per call for all the weight rows (qr_prep_q4k,
+ * qr_prep_q6k, on the stack: rows of up to 64 blocks, wider ones are refused).
  *
  * Why four rows: with one activation row the kernel is compute-bound, and much of a
- * one-row pass is activation work (loading and arranging the 256 codes, the group sums)
- * and float bookkeeping per block. Four rows share the activation work, two rows share
+ * one-row pass was activation work (loading the 256 codes, the group sums) and float
+ * bookkeeping per block. Four rows share the activation work, two rows share
  * each fold / conversion / FMA (row A's 8 lanes in the low half of a 512-bit register,
  * row B's in the high half), and the mins of all four rows are one multiply-add and one
  * FMA. The four rows are four independent dependency chains, so the out-of-order core
