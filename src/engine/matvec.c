@@ -268,13 +268,16 @@ void matvec(const model_tensor_t *W, const float *x, float *y, void *xq, int pro
 /* Row ranges (one per thread) a decode product is split into. */
 #define MM_MAX_SEGS 16
 
-typedef struct mm_seg {
-    _Alignas(64) atomic_llong next; /* the next unclaimed chunk of this range */
-    int64_t end;                     /* one past its last chunk */
-} mm_seg_t;
-
 /* Matrices one matmat_multi call takes at most. */
 #define MM_MAX_W 4
+
+/* One range of a plan: its share of the chunks of each matrix. */
+typedef struct mm_seg {
+    struct {
+        _Alignas(64) atomic_llong next; /* the next unclaimed chunk of matrix m in this range */
+        int64_t end;                     /* one past its last one */
+    } m[MM_MAX_W];
+} mm_seg_t;
 
 typedef struct mm_job {
     const quant_kernels_t *k;
@@ -282,7 +285,6 @@ typedef struct mm_job {
     const model_tensor_t *W[MM_MAX_W];
     float *Y[MM_MAX_W];
     int64_t chunk[MM_MAX_W];              /* weight rows per claim, per matrix */
-    int64_t first[MM_MAX_W + 1];          /* matrix m's chunks are first[m] .. first[m+1]-1 */
     const float *X;
     uint8_t *xq;      /* T rows of xq_stride bytes, or NULL: X is used as it is (F32) */
     size_t xq_stride;
@@ -306,23 +308,26 @@ static void mm_quantize(void *a, int ith) {
  * the pool does not promise that every thread runs), and computes each chunk for all
  * T activation rows as one tile (the kernel reads each weight block once per group of
  * activation rows). With up to MM_DECODE_T activation rows every thread owns one
- * contiguous range, so each core streams its weights in order (the hardware prefetcher
- * follows long streams) instead of interleaving 16-row chunks with the other threads.
- * The chunks of several matrices are numbered one after the other. */
+ * contiguous range of each matrix, so each core streams its weights in order (the
+ * hardware prefetcher follows long streams) instead of interleaving 16-row chunks with
+ * the other threads. With several matrices (Q, K, V) each thread's range holds its share
+ * of every one: numbered one after the other, Q's 1024-row chunks went to one thread and
+ * K's and V's 128-row chunks to the other (TinyLlama: thread 0 busy 72% of that product,
+ * 68 us; per matrix 93%, 61 us). */
 static void mm_rows(void *a, int ith) {
     mm_job_t *j = a;
     const void *xv = j->xq ? (const void *)j->xq : (const void *)j->X;
     size_t xstride = j->xq ? j->xq_stride : j->ldx * sizeof(float);
     for (int s = 0; s < j->nseg; s++) {
         mm_seg_t *g = &j->seg[(ith + s) % j->nseg];
-        for (int64_t c; (c = atomic_fetch_add_explicit(&g->next, 1, memory_order_relaxed)) < g->end;) {
-            int m = 0;
-            while (c >= j->first[m + 1]) m++;
+        for (int m = 0; m < j->nw; m++) {
             const model_tensor_t *W = j->W[m];
-            int64_t rb = (c - j->first[m]) * j->chunk[m];
-            int64_t re = rb + j->chunk[m] < W->rows ? rb + j->chunk[m] : W->rows;
-            j->k->dot_tile(W->type, W->cols, (const uint8_t *)W->data + rb * W->row_bytes, W->row_bytes,
-                           (int)(re - rb), xv, xstride, j->T, j->Y[m] + rb, j->ldy, j->prompt);
+            for (int64_t c; (c = atomic_fetch_add_explicit(&g->m[m].next, 1, memory_order_relaxed)) < g->m[m].end;) {
+                int64_t rb = c * j->chunk[m];
+                int64_t re = rb + j->chunk[m] < W->rows ? rb + j->chunk[m] : W->rows;
+                j->k->dot_tile(W->type, W->cols, (const uint8_t *)W->data + rb * W->row_bytes, W->row_bytes,
+                               (int)(re - rb), xv, xstride, j->T, j->Y[m] + rb, j->ldy, j->prompt);
+            }
         }
     }
 }
@@ -347,19 +352,20 @@ int64_t matmat_chunk_rows(const model_tensor_t *W, int T, int nth) {
 /* Chunks and ranges for nth threads: one shared range with more than MM_DECODE_T
  * activation rows, one range per thread with up to that many. */
 static void mm_plan(mm_job_t *j, int nth) {
-    j->first[0] = 0;
+    int64_t nchunk[MM_MAX_W], most = 0;
     for (int m = 0; m < j->nw; m++) {
         j->chunk[m] = matmat_chunk_rows(j->W[m], j->T, nth);
-        j->first[m + 1] = j->first[m] + (j->W[m]->rows + j->chunk[m] - 1) / j->chunk[m];
+        nchunk[m] = (j->W[m]->rows + j->chunk[m] - 1) / j->chunk[m];
+        most = nchunk[m] > most ? nchunk[m] : most;
     }
-    int64_t nchunk = j->first[j->nw];
     int nseg = j->T > MM_DECODE_T ? 1 : nth < MM_MAX_SEGS ? nth : MM_MAX_SEGS;
-    if (nseg > nchunk) nseg = nchunk > 0 ? (int)nchunk : 1;
+    if (nseg > most) nseg = most > 0 ? (int)most : 1;
     j->nseg = nseg;
-    for (int s = 0; s < nseg; s++) {
-        atomic_init(&j->seg[s].next, nchunk * s / nseg);
-        j->seg[s].end = nchunk * (s + 1) / nseg;
-    }
+    for (int s = 0; s < nseg; s++)
+        for (int m = 0; m < j->nw; m++) {
+            atomic_init(&j->seg[s].m[m].next, nchunk[m] * s / nseg);
+            j->seg[s].m[m].end = nchunk[m] * (s + 1) / nseg;
+        }
 }
 
 /* One quantization of X, one fork-join over the rows of all nw matrices. */
