@@ -337,7 +337,7 @@ static int perf_run(const char *path, int threads, int n_prompt, int n_gen, int 
     }
     size_t bpt = bytes_per_token(&m);
     double kvb = kv_bytes_per_token(&m.hp, n_prompt, n_gen);
-    double dtps = n_gen / gen_s;
+    double dtps = gen_s > 0 ? n_gen / gen_s : 0; /* --gen 0: no decode, no rate */
     printf("perf: model=%s kernels=%s threads=%d prompt_tokens=%d prompt_s=%.3f prompt_tps=%.2f "
            "gen_tokens=%d gen_s=%.3f gen_tps=%.3f bytes_per_token=%zu kv_bytes_per_token=%.0f gen_read_gbps=%.2f "
            "peak_rss_mib=%.0f prompt_cpu_s=%.3f gen_cpu_s=%.3f weights=%s anon_copy_s=%.3f gen_first_ms=%.1f "
@@ -347,8 +347,10 @@ static int perf_run(const char *path, int threads, int n_prompt, int n_gen, int 
            cpu_s(&r1) - cpu_s(&r0), gen_cpu, anon ? "anon" : "mmap", ta, first_s * 1e3, min_s * 1e3,
            (unsigned long long)lh);
     /* the decode's read rate over the bandwidth measured around it (time-weighted) */
-    if (bw_every > 0)
-        printf(" bw_around_gbps=%.2f gen_of_limit=%.3f", bw_s / gen_s / 1e9, dtps * (bpt + kvb) / (bw_s / gen_s));
+    if (probe) {
+        double around = gen_s > 0 ? bw_s / gen_s : 0;
+        printf(" bw_around_gbps=%.2f gen_of_limit=%.3f", around / 1e9, around > 0 ? dtps * (bpt + kvb) / around : 0);
+    }
     printf("\n");
     rc = 0;
 out:

@@ -113,14 +113,13 @@ QR_INLINE __m512i qr_k_scales4(__m512i hd) {
     return _mm512_ternarylogic_epi32(a, m1, t, 0xEA); /* (a & m1) | t */
 }
 
-/* The 16-byte heads (d, dmin, 12 packed scale bytes) of block b of the four rows, one
- * per 128-bit lane. */
-QR_INLINE __m512i qr_k_heads4(const uint8_t *const *w, int64_t b) {
-    size_t o = (size_t)b * sizeof(block_q4_K);
-    __m512i hd = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)(w[0] + o)));
-    hd = _mm512_inserti32x4(hd, _mm_loadu_si128((const __m128i *)(w[1] + o)), 1);
-    hd = _mm512_inserti32x4(hd, _mm_loadu_si128((const __m128i *)(w[2] + o)), 2);
-    return _mm512_inserti32x4(hd, _mm_loadu_si128((const __m128i *)(w[3] + o)), 3);
+/* The 16-byte heads (d, dmin, 12 packed scale bytes) of the four blocks wb, one per
+ * 128-bit lane. */
+QR_INLINE __m512i qr_k_heads4(const uint8_t *const *wb) {
+    __m512i hd = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)wb[0]));
+    hd = _mm512_inserti32x4(hd, _mm_loadu_si128((const __m128i *)wb[1]), 1);
+    hd = _mm512_inserti32x4(hd, _mm_loadu_si128((const __m128i *)wb[2]), 2);
+    return _mm512_inserti32x4(hd, _mm_loadu_si128((const __m128i *)wb[3]), 3);
 }
 
 /* One activation block as the Q4_K row kernel reads it, prepared once per call for all
@@ -189,7 +188,7 @@ QR_INLINE void qr_q4k_rows(int nt, int64_t nb, const uint8_t *const *w, const qr
         const uint8_t *wb[QR_ROWS];
         QR_UNROLL for (int r = 0; r < QR_ROWS; r++) wb[r] = w[r] + (size_t)b * sizeof(block_q4_K);
         /* R: per 128-bit lane (row) the 8 scales then the 8 mins, one byte each */
-        __m512i hd = qr_k_heads4(w, b), R = qr_k_scales4(hd);
+        __m512i hd = qr_k_heads4(wb), R = qr_k_scales4(hd);
         __m512 h = _mm512_castps256_ps512(_mm256_cvtph_ps(_mm512_castsi512_si128(_mm512_permutexvar_epi32(didx, hd))));
         const __m512 wd01 = _mm512_permutexvar_ps(didx01, h), wd23 = _mm512_permutexvar_ps(didx23, h);
         const __m512 wdm = _mm512_permutexvar_ps(midx, h);

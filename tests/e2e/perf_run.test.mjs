@@ -62,6 +62,9 @@ test('perf run --bw-every: the decode is measured against the bandwidth probed a
   // the probe's 2 x 256 MiB of buffers are not counted in the engine's peak memory (the
   // margin leaves room for a sanitizer's shadow of them, 64 MiB)
   assert.ok(Number(probed.peak_rss_mib) < Number(plain.peak_rss_mib) + 256, `${probed.peak_rss_mib} vs ${plain.peak_rss_mib}`);
+  // no decoded tokens: rates of 0, not NaN
+  const none = perfRun(['--gen', '0', '--bw-every', '2']);
+  for (const k of ['gen_tps', 'gen_read_gbps', 'bw_around_gbps', 'gen_of_limit']) assert.equal(Number(none[k]), 0, `${k}=${none[k]}`);
   const bad = spawnSync(BIN, ['perf', 'run', '-m', MODEL, '--bw-every', '0'], { encoding: 'utf8' });
   assert.equal(bad.status, 2);
   assert.match(bad.stderr, /--bw-every/);
