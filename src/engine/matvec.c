@@ -258,13 +258,14 @@ void matvec(const model_tensor_t *W, const float *x, float *y, void *xq, int pro
 #define MM_TILE_BYTES (256 * 1024)
 #define MM_TILE_ROWS 128
 /* Activation rows up to which a product is planned like decode (one range per thread,
- * long chunks): up to one token group of the AVX-512 pair path (QT_GROUP), no second
- * group rereads a tile, so there is nothing to keep in L2, and each core streams its
- * weights in order. The decode-batch row kernels (T <= 3, quant_row_avx512.c) want
+ * long chunks): up to one token group of the AVX-512 pair path (QT_GROUP, 16), no
+ * second group rereads a tile, so there is nothing to keep in L2, and each core streams
+ * its weights in order. The decode-batch row kernels (T <= 3, quant_row_avx512.c) want
  * long runs of rows for their four streams; 16..128-row tiles claimed in turn by the
  * threads cost those steps much of their gain (TinyLlama, 2 threads: N=2 25 ms against
- * 19; the pair path at N=8 51 against 48). */
-#define MM_DECODE_T 8
+ * 19; the pair path at N=8 51 against 48; at N=12 and 16, 57.8 / 73.7 ms against
+ * 55.6-56.8 / 71.0-71.7 when QT_GROUP became 16). */
+#define MM_DECODE_T 16
 /* Row ranges (one per thread) a decode product is split into. */
 #define MM_MAX_SEGS 16
 

@@ -63,14 +63,15 @@ static void check_tiles(const quant_kernels_t *k) {
      * weight rows); 16640: more blocks than it gathers, the row path */
     const int64_t colss[] = {256, 768, 2048, 9216, 16640};
     const int nrs[] = {1, 3, 16, 17};
-    const int nts[] = {1, 2, 3, 4, 5, 7, 8, 9};
+    /* token counts around the pair path's groups of 16: odd, full, one group and a bit */
+    const int nts[] = {1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17};
     for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
         int type = types[ti], vt = quant_vec_dot_type(type);
         int bad = 0, runs = 0;
         for (size_t ci = 0; ci < sizeof colss / sizeof colss[0]; ci++)
             for (int raw = 0; raw < 2; raw++) {
                 int64_t cols = colss[ci];
-                int nr = nrs[(2 * ci + raw) % 4], ntmax = 9; /* a spread of row counts */
+                int nr = nrs[(2 * ci + raw) % 4], ntmax = 17; /* a spread of row counts */
                 uint8_t *w = make_weights(type, nr, cols, raw);
                 size_t rb = ggml_row_bytes(type, cols);
                 size_t xs = vt == GGML_TYPE_F32 ? sizeof(float) * cols : ggml_row_bytes(vt, cols);
