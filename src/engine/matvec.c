@@ -263,8 +263,8 @@ void matvec(const model_tensor_t *W, const float *x, float *y, void *xq, int pro
  * its weights in order. The decode-batch row kernels (T <= 3, quant_row_avx512.c) want
  * long runs of rows for their four streams; 16..128-row tiles claimed in turn by the
  * threads cost those steps much of their gain (TinyLlama, 2 threads: N=2 25 ms against
- * 19; the pair path at N=8 51 against 48; at N=12 and 16, 57.8 / 73.7 ms against
- * 55.6-56.8 / 71.0-71.7 when QT_GROUP became 16). */
+ * 19; the pair path at N=8 51 against 48; with 16-token groups, N=12 and 16 planned
+ * as tiles 57.8 / 73.7 ms, as decode 55.6-56.8 / 71.0-71.7). */
 #define MM_DECODE_T 16
 /* Row ranges (one per thread) a decode product is split into. */
 #define MM_MAX_SEGS 16
