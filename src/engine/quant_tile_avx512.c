@@ -278,7 +278,7 @@ QT_INLINE void qt_q6_row(int64_t nb, const block_q6_K *w, const block_q8_K *cons
  * already the reference's 8-lane partition of both tokens: no fold, no word permute.
  * The float steps are those of the definition per lane (d = x.d * w.d; dmin = x.d *
  * -w.dmin, which is -x.d * w.dmin exactly), in block order; the Q4_K mins term is four
- * lanes per token, all four tokens of a group in one register. What only depends on the
+ * lanes per token, four tokens in one register. What only depends on the
  * activations is gathered once per tile for all its weight rows (qt_group_t). */
 /* Activation rows of a pair-path group: the weight block is unpacked once for all of
  * them (codes, scales, d and dmin). 16 rather than 8 (one thread, CPU time, 14
