@@ -325,6 +325,10 @@ typedef struct qt_xquad {
     __m512i q8s;
 } qt_xquad_t;
 
+/* Quads per block for np token pairs: the gather's block stride and the one qt_pairs
+ * reads with (also the Q4_K mins registers per group). */
+QT_INLINE int qt_quads(int np) { return (np + 1) / 2; }
+
 /* One weight block in registers for the pair path: its codes in interleaved order, per
  * code register the word pairs of scales its lanes take, and (Q6_K) the correction N
  * the dot starts from. */
@@ -397,7 +401,7 @@ QT_INLINE __m512i qt_pair_lanes(int q6, const qt_pblock_t *k, const __m512i *x0,
 
 /* What a token group shares between the weight rows of a tile (gathered by
  * quant_tile_avx512): x the activation blocks (the last token repeated up to
- * QT_GROUP), xq per block its (np + 1) / 2 quads, xr per block and token (2 np of
+ * QT_GROUP), xq per block its qt_quads(np) quads, xr per block and token (2 np of
  * them) its registers for qt_pair_lanes (QT_XREGS each). Both are packed by the
  * tokens in use: with a block stride sized for 16 tokens, an 8-token group's blocks
  * fell 4 KiB apart on the same L1 sets (5% slower). */
@@ -420,7 +424,7 @@ typedef struct qt_pacc {
 QT_INLINE void qt_pairs(int q6, int64_t b0, int64_t b1, const uint8_t *w, const uint8_t *pf, const qt_group_t *g,
                         int np, qt_pacc_t *a) {
     __m512 acc[QT_PAIRS], acc_m[QT_MINS];
-    const int nm = (np + 1) / 2;
+    const int nm = qt_quads(np);
     /* the first chunk starts the sums (no memset of the row's sums beforehand) */
     QT_EACH_TOKEN(p, np) acc[p] = b0 ? a->acc[p] : _mm512_setzero_ps();
     QT_EACH_TOKEN(i, nm) acc_m[i] = b0 ? a->acc_m[i] : _mm512_setzero_ps();
@@ -558,7 +562,7 @@ static void qt_pairs_tile(qt_pair_fn fn, int q6, int64_t nb, const uint8_t *w, s
     /* the gathered bytes a block's rows read: the pairs' registers and quads (sized
      * for a whole group instead, 8-token groups got chunks too short: 2048-column rows
      * went in two) */
-    size_t per_block = (size_t)np * 2 * QT_XREGS * sizeof(__m512i) + (size_t)((np + 1) / 2) * sizeof(qt_xquad_t);
+    size_t per_block = (size_t)np * 2 * QT_XREGS * sizeof(__m512i) + (size_t)qt_quads(np) * sizeof(qt_xquad_t);
     int64_t chunk = (int64_t)(QT_CHUNK_BYTES / per_block);
     if (chunk < 1) chunk = 1;
     size_t bs = q6 ? sizeof(block_q6_K) : sizeof(block_q4_K);
@@ -595,7 +599,7 @@ QT_INLINE __m128i qt_q8s(const block_q8_K *x) {
  * block its quads, and the registers per token. */
 static void qt_pairs_gather(int q6, int64_t nb, const block_q8_K *const *x, int ntok, qt_xquad_t *xq,
                             __m512i *xr) {
-    const int nq = (ntok + 3) / 4;
+    const int nq = qt_quads(ntok / 2);
     const __m512i u128 = _mm512_set1_epi8(-128);
     for (int64_t b = 0; b < nb; b++) {
         for (int i = 0; i < nq; i++) {
