@@ -543,7 +543,8 @@ int cmd_perf(int argc, char **argv) {
     }
     if (!strcmp(argv[1], "attn")) return perf_attn(argc - 2, argv + 2);
     const char *what = argv[1], *model = NULL, *out = NULL, *shape = NULL;
-    int anon = 0, threads = 2, n_prompt = 512, n_gen = 128, mib = 512, seed = 0, rows = 2048, cols = 2048;
+    int anon = 0, threads = 2, n_prompt = 512, n_gen = 128, mib = 512, seed = 0, rows = 2048;
+    int cols = 0; /* unset: 2048 for kernels, 4096 for decode */
     int bw_every = 0;
     kernels_opts_t kopts = {.tokens = {1, 32}, .n_tokens = 2};
     int seqs[PERF_MAX_SEQS] = {1, 2, 4, 8}, n_seqs = 4, steps = 12, pos = 0;
@@ -622,7 +623,7 @@ int cmd_perf(int argc, char **argv) {
         }
         return perf_run(model, threads, n_prompt, n_gen, anon, bw_every);
     }
-    if (!strcmp(what, "kernels")) return perf_kernels(rows, cols, &kopts);
+    if (!strcmp(what, "kernels")) return perf_kernels(rows, cols ? cols : 2048, &kopts);
     if (!strcmp(what, "batch")) {
         if (!model) {
             fprintf(stderr, "tollgate perf batch: needs -m FILE.gguf\n");
@@ -630,7 +631,7 @@ int cmd_perf(int argc, char **argv) {
         }
         return perf_batch(model, threads, seqs, n_seqs, steps, pos);
     }
-    if (!strcmp(what, "decode")) return perf_decode(threads, mib, kopts.type, cols == 2048 ? 4096 : cols);
+    if (!strcmp(what, "decode")) return perf_decode(threads, mib, kopts.type, cols ? cols : 4096);
     fprintf(stderr, "tollgate perf: unknown action %s (gen, bw, run, decode, kernels, batch, attn)\n", what);
     return 2;
 }
