@@ -240,13 +240,18 @@ void matvec(const model_tensor_t *W, const float *x, float *y, void *xq, int pro
 /* The unit of weight rows a claim is rounded to: 16 rows of a 4096-wide Q4_K matrix are
  * 36 KiB. */
 #define MM_ROW_BLOCK 16
-/* Weight rows per claim with up to MM_STREAM_T activation rows (decode, the AVX-512
- * row kernels: four read streams per chunk, each a quarter of it): a thread's range
- * goes in chunks this long (fewer when the range is shorter). Long chunks keep the
- * streams long; measured idle on TinyLlama, 2 threads, one activation row: 64 / 128 /
- * 256 / 1024 rows decode at 55 / 68 / 75 / 82 tok/s (docs/engine.md). */
+/* Activation rows up to which a product goes through the row kernels' four streams
+ * (decode, and decode batches of up to 3; quant_row_avx512.c): each thread's range of a
+ * matrix is four streams, a quarter of it each, and the threads claim passes (one row
+ * of each stream) until none is left. A claim is up to MM_STREAM_ROWS rows, fewer near
+ * the end of a range (mm_claim). The streams run through the whole range whatever the
+ * claims: streams as long as 1024-row chunks (four of 256 rows) decoded TinyLlama at 82
+ * tok/s against 55 / 68 / 75 with 64 / 128 / 256 (2 threads, docs/engine.md). */
 #define MM_STREAM_ROWS 1024
 #define MM_STREAM_T 3
+#define MM_STREAM_PASSES (MM_STREAM_ROWS / 4)
+/* The shortest claim of passes near the end of a range (64 rows; ~3 us of streaming). */
+#define MM_PASS_MIN 16
 /* Weight rows per claim with MM_STREAM_T+1 .. MM_DECODE_T activation rows (the AVX-512
  * pair path, whose prefetch runs a few 128-row chunks ahead; 1024 made 4 rows 10%
  * slower). */
@@ -272,11 +277,15 @@ void matvec(const model_tensor_t *W, const float *x, float *y, void *xq, int pro
 /* Matrices one matmat_multi call takes at most. */
 #define MM_MAX_W 4
 
-/* One range of a plan: its share of the chunks of each matrix. */
+/* One range of a plan: its share of each matrix. Claims count rows, or passes in a
+ * stream plan: the range's rows r0 .. r0 + 4q - 1 are four streams of q rows, pass i
+ * their rows i, q + i, 2q + i, 3q + i, and pass q (when tail > 0) the last tail rows. */
 typedef struct mm_seg {
     struct {
-        _Alignas(64) atomic_llong next; /* the next unclaimed chunk of matrix m in this range */
-        int64_t end;                     /* one past its last one */
+        _Alignas(64) atomic_llong next; /* the next unclaimed row or pass of matrix m */
+        int64_t end;                     /* one past the last */
+        int64_t r0, q;                   /* stream plans */
+        int tail;
     } m[MM_MAX_W];
 } mm_seg_t;
 
@@ -292,7 +301,8 @@ typedef struct mm_job {
     size_t ldx, ldy;  /* floats between rows of X, of each Y */
     int T, prompt, vt;
     atomic_int next;  /* the next activation row to quantize */
-    int nseg;         /* ranges of chunks; thread ith starts on range ith % nseg */
+    int streams;      /* a stream plan: passes are claimed (T <= MM_STREAM_T) */
+    int nseg;         /* ranges; thread ith starts on range ith % nseg */
     mm_seg_t seg[MM_MAX_SEGS];
 } mm_job_t;
 
@@ -304,18 +314,59 @@ static void mm_quantize(void *a, int ith) {
         j->k->quantize_act(j->vt, j->X + (size_t)t * j->ldx, j->xq + (size_t)t * j->xq_stride, j->W[0]->cols);
 }
 
-/* Each thread claims chunks of weight rows, first from its own range, then from the
+/* Claim up to `most` units (rows or passes) from *next, below end: the first is returned
+ * and one past the last put in *e; -1 when none is left. guided: once less than two
+ * claims' worth is left, half of what is left (at least MM_PASS_MIN), so that a range
+ * ends in short claims and a thread done early takes part of what remains instead of
+ * waiting while the other finishes a long one. */
+static int64_t mm_claim(atomic_llong *next, int64_t end, int64_t most, int guided, int64_t *e) {
+    int64_t b = atomic_load_explicit(next, memory_order_relaxed);
+    for (;;) {
+        if (b >= end) return -1;
+        int64_t left = end - b, take = most;
+        if (guided && left < 2 * most) {
+            take = (left / 2 + MM_PASS_MIN - 1) / MM_PASS_MIN * MM_PASS_MIN;
+            if (take < MM_PASS_MIN) take = MM_PASS_MIN;
+        }
+        if (take > left) take = left;
+        if (atomic_compare_exchange_weak_explicit(next, &b, b + take, memory_order_relaxed, memory_order_relaxed)) {
+            *e = b + take;
+            return b;
+        }
+    }
+}
+
+/* Passes [pb, pe) of matrix m's streams in range g: the set's stream kernel, else one
+ * tile per stream; pass q is the range's last rows. */
+static void mm_passes(const mm_job_t *j, int m, const mm_seg_t *g, int64_t pb, int64_t pe, const void *xv,
+                      size_t xstride) {
+    const model_tensor_t *W = j->W[m];
+    int64_t r0 = g->m[m].r0, q = g->m[m].q, np = (pe < q ? pe : q) - pb;
+    const uint8_t *w0 = (const uint8_t *)W->data + r0 * W->row_bytes;
+    float *y0 = j->Y[m] + r0;
+    if (np > 0 && (!j->k->dot_streams || j->k->dot_streams(W->type, W->cols, w0, W->row_bytes, q, pb, np, xv,
+                                                           xstride, j->T, y0, j->ldy)))
+        for (int s = 0; s < 4; s++)
+            j->k->dot_tile(W->type, W->cols, w0 + (s * q + pb) * W->row_bytes, W->row_bytes, (int)np, xv, xstride,
+                           j->T, y0 + s * q + pb, j->ldy, j->prompt);
+    if (pe > q)
+        j->k->dot_tile(W->type, W->cols, w0 + 4 * q * W->row_bytes, W->row_bytes, g->m[m].tail, xv, xstride, j->T,
+                       y0 + 4 * q, j->ldy, j->prompt);
+}
+
+/* Each thread claims weight rows (or passes), first from its own range, then from the
  * others' (a worker that comes late, or not at all, leaves its range to the others:
- * the pool does not promise that every thread runs), and computes each chunk for all
- * T activation rows as one tile (the kernel reads each weight block once per group of
+ * the pool does not promise that every thread runs), and computes them for all T
+ * activation rows at once (the kernel reads each weight block once per group of
  * activation rows). With up to MM_DECODE_T activation rows every thread owns one
  * contiguous range of each matrix, so each core streams its weights in order (the
  * hardware prefetcher follows long streams) instead of interleaving 16-row chunks with
- * the other threads. With several matrices (Q, K, V) each thread's range holds its share
- * of every one: with their chunks numbered one after the other, one range was mostly Q's
- * 1024-row chunks and the other K's and V's 128-row ones, and the thread done first took
- * a whole Q chunk from the other (TinyLlama: thread 0 busy 72% of that product, 68 us;
- * per matrix 93%, 61 us). */
+ * the other threads; with up to MM_STREAM_T the range is four streams whose passes are
+ * claimed, the last claims short. With several matrices (Q, K, V) each thread's range
+ * holds its share of every one: with their chunks numbered one after the other, one
+ * range was mostly Q's 1024-row chunks and the other K's and V's 128-row ones, and the
+ * thread done first took a whole Q chunk from the other (TinyLlama: thread 0 busy 72% of
+ * that product, 68 us; per matrix 93%, 61 us). */
 static void mm_rows(void *a, int ith) {
     mm_job_t *j = a;
     const void *xv = j->xq ? (const void *)j->xq : (const void *)j->X;
@@ -324,11 +375,13 @@ static void mm_rows(void *a, int ith) {
         mm_seg_t *g = &j->seg[(ith + s) % j->nseg];
         for (int m = 0; m < j->nw; m++) {
             const model_tensor_t *W = j->W[m];
-            for (int64_t c; (c = atomic_fetch_add_explicit(&g->m[m].next, 1, memory_order_relaxed)) < g->m[m].end;) {
-                int64_t rb = c * j->chunk[m];
-                int64_t re = rb + j->chunk[m] < W->rows ? rb + j->chunk[m] : W->rows;
-                j->k->dot_tile(W->type, W->cols, (const uint8_t *)W->data + rb * W->row_bytes, W->row_bytes,
-                               (int)(re - rb), xv, xstride, j->T, j->Y[m] + rb, j->ldy, j->prompt);
+            int64_t most = j->streams ? MM_STREAM_PASSES : j->chunk[m];
+            for (int64_t b, e; (b = mm_claim(&g->m[m].next, g->m[m].end, most, j->streams, &e)) >= 0;) {
+                if (j->streams)
+                    mm_passes(j, m, g, b, e, xv, xstride);
+                else
+                    j->k->dot_tile(W->type, W->cols, (const uint8_t *)W->data + b * W->row_bytes, W->row_bytes,
+                                   (int)(e - b), xv, xstride, j->T, j->Y[m] + b, j->ldy, j->prompt);
             }
         }
     }
@@ -341,18 +394,18 @@ int64_t matmat_chunk_rows(const model_tensor_t *W, int T, int nth) {
         int64_t fair = W->rows / (4 * (int64_t)nth); /* several chunks per thread for balance */
         if (chunk > fair) chunk = fair;
         if (chunk > MM_TILE_ROWS) chunk = MM_TILE_ROWS;
+    } else if (T <= MM_STREAM_T) {
+        chunk = W->rows / nth; /* a thread's range: its four streams (claimed by passes) */
     } else {
-        /* long chunks: the decode kernel's four streams each run through a quarter of
-         * a chunk (quant_row_avx512.c) */
-        int64_t most = T <= MM_STREAM_T ? MM_STREAM_ROWS : MM_DECODE_ROWS;
-        chunk = W->rows / nth < most ? W->rows / nth : most;
+        chunk = W->rows / nth < MM_DECODE_ROWS ? W->rows / nth : MM_DECODE_ROWS;
     }
     chunk = chunk / MM_ROW_BLOCK * MM_ROW_BLOCK;
     return chunk < MM_ROW_BLOCK ? MM_ROW_BLOCK : chunk;
 }
 
-/* Chunks and ranges for nth threads: one shared range with more than MM_DECODE_T
- * activation rows, one range per thread with up to that many. */
+/* Ranges for nth threads: one shared range of chunks with more than MM_DECODE_T
+ * activation rows; one range per thread with up to that many, of chunks, or with up to
+ * MM_STREAM_T of four streams (its rows split evenly, in multiples of MM_ROW_BLOCK). */
 static void mm_plan(mm_job_t *j, int nth) {
     int64_t nchunk[MM_MAX_W], most = 0;
     for (int m = 0; m < j->nw; m++) {
@@ -360,13 +413,26 @@ static void mm_plan(mm_job_t *j, int nth) {
         nchunk[m] = (j->W[m]->rows + j->chunk[m] - 1) / j->chunk[m];
         most = nchunk[m] > most ? nchunk[m] : most;
     }
+    j->streams = j->T <= MM_STREAM_T;
     int nseg = j->T > MM_DECODE_T ? 1 : nth < MM_MAX_SEGS ? nth : MM_MAX_SEGS;
-    if (nseg > most) nseg = most > 0 ? (int)most : 1;
+    if (nseg > most && !j->streams) nseg = most > 0 ? (int)most : 1;
     j->nseg = nseg;
     for (int s = 0; s < nseg; s++)
         for (int m = 0; m < j->nw; m++) {
-            atomic_init(&j->seg[s].m[m].next, nchunk[m] * s / nseg);
-            j->seg[s].m[m].end = nchunk[m] * (s + 1) / nseg;
+            int64_t rows = j->W[m]->rows;
+            if (j->streams) {
+                int64_t r0 = rows * s / nseg / MM_ROW_BLOCK * MM_ROW_BLOCK;
+                int64_t r1 = s + 1 < nseg ? rows * (s + 1) / nseg / MM_ROW_BLOCK * MM_ROW_BLOCK : rows;
+                j->seg[s].m[m].r0 = r0;
+                j->seg[s].m[m].q = (r1 - r0) / 4;
+                j->seg[s].m[m].tail = (int)(r1 - r0 - 4 * j->seg[s].m[m].q);
+                atomic_init(&j->seg[s].m[m].next, 0);
+                j->seg[s].m[m].end = j->seg[s].m[m].q + (j->seg[s].m[m].tail > 0);
+            } else {
+                int64_t r1 = nchunk[m] * (s + 1) / nseg * j->chunk[m];
+                atomic_init(&j->seg[s].m[m].next, nchunk[m] * s / nseg * j->chunk[m]);
+                j->seg[s].m[m].end = r1 < rows ? r1 : rows;
+            }
         }
 }
 

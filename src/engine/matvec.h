@@ -50,10 +50,12 @@ void matmat(tpool_t *pool, const model_tensor_t *W, const float *X, size_t ldx, 
 void matmat_multi(tpool_t *pool, const model_tensor_t *const *Ws, int nw, const float *X, size_t ldx, int T,
                   float *const *Ys, size_t ldy, void *xq, int prompt);
 
-/* Weight rows per claim matmat makes with T activation rows on nth threads (a multiple
- * of 16): with one activation row, up to 128 (every thread owns one contiguous range of
- * W and goes through it in such chunks, then helps with the others' ranges); with
- * several, tiles of up to 256 KiB of weights and 128 rows, at least 4 per thread. */
+/* The tile of weight rows matmat hands its kernels with T activation rows on nth
+ * threads (a multiple of 16): with up to 3 activation rows, one thread's range of W
+ * (four streams, a quarter of it each, whose passes the threads claim: a thread goes
+ * through its own range, then helps with the others'); with 4..16, chunks of up to
+ * 128 rows of a thread's range; with more, tiles of up to 256 KiB of weights and 128
+ * rows, at least 4 per thread, claimed in turn. */
 int64_t matmat_chunk_rows(const model_tensor_t *W, int T, int nth);
 
 /* The dot product of one row of W (type, n columns) with x already converted to the

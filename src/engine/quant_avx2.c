@@ -3,4 +3,4 @@
 #define QX_NAME(f) f##_avx2
 #include "engine/quant_x86.h"
 
-const quant_kernels_t quant_avx2_kernels = {"avx2", dot_avx2, quantize_act_avx2, dot_tile_avx2};
+const quant_kernels_t quant_avx2_kernels = {"avx2", dot_avx2, quantize_act_avx2, dot_tile_avx2, NULL};

@@ -3,4 +3,5 @@
 #define QX_NAME(f) f##_avx512
 #include "engine/quant_x86.h"
 
-const quant_kernels_t quant_avx512_kernels = {"avx512", dot_avx512, quantize_act_avx512, dot_tile_avx512};
+const quant_kernels_t quant_avx512_kernels = {"avx512", dot_avx512, quantize_act_avx512, dot_tile_avx512,
+                                               quant_streams_avx512};

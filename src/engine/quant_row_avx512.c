@@ -1,7 +1,8 @@
 /* quant_row_avx512.c — the decode kernels (one to four activation rows) for Q4_K and Q6_K on AVX-512 VNNI: four weight rows per pass.
  *
- * Called only through quant_tile_avx512 (quant_tile.h) when a tile has at most four
- * activation rows (decode, and continuous batching's decode batches). Each result is
+ * Called through quant_tile_avx512 (quant_tile.h) when a tile has at most four
+ * activation rows, and through quant_streams_avx512 (the AVX-512 set's dot_streams:
+ * decode products, whose threads claim passes of four long streams). Each result is
  * the same float, bit for bit, as matvec_dot (matvec.c): the integer lane sums are exact
  * in any grouping, and the float steps per row and token (d = x.d * w.d, one FMA per
  * block into the reference's 8 lanes, the Q4_K mins in 4 lanes, the final reduction
@@ -343,8 +344,11 @@ QR_FNS(2)
 QR_FNS(3)
 QR_FNS(4)
 
-int quant_rows_avx512(int type, int64_t n, const void *w, size_t row_bytes, int nr, const void *xq, size_t xq_stride,
-                      int nt, float *y, size_t ldy) {
+/* Passes i0 .. i0 + np - 1 of four streams q rows apart (pass i: rows i, q + i, 2q + i,
+ * 3q + i of w), then, with tail > 0, rows 4q .. 4q + tail - 1 in one more pass (the
+ * missing rows repeated, their results dropped). */
+static int qr_passes(int type, int64_t n, const void *w, size_t row_bytes, int64_t q, int64_t i0, int64_t np, int tail,
+                     const void *xq, size_t xq_stride, int nt, float *y, size_t ldy) {
     static const qr_fn q4[QR_MAX_TOKENS] = {qr_q4k_1, qr_q4k_2, qr_q4k_3, qr_q4k_4};
     static const qr_fn q6[QR_MAX_TOKENS] = {qr_q6k_1, qr_q6k_2, qr_q6k_3, qr_q6k_4};
     int64_t nb = n / QUANT_QK_K;
@@ -369,23 +373,31 @@ int quant_rows_avx512(int type, int64_t n, const void *w, size_t row_bytes, int 
         else
             qr_prep_q6k(nb, xt, prep.q6 + t * QR_MAX_NB), x[t] = prep.q6 + t * QR_MAX_NB;
     }
-    /* pass i takes rows i, q + i, 2q + i, 3q + i: four streams, each through q
-     * consecutive rows in order; then the last nr - 4q rows, the missing ones repeated */
-    int q = nr / QR_ROWS;
     float out[QR_MAX_TOKENS * QR_ROWS];
-    for (int i = 0; i < q; i++) {
-        const uint8_t *rows[QR_ROWS];
+    const uint8_t *rows[QR_ROWS];
+    for (int64_t i = i0; i < i0 + np; i++) {
         for (int r = 0; r < QR_ROWS; r++) rows[r] = (const uint8_t *)w + (size_t)(r * q + i) * row_bytes;
         fn(nb, rows, x, out);
         for (int t = 0; t < nt; t++)
             for (int r = 0; r < QR_ROWS; r++) y[(size_t)t * ldy + r * q + i] = out[t * QR_ROWS + r];
     }
-    if (nr > QR_ROWS * q) {
-        const uint8_t *rows[QR_ROWS];
-        int r0 = QR_ROWS * q, rn = nr - r0;
-        for (int r = 0; r < QR_ROWS; r++) rows[r] = (const uint8_t *)w + (size_t)(r0 + (r < rn ? r : rn - 1)) * row_bytes;
+    if (tail > 0) {
+        int64_t r0 = QR_ROWS * q;
+        for (int r = 0; r < QR_ROWS; r++) rows[r] = (const uint8_t *)w + (size_t)(r0 + (r < tail ? r : tail - 1)) * row_bytes;
         fn(nb, rows, x, out);
-        for (int t = 0; t < nt; t++) memcpy(y + (size_t)t * ldy + r0, out + t * QR_ROWS, sizeof(float) * (size_t)rn);
+        for (int t = 0; t < nt; t++) memcpy(y + (size_t)t * ldy + r0, out + t * QR_ROWS, sizeof(float) * (size_t)tail);
     }
     return 0;
+}
+
+int quant_rows_avx512(int type, int64_t n, const void *w, size_t row_bytes, int nr, const void *xq, size_t xq_stride,
+                      int nt, float *y, size_t ldy) {
+    /* four streams, each through a quarter of the rows in order; the rest in one pass */
+    int q = nr / QR_ROWS;
+    return qr_passes(type, n, w, row_bytes, q, 0, q, nr - QR_ROWS * q, xq, xq_stride, nt, y, ldy);
+}
+
+int quant_streams_avx512(int type, int64_t n, const void *w, size_t row_bytes, int64_t q, int64_t i0, int64_t np,
+                         const void *xq, size_t xq_stride, int nt, float *y, size_t ldy) {
+    return qr_passes(type, n, w, row_bytes, q, i0, np, 0, xq, xq_stride, nt, y, ldy);
 }

@@ -21,7 +21,7 @@ static void scalar_dot_tile(int type, int64_t n, const void *w, size_t row_bytes
     }
 }
 
-static const quant_kernels_t scalar_kernels = {"scalar", matvec_dot, quant_quantize_row_act, scalar_dot_tile};
+static const quant_kernels_t scalar_kernels = {"scalar", matvec_dot, quant_quantize_row_act, scalar_dot_tile, NULL};
 
 static int cpu_has_avx2(void) {
 #if defined(__x86_64__) || defined(__i386__)

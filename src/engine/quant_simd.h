@@ -19,6 +19,13 @@ typedef struct quant_kernels {
      * block once for several activation rows (quant_tile.h) */
     void (*dot_tile)(int type, int64_t n, const void *w, size_t row_bytes, int nr, const void *xq,
                      size_t xq_stride, int nt, float *y, size_t ldy, int prompt);
+    /* passes i0 .. i0 + np - 1 of four streams of weight rows q rows apart (decode rows,
+     * prompt 0): y[t * ldy + s * q + i] = dot(type, n, w + (s * q + i) * row_bytes,
+     * xq + t * xq_stride, 0) for s < 4, i0 <= i < i0 + np, t < nt, each bit for bit as
+     * dot (quant_tile.h: quant_streams_avx512). 0, or -1 when the set has no such kernel
+     * for type and nt (nothing written); NULL in a set that has none. */
+    int (*dot_streams)(int type, int64_t n, const void *w, size_t row_bytes, int64_t q, int64_t i0, int64_t np,
+                       const void *xq, size_t xq_stride, int nt, float *y, size_t ldy);
 } quant_kernels_t;
 
 /* The best set this CPU runs, chosen on the first call from cpuid (thread-safe; the

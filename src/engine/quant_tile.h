@@ -20,4 +20,13 @@ int quant_tile_avx512(int type, int64_t n, const void *w, size_t row_bytes, int 
 int quant_rows_avx512(int type, int64_t n, const void *w, size_t row_bytes, int nr, const void *xq, size_t xq_stride,
                       int nt, float *y, size_t ldy);
 
+/* Passes i0 .. i0 + np - 1 of four streams of weight rows q rows apart: y[t * ldy + s * q
+ * + i] = dot(row s * q + i of w, activation row t) for s < 4, i0 <= i < i0 + np, t < nt
+ * <= 4, bit for bit as matvec_dot; the row kernels of quant_rows_avx512, whose own four
+ * streams are the quarters of its tile. A decode product hands each thread its range
+ * as four streams and lets it claim passes (matvec.c), so that claims of any size
+ * continue the same streams. 0, or -1 for any other type or nt (nothing written). */
+int quant_streams_avx512(int type, int64_t n, const void *w, size_t row_bytes, int64_t q, int64_t i0, int64_t np,
+                         const void *xq, size_t xq_stride, int nt, float *y, size_t ldy);
+
 #endif

@@ -156,9 +156,10 @@ static void check_matmat(int threads) {
     tpool_free(pool);
 }
 
-/* Products big enough for several chunks per thread (decode: one range per thread in
- * chunks of up to 128 rows, the decode kernel's four streams a quarter-chunk apart and a
- * remainder pass; prompt: multi-row tiles): matmat against matvec, 1-3 threads. */
+/* Products big enough for several claims per thread (up to 3 rows: one range per
+ * thread as four streams, passes claimed, the last claims short, the last range's
+ * remainder rows a pass of their own; 5 rows: 128-row chunks; prompt: multi-row tiles):
+ * matmat against matvec, 1-3 threads. */
 static void check_matmat_big(void) {
     const int ktypes[] = {GGML_TYPE_Q4_K, GGML_TYPE_Q5_K, GGML_TYPE_Q6_K};
     const int Ts[] = {1, 2, 5};
@@ -178,9 +179,10 @@ static void check_matmat_big(void) {
             for (size_t k = 0; k < sizeof Ts / sizeof Ts[0]; k++) {
                 int T = Ts[k];
                 int64_t chunk = matmat_chunk_rows(&W, T, threads);
-                /* up to 3 activation rows: long chunks for the row kernels' streams */
-                CHECK_MSG(chunk % 16 == 0 && chunk >= 16 && chunk <= (T <= 3 ? 1024 : 128), "T %d chunk %lld", T,
-                          (long long)chunk);
+                /* up to 3 activation rows: a thread's range (the row kernels' four
+                 * streams through it); 4..16: chunks of it */
+                CHECK_MSG(chunk % 16 == 0 && chunk >= 16 && (T <= 3 ? chunk == rows / threads / 16 * 16 : chunk <= 128),
+                          "T %d chunk %lld", T, (long long)chunk);
                 memset(Y, 0xff, sizeof(float) * rows * 5);
                 matmat(pool, &W, X, cols, T, Y, rows, xq, 0);
                 for (int t = 0; t < T; t++) {
@@ -190,8 +192,9 @@ static void check_matmat_big(void) {
             }
             tpool_free(pool);
         }
-        /* decode on 2 threads: each thread's range in one chunk (647 rows: 320 each, then
-         * the rest claimed); the pair path's batches (4..8 rows) in 128-row chunks */
+        /* decode on 2 threads: each thread's range one tile (647 rows: 320, then 327 =
+         * four streams of 81 and 3 more); the pair path's batches (4..16 rows) in 128-row
+         * chunks */
         CHECK_EQ_INT((int)matmat_chunk_rows(&W, 1, 2), 320);
         CHECK_EQ_INT((int)matmat_chunk_rows(&W, 3, 2), 320);
         CHECK_EQ_INT((int)matmat_chunk_rows(&W, 5, 2), 128);
@@ -310,8 +313,9 @@ static void check_extremes(const quant_kernels_t *k) {
 
 /* The AVX-512 decode-batch row kernels called directly (whatever the tile dispatch
  * picks): 1..4 activation rows, row counts around the four-row passes (the remainder
- * pass repeats rows), each result against matvec_dot, the padding between output rows
- * untouched; 5 rows, and rows of more than 64 blocks, are refused. */
+ * pass repeats rows), and as passes of four streams; each result against matvec_dot,
+ * the padding between output rows untouched; 5 rows, and rows of more than 64 blocks,
+ * are refused. */
 static void check_rows_direct(void) {
     static const int ktypes[] = {GGML_TYPE_Q4_K, GGML_TYPE_Q6_K};
     const int64_t cols = 1024;
@@ -342,8 +346,31 @@ static void check_rows_direct(void) {
                 }
                 free(y);
             }
+        /* the same kernels as passes of four streams q rows apart (a decode thread's
+         * claims): every pass range of q = 1..3, only those rows written */
+        for (int64_t q = 1; q <= 3; q++)
+            for (int64_t i0 = 0; i0 < q; i0++)
+                for (int64_t np = 1; i0 + np <= q; np++)
+                    for (int nt = 1; nt <= 4; nt += 3) {
+                        size_t ldy = (size_t)(4 * q) + 1;
+                        float *y = malloc(sizeof(float) * ldy * nt);
+                        for (size_t i = 0; i < ldy * nt; i++) y[i] = -7.0f;
+                        CHECK_EQ_INT(quant_streams_avx512(type, cols, w, rb, q, i0, np, xq, xs, nt, y, ldy), 0);
+                        for (int t = 0; t < nt; t++)
+                            for (int64_t r = 0; r < (int64_t)ldy; r++, runs++) {
+                                int64_t i = r % q;
+                                int in = r < 4 * q && i >= i0 && i < i0 + np;
+                                float want = in ? matvec_dot(type, cols, w + r * rb, xq + t * xs, 0) : -7.0f;
+                                if (!same_bits(want, y[t * ldy + r]) && bad++ < 3)
+                                    fprintf(stderr, "  streams type %d q %lld passes %lld+%lld row %lld tok %d: %.9g vs %.9g\n",
+                                            type, (long long)q, (long long)i0, (long long)np, (long long)r, t, want,
+                                            y[t * ldy + r]);
+                            }
+                        free(y);
+                    }
         float y5[5];
         CHECK_EQ_INT(quant_rows_avx512(type, cols, w, rb, 1, xq, xs, 5, y5, 1), -1);
+        CHECK_EQ_INT(quant_streams_avx512(type, cols, w, rb, 1, 0, 1, xq, xs, 5, y5, 1), -1);
         /* rows wider than the prepared activations' room (64 blocks) are refused too, not
          * read past (the tile then takes its other paths) */
         CHECK_EQ_INT(quant_rows_avx512(type, 65 * QUANT_QK_K, w, rb, 1, xq, xs, 1, y5, 1), -1);
