@@ -17,6 +17,7 @@
 #include "engine/forward.h"
 #include "engine/matvec.h"
 #include "engine/model.h"
+#include "engine/profile.h"
 #include "engine/quant.h"
 #include "engine/quant_blocks.h"
 #include "engine/quant_simd.h"
@@ -28,7 +29,7 @@ static void usage(FILE *o) {
             "usage: tollgate perf gen --shape tinyllama|mistral7b -o FILE.gguf [--seed N]\n"
             "       tollgate perf bw [--threads N] [--mib M]\n"
             "       tollgate perf run -m FILE.gguf [--threads N] [--prompt P] [--gen G]\n"
-            "                         [--weights mmap|anon] [--bw-every N]\n"
+            "                         [--weights mmap|anon] [--bw-every N] [--breakdown]\n"
             "       tollgate perf decode [--threads N] [--mib M] [--type Q4_K|Q6_K] [--cols C]\n"
             "       tollgate perf kernels [--rows R] [--cols C] [--type T] [--tokens N,N,..]\n"
             "                             [--kernels scalar|avx2|avx512]\n"
@@ -51,6 +52,10 @@ static void usage(FILE *o) {
             "        bw, 256 MiB per thread) measured before the first and after each, and\n"
             "        print bw_around_gbps (its mean over the decode) and gen_of_limit (the\n"
             "        decode's read rate over it); the probe's time is not decode time\n"
+            "        --breakdown: a second line, where a decoded token's time went (ms per\n"
+            "        token): the weight products (convert: the activations before the workers\n"
+            "        start; busyN: thread N inside the product; wait: the first thread done\n"
+            "        waiting for the last), the phases between them, the rest (other)\n"
             "  decode  one activation row times a random M MiB [512] matrix of T [Q4_K], C [4096]\n"
             "        columns, through matvec_mt on N threads [2] (the decode product, out of\n"
             "        cache): weight GB/s of wall time, to compare with bw at the same N\n"
@@ -237,12 +242,26 @@ static unsigned touch(const model_t *m) {
     return s;
 }
 
+/* perf run --breakdown: where a decoded token's time went, in ms per token. */
+static void print_breakdown(const eng_profile_t *p, int threads, double gen_s, int n_gen) {
+    static const char *const phase[EP_PHASES] = {"attn_norm", "rope_kv", "attend", "ffn_norm", "silu"};
+    double k = 1e3 / n_gen, phases = 0;
+    for (int i = 0; i < EP_PHASES; i++) phases += p->phase_s[i];
+    printf("perf: breakdown ms_per_token total=%.3f products=%.3f products_per_token=%.1f convert=%.3f wait=%.3f",
+           gen_s * k, p->products_s * k, (double)p->products / n_gen, p->convert_s * k, p->wait_s * k);
+    for (int i = 0; i < threads && i < EP_THREADS; i++) printf(" busy%d=%.3f", i, p->busy_s[i] * k);
+    printf(" phases=%.3f", phases * k);
+    for (int i = 0; i < EP_PHASES; i++) printf(" %s=%.3f", phase[i], p->phase_s[i] * k);
+    printf(" other=%.3f products_gbps=%.2f\n", (gen_s - p->products_s - phases) * k,
+           p->products_s > 0 ? p->bytes / p->products_s / 1e9 : 0);
+}
+
 /* The probe perf run --bw-every takes between decode segments: 256 MiB per thread (far
  * beyond the caches), the best of 5 passes (~40 ms at this machine's rate). */
 #define PERF_PROBE_MIB 256
 #define PERF_PROBE_ROUNDS 5
 
-static int perf_run(const char *path, int threads, int n_prompt, int n_gen, int anon, int bw_every) {
+static int perf_run(const char *path, int threads, int n_prompt, int n_gen, int anon, int bw_every, int breakdown) {
     model_t m;
     char err[256];
     if (model_load(path, &m, err, sizeof err)) {
@@ -299,6 +318,8 @@ static int perf_run(const char *path, int threads, int n_prompt, int n_gen, int 
      * as decode time. */
     double first_s = 0, min_s = 0, gen_s = 0, gen_cpu = 0, bw_s = 0;
     double bw_prev = probe ? membw_measure(probe, 1, PERF_PROBE_ROUNDS) : 0;
+    eng_profile_t prof = {0};
+    if (breakdown) eng_profile = &prof; /* the decode only: its products and phases */
     int seg = bw_every > 0 ? bw_every : (n_gen > 0 ? n_gen : 1);
     for (int i0 = 0; i0 < n_gen && bw_prev >= 0; i0 += seg) {
         struct rusage ra, rb;
@@ -320,6 +341,7 @@ static int perf_run(const char *path, int threads, int n_prompt, int n_gen, int 
             bw_prev = bw;
         }
     }
+    eng_profile = NULL;
     getrusage(RUSAGE_SELF, &r2);
     if (bw_prev < 0) {
         fprintf(stderr, "tollgate perf run: bandwidth probe: %s\n", strerror((int)-bw_prev));
@@ -357,6 +379,7 @@ static int perf_run(const char *path, int threads, int n_prompt, int n_gen, int 
         printf(" bw_around_gbps=%.2f gen_of_limit=%.3f", around / 1e9, around > 0 ? dtps * (bpt + kvb) / around : 0);
     }
     printf("\n");
+    if (breakdown && n_gen > 0) print_breakdown(&prof, tpool_size(pool), gen_s, n_gen);
     rc = 0;
 out:
     membw_close(probe);
@@ -545,7 +568,7 @@ int cmd_perf(int argc, char **argv) {
     const char *what = argv[1], *model = NULL, *out = NULL, *shape = NULL;
     int anon = 0, threads = 2, n_prompt = 512, n_gen = 128, mib = 512, seed = 0, rows = 2048;
     int cols = 0; /* unset: 2048 for kernels, 4096 for decode */
-    int bw_every = 0;
+    int bw_every = 0, breakdown = 0;
     kernels_opts_t kopts = {.tokens = {1, 32}, .n_tokens = 2};
     int seqs[PERF_MAX_SEQS] = {1, 2, 4, 8}, n_seqs = 4, steps = 12, pos = 0;
     for (int i = 2; i < argc; i += 2) {
@@ -554,6 +577,9 @@ int cmd_perf(int argc, char **argv) {
         if (!strcmp(a, "--help")) {
             usage(stdout);
             return 0;
+        } else if (!strcmp(a, "--breakdown")) { /* the one option without a value */
+            breakdown = 1;
+            i--;
         } else if (!v) {
             bad = 1;
         } else if (!strcmp(a, "-m") || !strcmp(a, "--model")) {
@@ -621,7 +647,7 @@ int cmd_perf(int argc, char **argv) {
             fprintf(stderr, "tollgate perf run: needs -m FILE.gguf\n");
             return 2;
         }
-        return perf_run(model, threads, n_prompt, n_gen, anon, bw_every);
+        return perf_run(model, threads, n_prompt, n_gen, anon, bw_every, breakdown);
     }
     if (!strcmp(what, "kernels")) return perf_kernels(rows, cols ? cols : 2048, &kopts);
     if (!strcmp(what, "batch")) {

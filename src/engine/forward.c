@@ -10,6 +10,7 @@
 #include "engine/attention.h"
 #include "engine/matvec.h"
 #include "engine/ops.h"
+#include "engine/profile.h"
 #include "engine/quant.h"
 #include "model/gguf.h"
 
@@ -92,13 +93,14 @@ size_t forward_kv_bytes(const model_hparams_t *hp, int n_ctx) {
 /* What runs on each row outside the weight products, one phase at a time. A step with
  * several rows shares each phase's rows out over the pool (claimed one by one, so a
  * descheduled worker costs nothing); a few rows stay on the caller. */
-enum row_phase {
+enum row_phase { /* profile.h's EP_PHASES, in this order */
     PH_ATTN_NORM, /* (l > 0: x += the last layer's FFN output) xb = rmsnorm(x) */
     PH_ROPE_KV,   /* rotate q and k, store k and v in the row's f16 cache */
     PH_ATTEND,    /* xb = attention of the row (each thread on its own scratch slot) */
     PH_FFN_NORM,  /* x += attention output projection; xb = rmsnorm(x) */
     PH_SILU,      /* gate = silu(gate) * up */
 };
+_Static_assert(PH_SILU + 1 == EP_PHASES, "profile.h counts the phases");
 
 /* One phase's shared state; only `next` is written while the threads run. */
 typedef struct row_job {
@@ -182,6 +184,8 @@ static void row_worker(void *arg, int ith) {
 /* Run one phase over all rows: over the pool when there are rows enough to share
  * (attention: two per thread, else each row's heads are shared instead), else here. */
 static void run_rows(row_job_t *j, enum row_phase phase) {
+    eng_profile_t *prof = j->n == 1 ? eng_profile : NULL;
+    double t0 = prof ? eng_profile_now() : 0;
     int nth = tpool_size(j->s->pool);
     j->phase = phase;
     atomic_store_explicit(&j->next, 0, memory_order_relaxed);
@@ -192,6 +196,7 @@ static void run_rows(row_job_t *j, enum row_phase phase) {
         for (int t = 0; t < j->n; t++) row_phase_one(j, t, -1);
     else
         row_worker(j, 0);
+    if (prof) prof->phase_s[phase] += eng_profile_now() - t0;
 }
 
 int forward_batch(const model_t *m, forward_state_t *s, const fwd_row_t *rows, int n) {

@@ -5,6 +5,7 @@
 #include <stdatomic.h>
 #include <string.h>
 
+#include "engine/profile.h"
 #include "engine/quant.h"
 #include "engine/quant_blocks.h"
 #include "engine/quant_simd.h"
@@ -304,6 +305,8 @@ typedef struct mm_job {
     int streams;      /* a stream plan: passes are claimed (T <= MM_STREAM_T) */
     int nseg;         /* ranges; thread ith starts on range ith % nseg */
     mm_seg_t seg[MM_MAX_SEGS];
+    eng_profile_t *prof;                          /* or NULL: profile.h */
+    double t_beg[EP_THREADS], t_end[EP_THREADS];  /* with prof: each thread in mm_rows (0: not) */
 } mm_job_t;
 
 /* Each thread claims activation rows to convert until none is left. */
@@ -369,6 +372,8 @@ static void mm_passes(const mm_job_t *j, int m, const mm_seg_t *g, int64_t pb, i
  * that product, 68 us; per matrix 93%, 61 us). */
 static void mm_rows(void *a, int ith) {
     mm_job_t *j = a;
+    int timed = j->prof && ith < EP_THREADS;
+    if (timed) j->t_beg[ith] = eng_profile_now();
     const void *xv = j->xq ? (const void *)j->xq : (const void *)j->X;
     size_t xstride = j->xq ? j->xq_stride : j->ldx * sizeof(float);
     for (int s = 0; s < j->nseg; s++) {
@@ -385,6 +390,7 @@ static void mm_rows(void *a, int ith) {
             }
         }
     }
+    if (timed) j->t_end[ith] = eng_profile_now();
 }
 
 int64_t matmat_chunk_rows(const model_tensor_t *W, int T, int nth) {
@@ -436,8 +442,29 @@ static void mm_plan(mm_job_t *j, int nth) {
         }
 }
 
+/* A profiled product (t0 its entry, tc the workers' start, t1 its end) into j->prof. */
+static void mm_profile_add(const mm_job_t *j, int nth, double t0, double tc, double t1) {
+    eng_profile_t *p = j->prof;
+    double first = 0, last = 0;
+    int ran = 0;
+    for (int i = 0; i < nth && i < EP_THREADS; i++) {
+        if (j->t_beg[i] == 0) continue; /* turned away, or came too late to claim */
+        p->busy_s[i] += j->t_end[i] - j->t_beg[i];
+        first = ran && first < j->t_end[i] ? first : j->t_end[i];
+        last = ran && last > j->t_end[i] ? last : j->t_end[i];
+        ran++;
+    }
+    p->products_s += t1 - t0;
+    p->convert_s += tc - t0;
+    p->wait_s += last - first;
+    for (int m = 0; m < j->nw; m++) p->bytes += (double)j->W[m]->rows * (double)j->W[m]->row_bytes;
+    p->products++;
+}
+
 /* One quantization of X, one fork-join over the rows of all nw matrices. */
 static void mm_run(tpool_t *pool, mm_job_t *j, void *xq) {
+    eng_profile_t *prof = j->T <= MM_STREAM_T ? eng_profile : NULL;
+    double t0 = prof ? eng_profile_now() : 0;
     const model_tensor_t *W0 = j->W[0];
     int64_t rows = 0;
     for (int m = 0; m < j->nw; m++) rows += j->W[m]->rows;
@@ -454,8 +481,16 @@ static void mm_run(tpool_t *pool, mm_job_t *j, void *xq) {
         mm_plan(j, 1);
         mm_rows(j, 0);
     } else {
-        mm_plan(j, tpool_size(pool));
+        int nth = tpool_size(pool);
+        mm_plan(j, nth);
+        double tc = 0;
+        if (prof) {
+            j->prof = prof;
+            memset(j->t_beg, 0, sizeof j->t_beg);
+            tc = eng_profile_now();
+        }
         tpool_run(pool, mm_rows, j);
+        if (prof) mm_profile_add(j, nth, t0, tc, eng_profile_now());
     }
 }
 

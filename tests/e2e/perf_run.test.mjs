@@ -1,4 +1,4 @@
-// perf_run.test.mjs — `tollgate perf run` figures: anonymous weights and probed segments give the logits of a plain run bit for bit, the K/V and read-rate arithmetic, and `perf batch`.
+// perf_run.test.mjs — `tollgate perf run` figures: anonymous weights, probed segments and the breakdown give the logits of a plain run bit for bit, the K/V and read-rate arithmetic, and `perf batch`.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -68,6 +68,30 @@ test('perf run --bw-every: the decode is measured against the bandwidth probed a
   const bad = spawnSync(BIN, ['perf', 'run', '-m', MODEL, '--bw-every', '0'], { encoding: 'utf8' });
   assert.equal(bad.status, 2);
   assert.match(bad.stderr, /--bw-every/);
+});
+
+test('perf run --breakdown: where a decoded token went, with the logits of a plain run', () => {
+  const plain = perfRun([]);
+  const r = spawnSync(BIN, ['perf', 'run', '-m', MODEL, '--breakdown', '--threads', '2', '--prompt', '4', '--gen', '3'],
+    { encoding: 'utf8', timeout: 60000 });
+  assert.equal(r.status, 0, r.stderr);
+  const lines = r.stdout.split('\n').filter((l) => l.startsWith('perf: '));
+  assert.equal(lines.length, 2, r.stdout);
+  const run = Object.fromEntries(lines[0].slice(6).split(' ').map((kv) => kv.split('=')));
+  assert.equal(run.logits_fnv, plain.logits_fnv); // profiling changes nothing computed
+  assert.ok(lines[1].startsWith('perf: breakdown ms_per_token '), lines[1]);
+  const b = Object.fromEntries(lines[1].slice(29).split(' ').map((kv) => [kv.split('=')[0], Number(kv.split('=')[1])]));
+  // llama-tiny has 2 layers: Q/K/V, the attention output, gate/up and down in each, then the output
+  assert.equal(b.products_per_token, 9);
+  const eps = 0.002;
+  assert.ok(b.products > 0 && b.products + b.phases <= b.total + eps, JSON.stringify(b));
+  for (const k of ['convert', 'wait', 'busy0', 'busy1']) assert.ok(b[k] >= 0 && b[k] <= b.products + eps, `${k}: ${JSON.stringify(b)}`);
+  const phases = b.attn_norm + b.rope_kv + b.attend + b.ffn_norm + b.silu;
+  assert.ok(Math.abs(phases - b.phases) <= 0.005, JSON.stringify(b));
+  assert.ok(b.products_gbps > 0, JSON.stringify(b));
+  // a plain run prints no breakdown
+  const r0 = spawnSync(BIN, ['perf', 'run', '-m', MODEL, '--prompt', '4', '--gen', '3'], { encoding: 'utf8', timeout: 60000 });
+  assert.equal(r0.stdout.split('\n').filter((l) => l.startsWith('perf: breakdown')).length, 0);
 });
 
 test('perf batch: one line per count of sequences decoding together, each with its step time and aggregate rate', () => {
