@@ -323,7 +323,7 @@ static void mm_quantize(void *a, int ith) {
  * ends in short claims and a thread done early takes part of what remains instead of
  * waiting while the other finishes a long one. */
 static int64_t mm_claim(atomic_llong *next, int64_t end, int64_t most, int guided, int64_t *e) {
-    int64_t b = atomic_load_explicit(next, memory_order_relaxed);
+    long long b = atomic_load_explicit(next, memory_order_relaxed); /* the atomic's own type */
     for (;;) {
         if (b >= end) return -1;
         int64_t left = end - b, take = most;
