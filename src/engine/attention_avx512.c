@@ -268,6 +268,26 @@ static inline __attribute__((always_inline)) void vpasses(const uint16_t *v, siz
     for (int g0 = 0; g0 < P; g0 += 8 / NH) vpass_heads(v, kv_dim, att, stride, lo, hi, P, np, g0, d0, h0, NH, slots);
 }
 
+/* One head's 16 dims [dn, dn + 16) of the V product: r (the blocked part's sums) plus
+ * the tail positions tail0..pos, in double for a single token, stored at o. */
+static inline __attribute__((always_inline)) void vprod_tail(const attn_head_job_t *j, const uint16_t *v,
+                                                             const float *p, int dn, int tail0, __m512 r, float *o) {
+    size_t kv_dim = (size_t)j->kv_dim;
+    if (j->prompt) {
+        for (int t = tail0; t <= j->pos && t < j->n_kv; t++)
+            r = _mm512_add_ps(r, _mm512_mul_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(v + (size_t)t * kv_dim + dn))),
+                                               _mm512_set1_ps(p[t])));
+        _mm512_storeu_ps(o, r);
+    } else {
+        axd_t sum = axd_from(r);
+        for (int t = tail0; t <= j->pos && t < j->n_kv; t++)
+            sum = axd_add(sum, axd_from(_mm512_mul_ps(
+                                   _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(v + (size_t)t * kv_dim + dn))),
+                                   _mm512_set1_ps(p[t]))));
+        _mm512_storeu_ps(o, axd_to(sum));
+    }
+}
+
 /* out (nh x HD) = each head's probabilities times V, in the definition's order: per
  * VDIMS dims, the blocked part by vpasses into slots, then per head the definition's
  * combination of slots and its tail (attention_x86.h's vprod). */
@@ -278,6 +298,15 @@ static inline __attribute__((always_inline)) void vprod_heads(const attn_head_jo
     int lo = j->lo, n_kv = j->n_kv, P = j->prompt ? 16 : 64, np = n_kv & ~(P - 1);
     int hi = j->pos < np - 1 ? j->pos : np - 1; /* last position of the blocked part */
     int tail0 = np > lo ? np : lo;
+    if (hi < lo) {
+        /* no position in the blocked part (a single token before position 32): every
+         * slot would hold +0 and their combination be +0, so each sum is its tail alone
+         * (skipping the slots' 64 KiB of stores and loads per round) */
+        for (int h = 0; h < nh; h++)
+            for (int dn = 0; dn < HD; dn += 16)
+                vprod_tail(j, v, att + (size_t)h * stride, dn, tail0, _mm512_setzero_ps(), out + (size_t)h * HD + dn);
+        return;
+    }
     for (int d0 = 0; d0 < HD; d0 += VDIMS) {
         int h0 = 0;
         for (; h0 + 8 <= nh; h0 += 8) vpasses(v, kv_dim, att, stride, lo, hi, P, np, d0, h0, 8, slots);
@@ -308,22 +337,7 @@ static inline __attribute__((always_inline)) void vprod_heads(const attn_head_jo
 #pragma GCC unroll 4
                 for (int s = 0; s < 4; s++) l[s] = _mm512_add_ps(l[s + 4], l[s]);
                 __m512 r = _mm512_add_ps(_mm512_add_ps(l[0], l[2]), _mm512_add_ps(l[1], l[3]));
-                int dn = d0 + dd;
-                float *o = out + (size_t)h * HD + dn;
-                if (j->prompt) {
-                    for (int t = tail0; t <= j->pos && t < n_kv; t++)
-                        r = _mm512_add_ps(r, _mm512_mul_ps(_mm512_cvtph_ps(_mm256_loadu_si256(
-                                                               (const __m256i *)(v + (size_t)t * kv_dim + dn))),
-                                                           _mm512_set1_ps(p[t])));
-                    _mm512_storeu_ps(o, r);
-                } else {
-                    axd_t sum = axd_from(r);
-                    for (int t = tail0; t <= j->pos && t < n_kv; t++)
-                        sum = axd_add(sum, axd_from(_mm512_mul_ps(_mm512_cvtph_ps(_mm256_loadu_si256(
-                                                                      (const __m256i *)(v + (size_t)t * kv_dim + dn))),
-                                                                  _mm512_set1_ps(p[t]))));
-                    _mm512_storeu_ps(o, axd_to(sum));
-                }
+                vprod_tail(j, v, p, d0 + dd, tail0, r, out + (size_t)h * HD + d0 + dd);
             }
         }
     }
