@@ -273,19 +273,16 @@ static inline __attribute__((always_inline)) void vpasses(const uint16_t *v, siz
 static inline __attribute__((always_inline)) void vprod_tail(const attn_head_job_t *j, const uint16_t *v,
                                                              const float *p, int dn, int tail0, __m512 r, float *o) {
     size_t kv_dim = (size_t)j->kv_dim;
-    if (j->prompt) {
-        for (int t = tail0; t <= j->pos && t < j->n_kv; t++)
-            r = _mm512_add_ps(r, _mm512_mul_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(v + (size_t)t * kv_dim + dn))),
-                                               _mm512_set1_ps(p[t])));
-        _mm512_storeu_ps(o, r);
-    } else {
-        axd_t sum = axd_from(r);
-        for (int t = tail0; t <= j->pos && t < j->n_kv; t++)
-            sum = axd_add(sum, axd_from(_mm512_mul_ps(
-                                   _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(v + (size_t)t * kv_dim + dn))),
-                                   _mm512_set1_ps(p[t]))));
-        _mm512_storeu_ps(o, axd_to(sum));
+    axd_t sum = axd_from(r); /* single token */
+    for (int t = tail0; t <= j->pos && t < j->n_kv; t++) {
+        const __m256i *vt = (const __m256i *)(v + (size_t)t * kv_dim + dn);
+        __m512 x = _mm512_mul_ps(_mm512_cvtph_ps(_mm256_loadu_si256(vt)), _mm512_set1_ps(p[t]));
+        if (j->prompt)
+            r = _mm512_add_ps(r, x);
+        else
+            sum = axd_add(sum, axd_from(x));
     }
+    _mm512_storeu_ps(o, j->prompt ? r : axd_to(sum));
 }
 
 /* out (nh x HD) = each head's probabilities times V, in the definition's order: per
