@@ -1,12 +1,8 @@
 /* profile.c — the decode profile's switch and clock (profile.h). */
 #include "engine/profile.h"
 
-#include <time.h>
+#include "core/ev.h"
 
 eng_profile_t *eng_profile;
 
-double eng_profile_now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
+double eng_profile_now(void) { return (double)ev_clock_ns() * 1e-9; }
