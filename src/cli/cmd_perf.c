@@ -34,7 +34,7 @@ static void usage(FILE *o) {
             "       tollgate perf kernels [--rows R] [--cols C] [--type T] [--tokens N,N,..]\n"
             "                             [--kernels scalar|avx2|avx512]\n"
             "       tollgate perf batch -m FILE.gguf [--threads N] [--seqs N,N,..] [--steps S]\n"
-            "                           [--pos P]\n"
+            "                           [--pos P] [--breakdown]\n"
             "       tollgate perf attn [--heads H] [--kv-heads K] [--head-dim D] [--ctx N,N,..]\n"
             "                          [--window W] [--evict M] [--kernels scalar|avx2|avx512]\n"
             "\n"
@@ -69,7 +69,8 @@ static void usage(FILE *o) {
             "        batching without HTTP): for each count in the list [1,2,4,8] (at most\n"
             "        64), S [12] timed steps (after 2 untimed) of that many sequences from\n"
             "        position P [0] on N threads [2]; step time (best, mean), aggregate\n"
-            "        tokens/s and its ratio to the list's first count\n");
+            "        tokens/s and its ratio to the list's first count; --breakdown: after\n"
+            "        each, where a step's time went (as perf run --breakdown, ms per step)\n");
     perf_attn_usage(o);
 }
 
@@ -242,20 +243,6 @@ static unsigned touch(const model_t *m) {
     return s;
 }
 
-/* perf run --breakdown: where a decoded token's time went, in ms per token. */
-static void print_breakdown(const eng_profile_t *p, int threads, double gen_s, int n_gen) {
-    static const char *const phase[EP_PHASES] = {"attn_norm", "rope_kv", "attend", "ffn_norm", "silu"};
-    double k = 1e3 / n_gen, phases = 0;
-    for (int i = 0; i < EP_PHASES; i++) phases += p->phase_s[i];
-    printf("perf: breakdown ms_per_token total=%.3f products=%.3f products_per_token=%.1f convert=%.3f wait=%.3f",
-           gen_s * k, p->products_s * k, (double)p->products / n_gen, p->convert_s * k, p->wait_s * k);
-    for (int i = 0; i < threads && i < EP_THREADS; i++) printf(" busy%d=%.3f", i, p->busy_s[i] * k);
-    printf(" phases=%.3f", phases * k);
-    for (int i = 0; i < EP_PHASES; i++) printf(" %s=%.3f", phase[i], p->phase_s[i] * k);
-    printf(" other=%.3f products_gbps=%.2f\n", (gen_s - p->products_s - phases) * k,
-           p->products_s > 0 ? p->bytes / p->products_s / 1e9 : 0);
-}
-
 /* The probe perf run --bw-every takes between decode segments: 256 MiB per thread (far
  * beyond the caches), the best of 5 passes (~40 ms at this machine's rate). */
 #define PERF_PROBE_MIB 256
@@ -379,7 +366,7 @@ static int perf_run(const char *path, int threads, int n_prompt, int n_gen, int 
         printf(" bw_around_gbps=%.2f gen_of_limit=%.3f", around / 1e9, around > 0 ? dtps * (bpt + kvb) / around : 0);
     }
     printf("\n");
-    if (breakdown && n_gen > 0) print_breakdown(&prof, tpool_size(pool), gen_s, n_gen);
+    if (breakdown && n_gen > 0) eng_profile_print(stdout, &prof, "token", tpool_size(pool), gen_s, n_gen);
     rc = 0;
 out:
     membw_close(probe);
@@ -655,7 +642,7 @@ int cmd_perf(int argc, char **argv) {
             fprintf(stderr, "tollgate perf batch: needs -m FILE.gguf\n");
             return 2;
         }
-        return perf_batch(model, threads, seqs, n_seqs, steps, pos);
+        return perf_batch(model, threads, seqs, n_seqs, steps, pos, breakdown);
     }
     if (!strcmp(what, "decode")) return perf_decode(threads, mib, kopts.type, cols ? cols : 4096);
     fprintf(stderr, "tollgate perf: unknown action %s (gen, bw, run, decode, kernels, batch, attn)\n", what);

@@ -10,6 +10,7 @@
 
 #include "engine/forward.h"
 #include "engine/model.h"
+#include "engine/profile.h"
 #include "engine/threadpool.h"
 
 static double now_s(void) {
@@ -23,8 +24,10 @@ static double now_s(void) {
 #define WARM_STEPS 2
 
 /* n sequences, each with its own cache, decode `steps` tokens together from position
- * pos (the cache below pos holds zeros: attention costs what a filled one costs). */
-static int time_steps(const model_t *m, tpool_t *pool, int n, int steps, int pos, double *best, double *mean) {
+ * pos (the cache below pos holds zeros: attention costs what a filled one costs); with
+ * prof, the timed steps are profiled into it. */
+static int time_steps(const model_t *m, tpool_t *pool, int n, int steps, int pos, eng_profile_t *prof,
+                      double *best, double *mean) {
     int n_ctx = pos + steps + WARM_STEPS + 1;
     forward_state_t *s = NULL;
     fwd_kv_t *kv = calloc((size_t)n, sizeof *kv);
@@ -43,9 +46,12 @@ static int time_steps(const model_t *m, tpool_t *pool, int n, int steps, int pos
         for (int i = 0; i < n; i++) /* different tokens per sequence and step */
             rows[i] = (fwd_row_t){.token = (int32_t)(1 + (st * 7919u + i * 104729u) % (unsigned)(m->hp.n_vocab - 1)),
                                   .pos = pos + st, .kv = &kv[i], .prompt = 0, .want_logits = 1};
+        eng_profile = st < WARM_STEPS ? NULL : prof;
         double t = now_s();
-        if ((rc = forward_batch(m, s, rows, n))) goto out;
+        rc = forward_batch(m, s, rows, n);
         t = now_s() - t;
+        eng_profile = NULL;
+        if (rc) goto out;
         if (st < WARM_STEPS) continue;
         sum += t;
         if (!*best || t < *best) *best = t;
@@ -60,7 +66,7 @@ out:
     return rc;
 }
 
-int perf_batch(const char *path, int threads, const int *seqs, int n_seqs, int steps, int pos) {
+int perf_batch(const char *path, int threads, const int *seqs, int n_seqs, int steps, int pos, int breakdown) {
     model_t m;
     char err[256];
     if (model_load(path, &m, err, sizeof err)) {
@@ -82,7 +88,8 @@ int perf_batch(const char *path, int threads, const int *seqs, int n_seqs, int s
     double base_tps = 0;
     for (int i = 0; i < n_seqs; i++) {
         double best = 0, mean = 0;
-        int e = time_steps(&m, pool, seqs[i], steps, pos, &best, &mean);
+        eng_profile_t prof = {0};
+        int e = time_steps(&m, pool, seqs[i], steps, pos, breakdown ? &prof : NULL, &best, &mean);
         if (e) {
             fprintf(stderr, "tollgate perf batch: %d sequences: %s\n", seqs[i], strerror(-e));
             goto out;
@@ -93,6 +100,7 @@ int perf_batch(const char *path, int threads, const int *seqs, int n_seqs, int s
                "agg_tps=%.1f vs_first=%.2f\n",
                m.name[0] ? m.name : path, tpool_size(pool), seqs[i], pos, steps, best * 1e3, mean * 1e3, tps,
                tps / base_tps);
+        if (breakdown) eng_profile_print(stdout, &prof, "step", tpool_size(pool), mean * steps, steps);
         fflush(stdout);
     }
     rc = 0;

@@ -184,7 +184,7 @@ static void row_worker(void *arg, int ith) {
 /* Run one phase over all rows: over the pool when there are rows enough to share
  * (attention: two per thread, else each row's heads are shared instead), else here. */
 static void run_rows(row_job_t *j, enum row_phase phase) {
-    eng_profile_t *prof = j->n == 1 ? eng_profile : NULL;
+    eng_profile_t *prof = eng_profile;
     double t0 = prof ? eng_profile_now() : 0;
     int nth = tpool_size(j->s->pool);
     j->phase = phase;

@@ -463,7 +463,7 @@ static void mm_profile_add(const mm_job_t *j, int nth, double t0, double tc, dou
 
 /* One quantization of X, one fork-join over the rows of all nw matrices. */
 static void mm_run(tpool_t *pool, mm_job_t *j, void *xq) {
-    eng_profile_t *prof = j->T <= MM_STREAM_T ? eng_profile : NULL;
+    eng_profile_t *prof = eng_profile;
     double t0 = prof ? eng_profile_now() : 0;
     const model_tensor_t *W0 = j->W[0];
     int64_t rows = 0;

@@ -1,6 +1,8 @@
-/* profile.h — where one-row decode steps spend their time (perf run --breakdown): the weight products' parts and the phases between them. */
+/* profile.h — where engine steps spend their time (perf run and perf batch --breakdown): the weight products' parts and the phases between them. */
 #ifndef TOLLGATE_ENGINE_PROFILE_H
 #define TOLLGATE_ENGINE_PROFILE_H
+
+#include <stdio.h>
 
 /* Threads whose time in the products is kept apart (the pool's first ones). */
 #define EP_THREADS 4
@@ -8,10 +10,9 @@
  * attention, FFN norm, SiLU. */
 #define EP_PHASES 5
 
-/* Sums over the profiled steps, in seconds. Only products with one to three activation
- * rows that go through the pool are counted (decode; matvec.c's stream plans), and only
- * the phases of one-row steps (forward.c). The clock is read a few times per product, so
- * a profiled decode runs ~0.1% slower. */
+/* Sums over the profiled steps, in seconds: every product that goes through the pool
+ * (matvec.c) and every row phase (forward.c) while eng_profile is set. The clock is read
+ * a few times per product, so a profiled decode runs ~0.1% slower. */
 typedef struct eng_profile {
     double products_s;            /* product calls, entry to return */
     double convert_s;             /* of which: converting the activations, before the workers start */
@@ -29,5 +30,10 @@ extern eng_profile_t *eng_profile;
 
 /* CLOCK_MONOTONIC in seconds. */
 double eng_profile_now(void);
+
+/* One `perf: breakdown` line to f: p's sums per step in ms (`steps` steps of total_s
+ * seconds in all), `step` naming one in the keys (token: ms_per_token ...), threads the
+ * pool's size. */
+void eng_profile_print(FILE *f, const eng_profile_t *p, const char *step, int threads, double total_s, int steps);
 
 #endif

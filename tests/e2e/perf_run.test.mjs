@@ -113,6 +113,27 @@ test('perf batch: one line per count of sequences decoding together, each with i
   assert.equal(f[0].vs_first, '1.00');
 });
 
+test('perf batch --breakdown: after each count, where its steps went, every product and phase of the step', () => {
+  const r = spawnSync(BIN, ['perf', 'batch', '-m', MODEL, '--breakdown', '--threads', '2', '--seqs', '1,5', '--steps', '3'],
+    { encoding: 'utf8', timeout: 60000 });
+  assert.equal(r.status, 0, r.stderr);
+  const lines = r.stdout.split('\n').filter((l) => l.startsWith('perf: '));
+  assert.equal(lines.length, 4, r.stdout);
+  for (const i of [0, 2]) {
+    const step = Object.fromEntries(lines[i].slice(12).split(' ').map((kv) => kv.split('=')));
+    assert.ok(lines[i + 1].startsWith('perf: breakdown ms_per_step '), lines[i + 1]);
+    const b = Object.fromEntries(lines[i + 1].slice(28).split(' ').map((kv) => [kv.split('=')[0], Number(kv.split('=')[1])]));
+    // every step: 9 products (as a decoded token's) however many rows it carries
+    assert.equal(b.products_per_step, 9, lines[i + 1]);
+    assert.ok(Math.abs(b.total - Number(step.step_ms_mean)) <= 0.002, `${lines[i]} / ${lines[i + 1]}`);
+    const eps = 0.002;
+    assert.ok(b.products > 0 && b.products + b.phases <= b.total + eps, JSON.stringify(b));
+    for (const k of ['convert', 'wait', 'busy0', 'busy1']) assert.ok(b[k] >= 0 && b[k] <= b.products + eps, `${k}: ${JSON.stringify(b)}`);
+    const phases = b.attn_norm + b.rope_kv + b.attend + b.ffn_norm + b.silu;
+    assert.ok(phases > 0 && Math.abs(phases - b.phases) <= 0.005, JSON.stringify(b));
+  }
+});
+
 test('perf batch: bad arguments are usage errors naming what is wrong', () => {
   for (const [args, re] of [[['--seqs', '0'], /--seqs/], [['--seqs', '1,x'], /--seqs/], [['--steps', '0'], /--steps/],
     [['--pos', '-1'], /--pos/], [['--pos', '100000'], /context/]]) {
