@@ -311,8 +311,17 @@ static void QX_NAME(quantize_q8_K)(const float *x, block_q8_K *y, int64_t nb) {
             memset(&y[b], 0, sizeof y[b]);
             continue;
         }
+        /* the first element of that magnitude, eight at a time (a scalar scan took a
+         * third of the conversion) */
+        const __m256 am = _mm256_set1_ps(amax);
         int j = 0;
-        while (fabsf(x[j]) != amax) j++;
+        for (int k = 0; k < QUANT_QK_K; k += 8) {
+            unsigned eq = (unsigned)_mm256_movemask_ps(_mm256_cmp_ps(_mm256_and_ps(_mm256_loadu_ps(x + k), absmask), am, _CMP_EQ_OQ));
+            if (eq) {
+                j = k + __builtin_ctz(eq);
+                break;
+            }
+        }
         float iscale = -127.0f / x[j];
         __m256 s = _mm256_set1_ps(iscale);
         const __m256i lo = _mm256_set1_epi8(-127), ones8 = _mm256_set1_epi8(1);
