@@ -52,10 +52,11 @@ static void usage(FILE *o) {
             "        bw, 256 MiB per thread) measured before the first and after each, and\n"
             "        print bw_around_gbps (its mean over the decode) and gen_of_limit (the\n"
             "        decode's read rate over it); the probe's time is not decode time\n"
-            "        --breakdown: a second line, where a decoded token's time went (ms per\n"
-            "        token): the weight products (convert: the activations before the workers\n"
-            "        start; busyN: thread N inside the product; wait: the first thread done\n"
-            "        waiting for the last), the phases between them, the rest (other)\n"
+            "        --breakdown: two more lines, where the prompt's time went (ms for the\n"
+            "        whole prompt) and where a decoded token's went (ms per token): the weight\n"
+            "        products (convert: the activations before the workers start; busyN:\n"
+            "        thread N inside the product; wait: the first thread done waiting for the\n"
+            "        last), the phases between them, the rest (other)\n"
             "  decode  one activation row times a random M MiB [512] matrix of T [Q4_K], C [4096]\n"
             "        columns, through matvec_mt on N threads [2] (the decode product, out of\n"
             "        cache): weight GB/s of wall time, to compare with bw at the same N\n"
@@ -284,9 +285,12 @@ static int perf_run(const char *path, int threads, int n_prompt, int n_gen, int 
     for (int i = 0; i < n_prompt; i++) toks[i] = 1 + (int32_t)((i * 7919u) % (unsigned)(m.hp.n_vocab - 1));
     struct rusage r0, r1, r2;
     getrusage(RUSAGE_SELF, &r0);
+    eng_profile_t pprof = {0};
+    if (breakdown) eng_profile = &pprof; /* the prompt's products and phases */
     double t0 = now_s();
     const float *lg = n_prompt > 0 ? forward_prompt(&m, s, toks, n_prompt, 0) : NULL;
     double t1 = now_s();
+    eng_profile = NULL;
     getrusage(RUSAGE_SELF, &r1);
     /* the probe's buffers (touched whole) are not the engine's memory: the peak reported
      * is the larger of the peak before them and the peak since, less them */
@@ -366,6 +370,7 @@ static int perf_run(const char *path, int threads, int n_prompt, int n_gen, int 
         printf(" bw_around_gbps=%.2f gen_of_limit=%.3f", around / 1e9, around > 0 ? dtps * (bpt + kvb) / around : 0);
     }
     printf("\n");
+    if (breakdown && n_prompt > 0) eng_profile_print(stdout, &pprof, "prompt", tpool_size(pool), t1 - t0, 1);
     if (breakdown && n_gen > 0) eng_profile_print(stdout, &prof, "token", tpool_size(pool), gen_s, n_gen);
     rc = 0;
 out:

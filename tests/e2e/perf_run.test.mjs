@@ -70,17 +70,24 @@ test('perf run --bw-every: the decode is measured against the bandwidth probed a
   assert.match(bad.stderr, /--bw-every/);
 });
 
-test('perf run --breakdown: where a decoded token went, with the logits of a plain run', () => {
+test('perf run --breakdown: where the prompt and a decoded token went, with the logits of a plain run', () => {
   const plain = perfRun([]);
   const r = spawnSync(BIN, ['perf', 'run', '-m', MODEL, '--breakdown', '--threads', '2', '--prompt', '4', '--gen', '3'],
     { encoding: 'utf8', timeout: 60000 });
   assert.equal(r.status, 0, r.stderr);
   const lines = r.stdout.split('\n').filter((l) => l.startsWith('perf: '));
-  assert.equal(lines.length, 2, r.stdout);
+  assert.equal(lines.length, 3, r.stdout);
   const run = Object.fromEntries(lines[0].slice(6).split(' ').map((kv) => kv.split('=')));
   assert.equal(run.logits_fnv, plain.logits_fnv); // profiling changes nothing computed
-  assert.ok(lines[1].startsWith('perf: breakdown ms_per_token '), lines[1]);
-  const b = Object.fromEntries(lines[1].slice(29).split(' ').map((kv) => [kv.split('=')[0], Number(kv.split('=')[1])]));
+  // the prompt's line: one forward pass of its 4 rows, the whole prompt's time
+  assert.ok(lines[1].startsWith('perf: breakdown ms_per_prompt '), lines[1]);
+  const p = Object.fromEntries(lines[1].slice(30).split(' ').map((kv) => [kv.split('=')[0], Number(kv.split('=')[1])]));
+  assert.equal(p.products_per_prompt, 9, lines[1]);
+  // prompt_s is printed to the millisecond
+  assert.ok(Math.abs(p.total - Number(run.prompt_s) * 1000) <= 0.5 + 0.002, `${lines[1]} / prompt_s=${run.prompt_s}`);
+  assert.ok(p.products > 0 && p.phases > 0 && p.products + p.phases <= p.total + 0.002, lines[1]);
+  assert.ok(lines[2].startsWith('perf: breakdown ms_per_token '), lines[2]);
+  const b = Object.fromEntries(lines[2].slice(29).split(' ').map((kv) => [kv.split('=')[0], Number(kv.split('=')[1])]));
   // llama-tiny has 2 layers: Q/K/V, the attention output, gate/up and down in each, then the output
   assert.equal(b.products_per_token, 9);
   const eps = 0.002;
