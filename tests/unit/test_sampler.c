@@ -72,6 +72,26 @@ static void test_greedy(void) {
     sampler_sample(&s, flat, &r);
     CHECK_EQ_INT(r.id, 1);
     sampler_free(&s);
+
+    /* greedy is the one-by-one scan's id for every length and placement: ties far
+     * apart, NaNs (never taken, but kept in the first place), infinities, signed zeros */
+    uint64_t st = sampler_seed_state(7);
+    for (int t = 0; t < 400; t++) {
+        int n = 1 + (int)(sampler_uniform(&st) * 70);
+        for (int i = 0; i < n; i++) x[i] = (float)(int)(sampler_uniform(&st) * 5) - 2.0f; /* many ties */
+        int k = (int)(sampler_uniform(&st) * 6);
+        for (int j = 0; j < k; j++) {
+            int at = (int)(sampler_uniform(&st) * n);
+            float special[5] = {NAN, INFINITY, -INFINITY, 0.0f, -0.0f};
+            x[at] = special[(int)(sampler_uniform(&st) * 5)];
+        }
+        if (t % 50 == 0) x[0] = NAN;
+        p = params(0.0f);
+        CHECK_EQ_INT(sampler_init(&s, n, &p), 0);
+        sampler_sample(&s, x, &r);
+        CHECK_MSG(r.id == argmax(x, n), "case %d (n %d): %d, the scan %d", t, n, r.id, argmax(x, n));
+        sampler_free(&s);
+    }
     free(x);
 }
 
