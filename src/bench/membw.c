@@ -6,7 +6,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
+
+#include "core/ev.h"
 
 typedef struct bw_thread {
     pthread_t tid;
@@ -28,12 +29,6 @@ struct membw {
     size_t bytes; /* per thread */
     uint8_t **buf;
 };
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 static unsigned long long sum_scalar(const void *p, size_t bytes) {
     const uint64_t *v = p;
@@ -57,13 +52,13 @@ static void *bw_main(void *arg) {
         for (size_t i = 0; i < t->bytes / 8; i++) w[i] = (i + 1) * 0x9e3779b97f4a7c15ull ^ (uint64_t)t->ith;
     for (int r = 0; r < t->rounds; r++) {
         pthread_barrier_wait(t->bar);
-        if (t->ith == 0) t->start[r] = now_s();
+        if (t->ith == 0) t->start[r] = ev_clock_s();
         for (int p = 0; p < t->passes; p++)
             t->sink += t->isa == 2   ? membw_sum_avx512(t->buf, t->bytes)
                        : t->isa == 1 ? membw_sum_avx2(t->buf, t->bytes)
                                      : sum_scalar(t->buf, t->bytes);
         pthread_barrier_wait(t->bar);
-        if (t->ith == 0) t->end[r] = now_s();
+        if (t->ith == 0) t->end[r] = ev_clock_s();
     }
     return NULL;
 }

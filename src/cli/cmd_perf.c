@@ -14,6 +14,7 @@
 #include "cli/cli.h"
 #include "cli/perf_batch.h"
 #include "cli/perf_attn.h"
+#include "core/ev.h"
 #include "engine/forward.h"
 #include "engine/matvec.h"
 #include "engine/model.h"
@@ -196,12 +197,6 @@ static int perf_gen(const shape_t *s, const char *out, uint64_t seed) {
 
 /* ---- timing ------------------------------------------------------------------------ */
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 /* User + system CPU seconds of the process (all threads). */
 static double cpu_s(const struct rusage *r) {
     return (double)r->ru_utime.tv_sec + r->ru_utime.tv_usec * 1e-6 + (double)r->ru_stime.tv_sec +
@@ -256,9 +251,9 @@ static int perf_run(const char *path, int threads, int n_prompt, int n_gen, int 
         fprintf(stderr, "tollgate perf run: %s\n", err);
         return 1;
     }
-    double ta = now_s();
+    double ta = ev_clock_s();
     int arc = anon ? gguf_copy_to_memory(&m.file) : 0;
-    ta = now_s() - ta;
+    ta = ev_clock_s() - ta;
     if (arc) {
         fprintf(stderr, "tollgate perf run: weights to anonymous memory: %s\n", strerror(-arc));
         model_free(&m);
@@ -287,9 +282,9 @@ static int perf_run(const char *path, int threads, int n_prompt, int n_gen, int 
     getrusage(RUSAGE_SELF, &r0);
     eng_profile_t pprof = {0};
     if (breakdown) eng_profile = &pprof; /* the prompt's products and phases */
-    double t0 = now_s();
+    double t0 = ev_clock_s();
     const float *lg = n_prompt > 0 ? forward_prompt(&m, s, toks, n_prompt, 0) : NULL;
-    double t1 = now_s();
+    double t1 = ev_clock_s();
     eng_profile = NULL;
     getrusage(RUSAGE_SELF, &r1);
     /* the probe's buffers (touched whole) are not the engine's memory: the peak reported
@@ -315,15 +310,15 @@ static int perf_run(const char *path, int threads, int n_prompt, int n_gen, int 
     for (int i0 = 0; i0 < n_gen && bw_prev >= 0; i0 += seg) {
         struct rusage ra, rb;
         getrusage(RUSAGE_SELF, &ra);
-        double ts = now_s();
+        double ts = ev_clock_s();
         for (int i = i0; i < n_gen && i < i0 + seg; i++) {
-            double ti = now_s();
+            double ti = ev_clock_s();
             lg = forward(&m, s, 1 + (int)((i * 104729u) % (unsigned)(m.hp.n_vocab - 1)), n_prompt + i);
-            ti = now_s() - ti;
+            ti = ev_clock_s() - ti;
             if (i == 0) first_s = min_s = ti;
             if (ti < min_s) min_s = ti;
         }
-        ts = now_s() - ts;
+        ts = ev_clock_s() - ts;
         getrusage(RUSAGE_SELF, &rb);
         gen_s += ts, gen_cpu += cpu_s(&rb) - cpu_s(&ra);
         if (probe) {
@@ -406,12 +401,12 @@ static int perf_decode(int threads, int mib, const char *type_name, int64_t cols
     matvec_mt(pool, &W, x, y, xq, 0); /* warm: page faults, worker wake-up */
     struct rusage r0, r1;
     getrusage(RUSAGE_SELF, &r0);
-    double t0 = now_s(), t;
+    double t0 = ev_clock_s(), t;
     int reps = 0;
     do {
         matvec_mt(pool, &W, x, y, xq, 0);
         reps++;
-    } while ((t = now_s() - t0) < 2.0);
+    } while ((t = ev_clock_s() - t0) < 2.0);
     getrusage(RUSAGE_SELF, &r1);
     printf("perf: decode type=%s rows=%lld cols=%lld mib=%.0f threads=%d kernels=%s ms_per_product=%.2f "
            "weight_gbps=%.2f cpu_s_per_product=%.4f\n",

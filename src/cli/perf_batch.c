@@ -6,18 +6,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "core/ev.h"
 #include "engine/forward.h"
 #include "engine/model.h"
 #include "engine/profile.h"
 #include "engine/threadpool.h"
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 /* Steps not counted: the first pass over the weights in this process pays for mapping
  * them (docs/engine.md, "Decode and the page cache"). */
@@ -47,9 +41,9 @@ static int time_steps(const model_t *m, tpool_t *pool, int n, int steps, int pos
             rows[i] = (fwd_row_t){.token = (int32_t)(1 + (st * 7919u + i * 104729u) % (unsigned)(m->hp.n_vocab - 1)),
                                   .pos = pos + st, .kv = &kv[i], .prompt = 0, .want_logits = 1};
         eng_profile = st < WARM_STEPS ? NULL : prof;
-        double t = now_s();
+        double t = ev_clock_s();
         rc = forward_batch(m, s, rows, n);
-        t = now_s() - t;
+        t = ev_clock_s() - t;
         eng_profile = NULL;
         if (rc) goto out;
         if (st < WARM_STEPS) continue;

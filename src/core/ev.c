@@ -55,6 +55,8 @@ uint64_t ev_clock_ns(void) {
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+double ev_clock_s(void) { return (double)ev_clock_ns() * 1e-9; }
+
 uint64_t ev_now_ns(ev_loop_t *loop) {
     return loop->now_ns;
 }

@@ -53,6 +53,8 @@ int ev_timer_active(const ev_timer_t *t);
 uint64_t ev_now_ns(ev_loop_t *loop);
 /* Fresh monotonic time in ns (clock_gettime). */
 uint64_t ev_clock_ns(void);
+/* The same in seconds, for measuring durations. */
+double ev_clock_s(void);
 
 /* Wakeups: another thread calls ev_wakeup(loop); the loop thread then calls cb.
  * Several wakeups before the loop runs may coalesce into one call. */

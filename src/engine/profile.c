@@ -5,7 +5,7 @@
 
 eng_profile_t *eng_profile;
 
-double eng_profile_now(void) { return (double)ev_clock_ns() * 1e-9; }
+double eng_profile_now(void) { return ev_clock_s(); }
 
 void eng_profile_print(FILE *f, const eng_profile_t *p, const char *step, int threads, double total_s, int steps) {
     static const char *const phase[EP_PHASES] = {"attn_norm", "rope_kv", "attend", "ffn_norm", "silu"};

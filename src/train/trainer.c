@@ -7,10 +7,10 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "core/buf.h"
+#include "core/ev.h"
 #include "model/chat.h"
 #include "train/orders_data.h"
 #include "train/tmodel.h"
@@ -265,12 +265,6 @@ static int write_model(const trainer_t *tr, const vocab_t *voc, const char *path
     return rc;
 }
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 int train_run(const train_opts_t *o, FILE *log) {
     ord_menu_t menu;
     vocab_t voc = {0};
@@ -371,7 +365,7 @@ int train_run(const train_opts_t *o, FILE *log) {
             tr.c.dim, tr.c.n_layer, tr.c.n_head, tr.c.ff, tr.c.ctx, tr.c.vocab, tr.np / 1e6);
     fprintf(log, "training: %d steps of %d orders, lr %g -> %g (warmup %d), %d threads\n", o->steps,
             o->batch, o->lr, o->min_lr, o->warmup, tr.nw);
-    double t0 = now_s(), tlast = t0, lsum = 0;
+    double t0 = ev_clock_s(), tlast = t0, lsum = 0;
     long tok_since = 0, tgt_since = 0, steps_since = 0;
     long end = o->stop_at > 0 && o->stop_at < o->steps ? o->stop_at : o->steps;
     for (long step = step0; step < end; step++) {
@@ -400,7 +394,7 @@ int train_run(const train_opts_t *o, FILE *log) {
         tok_since += n_tok, tgt_since += n_tgt, steps_since++;
         int last = step + 1 == end;
         if ((step + 1) % o->log_every == 0 || last) {
-            double t = now_s(), tps = tok_since / (t - tlast);
+            double t = ev_clock_s(), tps = tok_since / (t - tlast);
             double eta = (o->steps - step - 1) * (t - tlast) / steps_since;
             fprintf(log,
                     "step %5ld/%d | loss %.4f | lr %.2e | grad norm %.3f | %.0f tok/s | elapsed "
@@ -426,7 +420,7 @@ int train_run(const train_opts_t *o, FILE *log) {
         fprintf(log, "train: write %s: %s\n", o->out, err[0] ? err : strerror(-rc));
         goto out;
     }
-    fprintf(log, "wrote %s (%.1fs of training)\n", o->out, now_s() - t0);
+    fprintf(log, "wrote %s (%.1fs of training)\n", o->out, ev_clock_s() - t0);
 out:
     for (int i = 0; i < tr.nw; i++) free(tr.wk[i].grad), tm_acts_free(&tr.wk[i].acts);
     for (int b = 0; tr.batch && b < o->batch; b++) free(tr.batch[b].tok), free(tr.batch[b].tgt);
