@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/ev.h"
 #include "engine/attention.h"
 #include "engine/matvec.h"
 #include "engine/ops.h"
@@ -185,7 +186,7 @@ static void row_worker(void *arg, int ith) {
  * (attention: two per thread, else each row's heads are shared instead), else here. */
 static void run_rows(row_job_t *j, enum row_phase phase) {
     eng_profile_t *prof = eng_profile;
-    double t0 = prof ? eng_profile_now() : 0;
+    double t0 = prof ? ev_clock_s() : 0;
     int nth = tpool_size(j->s->pool);
     j->phase = phase;
     atomic_store_explicit(&j->next, 0, memory_order_relaxed);
@@ -196,7 +197,7 @@ static void run_rows(row_job_t *j, enum row_phase phase) {
         for (int t = 0; t < j->n; t++) row_phase_one(j, t, -1);
     else
         row_worker(j, 0);
-    if (prof) prof->phase_s[phase] += eng_profile_now() - t0;
+    if (prof) prof->phase_s[phase] += ev_clock_s() - t0;
 }
 
 int forward_batch(const model_t *m, forward_state_t *s, const fwd_row_t *rows, int n) {

@@ -5,6 +5,7 @@
 #include <stdatomic.h>
 #include <string.h>
 
+#include "core/ev.h"
 #include "engine/profile.h"
 #include "engine/quant.h"
 #include "engine/quant_blocks.h"
@@ -373,7 +374,7 @@ static void mm_passes(const mm_job_t *j, int m, const mm_seg_t *g, int64_t pb, i
 static void mm_rows(void *a, int ith) {
     mm_job_t *j = a;
     int timed = j->prof && ith < EP_THREADS;
-    if (timed) j->t_beg[ith] = eng_profile_now();
+    if (timed) j->t_beg[ith] = ev_clock_s();
     const void *xv = j->xq ? (const void *)j->xq : (const void *)j->X;
     size_t xstride = j->xq ? j->xq_stride : j->ldx * sizeof(float);
     for (int s = 0; s < j->nseg; s++) {
@@ -390,7 +391,7 @@ static void mm_rows(void *a, int ith) {
             }
         }
     }
-    if (timed) j->t_end[ith] = eng_profile_now();
+    if (timed) j->t_end[ith] = ev_clock_s();
 }
 
 int64_t matmat_chunk_rows(const model_tensor_t *W, int T, int nth) {
@@ -464,7 +465,7 @@ static void mm_profile_add(const mm_job_t *j, int nth, double t0, double tc, dou
 /* One quantization of X, one fork-join over the rows of all nw matrices. */
 static void mm_run(tpool_t *pool, mm_job_t *j, void *xq) {
     eng_profile_t *prof = eng_profile;
-    double t0 = prof ? eng_profile_now() : 0;
+    double t0 = prof ? ev_clock_s() : 0;
     const model_tensor_t *W0 = j->W[0];
     int64_t rows = 0;
     for (int m = 0; m < j->nw; m++) rows += j->W[m]->rows;
@@ -487,10 +488,10 @@ static void mm_run(tpool_t *pool, mm_job_t *j, void *xq) {
         if (prof) {
             j->prof = prof;
             memset(j->t_beg, 0, sizeof j->t_beg);
-            tc = eng_profile_now();
+            tc = ev_clock_s();
         }
         tpool_run(pool, mm_rows, j);
-        if (prof) mm_profile_add(j, nth, t0, tc, eng_profile_now());
+        if (prof) mm_profile_add(j, nth, t0, tc, ev_clock_s());
     }
 }
 

@@ -1,11 +1,7 @@
-/* profile.c — the step profile's switch, clock and report line (profile.h). */
+/* profile.c — the step profile's switch and report line (profile.h). */
 #include "engine/profile.h"
 
-#include "core/ev.h"
-
 eng_profile_t *eng_profile;
-
-double eng_profile_now(void) { return ev_clock_s(); }
 
 void eng_profile_print(FILE *f, const eng_profile_t *p, const char *step, int threads, double total_s, int steps) {
     static const char *const phase[EP_PHASES] = {"attn_norm", "rope_kv", "attend", "ffn_norm", "silu"};

@@ -12,7 +12,7 @@
 
 /* Sums over the profiled steps, in seconds: every product that goes through the pool
  * (matvec.c) and every row phase (forward.c) while eng_profile is set. The clock is read
- * a few times per product, so a profiled decode runs ~0.1% slower. */
+ * a few times per product (ev_clock_s), so a profiled decode runs ~0.1% slower. */
 typedef struct eng_profile {
     double products_s;            /* product calls, entry to return */
     double convert_s;             /* of which: converting the activations, before the workers start */
@@ -27,9 +27,6 @@ typedef struct eng_profile {
  * thread that runs the engine, between steps; the pool's workers only write into it
  * through their job (matvec.c). */
 extern eng_profile_t *eng_profile;
-
-/* CLOCK_MONOTONIC in seconds. */
-double eng_profile_now(void);
 
 /* One `perf: breakdown` line to f: p's sums per step in ms (`steps` steps of total_s
  * seconds in all), `step` naming one in the keys (token: ms_per_token ...), threads the
