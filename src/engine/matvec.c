@@ -252,8 +252,11 @@ void matvec(const model_tensor_t *W, const float *x, float *y, void *xq, int pro
 #define MM_STREAM_ROWS 1024
 #define MM_STREAM_T 3
 #define MM_STREAM_PASSES (MM_STREAM_ROWS / 4)
-/* The shortest claim of passes near the end of a range (64 rows; ~3 us of streaming). */
-#define MM_PASS_MIN 16
+/* The shortest claim of passes near the end of a range: passes of about this many
+ * weight bytes (~1.5 us of one core's streaming). With a fixed 16 passes, a thread done
+ * early waited 4 us on average for the other's last claim on 2048-column matrices and 10
+ * on 5632-column ones (TinyLlama decode: 0.53 ms a token). */
+#define MM_PASS_MIN_BYTES (32 * 1024)
 /* Weight rows per claim with MM_STREAM_T+1 .. MM_DECODE_T activation rows (the AVX-512
  * pair path, whose prefetch runs a few 128-row chunks ahead; 1024 made 4 rows 10%
  * slower). */
@@ -319,18 +322,18 @@ static void mm_quantize(void *a, int ith) {
 }
 
 /* Claim up to `most` units (rows or passes) from *next, below end: the first is returned
- * and one past the last put in *e; -1 when none is left. guided: once less than two
- * claims' worth is left, half of what is left (at least MM_PASS_MIN), so that a range
- * ends in short claims and a thread done early takes part of what remains instead of
- * waiting while the other finishes a long one. */
-static int64_t mm_claim(atomic_llong *next, int64_t end, int64_t most, int guided, int64_t *e) {
+ * and one past the last put in *e; -1 when none is left. Guided (least > 0): once less
+ * than two claims' worth is left, half of what is left in multiples of least, so that a
+ * range ends in short claims and a thread done early takes part of what remains instead
+ * of waiting while the other finishes a long one. */
+static int64_t mm_claim(atomic_llong *next, int64_t end, int64_t most, int64_t least, int64_t *e) {
     long long b = atomic_load_explicit(next, memory_order_relaxed); /* the atomic's own type */
     for (;;) {
         if (b >= end) return -1;
         int64_t left = end - b, take = most;
-        if (guided && left < 2 * most) {
-            take = (left / 2 + MM_PASS_MIN - 1) / MM_PASS_MIN * MM_PASS_MIN;
-            if (take < MM_PASS_MIN) take = MM_PASS_MIN;
+        if (least && left < 2 * most) {
+            take = (left / 2 + least - 1) / least * least;
+            if (take < least) take = least;
         }
         if (take > left) take = left;
         if (atomic_compare_exchange_weak_explicit(next, &b, b + take, memory_order_relaxed, memory_order_relaxed)) {
@@ -382,7 +385,10 @@ static void mm_rows(void *a, int ith) {
         for (int m = 0; m < j->nw; m++) {
             const model_tensor_t *W = j->W[m];
             int64_t most = j->streams ? MM_STREAM_PASSES : j->chunk[m];
-            for (int64_t b, e; (b = mm_claim(&g->m[m].next, g->m[m].end, most, j->streams, &e)) >= 0;) {
+            /* decode plans end their ranges in short claims; a prompt's tiles stay whole */
+            int64_t least = j->T > MM_DECODE_T ? 0 : !j->streams ? MM_ROW_BLOCK : MM_PASS_MIN_BYTES / (4 * (int64_t)W->row_bytes);
+            if (j->streams && least < 1) least = 1;
+            for (int64_t b, e; (b = mm_claim(&g->m[m].next, g->m[m].end, most, least, &e)) >= 0;) {
                 if (j->streams)
                     mm_passes(j, m, g, b, e, xv, xstride);
                 else
