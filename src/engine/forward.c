@@ -129,6 +129,10 @@ enum row_phase { /* profile.h's EP_PHASES, in this order */
 };
 _Static_assert(PH_SILU + 1 == EP_PHASES, "profile.h counts the phases");
 
+static int is_norm(enum row_phase p) {
+    return p == PH_ATTN_NORM || p == PH_FFN_NORM;
+}
+
 /* One phase's shared state; only `next` is written while the threads run. */
 typedef struct row_job {
     const model_t *m;
@@ -148,7 +152,7 @@ static void norm_rows(row_job_t *j, int t0, int nr) {
     const model_layer_t *w = &j->m->layers[j->l];
     forward_state_t *s = j->s;
     size_t Dz = (size_t)hp->n_embd;
-    int attn = j->phase == PH_ATTN_NORM;
+    int attn = j->phase == PH_ATTN_NORM; /* else PH_FFN_NORM */
     float *o[RMS_ROWS];
     const float *x[RMS_ROWS];
     for (int r = 0; r < nr; r++) {
@@ -213,7 +217,7 @@ static void row_worker(void *arg, int ith) {
     /* attention's scratch has ATTN_MAX_THREADS slots: threads beyond leave the rows to
      * the others */
     if (j->phase == PH_ATTEND && ith >= ATTN_MAX_THREADS) return;
-    int norm = j->phase == PH_ATTN_NORM || j->phase == PH_FFN_NORM, g = j->group;
+    int norm = is_norm(j->phase), g = j->group;
     for (int t; (t = atomic_fetch_add_explicit(&j->next, g, memory_order_relaxed)) < j->n;) {
         if (norm)
             norm_rows(j, t, j->n - t < g ? j->n - t : g);
@@ -238,7 +242,7 @@ static void run_rows(row_job_t *j, enum row_phase phase) {
     int share = nth > 1 && j->n >= (phase == PH_ATTEND ? 2 * nth : ROWS_MIN_SHARE);
     /* the norms in groups: an even share of the rows per thread, at most RMS_ROWS */
     int g = share ? (j->n + nth - 1) / nth : j->n;
-    j->group = phase == PH_ATTN_NORM || phase == PH_FFN_NORM ? (g < RMS_ROWS ? g : RMS_ROWS) : 1;
+    j->group = is_norm(phase) ? (g < RMS_ROWS ? g : RMS_ROWS) : 1;
     if (share)
         tpool_run(j->s->pool, row_worker, j);
     else if (phase == PH_ATTEND)

@@ -343,6 +343,15 @@ static int64_t mm_claim(atomic_llong *next, int64_t end, int64_t most, int64_t l
     }
 }
 
+/* mm_claim's least for matrix W: decode plans end their ranges in short claims (passes
+ * of about MM_PASS_MIN_BYTES, or one row block); a prompt's tiles stay whole (0). */
+static int64_t mm_claim_least(const mm_job_t *j, const model_tensor_t *W) {
+    if (j->T > MM_DECODE_T) return 0;
+    if (!j->streams) return MM_ROW_BLOCK;
+    int64_t passes = MM_PASS_MIN_BYTES / (4 * (int64_t)W->row_bytes);
+    return passes > 0 ? passes : 1;
+}
+
 /* Passes [pb, pe) of matrix m's streams in range g: the set's stream kernel, else one
  * tile per stream; pass q is the range's last rows. */
 static void mm_passes(const mm_job_t *j, int m, const mm_seg_t *g, int64_t pb, int64_t pe, const void *xv,
@@ -385,9 +394,7 @@ static void mm_rows(void *a, int ith) {
         for (int m = 0; m < j->nw; m++) {
             const model_tensor_t *W = j->W[m];
             int64_t most = j->streams ? MM_STREAM_PASSES : j->chunk[m];
-            /* decode plans end their ranges in short claims; a prompt's tiles stay whole */
-            int64_t least = j->T > MM_DECODE_T ? 0 : !j->streams ? MM_ROW_BLOCK : MM_PASS_MIN_BYTES / (4 * (int64_t)W->row_bytes);
-            if (j->streams && least < 1) least = 1;
+            int64_t least = mm_claim_least(j, W);
             for (int64_t b, e; (b = mm_claim(&g->m[m].next, g->m[m].end, most, least, &e)) >= 0;) {
                 if (j->streams)
                     mm_passes(j, m, g, b, e, xv, xstride);
