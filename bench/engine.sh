@@ -39,9 +39,11 @@ section_engine() {
     echo "probes it (the same reads, 256 MiB per thread, best of 5) before the decode and after every"
     echo "$every tokens; \"bandwidth around\" is the probes' mean over the decode (time-weighted) and"
     echo "\"of the limit\" the decode's read rate over it. The probes' time is not counted as decode time."
+    echo "\"Median token\" is the median decoded token's time and, in brackets, its read rate over the"
+    echo "bandwidth around: the steady state, without the few tokens a stall (a thread off its CPU) stretches."
     echo
-    echo "| shape | kernels | weights | threads | prompt tokens | prompt tok/s | decoded tokens | decode tok/s | weight bytes/token | K/V bytes/token | decode GB/s | bandwidth around, GB/s | of the limit | of the start probe | peak RSS MiB | CPU used, prompt / decode | CPU ms per token, prompt / decode |"
-    echo "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    echo "| shape | kernels | weights | threads | prompt tokens | prompt tok/s | decoded tokens | decode tok/s | weight bytes/token | K/V bytes/token | decode GB/s | bandwidth around, GB/s | of the limit | of the start probe | median token ms (of the limit) | peak RSS MiB | CPU used, prompt / decode | CPU ms per token, prompt / decode |"
+    echo "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
   } >"$out"
   local shape cmds=""
   for shape in ${ENGINE_SHAPES:-tinyllama mistral7b}; do
@@ -64,14 +66,17 @@ section_engine() {
         gtps=$(kv gen_tps "$line"); bpt=$(kv bytes_per_token "$line"); kvb=$(kv kv_bytes_per_token "$line")
         frac=$(awk -v f="$(kv gen_of_limit "$line")" 'BEGIN { printf "%.0f%%", 100 * f }')
         frac0=$(awk -v g="$gtps" -v b="$bpt" -v k="$kvb" -v bw="$bw" 'BEGIN { printf "%.0f%%", 100 * g * (b + k) / (bw * 1e9) }')
+        local med
+        med=$(awk -v m="$(kv gen_median_ms "$line")" -v b="$bpt" -v k="$kvb" -v bw="$(kv bw_around_gbps "$line")" \
+          'BEGIN { f = (m > 0 && bw > 0) ? 100 * (b + k) / (m / 1000) / (bw * 1e9) : 0; printf "%.1f (%.0f%%)", m, f }')
         local cpu cpums
         cpu=$(awk -v pc="$(kv prompt_cpu_s "$line")" -v ps="$(kv prompt_s "$line")" -v gc="$(kv gen_cpu_s "$line")" \
           -v gs="$(kv gen_s "$line")" 'BEGIN { printf "%.2f / %.2f cores", pc / ps, gc / gs }')
         cpums=$(awk -v pc="$(kv prompt_cpu_s "$line")" -v np="$np" -v gc="$(kv gen_cpu_s "$line")" -v ng="$gen" \
           'BEGIN { printf "%.0f / %.0f", 1000 * pc / np, 1000 * gc / ng }')
-        printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$shape" \
+        printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$shape" \
           "$(kv kernels "$line")" "$wts" "$(kv threads "$line")" "$np" "$(kv prompt_tps "$line")" "$gen" "$gtps" "$bpt" \
-          "$kvb" "$(kv gen_read_gbps "$line")" "$(kv bw_around_gbps "$line")" "$frac" "$frac0" \
+          "$kvb" "$(kv gen_read_gbps "$line")" "$(kv bw_around_gbps "$line")" "$frac" "$frac0" "$med" \
           "$(kv peak_rss_mib "$line")" "$cpu" "$cpums" >>"$out"
         cmds+="    TOLLGATE_KERNELS=$k tollgate perf run -m ${f#$ROOT/} --threads $th --prompt $np --gen $gen --weights $wts --bw-every $every"$'\n'
       done

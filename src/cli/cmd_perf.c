@@ -48,7 +48,9 @@ static void usage(FILE *o) {
             "        prints one line of key=value figures; --weights anon copies the weights\n"
             "        from the file mapping into anonymous memory first [mmap: read in place]\n"
             "        bytes_per_token counts the weights one token reads, kv_bytes_per_token the\n"
-            "        K/V cache it reads (mean over the decoded tokens); gen_read_gbps both\n"
+            "        K/V cache it reads (mean over the decoded tokens); gen_read_gbps both;\n"
+            "        gen_first_ms, gen_min_ms, gen_median_ms: the first, the fastest and the\n"
+            "        median decoded token (a median well under the mean: a few tokens stalled)\n"
             "        --bw-every N: decode in segments of N tokens with the read bandwidth (as\n"
             "        bw, 256 MiB per thread) measured before the first and after each, and\n"
             "        print bw_around_gbps (its mean over the decode) and gen_of_limit (the\n"
@@ -244,6 +246,17 @@ static unsigned touch(const model_t *m) {
 #define PERF_PROBE_MIB 256
 #define PERF_PROBE_ROUNDS 5
 
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* The median of n > 0 values (sorts them). */
+static double median(double *v, int n) {
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
 static int perf_run(const char *path, int threads, int n_prompt, int n_gen, int anon, int bw_every, int breakdown) {
     model_t m;
     char err[256];
@@ -262,8 +275,9 @@ static int perf_run(const char *path, int threads, int n_prompt, int n_gen, int 
     tpool_t *pool = NULL;
     forward_state_t *s = NULL;
     membw_t *probe = NULL;
+    double *tok_s = malloc(sizeof(double) * (size_t)(n_gen > 0 ? n_gen : 1)); /* each decoded token's time */
     int rc = 1;
-    if (tpool_new(threads, &pool) || forward_state_new(&m, n_prompt + n_gen + 1, &s)) {
+    if (!tok_s || tpool_new(threads, &pool) || forward_state_new(&m, n_prompt + n_gen + 1, &s)) {
         fprintf(stderr, "tollgate perf run: out of memory\n");
         goto out;
     }
@@ -315,6 +329,7 @@ static int perf_run(const char *path, int threads, int n_prompt, int n_gen, int 
             double ti = ev_clock_s();
             lg = forward(&m, s, 1 + (int)((i * 104729u) % (unsigned)(m.hp.n_vocab - 1)), n_prompt + i);
             ti = ev_clock_s() - ti;
+            tok_s[i] = ti;
             if (i == 0) first_s = min_s = ti;
             if (ti < min_s) min_s = ti;
         }
@@ -354,11 +369,11 @@ static int perf_run(const char *path, int threads, int n_prompt, int n_gen, int 
     printf("perf: model=%s kernels=%s threads=%d prompt_tokens=%d prompt_s=%.3f prompt_tps=%.2f "
            "gen_tokens=%d gen_s=%.3f gen_tps=%.3f bytes_per_token=%zu kv_bytes_per_token=%.0f gen_read_gbps=%.2f "
            "peak_rss_mib=%.0f prompt_cpu_s=%.3f gen_cpu_s=%.3f weights=%s anon_copy_s=%.3f gen_first_ms=%.1f "
-           "gen_min_ms=%.1f logits_fnv=%016llx",
+           "gen_min_ms=%.1f gen_median_ms=%.1f logits_fnv=%016llx",
            m.name[0] ? m.name : path, quant_kernels()->name, tpool_size(pool), n_prompt, t1 - t0,
            n_prompt / (t1 - t0), n_gen, gen_s, dtps, bpt, kvb, dtps * (bpt + kvb) / 1e9, peak_mib,
            cpu_s(&r1) - cpu_s(&r0), gen_cpu, anon ? "anon" : "mmap", ta, first_s * 1e3, min_s * 1e3,
-           (unsigned long long)lh);
+           n_gen > 0 ? median(tok_s, n_gen) * 1e3 : 0.0, (unsigned long long)lh);
     /* the decode's read rate over the bandwidth measured around it (time-weighted) */
     if (probe) {
         double around = gen_s > 0 ? bw_s / gen_s : 0;
@@ -369,6 +384,7 @@ static int perf_run(const char *path, int threads, int n_prompt, int n_gen, int 
     if (breakdown && n_gen > 0) eng_profile_print(stdout, &prof, "token", tpool_size(pool), gen_s, n_gen);
     rc = 0;
 out:
+    free(tok_s);
     membw_close(probe);
     forward_state_free(s);
     tpool_free(pool);

@@ -29,6 +29,20 @@ test('perf run: anonymous weights give the logits of the mapped file', () => {
   assert.notEqual(shorter.logits_fnv, mapped.logits_fnv);
 });
 
+test('perf run: the median decoded token lies between the fastest and twice the mean', () => {
+  // one token is the first, the fastest and the median
+  const one = perfRun(['--gen', '1']);
+  assert.equal(one.gen_median_ms, one.gen_min_ms);
+  assert.equal(one.gen_median_ms, one.gen_first_ms);
+  const r = perfRun(['--gen', '9']);
+  const med = Number(r.gen_median_ms), min = Number(r.gen_min_ms), mean = (1000 * Number(r.gen_s)) / 9;
+  assert.ok(med >= min, `median ${med} < fastest ${min}`);
+  // at least half the tokens take the median or longer, so it is at most twice the mean
+  // (+1 ms for the rounding of the printed figures)
+  assert.ok(med <= 2 * mean + 1, `median ${med} ms, mean ${mean} ms`);
+  assert.equal(Number(perfRun(['--gen', '0']).gen_median_ms), 0);
+});
+
 test('perf run: --weights takes mmap or anon only', () => {
   const r = spawnSync(BIN, ['perf', 'run', '-m', MODEL, '--weights', 'huge'], { encoding: 'utf8' });
   assert.equal(r.status, 2);
