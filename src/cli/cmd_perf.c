@@ -309,14 +309,14 @@ static int perf_run(const char *path, int threads, int n_prompt, int n_gen, int 
         free(toks);
         goto out;
     }
-    /* the first decoded token and the fastest one apart: the first pays for memory the
-     * run has not read yet, the fastest shows what the steady state can reach. With a
+    /* each decoded token's time in tok_s: the first pays for memory the run has not read
+     * yet, the fastest and the median show what the steady state can reach. With a
      * probe, the decode runs in segments of bw_every tokens with the read bandwidth
      * measured before the first and after each (bw_s: the probes' rate over the two ends
      * of a segment, times its length, summed), so that its limit is this machine's
      * bandwidth at the moments it decoded, not minutes before; only the segments count
      * as decode time. */
-    double first_s = 0, min_s = 0, gen_s = 0, gen_cpu = 0, bw_s = 0;
+    double gen_s = 0, gen_cpu = 0, bw_s = 0;
     double bw_prev = probe ? membw_measure(probe, 1, PERF_PROBE_ROUNDS) : 0;
     eng_profile_t prof = {0};
     if (breakdown) eng_profile = &prof; /* the decode only: its products and phases */
@@ -330,8 +330,6 @@ static int perf_run(const char *path, int threads, int n_prompt, int n_gen, int 
             lg = forward(&m, s, 1 + (int)((i * 104729u) % (unsigned)(m.hp.n_vocab - 1)), n_prompt + i);
             ti = ev_clock_s() - ti;
             tok_s[i] = ti;
-            if (i == 0) first_s = min_s = ti;
-            if (ti < min_s) min_s = ti;
         }
         ts = ev_clock_s() - ts;
         getrusage(RUSAGE_SELF, &rb);
@@ -366,6 +364,9 @@ static int perf_run(const char *path, int threads, int n_prompt, int n_gen, int 
     size_t bpt = bytes_per_token(&m);
     double kvb = kv_bytes_per_token(&m.hp, n_prompt, n_gen);
     double dtps = gen_s > 0 ? n_gen / gen_s : 0; /* --gen 0: no decode, no rate */
+    double first_s = n_gen > 0 ? tok_s[0] : 0;
+    double med_s = n_gen > 0 ? median(tok_s, n_gen) : 0; /* sorts tok_s: the fastest comes first */
+    double min_s = n_gen > 0 ? tok_s[0] : 0;
     printf("perf: model=%s kernels=%s threads=%d prompt_tokens=%d prompt_s=%.3f prompt_tps=%.2f "
            "gen_tokens=%d gen_s=%.3f gen_tps=%.3f bytes_per_token=%zu kv_bytes_per_token=%.0f gen_read_gbps=%.2f "
            "peak_rss_mib=%.0f prompt_cpu_s=%.3f gen_cpu_s=%.3f weights=%s anon_copy_s=%.3f gen_first_ms=%.1f "
@@ -373,7 +374,7 @@ static int perf_run(const char *path, int threads, int n_prompt, int n_gen, int 
            m.name[0] ? m.name : path, quant_kernels()->name, tpool_size(pool), n_prompt, t1 - t0,
            n_prompt / (t1 - t0), n_gen, gen_s, dtps, bpt, kvb, dtps * (bpt + kvb) / 1e9, peak_mib,
            cpu_s(&r1) - cpu_s(&r0), gen_cpu, anon ? "anon" : "mmap", ta, first_s * 1e3, min_s * 1e3,
-           n_gen > 0 ? median(tok_s, n_gen) * 1e3 : 0.0, (unsigned long long)lh);
+           med_s * 1e3, (unsigned long long)lh);
     /* the decode's read rate over the bandwidth measured around it (time-weighted) */
     if (probe) {
         double around = gen_s > 0 ? bw_s / gen_s : 0;
